@@ -1,0 +1,174 @@
+"""The `tansiq` command line. Errors are one line on stderr and a non-zero exit; nothing changes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.exc import OperationalError
+
+from engine import clock, durations, instances, migrate, process_models, timers
+from engine.db import get_database
+from engine.errors import TansiqError
+from engine.logs import configure_logging
+from engine.settings import get_settings
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="Tansiq: follow-up of committee directives.",
+)
+db_app = typer.Typer(no_args_is_help=True, help="The database schema.")
+models_app = typer.Typer(no_args_is_help=True, help="BPMN process models.")
+instances_app = typer.Typer(no_args_is_help=True, help="Running process instances.")
+timers_app = typer.Typer(no_args_is_help=True, help="The timer worker (reminders, deadlines, escalations).")
+app.add_typer(db_app, name="db")
+app.add_typer(models_app, name="models")
+app.add_typer(instances_app, name="instances")
+app.add_typer(timers_app, name="timers")
+
+console = Console()
+SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "bpmn"
+
+
+@app.callback()
+def _setup() -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    try:
+        yield
+    except TansiqError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except OperationalError as exc:
+        typer.echo(f"error: the database cannot be used ({exc.orig}); is it up, and was `tansiq db upgrade` run?",
+                   err=True)
+        raise typer.Exit(1) from None
+
+
+def _parse_now(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    return durations.parse_moment(value)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the schema to the newest revision."""
+    url = get_settings().effective_database_url
+    migrate.upgrade(url)
+    typer.echo(f"database at revision {migrate.current_revision(url)}")
+
+
+@models_app.command("deploy")
+def models_deploy(
+    files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, readable=True)],
+    by: Annotated[str, typer.Option(help="Who deploys (recorded).")] = "cli",
+) -> None:
+    """Validate and deploy BPMN files; identical content is the same version. All or nothing."""
+    db = get_database()
+    with _one_line_errors(), db.transaction() as session:
+        results = [process_models.deploy(session, path.read_bytes(), path.name, by) for path in files]
+    for deployment in results:
+        model = deployment.model
+        verb = "deployed" if deployment.created else "unchanged"
+        typer.echo(f"{verb}: {model.key} version {model.version} ({model.filename})")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """The newest version of every deployed model."""
+    with _one_line_errors(), get_database().reading() as session:
+        table = Table("key", "version", "name", "deployed at", "by")
+        for model in process_models.list_models(session):
+            table.add_row(model.key, str(model.version), model.name, model.deployed_at.isoformat(), model.deployed_by)
+    console.print(table)
+
+
+@instances_app.command("start")
+def instances_start(
+    key: str,
+    data: Annotated[str, typer.Option(help="Process data as a JSON object.")] = "{}",
+    by: Annotated[str, typer.Option(help="Who starts it (recorded).")] = "cli",
+    business_key: Annotated[str | None, typer.Option(help="A reference, e.g. a directive's.")] = None,
+) -> None:
+    """Start an instance of the newest version of a model."""
+    try:
+        variables = json.loads(data)
+    except json.JSONDecodeError as exc:
+        typer.echo(f"error: --data is not JSON: {exc.msg} at column {exc.colno}", err=True)
+        raise typer.Exit(1) from None
+    with _one_line_errors(), get_database().transaction() as session:
+        instance = instances.start(session, key, variables, by, business_key=business_key)
+    typer.echo(f"instance {instance.id}: {instance.status}")
+
+
+@instances_app.command("retry")
+def instances_retry(instance_id: int, by: str = "cli") -> None:
+    """Run an instance in incident again from its last clean point."""
+    with _one_line_errors(), get_database().transaction() as session:
+        instance = instances.retry(session, instance_id, by)
+    typer.echo(f"instance {instance.id}: {instance.status}")
+
+
+@instances_app.command("cancel")
+def instances_cancel(instance_id: int, by: str = "cli") -> None:
+    with _one_line_errors(), get_database().transaction() as session:
+        instance = instances.cancel(session, instance_id, by)
+    typer.echo(f"instance {instance.id}: {instance.status}")
+
+
+@timers_app.command("run")
+def timers_run(
+    once: Annotated[bool, typer.Option("--once", help="Process what is due, then stop.")] = False,
+    now: Annotated[str | None, typer.Option(help="Act as if it were this moment (ISO 8601).")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, max=10_000, help="Instances per transaction.")] = None,
+) -> None:
+    """Fire due timers: once, or as a long-running worker."""
+    settings = get_settings()
+    with _one_line_errors():
+        moment = _parse_now(now)
+    if moment is not None:
+        clock.set_now(moment)
+    db = get_database()
+    size = batch_size or settings.timer_batch_size
+    if once:
+        result = timers.run_until_idle(db, size)
+        typer.echo(f"fired {result.fired}, incidents {len(result.incidents)}")
+        return
+    typer.echo("timer worker running; Ctrl+C to stop")
+    timers.run_forever(db, size, settings.timer_poll_seconds)
+
+
+@app.command("run")
+def run() -> None:
+    """Start Tansiq on the embedded default: migrate, deploy the shipped models, run the timer worker."""
+    settings = get_settings()
+    url = settings.effective_database_url
+    migrate.upgrade(url)
+    db = get_database(url)
+    files = sorted(SHIPPED_MODELS.glob("*.bpmn"))
+    with _one_line_errors(), db.transaction() as session:
+        for path in files:
+            process_models.deploy(session, path.read_bytes(), path.name, "tansiq run")
+    typer.echo(f"Tansiq on {url}: {len(files)} shipped models deployed; timer worker running (Ctrl+C to stop)")
+    timers.run_forever(db, settings.timer_batch_size, settings.timer_poll_seconds)
+
+
+def main() -> None:  # pragma: no cover - console entry for `python -m api.cli`
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

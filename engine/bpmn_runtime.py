@@ -1,0 +1,336 @@
+"""The BPMN runtime: the only module of the engine that imports SpiffWorkflow.
+
+It parses models, runs workflows with the restricted evaluator attached, and turns workflow state
+into plain JSON (without the spec, which is stored once per model version) and back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from lxml import etree
+from SpiffWorkflow.bpmn.parser.BpmnParser import XSD_PATH
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.specs.event_definitions import timer as spiff_timer
+from SpiffWorkflow.bpmn.util import BpmnEvent
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
+from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
+from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+from SpiffWorkflow.util.task import TaskState
+
+from engine import clock, expressions
+from engine.errors import Conflict, ExpressionError, ModelRejected, TansiqError
+
+BPMN_XSD_PATH = XSD_PATH
+_TIMER_EVENT_TYPES = frozenset({"TimeDateEventDefinition", "DurationTimerEventDefinition", "CycleTimerEventDefinition"})
+
+for _name in ("spiff", "spiff.task", "spiff.workflow", "spiff.metrics"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+class _EngineClockDatetime(datetime):
+    """SpiffWorkflow's timer module calls `datetime.now(timezone.utc)`: route it to `engine.clock`."""
+
+    @classmethod
+    def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
+        moment = clock.now()
+        return moment.astimezone(tz) if tz is not None else moment.replace(tzinfo=None)
+
+
+# The one clock hook: timers read engine.clock, and naive timer values are UTC, not the server's zone.
+spiff_timer.datetime = _EngineClockDatetime
+spiff_timer.LOCALTZ = UTC
+
+_registry = BpmnWorkflowSerializer.configure(SPIFF_CONFIG)
+_serializer = BpmnWorkflowSerializer(_registry)
+
+
+class WorkflowFailure(TansiqError):
+    """A step of a running workflow failed (expression, service task, loop cap)."""
+
+    code = "incident"
+
+
+class LoopCapExceeded(WorkflowFailure):
+    code = "loop-cap"
+
+
+@dataclass(frozen=True)
+class ServiceCall:
+    """What a service task asks of the engine."""
+
+    operation: str
+    params: dict[str, Any]
+    element_id: str
+    occurrence: int  # 1 for the first time this element runs in the instance, 2 the next, ...
+    data: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        """Deterministic for a given saved state, so a database constraint can refuse a repeat."""
+        return f"{self.element_id}#{self.occurrence}"
+
+
+ServiceHandler = Callable[[ServiceCall], Any]
+
+
+@dataclass
+class CompiledModel:
+    process_id: str
+    name: str
+    spec: Any
+    subprocess_specs: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "process_id": self.process_id,
+            "name": self.name,
+            "spec": _registry.convert(self.spec),
+            "subprocess_specs": {k: _registry.convert(v) for k, v in self.subprocess_specs.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CompiledModel:
+        return cls(
+            process_id=data["process_id"],
+            name=data["name"],
+            spec=_registry.restore(data["spec"]),
+            subprocess_specs={k: _registry.restore(v) for k, v in data["subprocess_specs"].items()},
+        )
+
+
+@dataclass(frozen=True)
+class UserTaskView:
+    task_id: str
+    element_id: str
+    name: str
+    lane: str | None
+    properties: dict[str, str]
+    extensions: dict[str, Any]
+    data: dict[str, Any] = field(repr=False)
+
+
+def parse_model(document: etree._Element, filename: str, process_id: str) -> CompiledModel:
+    """Build the executable spec of `process_id` from an already validated document."""
+    parser = SpiffBpmnParser()
+    try:
+        parser.add_bpmn_xml(document, filename=filename)
+        spec = parser.get_spec(process_id)
+        subprocess_specs = parser.get_subprocess_specs(process_id)
+    except ValidationException as exc:
+        raise ModelRejected(f"{filename}: {exc.args[0] if exc.args else exc}", element_id=exc.id) from None
+    except (SpiffWorkflowException, KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise ModelRejected(f"{filename}: the model cannot be built: {exc}") from None
+    return CompiledModel(process_id, getattr(spec, "description", None) or process_id, spec, subprocess_specs)
+
+
+class _RestrictedScriptEngine(PythonScriptEngine):
+    """Every expression, condition, timer value and script goes through `engine.expressions`."""
+
+    def __init__(self, service_handler: ServiceHandler | None) -> None:
+        super().__init__()
+        self._service_handler = service_handler
+
+    def validate(self, expression: str) -> None:
+        expressions.check(expression)
+
+    def evaluate(self, task: Any, expression: str, external_context: Any = None) -> Any:
+        try:
+            return expressions.evaluate(expression, task.data, _runtime_functions(task))
+        except ExpressionError as exc:
+            raise WorkflowFailure(exc.message, element_id=task.task_spec.bpmn_id) from None
+
+    def execute(self, task: Any, script: str, external_context: Any = None) -> bool:
+        try:
+            expressions.execute(script, task.data, _runtime_functions(task))
+        except ExpressionError as exc:
+            raise WorkflowFailure(exc.message, element_id=task.task_spec.bpmn_id) from None
+        return True
+
+    def call_service(self, task: Any, operation_name: str = "", operation_params: Any = None, **_: Any) -> str:
+        if self._service_handler is None:
+            raise WorkflowFailure(f"no service handler for {operation_name!r}", element_id=task.task_spec.bpmn_id)
+        params = {name: param["value"] for name, param in (operation_params or {}).items()}
+        element_id = task.task_spec.bpmn_id
+        occurrence = _runtime_functions(task)["visits"](element_id) + 1
+        call = ServiceCall(operation_name, params, element_id, occurrence, dict(task.data))
+        return json.dumps(self._service_handler(call))
+
+
+def _runtime_functions(task: Any) -> dict[str, Callable[..., Any]]:
+    def visits(element_id: str) -> int:
+        return sum(
+            1
+            for t in task.workflow.top_workflow.get_tasks(state=TaskState.COMPLETED)
+            if t.task_spec.bpmn_id == element_id
+        )
+
+    return {"visits": visits}
+
+
+class Runtime:
+    """A workflow in memory, bound to its model and a service handler for one unit of work."""
+
+    def __init__(self, model: CompiledModel, workflow: BpmnWorkflow, max_visits: int, max_tasks: int) -> None:
+        self.model = model
+        self.workflow = workflow
+        self.max_visits = max_visits
+        self.max_tasks = max_tasks
+
+    @classmethod
+    def start(cls, model: CompiledModel, data: dict[str, Any], handler: ServiceHandler | None,
+              max_visits: int, max_tasks: int) -> Runtime:
+        workflow = BpmnWorkflow(model.spec, model.subprocess_specs, script_engine=_RestrictedScriptEngine(handler))
+        workflow.data.update(data)
+        start_task = workflow.task_tree
+        start_task.data.update(data)
+        for task in workflow.get_tasks(state=TaskState.READY):
+            task.data.update(data)
+        return cls(model, workflow, max_visits, max_tasks)
+
+    @classmethod
+    def load(cls, model: CompiledModel, state: dict[str, Any], handler: ServiceHandler | None,
+             max_visits: int, max_tasks: int) -> Runtime:
+        # The spec objects come from the per-version cache; the registry passes them through untouched.
+        dct = dict(state, spec=model.spec, subprocess_specs=dict(model.subprocess_specs))
+        workflow = _registry.restore(dct)
+        workflow.script_engine = _RestrictedScriptEngine(handler)  # never the unrestricted default
+        return cls(model, workflow, max_visits, max_tasks)
+
+    def dump(self) -> dict[str, Any]:
+        dct = _registry.convert(self.workflow)
+        dct.pop("spec", None)
+        dct.pop("subprocess_specs", None)
+        return dct
+
+    # Advancing -------------------------------------------------------------------------------
+
+    def run_engine(self) -> None:
+        self._guarded(self.workflow.do_engine_steps)
+
+    def fire_timers(self) -> None:
+        def step() -> None:
+            self.workflow.refresh_timers()
+            self.workflow.do_engine_steps()
+
+        self._guarded(step)
+
+    def complete_user_task(self, task_id: str, data: dict[str, Any]) -> None:
+        """Complete one READY user task with `data`; automatic steps are left to `run_engine`."""
+        task = self._ready_user_task(task_id)
+        task.data.update(data)
+        self._guarded(task.run)
+
+    def send_message(self, name: str, payload: Any) -> None:
+        definition = self._waiting_message_definition(name)
+        if definition is None:
+            raise Conflict(f"the process is not waiting for the message {name!r}")
+        self._guarded(lambda: self.workflow.catch(BpmnEvent(definition, payload)))
+
+    def cancel(self) -> None:
+        self.workflow.cancel()
+
+    def _guarded(self, action: Callable[[], Any]) -> None:
+        try:
+            action()
+        except TansiqError:
+            raise
+        except RecursionError:
+            raise LoopCapExceeded("the process state grew too deep to run") from None
+        except (WorkflowException, SpiffWorkflowException) as exc:
+            raise WorkflowFailure(_spiff_message(exc), element_id=_spiff_element(exc)) from None
+        except Exception as exc:  # a defect in a model must become an incident, never a crash
+            raise WorkflowFailure(f"{type(exc).__name__}: {exc}") from None
+        self._check_loop_cap()
+
+    def _check_loop_cap(self) -> None:
+        if len(self.workflow.tasks) > self.max_tasks:
+            raise LoopCapExceeded(f"the process has more than {self.max_tasks} steps")
+        visits = Counter(
+            t.task_spec.bpmn_id
+            for t in self.workflow.get_tasks(state=TaskState.COMPLETED)
+            if t.task_spec.bpmn_id is not None
+        )
+        if visits:
+            element, count = visits.most_common(1)[0]
+            if count > self.max_visits:
+                raise LoopCapExceeded(
+                    f"{element} ran {count} times, more than the cap of {self.max_visits}", element_id=element
+                )
+
+    # Reading ---------------------------------------------------------------------------------
+
+    @property
+    def completed(self) -> bool:
+        return self.workflow.is_completed()
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return dict(self.workflow.data)
+
+    def ready_user_tasks(self) -> list[UserTaskView]:
+        views = []
+        for task in self.workflow.get_tasks(state=TaskState.READY, manual=True):
+            spec = task.task_spec
+            extensions = dict(getattr(spec, "extensions", None) or {})
+            views.append(UserTaskView(
+                task_id=str(task.id),
+                element_id=spec.bpmn_id,
+                name=spec.bpmn_name or spec.bpmn_id,
+                lane=spec.lane,
+                properties=dict(extensions.get("properties") or {}),
+                extensions=extensions,
+                data=task.data,
+            ))
+        return views
+
+    def evaluate(self, expression: str, data: dict[str, Any]) -> Any:
+        return expressions.evaluate(expression, data)
+
+    def next_timer_at(self) -> datetime | None:
+        due = [
+            clock.as_utc(datetime.fromisoformat(str(event.value)))
+            for event in self.workflow.waiting_events()
+            if event.event_type in _TIMER_EVENT_TYPES and isinstance(event.value, str)
+        ]
+        return min(due) if due else None
+
+    def _ready_user_task(self, task_id: str) -> Any:
+        try:
+            task = self.workflow.get_task_from_id(UUID(task_id))
+        except (ValueError, TypeError, WorkflowException, KeyError):
+            task = None
+        if task is None or not task.task_spec.manual:
+            raise Conflict(f"no user task {task_id} in this process")
+        if task.state != TaskState.READY:
+            raise Conflict(f"the step {task.task_spec.bpmn_id} is no longer open ({TaskState.get_name(task.state)})")
+        return task
+
+    def _waiting_message_definition(self, name: str) -> Any:
+        for task in self.workflow.get_tasks(state=TaskState.WAITING):
+            definition = getattr(task.task_spec, "event_definition", None)
+            if type(definition).__name__ == "MessageEventDefinition" and definition.name == name:
+                return definition
+        return None
+
+
+def _spiff_message(exc: Exception) -> str:
+    message = exc.args[0] if exc.args else type(exc).__name__
+    notes = getattr(exc, "notes", None) or getattr(exc, "__notes__", None) or []
+    return " ".join([str(message), *[str(n) for n in notes]])[:2000]
+
+
+def _spiff_element(exc: Exception) -> str | None:
+    task = getattr(exc, "task", None)
+    spec = getattr(task, "task_spec", None) or getattr(exc, "task_spec", None)
+    return getattr(spec, "bpmn_id", None)

@@ -1,0 +1,72 @@
+"""Escalations: an overdue or stuck item raised to a higher level, once per firing.
+
+The `escalate` operation is called by a model's service task (usually after a boundary timer).
+A unique key per instance and firing makes a repeat impossible at the database level.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from engine import clock
+from engine.bpmn_runtime import ServiceCall, WorkflowFailure
+from engine.db import Base, UTCDateTime
+from engine.roles import LEADERSHIP, ROLES, SUPERVISOR
+from engine.service_tasks import ExecutionContext, operation
+
+REASONS = ("overdue", "unacknowledged", "loop_cap", "manual")
+DEFAULT_TARGETS = {1: SUPERVISOR, 2: LEADERSHIP}
+
+
+class Escalation(Base):
+    __tablename__ = "escalation"
+    __table_args__ = (UniqueConstraint("instance_id", "source_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id", ondelete="CASCADE"), index=True)
+    source_key: Mapped[str] = mapped_column(String(250))
+    element_id: Mapped[str] = mapped_column(String(200))
+    level: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(40))
+    target_role: Mapped[str] = mapped_column(String(40))
+    entity: Mapped[str | None] = mapped_column(String(100), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    note: Mapped[str | None] = mapped_column(Text)
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+@operation("escalate")
+def escalate(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
+    level = call.params.get("level", 1)
+    reason = call.params.get("reason", "overdue")
+    if not isinstance(level, int) or not 1 <= level <= 5:
+        raise WorkflowFailure(f"escalation level must be 1 to 5, not {level!r}", element_id=call.element_id)
+    if reason not in REASONS:
+        raise WorkflowFailure(f"unknown escalation reason {reason!r}", element_id=call.element_id)
+    target = call.params.get("to_role") or DEFAULT_TARGETS.get(level, LEADERSHIP)
+    if target not in ROLES:
+        raise WorkflowFailure(f"unknown role {target!r}", element_id=call.element_id)
+    escalation = Escalation(
+        instance_id=context.instance.id,
+        source_key=call.key,
+        element_id=call.element_id,
+        level=level,
+        reason=reason,
+        target_role=target,
+        entity=call.params.get("entity"),
+        note=call.params.get("note"),
+        raised_at=clock.now(),
+    )
+    context.session.add(escalation)
+    context.session.flush()
+    return {"escalation_id": escalation.id, "level": level}
+
+
+def escalations_of(session: Session, instance_id: int) -> list[Escalation]:
+    return list(session.scalars(
+        select(Escalation).where(Escalation.instance_id == instance_id).order_by(Escalation.id)
+    ))

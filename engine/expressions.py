@@ -1,0 +1,228 @@
+"""The restricted evaluator for every expression and script a process model carries.
+
+SpiffWorkflow would `eval`/`exec` model text as Python with full builtins. Tansiq evaluates it
+with simpleeval instead: no imports, no names or attributes that start with an underscore, only
+whitelisted attributes and functions, bounded sizes. Scripts are a tiny statement language on top
+(assignments, `if`/`else`, `pass`, `del`), so there are no loops to run away.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from typing import Any
+
+import simpleeval
+
+from engine import clock, durations
+from engine.errors import ExpressionError, InvalidInput
+
+MAX_SOURCE_LENGTH = 20_000
+
+
+def _now() -> str:
+    return clock.now().isoformat()
+
+
+def _is_past(moment: str) -> bool:
+    return durations.parse_moment(moment) <= clock.now()
+
+
+def _seconds_until(moment: str) -> float:
+    return (durations.parse_moment(moment) - clock.now()).total_seconds()
+
+
+LIBRARY: dict[str, Callable[..., Any]] = {
+    # dates and durations (moments are ISO strings in UTC)
+    "now": _now,
+    "add_duration": durations.add_duration,
+    "subtract_duration": durations.subtract_duration,
+    "add_working_days": durations.add_working_days,
+    "earliest": durations.earliest,
+    "is_past": _is_past,
+    "seconds_until": _seconds_until,
+    # plain values
+    "len": len,
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "round": round,
+    "abs": abs,
+    "min": min,
+    "max": max,
+    "sum": sum,
+    "sorted": sorted,
+    "any": any,
+    "all": all,
+}
+# Functions the runtime adds per evaluation (they need the running instance).
+RUNTIME_FUNCTIONS = frozenset({"visits"})
+RESERVED_NAMES = frozenset(LIBRARY) | RUNTIME_FUNCTIONS | {"True", "False", "None"}
+
+_ALLOWED_ATTRIBUTES = frozenset().union(*simpleeval.BASIC_ALLOWED_ATTRS.values())
+
+_EXPRESSION_NODES: tuple[type[ast.AST], ...] = (
+    ast.Expression, ast.Expr, ast.Name, ast.Load, ast.Constant, ast.UnaryOp, ast.BinOp, ast.BoolOp,
+    ast.Compare, ast.IfExp, ast.Call, ast.keyword, ast.Subscript, ast.Attribute, ast.Slice,
+    ast.JoinedStr, ast.FormattedValue, ast.List, ast.Tuple, ast.Dict, ast.Set, ast.ListComp,
+    ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.comprehension, ast.Store,
+    ast.operator, ast.unaryop, ast.cmpop, ast.boolop, ast.expr_context,
+)
+_STATEMENT_NODES: tuple[type[ast.AST], ...] = (ast.Module, ast.Assign, ast.AugAssign, ast.If, ast.Pass, ast.Delete)
+
+
+def _refuse(message: str, source: str) -> ExpressionError:
+    return ExpressionError(f"{message} in {source[:200]!r}")
+
+
+def _check_tree(tree: ast.AST, source: str, statements: bool) -> None:
+    allowed = _EXPRESSION_NODES + (_STATEMENT_NODES if statements else ())
+    for node in ast.walk(tree):
+        if not isinstance(node, allowed):
+            raise _refuse(f"{type(node).__name__} is not allowed", source)
+        if isinstance(node, ast.Name) and node.id.startswith("_"):
+            raise _refuse(f"the name {node.id!r} is not allowed", source)
+        if isinstance(node, ast.Attribute) and (
+            node.attr.startswith("_") or node.attr not in _ALLOWED_ATTRIBUTES
+        ):
+            raise _refuse(f"the attribute {node.attr!r} is not allowed", source)
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id not in LIBRARY and node.func.id not in RUNTIME_FUNCTIONS):
+            raise _refuse(f"unknown function {node.func.id!r}", source)
+        if isinstance(node, ast.Call) and not isinstance(node.func, ast.Name | ast.Attribute):
+            raise _refuse("only named functions and methods may be called", source)
+
+
+def _parse(source: str, mode: str) -> ast.AST:
+    if not isinstance(source, str) or not source.strip():
+        raise ExpressionError("empty expression")
+    if len(source) > MAX_SOURCE_LENGTH:
+        raise ExpressionError(f"expression longer than {MAX_SOURCE_LENGTH} characters")
+    try:
+        return ast.parse(source.strip(), mode=mode)
+    except SyntaxError as exc:
+        raise _refuse(f"syntax error at line {exc.lineno}: {exc.msg}", source) from None
+
+
+@lru_cache(maxsize=4096)
+def compile_expression(source: str) -> ast.expr:
+    """Parse and check an expression once; the result is cached by its text."""
+    tree = _parse(source, "eval")
+    _check_tree(tree, source, statements=False)
+    return tree.body  # type: ignore[attr-defined]
+
+
+@lru_cache(maxsize=1024)
+def compile_script(source: str) -> tuple[ast.stmt, ...]:
+    tree = _parse(source, "exec")
+    _check_tree(tree, source, statements=True)
+    for node in ast.walk(tree):
+        targets = node.targets if isinstance(node, ast.Assign | ast.Delete) else (
+            [node.target] if isinstance(node, ast.AugAssign) else [])
+        for target in targets:
+            _check_target(target, source)
+    return tuple(tree.body)  # type: ignore[attr-defined]
+
+
+def _check_target(target: ast.expr, source: str) -> None:
+    root = target
+    while isinstance(root, ast.Subscript):
+        root = root.value
+    if not isinstance(root, ast.Name):
+        raise _refuse("only variables and their items may be assigned", source)
+    if root.id in RESERVED_NAMES:
+        raise _refuse(f"{root.id!r} is a library name and cannot be assigned", source)
+
+
+def check(source: str, *, script: bool = False) -> None:
+    """Validate without running (used when a model is deployed)."""
+    compile_script(source) if script else compile_expression(source)
+
+
+def _evaluator(
+    data: dict[str, Any], extra: Mapping[str, Callable[..., Any]] | None
+) -> simpleeval.EvalWithCompoundTypes:
+    shadowed = sorted(RESERVED_NAMES.intersection(data))
+    if shadowed:
+        raise ExpressionError(f"task data shadows library names: {', '.join(shadowed)}")
+    functions = dict(LIBRARY)
+    functions.update(extra or {})
+    return simpleeval.EvalWithCompoundTypes(
+        functions=functions, names=data, allowed_attrs=simpleeval.BASIC_ALLOWED_ATTRS
+    )
+
+
+def _run(evaluator: simpleeval.EvalWithCompoundTypes, node: ast.AST, source: str) -> Any:
+    evaluator.expr = source
+    try:
+        return evaluator._eval(node)
+    except ExpressionError:
+        raise
+    except (simpleeval.InvalidExpression, InvalidInput) as exc:
+        raise ExpressionError(f"{exc} in {source[:200]!r}") from None
+    except (ArithmeticError, LookupError, TypeError, ValueError, MemoryError, RecursionError) as exc:
+        raise ExpressionError(f"{type(exc).__name__}: {exc} in {source[:200]!r}") from None
+
+
+def evaluate(source: str, data: Mapping[str, Any], extra: Mapping[str, Callable[..., Any]] | None = None) -> Any:
+    node = compile_expression(source)
+    return _run(_evaluator(dict(data), extra), node, source)
+
+
+def execute(source: str, data: dict[str, Any], extra: Mapping[str, Callable[..., Any]] | None = None) -> None:
+    """Run a script against `data`, changing it in place only if every statement succeeds."""
+    statements = compile_script(source)
+    scratch = dict(data)
+    evaluator = _evaluator(scratch, extra)
+    for statement in statements:
+        _run_statement(evaluator, statement, scratch, source)
+    data.clear()
+    data.update(scratch)
+
+
+def _run_statement(evaluator: simpleeval.EvalWithCompoundTypes, node: ast.stmt, data: dict, source: str) -> None:
+    if isinstance(node, ast.Pass):
+        return
+    if isinstance(node, ast.If):
+        branch = node.body if _run(evaluator, node.test, source) else node.orelse
+        for statement in branch:
+            _run_statement(evaluator, statement, data, source)
+        return
+    if isinstance(node, ast.Delete):
+        for target in node.targets:
+            _assign(evaluator, target, data, source, delete=True)
+        return
+    if isinstance(node, ast.AugAssign):
+        combined = ast.BinOp(left=_as_load(node.target), op=node.op, right=node.value)
+        _assign(evaluator, node.target, data, source, _run(evaluator, combined, source))
+        return
+    value = _run(evaluator, node.value, source)  # ast.Assign
+    for target in node.targets:
+        _assign(evaluator, target, data, source, value)
+
+
+def _as_load(target: ast.expr) -> ast.expr:
+    clone = ast.parse(ast.unparse(target), mode="eval").body
+    return clone
+
+
+def _assign(evaluator, target: ast.expr, data: dict, source: str, value: Any = None, delete: bool = False) -> None:
+    if isinstance(target, ast.Name):
+        if delete:
+            data.pop(target.id, None)
+        else:
+            data[target.id] = value
+        return
+    container = _run(evaluator, _as_load(target.value), source)
+    key = _run(evaluator, target.slice, source)
+    if not isinstance(container, dict | list):
+        raise ExpressionError(f"only dictionaries and lists take item assignment in {source[:200]!r}")
+    try:
+        if delete:
+            del container[key]
+        else:
+            container[key] = value
+    except (LookupError, TypeError) as exc:
+        raise ExpressionError(f"{type(exc).__name__}: {exc} in {source[:200]!r}") from None

@@ -1,0 +1,243 @@
+"""Process instances: start, complete a step, deliver a message, fire timers, cancel, retry.
+
+Every change to an instance happens under its row lock (SQLite: the database write lock) and a
+version column, in one transaction with its work items and service-task effects. When a step of
+the model fails, nothing it did is kept: the instance stops at the last clean point in an
+*incident* state with the message, until an administrator retries it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import ForeignKey, Integer, String, Text, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm.exc import StaleDataError
+
+from engine import clock, process_models, work_items
+from engine.bpmn_runtime import Runtime, ServiceCall, ServiceHandler, WorkflowFailure
+from engine.db import Base, GzipJSON, UTCDateTime
+from engine.errors import Conflict, NotFound
+from engine.process_models import ProcessModel
+from engine.service_tasks import ExecutionContext, handler_for, operation
+from engine.settings import get_settings
+
+RUNNING, COMPLETED, CANCELLED, INCIDENT = "running", "completed", "cancelled", "incident"
+STATUSES = (RUNNING, COMPLETED, CANCELLED, INCIDENT)
+
+
+class ProcessInstance(Base):
+    __tablename__ = "process_instance"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("process_model.id"), index=True)
+    business_key: Mapped[str | None] = mapped_column(String(200), index=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    business_status: Mapped[str | None] = mapped_column(String(60))
+    state: Mapped[dict[str, Any]] = mapped_column(GzipJSON)
+    next_timer_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    incident_message: Mapped[str | None] = mapped_column(Text)
+    incident_element: Mapped[str | None] = mapped_column(String(200))
+    incident_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    started_by: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lock_version: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    model: Mapped[ProcessModel] = relationship(lazy="joined")
+
+    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": lock_version}
+
+
+@operation("set_status")
+def set_status(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
+    status = call.params.get("status")
+    if not isinstance(status, str) or not 0 < len(status) <= 60:
+        raise WorkflowFailure("set_status needs a status of 1 to 60 characters", element_id=call.element_id)
+    context.instance.business_status = status
+    return {"status": status}
+
+
+def start(session: Session, model_key: str, data: dict[str, Any], actor: str, *,
+          version: int | None = None, business_key: str | None = None) -> ProcessInstance:
+    """Start an instance and run it to its first wait state."""
+    model = process_models.get_model(session, model_key, version)
+    work_items.check_variables(data, "process data")
+    now = clock.now()
+    instance = ProcessInstance(
+        model=model, business_key=business_key, status=RUNNING, started_by=actor,
+        started_at=now, updated_at=now, state={},
+    )
+    session.add(instance)
+    settings = get_settings()
+    runtime = Runtime.start(process_models.compiled_model(model), data, None,
+                            settings.max_loop_visits, settings.max_instance_tasks)
+    instance.state = runtime.dump()  # the clean point an incident falls back to
+    session.flush()
+    _advance(session, instance, actor, Runtime.run_engine)
+    return instance
+
+
+def complete_task(session: Session, work_item_id: int, data: dict[str, Any], actor: str) -> ProcessInstance:
+    """Complete one open step with form data. Exactly one of concurrent completions succeeds."""
+    item = work_items.get_work_item(session, work_item_id)
+    instance = lock(session, item.instance_id)
+    session.refresh(item)
+    if item.status != work_items.OPEN:
+        by = f" by {item.completed_by}" if item.completed_by else ""
+        raise Conflict(f"step {item.id} is already {item.status}{by}")
+    _require_running(instance)
+    work_items.validate_form(item, data)
+    item.status, item.completed_by, item.completed_at = work_items.COMPLETED, actor, clock.now()
+    item.completion_data = data
+
+    def user_step(runtime: Runtime) -> None:
+        runtime.complete_user_task(item.task_id, data)
+
+    def user_step_and_after(runtime: Runtime) -> None:
+        user_step(runtime)
+        runtime.run_engine()
+
+    if not _advance(session, instance, actor, user_step_and_after, clean_part=user_step):
+        item.status, item.completed_by, item.completed_at, item.completion_data = work_items.OPEN, None, None, None
+    return instance
+
+
+def send_message(session: Session, instance_id: int, name: str, payload: Any, actor: str) -> ProcessInstance:
+    instance = lock(session, instance_id)
+    _require_running(instance)
+
+    def deliver(runtime: Runtime) -> None:
+        runtime.send_message(name, payload)
+
+    def deliver_and_after(runtime: Runtime) -> None:
+        deliver(runtime)
+        runtime.run_engine()
+
+    _advance(session, instance, actor, deliver_and_after, clean_part=deliver)
+    return instance
+
+
+def fire_timers(session: Session, instance: ProcessInstance, actor: str = "timer") -> None:
+    """Fire what is due in an instance the caller has locked."""
+    _advance(session, instance, actor, Runtime.fire_timers)
+
+
+def cancel(session: Session, instance_id: int, actor: str) -> ProcessInstance:
+    instance = lock(session, instance_id)
+    if instance.status in (COMPLETED, CANCELLED):
+        raise Conflict(f"instance {instance_id} is already {instance.status}")
+    runtime = _load(instance, None)
+    runtime.cancel()
+    instance.state = runtime.dump()
+    _end(instance, CANCELLED)
+    work_items.project(session, instance.id, [])
+    session.flush()
+    return instance
+
+
+def retry(session: Session, instance_id: int, actor: str) -> ProcessInstance:
+    """Run an instance in incident again from its last clean point."""
+    instance = lock(session, instance_id)
+    if instance.status != INCIDENT:
+        raise Conflict(f"instance {instance_id} is {instance.status}, not in incident")
+    instance.status = RUNNING
+    instance.incident_message = instance.incident_element = instance.incident_at = None
+    _advance(session, instance, actor, Runtime.fire_timers)
+    return instance
+
+
+def lock(session: Session, instance_id: int) -> ProcessInstance:
+    """Load an instance for writing; other writers wait until this transaction ends."""
+    instance = session.scalar(
+        select(ProcessInstance)
+        .where(ProcessInstance.id == instance_id)
+        .with_for_update(of=ProcessInstance)
+        .execution_options(populate_existing=True)
+    )
+    if instance is None:
+        raise NotFound(f"no process instance {instance_id}")
+    return instance
+
+
+def get_instance(session: Session, instance_id: int) -> ProcessInstance:
+    instance = session.get(ProcessInstance, instance_id)
+    if instance is None:
+        raise NotFound(f"no process instance {instance_id}")
+    return instance
+
+
+def _require_running(instance: ProcessInstance) -> None:
+    if instance.status != RUNNING:
+        raise Conflict(f"instance {instance.id} is {instance.status}")
+
+
+def _load(instance: ProcessInstance, handler: ServiceHandler | None) -> Runtime:
+    settings = get_settings()
+    compiled = process_models.compiled_model(instance.model)
+    return Runtime.load(compiled, instance.state, handler, settings.max_loop_visits, settings.max_instance_tasks)
+
+
+def _advance(session: Session, instance: ProcessInstance, actor: str, action: Callable[[Runtime], None],
+             clean_part: Callable[[Runtime], None] | None = None) -> bool:
+    """Apply `action` and save; on a model failure keep only `clean_part` and record an incident.
+
+    Returns False when not even the clean part could be applied (the instance is unchanged).
+    """
+    context = ExecutionContext(session, instance, actor)
+    try:
+        with session.begin_nested():
+            runtime = _load(instance, handler_for(context))
+            action(runtime)
+            _save(session, instance, runtime)
+        return True
+    except WorkflowFailure as failure:
+        incident = failure
+    except IntegrityError:
+        raise Conflict(f"instance {instance.id} was changed by another worker; nothing was done") from None
+    except StaleDataError:
+        raise Conflict(f"instance {instance.id} was changed concurrently; nothing was done") from None
+    applied = False
+    if clean_part is not None:
+        try:
+            with session.begin_nested():
+                runtime = _load(instance, None)
+                clean_part(runtime)
+                _save(session, instance, runtime)
+            applied = True
+        except WorkflowFailure as failure:
+            incident = failure
+    _record_incident(instance, incident)
+    session.flush()
+    return applied
+
+
+def _save(session: Session, instance: ProcessInstance, runtime: Runtime) -> None:
+    instance.state = runtime.dump()
+    instance.updated_at = clock.now()
+    if runtime.completed:
+        _end(instance, COMPLETED)
+        work_items.project(session, instance.id, [])
+    else:
+        instance.next_timer_at = runtime.next_timer_at()
+        work_items.project(session, instance.id, runtime.ready_user_tasks())
+    session.flush()
+
+
+def _end(instance: ProcessInstance, status: str) -> None:
+    instance.status = status
+    instance.ended_at = instance.updated_at = clock.now()
+    instance.next_timer_at = None
+    instance.incident_message = instance.incident_element = instance.incident_at = None
+
+
+def _record_incident(instance: ProcessInstance, failure: WorkflowFailure) -> None:
+    instance.status = INCIDENT
+    instance.incident_message = failure.message[:4000]
+    instance.incident_element = failure.element_id
+    instance.incident_at = instance.updated_at = clock.now()
+    instance.next_timer_at = None

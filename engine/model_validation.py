@@ -1,0 +1,207 @@
+"""Validation of an uploaded BPMN model, before anything is stored.
+
+Order matters: size, then a parser that can neither fetch nor expand anything (no DTD, no
+entities), element count, XSD, Tansiq's own rules (expressions, service operations, form
+schemas), and last SpiffWorkflow's own parse. Every refusal says what and where (element id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+import jsonschema
+from lxml import etree
+
+from engine import bpmn_runtime, expressions
+from engine.errors import ExpressionError, ModelRejected
+from engine.roles import ROLES
+
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
+NS = {"bpmn": BPMN_NS, "spiffworkflow": SPIFF_NS}
+_DTD_MARKERS = re.compile(rb"<!\s*(DOCTYPE|ENTITY|ELEMENT|ATTLIST|NOTATION)", re.IGNORECASE)
+
+# Properties of user tasks whose values are expressions, and those that are plain words.
+EXPRESSION_PROPERTIES = frozenset({"assignee_entity", "due"})
+LITERAL_PROPERTIES = frozenset({"role", "name_ar", "name_en", "reminder", "kind"})
+
+
+@dataclass(frozen=True)
+class ValidatedModel:
+    key: str
+    name: str
+    name_ar: str | None
+    name_en: str | None
+    checksum: str
+    xml: str
+    element_count: int
+    compiled: bpmn_runtime.CompiledModel
+
+
+def validate_model(
+    content: bytes, filename: str, operations: Iterable[str], *, max_bytes: int, max_elements: int
+) -> ValidatedModel:
+    if len(content) > max_bytes:
+        raise ModelRejected(f"{filename}: {len(content):,} bytes is more than the limit of {max_bytes:,}")
+    if _DTD_MARKERS.search(content):
+        raise ModelRejected(f"{filename}: DTDs and entity declarations are not accepted")
+    root = _parse_xml(content, filename)
+    count = sum(1 for _ in root.iter())
+    if count > max_elements:
+        raise ModelRejected(f"{filename}: {count:,} elements is more than the limit of {max_elements:,}")
+    if root.tag != f"{{{BPMN_NS}}}definitions":
+        raise ModelRejected(f"{filename}: the root element must be bpmn:definitions, not {root.tag}")
+    _validate_xsd(root, filename)
+    process = _main_process(root, filename)
+    _check_rules(root, filename, frozenset(operations))
+    compiled = bpmn_runtime.parse_model(root, filename, process.get("id"))
+    key = process.get("id")
+    return ValidatedModel(
+        key=key,
+        name=process.get("name") or key,
+        name_ar=_process_property(process, "name_ar"),
+        name_en=_process_property(process, "name_en"),
+        checksum=hashlib.sha256(content).hexdigest(),
+        xml=content.decode("utf-8"),
+        element_count=count,
+        compiled=compiled,
+    )
+
+
+def _parse_xml(content: bytes, filename: str) -> etree._Element:
+    parser = etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
+        huge_tree=False, remove_blank_text=False,
+    )
+    try:
+        root = etree.fromstring(content, parser)
+    except etree.XMLSyntaxError as exc:
+        raise ModelRejected(f"{filename}: malformed XML at line {exc.lineno}: {exc.msg}") from None
+    if root.getroottree().docinfo.doctype:
+        raise ModelRejected(f"{filename}: DTDs are not accepted")
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ModelRejected(f"{filename}: models must be UTF-8") from None
+    return root
+
+
+@lru_cache(maxsize=1)
+def _schema() -> etree.XMLSchema:
+    return etree.XMLSchema(etree.parse(bpmn_runtime.BPMN_XSD_PATH))
+
+
+def _validate_xsd(root: etree._Element, filename: str) -> None:
+    schema = _schema()
+    if schema.validate(root):
+        return
+    error = schema.error_log[0]
+    element_id = _id_at_line(root, error.line)
+    raise ModelRejected(f"{filename}: not valid BPMN 2.0 at line {error.line}: {error.message}", element_id=element_id)
+
+
+def _id_at_line(root: etree._Element, line: int) -> str | None:
+    for element in root.iter():
+        if getattr(element, "sourceline", None) == line and element.get("id"):
+            return element.get("id")
+    return None
+
+
+def _main_process(root: etree._Element, filename: str) -> etree._Element:
+    processes = root.findall("bpmn:process", NS)
+    executable = [p for p in processes if p.get("isExecutable") == "true"] or processes
+    if not executable:
+        raise ModelRejected(f"{filename}: no process in the model")
+    if len(executable) > 1:
+        ids = ", ".join(p.get("id") for p in executable)
+        raise ModelRejected(f"{filename}: more than one executable process ({ids}); mark one isExecutable")
+    return executable[0]
+
+
+def _process_property(process: etree._Element, name: str) -> str | None:
+    found = process.xpath(
+        "./bpmn:extensionElements/spiffworkflow:properties/spiffworkflow:property[@name=$name]/@value",
+        namespaces=NS, name=name,
+    )
+    return found[0] if found else None
+
+
+def _owner_id(element: etree._Element) -> str | None:
+    node: etree._Element | None = element
+    while node is not None:
+        if node.get("id") and etree.QName(node).localname not in {"property", "parameter"}:
+            return node.get("id")
+        node = node.getparent()
+    return None
+
+
+def _check_rules(root: etree._Element, filename: str, operations: frozenset[str]) -> None:
+    for element, source, is_script in _expressions(root):
+        try:
+            expressions.check(source, script=is_script)
+        except ExpressionError as exc:
+            raise ModelRejected(f"{filename}: {exc.message}", element_id=_owner_id(element)) from None
+    for operator in root.iterfind(".//spiffworkflow:serviceTaskOperator", NS):
+        if operator.get("id") not in operations:
+            known = ", ".join(sorted(operations))
+            raise ModelRejected(
+                f"{filename}: unknown service operation {operator.get('id')!r} (known: {known})",
+                element_id=_owner_id(operator),
+            )
+    for task in root.iterfind(".//bpmn:serviceTask", NS):
+        if task.find("bpmn:extensionElements/spiffworkflow:serviceTaskOperator", NS) is None:
+            raise ModelRejected(f"{filename}: a service task must name its operation", element_id=task.get("id"))
+    for task in root.iterfind(".//bpmn:scriptTask", NS):
+        script = task.find("bpmn:script", NS)
+        if script is None or not (script.text or "").strip():
+            raise ModelRejected(f"{filename}: a script task needs a script", element_id=task.get("id"))
+    for prop in root.iterfind(".//spiffworkflow:property", NS):
+        if prop.get("name") == "role" and prop.get("value") not in ROLES:
+            raise ModelRejected(
+                f"{filename}: unknown role {prop.get('value')!r} (known: {', '.join(ROLES)})",
+                element_id=_owner_id(prop),
+            )
+    for form in root.iterfind(".//spiffworkflow:formSchema", NS):
+        _check_form_schema(form, filename)
+
+
+def _expressions(root: etree._Element) -> Iterator[tuple[etree._Element, str, bool]]:
+    for tag in ("conditionExpression", "timeDate", "timeDuration", "timeCycle", "loopCardinality",
+                "completionCondition", "loopCondition"):
+        for element in root.iterfind(f".//bpmn:{tag}", NS):
+            yield element, (element.text or "").strip(), False
+    for element in root.iterfind(".//bpmn:scriptTask/bpmn:script", NS):
+        if (element.text or "").strip():
+            yield element, element.text, True
+    for tag in ("preScript", "postScript"):
+        for element in root.iterfind(f".//spiffworkflow:{tag}", NS):
+            if (element.text or "").strip():
+                yield element, element.text, True
+    for tag in ("spiffworkflow:messagePayload", "spiffworkflow:processVariableCorrelation/spiffworkflow:expression",
+                "bpmn:correlationPropertyRetrievalExpression/bpmn:formalExpression",
+                "bpmn:correlationPropertyRetrievalExpression/bpmn:messagePath"):
+        for element in root.iterfind(f".//{tag}", NS):
+            yield element, (element.text or "").strip(), False
+    parameters = ".//spiffworkflow:serviceTaskOperator/spiffworkflow:parameters/spiffworkflow:parameter"
+    for element in root.iterfind(parameters, NS):
+        yield element, element.get("value") or "", False
+    for element in root.iterfind(".//spiffworkflow:property", NS):
+        if element.get("name") in EXPRESSION_PROPERTIES:
+            yield element, element.get("value") or "", False
+
+
+def _check_form_schema(form: etree._Element, filename: str) -> None:
+    try:
+        schema = json.loads(form.text or "")
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except (json.JSONDecodeError, jsonschema.SchemaError) as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        raise ModelRejected(f"{filename}: the form schema is not valid JSON Schema: {message}",
+                            element_id=_owner_id(form)) from None
+    if schema.get("type") != "object":
+        raise ModelRejected(f"{filename}: a form schema must describe an object", element_id=_owner_id(form))

@@ -1,0 +1,65 @@
+"""Notifications: an outbox written in the same transaction as the step that asks for it.
+
+Delivery (email over SMTP, in-app) reads the outbox; a message is never sent for a step that
+rolled back, and never lost for one that committed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from engine import clock
+from engine.bpmn_runtime import ServiceCall, WorkflowFailure
+from engine.db import Base, JSONType, UTCDateTime
+from engine.roles import ROLES
+from engine.service_tasks import ExecutionContext, operation
+
+
+class Notification(Base):
+    __tablename__ = "notification"
+    __table_args__ = (UniqueConstraint("instance_id", "source_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instance.id", ondelete="CASCADE"), index=True)
+    source_key: Mapped[str] = mapped_column(String(250))
+    template: Mapped[str] = mapped_column(String(100))
+    recipient_role: Mapped[str | None] = mapped_column(String(40))
+    recipient_entity: Mapped[str | None] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+@operation("notify")
+def notify(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
+    template = call.params.get("template")
+    role = call.params.get("to_role")
+    entity = call.params.get("to_entity")
+    if not isinstance(template, str) or not template:
+        raise WorkflowFailure("notify needs a template name", element_id=call.element_id)
+    if role is not None and role not in ROLES:
+        raise WorkflowFailure(f"unknown role {role!r}", element_id=call.element_id)
+    if role is None and entity is None:
+        raise WorkflowFailure("notify needs to_role or to_entity", element_id=call.element_id)
+    notification = Notification(
+        instance_id=context.instance.id,
+        source_key=call.key,
+        template=template,
+        recipient_role=role,
+        recipient_entity=entity,
+        payload={k: v for k, v in call.params.items() if k not in {"template", "to_role", "to_entity"}},
+        created_at=clock.now(),
+    )
+    context.session.add(notification)
+    context.session.flush()
+    return {"notification_id": notification.id}
+
+
+def notifications_of(session: Session, instance_id: int) -> list[Notification]:
+    return list(session.scalars(
+        select(Notification).where(Notification.instance_id == instance_id).order_by(Notification.id)
+    ))

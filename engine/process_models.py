@@ -1,0 +1,139 @@
+"""Process models: deployed BPMN versions. Identical content is the same version; changed content
+is a new version; running instances keep the version they started on."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from engine import bpmn_runtime, clock, service_tasks
+from engine.db import Base, JSONType, UTCDateTime
+from engine.errors import Conflict, NotFound
+from engine.model_validation import validate_model
+from engine.settings import get_settings
+
+
+class ProcessModel(Base):
+    __tablename__ = "process_model"
+    __table_args__ = (
+        UniqueConstraint("key", "version"),
+        UniqueConstraint("key", "checksum"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(300))
+    name_ar: Mapped[str | None] = mapped_column(String(300))
+    name_en: Mapped[str | None] = mapped_column(String(300))
+    checksum: Mapped[str] = mapped_column(String(64), index=True)
+    filename: Mapped[str] = mapped_column(String(300))
+    bpmn_xml: Mapped[str] = mapped_column(Text)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    element_count: Mapped[int] = mapped_column(Integer)
+    previous_id: Mapped[int | None] = mapped_column(ForeignKey("process_model.id"))
+    deployed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deployed_by: Mapped[str] = mapped_column(String(200))
+
+
+@dataclass(frozen=True)
+class Deployment:
+    model: ProcessModel
+    created: bool
+
+
+def deploy(session: Session, content: bytes, filename: str, deployed_by: str) -> Deployment:
+    """Validate and store one BPMN file; nothing is stored when it is refused."""
+    settings = get_settings()
+    validated = validate_model(
+        content, filename, service_tasks.operation_names(),
+        max_bytes=settings.model_max_bytes, max_elements=settings.model_max_elements,
+    )
+    existing = session.scalar(
+        select(ProcessModel).where(ProcessModel.key == validated.key, ProcessModel.checksum == validated.checksum)
+    )
+    if existing is not None:
+        return Deployment(existing, created=False)
+    latest = latest_version(session, validated.key)
+    model = ProcessModel(
+        key=validated.key,
+        version=(latest.version + 1) if latest else 1,
+        name=validated.name,
+        name_ar=validated.name_ar,
+        name_en=validated.name_en,
+        checksum=validated.checksum,
+        filename=filename[:300],
+        bpmn_xml=validated.xml,
+        spec=validated.compiled.to_json(),
+        element_count=validated.element_count,
+        previous_id=latest.id if latest else None,
+        deployed_at=clock.now(),
+        deployed_by=deployed_by,
+    )
+    try:
+        with session.begin_nested():
+            session.add(model)
+    except IntegrityError:
+        raise Conflict(f"{validated.key} was deployed by someone else at the same moment; try again") from None
+    _cache_put(model.checksum, validated.compiled)
+    return Deployment(model, created=True)
+
+
+def latest_version(session: Session, key: str) -> ProcessModel | None:
+    return session.scalar(
+        select(ProcessModel).where(ProcessModel.key == key).order_by(ProcessModel.version.desc()).limit(1)
+    )
+
+
+def get_model(session: Session, key: str, version: int | None = None) -> ProcessModel:
+    if version is None:
+        model = latest_version(session, key)
+    else:
+        model = session.scalar(select(ProcessModel).where(ProcessModel.key == key, ProcessModel.version == version))
+    if model is None:
+        suffix = f" version {version}" if version is not None else ""
+        raise NotFound(f"no process model {key!r}{suffix}")
+    return model
+
+
+def list_models(session: Session) -> list[ProcessModel]:
+    latest = (
+        select(ProcessModel.key, func.max(ProcessModel.version).label("version"))
+        .group_by(ProcessModel.key)
+        .subquery()
+    )
+    return list(session.scalars(
+        select(ProcessModel)
+        .join(latest, (ProcessModel.key == latest.c.key) & (ProcessModel.version == latest.c.version))
+        .order_by(ProcessModel.key)
+    ))
+
+
+def list_versions(session: Session, key: str) -> list[ProcessModel]:
+    return list(session.scalars(select(ProcessModel).where(ProcessModel.key == key).order_by(ProcessModel.version)))
+
+
+# Compiled specs, shared by all instances of a version: content-addressed, so never stale.
+_CACHE_SIZE = 64
+_compiled: OrderedDict[str, bpmn_runtime.CompiledModel] = OrderedDict()
+
+
+def _cache_put(checksum: str, compiled: bpmn_runtime.CompiledModel) -> None:
+    _compiled[checksum] = compiled
+    _compiled.move_to_end(checksum)
+    while len(_compiled) > _CACHE_SIZE:
+        _compiled.popitem(last=False)
+
+
+def compiled_model(model: ProcessModel) -> bpmn_runtime.CompiledModel:
+    compiled = _compiled.get(model.checksum)
+    if compiled is None:
+        compiled = bpmn_runtime.CompiledModel.from_json(model.spec)
+        _cache_put(model.checksum, compiled)
+    return compiled

@@ -1,0 +1,86 @@
+"""The timer worker: fires due timers of running instances, in batches.
+
+Each instance keeps the moment of its earliest waiting timer in an indexed `next_timer_at`, so a
+poll reads only what is due. On PostgreSQL, `FOR UPDATE SKIP LOCKED` lets several worker
+processes share the work without two of them touching one instance; on SQLite the database write
+lock does the same for one machine.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+
+from engine import clock, instances
+from engine.db import Database
+from engine.instances import ProcessInstance
+from engine.logs import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass
+class BatchResult:
+    fired: int = 0
+    incidents: list[int] = field(default_factory=list)
+
+    @property
+    def processed(self) -> int:
+        return self.fired + len(self.incidents)
+
+
+def run_due_batch(db: Database, batch_size: int = 100, now: datetime | None = None) -> BatchResult:
+    """Process one batch of due instances in one transaction; return what was done."""
+    moment = now or clock.now()
+    result = BatchResult()
+    with db.transaction() as session:
+        query = (
+            select(ProcessInstance)
+            .where(ProcessInstance.status == instances.RUNNING, ProcessInstance.next_timer_at < moment)
+            .order_by(ProcessInstance.next_timer_at)
+            .limit(batch_size)
+        )
+        if db.is_postgresql:
+            query = query.with_for_update(skip_locked=True, of=ProcessInstance)
+        for instance in session.scalars(query).all():
+            instances.fire_timers(session, instance)
+            if instance.status == instances.INCIDENT:
+                result.incidents.append(instance.id)
+            else:
+                result.fired += 1
+    return result
+
+
+def run_until_idle(db: Database, batch_size: int = 100, now: datetime | None = None) -> BatchResult:
+    """Process batches until nothing is due (what `tansiq timers run --once` does)."""
+    total = BatchResult()
+    while True:
+        batch = run_due_batch(db, batch_size, now)
+        total.fired += batch.fired
+        total.incidents.extend(batch.incidents)
+        if batch.processed < batch_size:
+            return total
+
+
+def run_forever(db: Database, batch_size: int, poll_seconds: float, stop: threading.Event | None = None) -> None:
+    """Poll until `stop` is set or SIGTERM/SIGINT arrives; finish the batch in hand first."""
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            batch = run_due_batch(db, batch_size)
+        except Exception:  # the database may be away for a moment; keep polling
+            log.exception("timer batch failed")
+            batch = BatchResult()
+        if batch.processed:
+            log.info("timers fired", fired=batch.fired, incidents=len(batch.incidents))
+        if batch.processed < batch_size:
+            stop.wait(max(0.0, poll_seconds - (time.monotonic() - started)))

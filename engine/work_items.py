@@ -1,0 +1,155 @@
+"""Work items: every READY user task of every instance, projected into an indexed row.
+
+Inboxes, counts and overdue lists read these rows; nobody loads workflow state to answer them.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import jsonschema
+from sqlalchemy import ForeignKey, Index, Integer, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from engine import clock, durations, expressions
+from engine.bpmn_runtime import UserTaskView, WorkflowFailure
+from engine.db import Base, JSONType, UTCDateTime
+from engine.errors import ExpressionError, InvalidInput, NotFound
+from engine.roles import ENTITY_USER, ROLES
+
+OPEN, COMPLETED, WITHDRAWN = "open", "completed", "withdrawn"
+MAX_FORM_BYTES = 64_000
+
+
+class WorkItem(Base):
+    __tablename__ = "work_item"
+    __table_args__ = (
+        Index("ix_work_item_inbox_entity", "assignee_entity", "status", "due_at"),
+        Index("ix_work_item_inbox_role", "assignee_role", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id", ondelete="CASCADE"), index=True)
+    task_id: Mapped[str] = mapped_column(String(36), unique=True)
+    element_id: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(300))
+    name_ar: Mapped[str | None] = mapped_column(String(300))
+    name_en: Mapped[str | None] = mapped_column(String(300))
+    lane: Mapped[str | None] = mapped_column(String(200))
+    assignee_role: Mapped[str | None] = mapped_column(String(40))
+    assignee_entity: Mapped[str | None] = mapped_column(String(100))
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    form_schema: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(20), default=OPEN, index=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_by: Mapped[str | None] = mapped_column(String(200))
+    completion_data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+    @property
+    def overdue(self) -> bool:
+        return self.status == OPEN and self.due_at is not None and self.due_at < clock.now()
+
+
+def project(session: Session, instance_id: int, views: list[UserTaskView]) -> None:
+    """Make the open work items of an instance match its READY user tasks."""
+    open_items = {
+        item.task_id: item
+        for item in session.scalars(
+            select(WorkItem).where(WorkItem.instance_id == instance_id, WorkItem.status == OPEN)
+        )
+    }
+    ready_ids = {view.task_id for view in views}
+    for task_id, item in open_items.items():
+        if task_id not in ready_ids:
+            item.status = WITHDRAWN  # interrupted by an event, or the instance ended
+            item.completed_at = clock.now()
+    for view in views:
+        if view.task_id not in open_items:
+            session.add(_new_item(instance_id, view))
+
+
+def _new_item(instance_id: int, view: UserTaskView) -> WorkItem:
+    props = view.properties
+    entity = _evaluate_property(view, "assignee_entity")
+    role = props.get("role") or (view.lane if view.lane in ROLES else None) or (ENTITY_USER if entity else None)
+    due = _evaluate_property(view, "due")
+    try:
+        due_at = durations.parse_moment(due) if due else None
+    except InvalidInput as exc:
+        raise WorkflowFailure(f"the due moment is not a date: {exc.message}", element_id=view.element_id) from None
+    schema = view.extensions.get("formSchema")
+    return WorkItem(
+        instance_id=instance_id,
+        task_id=view.task_id,
+        element_id=view.element_id,
+        name=view.name[:300],
+        name_ar=props.get("name_ar"),
+        name_en=props.get("name_en"),
+        lane=view.lane,
+        assignee_role=role,
+        assignee_entity=str(entity) if entity is not None else None,
+        due_at=due_at,
+        form_schema=json.loads(schema) if schema else None,
+        status=OPEN,
+        created_at=clock.now(),
+    )
+
+
+def _evaluate_property(view: UserTaskView, name: str) -> Any:
+    source = view.properties.get(name)
+    if not source:
+        return None
+    try:
+        return expressions.evaluate(source, view.data)
+    except ExpressionError as exc:
+        raise WorkflowFailure(f"{name}: {exc.message}", element_id=view.element_id) from None
+
+
+def check_variables(data: Any, what: str = "form data") -> dict[str, Any]:
+    """Process variables are a JSON object of plain names that shadow nothing the evaluator knows."""
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{what} must be an object")
+    try:
+        size = len(json.dumps(data, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"{what} must be plain JSON: {exc}") from None
+    if size > MAX_FORM_BYTES:
+        raise InvalidInput(f"{what} is larger than {MAX_FORM_BYTES:,} bytes")
+    bad_keys = sorted(str(k) for k in data if not isinstance(k, str) or k.startswith("_") or not k.isidentifier()
+                      or k in expressions.RESERVED_NAMES)
+    if bad_keys:
+        raise InvalidInput(f"these names are not allowed in {what}: {', '.join(bad_keys)}")
+    return data
+
+
+def validate_form(item: WorkItem, data: Any) -> dict[str, Any]:
+    """Check submitted form data against the step's schema; refuse it whole, with every error."""
+    check_variables(data)
+    if item.form_schema:
+        errors = sorted(jsonschema.Draft202012Validator(item.form_schema).iter_errors(data), key=lambda e: e.path)
+        if errors:
+            details = [{"field": "/".join(map(str, e.absolute_path)) or "(form)", "message": e.message} for e in errors]
+            raise InvalidInput("the form data does not match the step's form", details=details)
+    return data
+
+
+def get_work_item(session: Session, item_id: int) -> WorkItem:
+    item = session.get(WorkItem, item_id)
+    if item is None:
+        raise NotFound(f"no step {item_id}")
+    return item
+
+
+def open_items(session: Session, *, entity: str | None = None, role: str | None = None,
+               limit: int = 50, offset: int = 0) -> list[WorkItem]:
+    query = select(WorkItem).where(WorkItem.status == OPEN)
+    if entity is not None:
+        query = query.where(WorkItem.assignee_entity == entity)
+    if role is not None:
+        query = query.where(WorkItem.assignee_role == role)
+    query = query.order_by(WorkItem.due_at.is_(None), WorkItem.due_at, WorkItem.id).limit(limit).offset(offset)
+    return list(session.scalars(query))

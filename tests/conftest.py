@@ -1,0 +1,84 @@
+"""Every test that touches a database runs twice: on SQLite and on PostgreSQL.
+
+PostgreSQL tests create their own database with a random name and drop it at the end; they never
+touch the `test` database. PostgreSQL is not optional: `make test` starts it when it is down.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+_HOME = tempfile.mkdtemp(prefix="tansiq-test-home-")
+os.environ["TANSIQ_HOME"] = _HOME
+os.environ.pop("TANSIQ_DATABASE_URL", None)
+
+import pytest  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from engine import clock, migrate  # noqa: E402
+from engine.db import Database  # noqa: E402
+from engine.models import Base  # noqa: E402
+
+PG_ADMIN_URL = os.environ.get("TANSIQ_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+BPMN_DIR = Path(__file__).parent / "bpmn"
+SHIPPED_BPMN_DIR = Path(__file__).parent.parent / "bpmn"
+
+
+def _create_pg_database() -> tuple[str, str]:
+    name = f"tansiq_test_{secrets.token_hex(6)}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return name, PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _drop_pg_database(name: str) -> None:
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'tansiq.db'}"
+        migrate.upgrade(url)
+        yield url
+        return
+    name, url = _create_pg_database()
+    try:
+        migrate.upgrade(url)
+        yield url
+    finally:
+        _drop_pg_database(name)
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    """A migrated database, emptied before each test."""
+    database = Database(database_url, pool_size=12)
+    with database.engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _wall_clock() -> Iterator[None]:
+    clock.set_now(None)
+    yield
+    clock.set_now(None)
+
+
+def read_model(name: str) -> bytes:
+    path = BPMN_DIR / name
+    if not path.exists():
+        path = SHIPPED_BPMN_DIR / name
+    return path.read_bytes()

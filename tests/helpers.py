@@ -1,0 +1,67 @@
+"""Small shortcuts the engine tests share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from engine import instances, process_models
+from engine.db import Database
+from engine.escalations import Escalation
+from engine.instances import ProcessInstance
+from engine.notifications import Notification
+from engine.work_items import OPEN, WorkItem
+from tests.conftest import read_model
+
+
+def deploy(db: Database, *names: str) -> list[process_models.ProcessModel]:
+    with db.transaction() as session:
+        return [process_models.deploy(session, read_model(n), n, "tester").model for n in names]
+
+
+def start(db: Database, key: str, data: dict[str, Any] | None = None, actor: str = "secretariat") -> int:
+    with db.transaction() as session:
+        return instances.start(session, key, data or {}, actor).id
+
+
+def instance(db: Database, instance_id: int) -> ProcessInstance:
+    with db.reading() as session:
+        return instances.get_instance(session, instance_id)
+
+
+def open_items(db: Database, instance_id: int) -> list[WorkItem]:
+    with db.reading() as session:
+        return list(session.scalars(
+            select(WorkItem).where(WorkItem.instance_id == instance_id, WorkItem.status == OPEN).order_by(WorkItem.id)
+        ))
+
+
+def the_open_item(db: Database, instance_id: int, element_id: str) -> WorkItem:
+    items = [i for i in open_items(db, instance_id) if i.element_id == element_id]
+    found = [i.element_id for i in open_items(db, instance_id)]
+    assert len(items) == 1, f"expected one open {element_id}, found {found}"
+    return items[0]
+
+
+def complete(db: Database, item_id: int, data: dict[str, Any] | None = None, actor: str = "user") -> ProcessInstance:
+    with db.transaction() as session:
+        return instances.complete_task(session, item_id, data or {}, actor)
+
+
+def count(db: Database, model: type, **where: Any) -> int:
+    with db.reading() as session:
+        query = select(func.count()).select_from(model)
+        for name, value in where.items():
+            query = query.where(getattr(model, name) == value)
+        return session.scalar(query)
+
+
+def escalations(db: Database, instance_id: int) -> list[Escalation]:
+    with db.reading() as session:
+        return list(session.scalars(select(Escalation).where(Escalation.instance_id == instance_id)))
+
+
+def notifications(db: Database, instance_id: int) -> list[Notification]:
+    with db.reading() as session:
+        return list(session.scalars(select(Notification).where(Notification.instance_id == instance_id)))

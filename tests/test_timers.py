@@ -1,0 +1,134 @@
+"""Timers: reminders (non-interrupting) and deadlines (interrupting) fire exactly once, driven
+by the engine's clock hook, the `--now` option of the CLI, and several worker processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from engine import clock, instances, timers
+from engine.escalations import Escalation
+from engine.notifications import Notification
+from tests.helpers import deploy, escalations, instance, notifications, open_items, start, the_open_item
+
+T0 = datetime(2026, 6, 1, 8, tzinfo=UTC)
+DEADLINE = T0 + timedelta(hours=3)
+DATA = {"responsible_entity": "housing", "deadline": DEADLINE.isoformat()}
+
+
+def _tansiq(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, TANSIQ_DATABASE_URL=database_url)
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_next_timer_at_is_the_earliest_waiting_timer(db):
+    deploy(db, "deadline.bpmn")
+    clock.set_now(T0)
+    instance_id = start(db, "deadline", DATA)
+    assert instance(db, instance_id).next_timer_at == DEADLINE - timedelta(hours=1)
+
+
+def test_nothing_fires_before_it_is_due(db):
+    deploy(db, "deadline.bpmn")
+    clock.set_now(T0)
+    instance_id = start(db, "deadline", DATA)
+    clock.set_now(DEADLINE - timedelta(hours=1, seconds=1))
+    assert timers.run_until_idle(db).processed == 0
+    assert notifications(db, instance_id) == [] and escalations(db, instance_id) == []
+
+
+def test_reminder_fires_once_and_leaves_the_step_open(db):
+    deploy(db, "deadline.bpmn")
+    clock.set_now(T0)
+    instance_id = start(db, "deadline", DATA)
+    clock.set_now(DEADLINE - timedelta(minutes=30))
+    assert timers.run_until_idle(db).fired == 1
+    assert timers.run_until_idle(db).processed == 0
+    clock.set_now(DEADLINE - timedelta(minutes=5))
+    assert timers.run_until_idle(db).processed == 0
+    [reminder] = notifications(db, instance_id)
+    assert (reminder.template, reminder.recipient_entity) == ("reminder", "housing")
+    assert the_open_item(db, instance_id, "acknowledge").status == "open"
+    assert instance(db, instance_id).next_timer_at == DEADLINE
+
+
+def test_deadline_fires_once_withdraws_the_step_and_escalates(db):
+    deploy(db, "deadline.bpmn")
+    clock.set_now(T0)
+    instance_id = start(db, "deadline", DATA)
+    clock.set_now(DEADLINE - timedelta(minutes=30))
+    timers.run_until_idle(db)
+    clock.set_now(DEADLINE + timedelta(seconds=1))
+    assert timers.run_until_idle(db).fired == 1
+    clock.set_now(DEADLINE + timedelta(days=3))
+    assert timers.run_until_idle(db).processed == 0
+    [escalation] = escalations(db, instance_id)
+    assert (escalation.level, escalation.target_role, escalation.reason) == (1, "supervisor", "unacknowledged")
+    assert escalation.raised_at == DEADLINE + timedelta(seconds=1)
+    assert [i.element_id for i in open_items(db, instance_id)] == ["supervisor_review"]
+    assert len(notifications(db, instance_id)) == 1
+    assert instance(db, instance_id).next_timer_at is None
+
+
+def test_acknowledging_in_time_disarms_both_timers(db):
+    deploy(db, "deadline.bpmn")
+    clock.set_now(T0)
+    instance_id = start(db, "deadline", DATA)
+    with db.transaction() as session:
+        instances.complete_task(session, the_open_item(db, instance_id, "acknowledge").id, {}, "housing.user")
+    assert instance(db, instance_id).status == instances.COMPLETED
+    clock.set_now(DEADLINE + timedelta(days=1))
+    assert timers.run_until_idle(db).processed == 0
+    assert escalations(db, instance_id) == [] and notifications(db, instance_id) == []
+
+
+def test_the_cli_fires_timers_at_a_given_moment(db, database_url):
+    deploy(db, "deadline.bpmn")
+    clock.set_now(T0)
+    instance_id = start(db, "deadline", DATA)
+    at_reminder = (DEADLINE - timedelta(minutes=10)).isoformat()
+    first = _tansiq(database_url, "timers", "run", "--once", "--now", at_reminder)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == "fired 1, incidents 0"
+    again = _tansiq(database_url, "timers", "run", "--once", "--now", at_reminder)
+    assert again.stdout.strip() == "fired 0, incidents 0"
+    later = (DEADLINE + timedelta(hours=1)).isoformat()
+    after_deadline = _tansiq(database_url, "timers", "run", "--once", "--now", later)
+    assert after_deadline.stdout.strip() == "fired 1, incidents 0"
+    assert len(notifications(db, instance_id)) == 1 and len(escalations(db, instance_id)) == 1
+    bad = _tansiq(database_url, "timers", "run", "--once", "--now", "yesterday")
+    assert bad.returncode == 1 and bad.stderr.strip().startswith("error: not an ISO 8601 date")
+
+
+@pytest.mark.slow
+def test_two_worker_processes_share_due_instances_exactly_once(db, database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("several timer workers share a database only on PostgreSQL")
+    deploy(db, "deadline.bpmn")
+    clock.set_now(T0)
+    with db.transaction() as session:
+        for n in range(1000):
+            instances.start(session, "deadline", DATA, "seed", business_key=f"1447/{n}")
+    moment = (DEADLINE + timedelta(minutes=1)).isoformat()
+    env = dict(os.environ, TANSIQ_DATABASE_URL=database_url)
+    command = [sys.executable, "-m", "api.cli", "timers", "run", "--once", "--now", moment, "--batch-size", "25"]
+    workers = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    outputs = [w.communicate(timeout=300) for w in workers]
+    assert all(w.returncode == 0 for w in workers), outputs
+    fired = [int(out.split()[1].rstrip(",")) for out, _ in outputs]
+    assert sum(fired) == 1000, outputs
+    with db.reading() as session:
+        assert session.scalar(select(func.count()).select_from(Escalation)) == 1000
+        assert session.scalar(select(func.count(func.distinct(Escalation.instance_id)))) == 1000
+        # Both timers were due at that moment: each reminder too is sent exactly once.
+        assert session.scalar(select(func.count()).select_from(Notification)) == 1000
+        assert session.scalar(select(func.count(func.distinct(Notification.instance_id)))) == 1000
+    print(f"\nworker share of 1,000 due instances: {fired}")

@@ -1,0 +1,1 @@
+"""Prefect flows for the recurring reports: thin wrappers around engine report functions."""
