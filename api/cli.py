@@ -114,6 +114,23 @@ def instances_start(
     typer.echo(f"instance {instance.id}: {instance.status}")
 
 
+@instances_app.command("list")
+def instances_list(
+    status: Annotated[str | None, typer.Option(help="running, completed, cancelled or incident.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+) -> None:
+    """Instances, newest first; `--status incident` lists what needs an administrator."""
+    with _one_line_errors(), get_database().reading() as session:
+        rows = instances.list_instances(session, status=status, limit=limit)
+        table = Table("id", "model", "version", "business key", "status", "next timer", "incident")
+        for row in rows:
+            incident = f"{row.incident_element}: {row.incident_message}" if row.incident_message else ""
+            next_timer = row.next_timer_at.isoformat() if row.next_timer_at else ""
+            table.add_row(str(row.id), row.model.key, str(row.model.version), row.business_key or "", row.status,
+                          next_timer, incident[:120])
+    console.print(table)
+
+
 @instances_app.command("retry")
 def instances_retry(instance_id: int, by: str = "cli") -> None:
     """Run an instance in incident again from its last clean point."""

@@ -20,7 +20,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from engine import clock, process_models, work_items
 from engine.bpmn_runtime import Runtime, ServiceCall, ServiceHandler, WorkflowFailure
 from engine.db import Base, GzipJSON, UTCDateTime
-from engine.errors import Conflict, NotFound
+from engine.errors import Conflict, InvalidInput, NotFound
 from engine.process_models import ProcessModel
 from engine.service_tasks import ExecutionContext, handler_for, operation
 from engine.settings import get_settings
@@ -169,6 +169,15 @@ def get_instance(session: Session, instance_id: int) -> ProcessInstance:
     if instance is None:
         raise NotFound(f"no process instance {instance_id}")
     return instance
+
+
+def list_instances(session: Session, *, status: str | None = None, limit: int = 50) -> list[ProcessInstance]:
+    if status is not None and status not in STATUSES:
+        raise InvalidInput(f"unknown status {status!r} (known: {', '.join(STATUSES)})")
+    query = select(ProcessInstance).order_by(ProcessInstance.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(ProcessInstance.status == status)
+    return list(session.scalars(query))
 
 
 def _require_running(instance: ProcessInstance) -> None:
