@@ -27,6 +27,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.util.task import TaskState
+from sqlalchemy.exc import SQLAlchemyError
 
 from engine import clock, expressions
 from engine.errors import Conflict, ExpressionError, ModelRejected, TansiqError
@@ -243,8 +244,8 @@ class Runtime:
     def _guarded(self, action: Callable[[], Any]) -> None:
         try:
             action()
-        except TansiqError:
-            raise
+        except (TansiqError, SQLAlchemyError):
+            raise  # the engine's own refusals, and database trouble, are not defects of the model
         except RecursionError:
             raise LoopCapExceeded("the process state grew too deep to run") from None
         except (WorkflowException, SpiffWorkflowException) as exc:

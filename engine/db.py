@@ -85,6 +85,8 @@ def _sqlite_on_begin(connection: Any) -> None:
 
 class Database:
     def __init__(self, url: str, *, echo: bool = False, pool_size: int = 5) -> None:
+        import engine.models  # noqa: F401  (every table mapped before the first unit of work)
+
         self.url = make_url(url)
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if self.is_sqlite:

@@ -34,9 +34,14 @@ class Escalation(Base):
     reason: Mapped[str] = mapped_column(String(40))
     target_role: Mapped[str] = mapped_column(String(40))
     entity: Mapped[str | None] = mapped_column(String(100), index=True)
+    directive_id: Mapped[int | None] = mapped_column(ForeignKey("directive.id", ondelete="CASCADE"), index=True)
     status: Mapped[str] = mapped_column(String(20), default="open", index=True)
     note: Mapped[str | None] = mapped_column(Text)
     raised_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    resolved_action: Mapped[str | None] = mapped_column(String(20))
+    resolution_note: Mapped[str | None] = mapped_column(Text)
+    resolved_by: Mapped[str | None] = mapped_column(String(200))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 @operation("escalate")

@@ -1,10 +1,19 @@
-"""Every table of the engine, imported in one place for Alembic and for `create_all` in tests."""
+"""Every table of the engine, imported in one place for Alembic."""
 
+from engine.audit import AuditEvent, AuditHead
 from engine.db import Base
+from engine.directives import Directive, DirectiveSequence, DirectiveTag
+from engine.entities import Entity
 from engine.escalations import Escalation
 from engine.instances import ProcessInstance
-from engine.notifications import Notification
+from engine.meetings import Meeting
+from engine.notifications import Delivery, Notification
 from engine.process_models import ProcessModel
+from engine.seasons import Season
+from engine.users import User
 from engine.work_items import WorkItem
 
-__all__ = ["Base", "Escalation", "Notification", "ProcessInstance", "ProcessModel", "WorkItem"]
+__all__ = [
+    "AuditEvent", "AuditHead", "Base", "Delivery", "Directive", "DirectiveSequence", "DirectiveTag", "Entity",
+    "Escalation", "Meeting", "Notification", "ProcessInstance", "ProcessModel", "Season", "User", "WorkItem",
+]

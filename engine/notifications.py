@@ -21,7 +21,7 @@ from engine.service_tasks import ExecutionContext, operation
 
 class Notification(Base):
     __tablename__ = "notification"
-    __table_args__ = (UniqueConstraint("instance_id", "source_key"),)
+    __table_args__ = (UniqueConstraint("source_key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instance.id", ondelete="CASCADE"), index=True)
@@ -32,6 +32,25 @@ class Notification(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
     status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Delivery(Base):
+    """One notification to one user on one channel, with its own retries."""
+
+    __tablename__ = "notification_delivery"
+    __table_args__ = (UniqueConstraint("notification_id", "user_id", "channel"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notification.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(10))  # email | in_app
+    language: Mapped[str] = mapped_column(String(2))
+    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending | sent | failed | read
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(1000))
 
 
 @operation("notify")
@@ -47,7 +66,7 @@ def notify(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
         raise WorkflowFailure("notify needs to_role or to_entity", element_id=call.element_id)
     notification = Notification(
         instance_id=context.instance.id,
-        source_key=call.key,
+        source_key=f"instance:{context.instance.id}:{call.key}",
         template=template,
         recipient_role=role,
         recipient_entity=entity,

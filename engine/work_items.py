@@ -48,6 +48,9 @@ class WorkItem(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_by: Mapped[str | None] = mapped_column(String(200))
     completion_data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    progress_percent: Mapped[int | None] = mapped_column(Integer)
+    progress_note: Mapped[str | None] = mapped_column(String(2000))
+    progress_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @property
     def overdue(self) -> bool:

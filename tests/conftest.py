@@ -20,6 +20,7 @@ import pytest  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from engine import clock, migrate  # noqa: E402
+from engine.audit import GENESIS, AuditHead  # noqa: E402
 from engine.db import Database  # noqa: E402
 from engine.models import Base  # noqa: E402
 
@@ -66,6 +67,7 @@ def db(database_url: str) -> Iterator[Database]:
     with database.engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
             connection.execute(table.delete())
+        connection.execute(AuditHead.__table__.insert().values(id=1, last_id=0, last_hash=GENESIS))
     yield database
     database.dispose()
 

@@ -1,0 +1,67 @@
+"""Entities: the organisations that execute directives (housing, transport, reception, ...)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from sqlalchemy import Boolean, Integer, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from engine import clock
+from engine.db import Base, UTCDateTime
+from engine.errors import Conflict, InvalidInput, NotFound
+
+KINDS = ("service", "government", "private", "other")
+_CODE = re.compile(r"^[a-z][a-z0-9_]{1,49}$")
+
+
+class Entity(Base):
+    __tablename__ = "entity"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(50), unique=True)
+    name_ar: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    email: Mapped[str | None] = mapped_column(String(254))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+def create_entity(session: Session, code: str, name_ar: str, name_en: str, kind: str = "service",
+                  email: str | None = None) -> Entity:
+    if not isinstance(code, str) or not _CODE.match(code):
+        raise InvalidInput(f"an entity code is 2-50 lowercase letters, digits or _, starting with a letter: {code!r}")
+    if kind not in KINDS:
+        raise InvalidInput(f"unknown entity kind {kind!r} (known: {', '.join(KINDS)})")
+    for label, value in (("Arabic name", name_ar), ("English name", name_en)):
+        if not isinstance(value, str) or not value.strip() or len(value) > 200:
+            raise InvalidInput(f"the entity's {label} must be 1-200 characters")
+    if session.scalar(select(Entity.id).where(Entity.code == code)) is not None:
+        raise Conflict(f"an entity with code {code!r} exists already")
+    entity = Entity(code=code, name_ar=name_ar.strip(), name_en=name_en.strip(), kind=kind, email=email,
+                    active=True, created_at=clock.now())
+    session.add(entity)
+    session.flush()
+    return entity
+
+
+def get_by_code(session: Session, code: str) -> Entity:
+    entity = session.scalar(select(Entity).where(Entity.code == code))
+    if entity is None:
+        raise NotFound(f"no entity {code!r}")
+    return entity
+
+
+def require_active(session: Session, codes: list[str]) -> list[Entity]:
+    """Resolve entity codes, refusing unknown or inactive ones (all named in one message)."""
+    found = {e.code: e for e in session.scalars(select(Entity).where(Entity.code.in_(codes)))}
+    unknown = [c for c in codes if c not in found or not found[c].active]
+    if unknown:
+        raise InvalidInput(f"unknown entity: {', '.join(map(str, unknown))}")
+    return [found[c] for c in codes]
+
+
+def list_entities(session: Session) -> list[Entity]:
+    return list(session.scalars(select(Entity).order_by(Entity.code)))
