@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import OperationalError
 
-from engine import clock, durations, instances, migrate, process_models, timers
+from engine import audit, clock, durations, instances, migrate, process_models, timers
 from engine.db import get_database
 from engine.errors import TansiqError
 from engine.logs import configure_logging
@@ -29,10 +29,14 @@ db_app = typer.Typer(no_args_is_help=True, help="The database schema.")
 models_app = typer.Typer(no_args_is_help=True, help="BPMN process models.")
 instances_app = typer.Typer(no_args_is_help=True, help="Running process instances.")
 timers_app = typer.Typer(no_args_is_help=True, help="The timer worker (reminders, deadlines, escalations).")
+audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit trail.")
+demo_app = typer.Typer(no_args_is_help=True, help="The demo season.")
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
 app.add_typer(instances_app, name="instances")
 app.add_typer(timers_app, name="timers")
+app.add_typer(audit_app, name="audit")
+app.add_typer(demo_app, name="demo")
 
 console = Console()
 SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "bpmn"
@@ -166,6 +170,17 @@ def timers_run(
         return
     typer.echo("timer worker running; Ctrl+C to stop")
     timers.run_forever(db, size, settings.timer_poll_seconds)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the whole hash chain; exit 1 and name the first broken event if it does not hold."""
+    with _one_line_errors(), get_database().reading() as session:
+        result = audit.verify(session)
+    if not result.ok:
+        typer.echo(f"error: {result}", err=True)
+        raise typer.Exit(1)
+    typer.echo(str(result))
 
 
 @app.command("run")

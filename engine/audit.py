@@ -3,7 +3,7 @@
 Each event is written in the transaction of the change it records. Its hash covers its position,
 content and the previous event's hash, and a one-row head keeps the last position and hash, so
 `verify` finds an edited, inserted, deleted or reordered row and names the first one that breaks.
-Writers take the head's row lock: the chain has one order, the order of commits.
+Writers take the head's row lock at commit: the chain has one order, the order of commits.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, select
+from sqlalchemy import Integer, String, event, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from engine import clock
@@ -52,25 +52,76 @@ def event_hash(event_id: int, at: datetime, actor: str, action: str, subject: st
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@dataclass(frozen=True, eq=False)
+class PendingEvent:
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    payload: dict[str, Any]
+
+
 def record(
     session: Session, actor: str, action: str, subject: str, payload: dict[str, Any] | None = None
-) -> AuditEvent:
-    """Append one event to the chain, in the caller's transaction."""
+) -> PendingEvent:
+    """Add an event to the caller's transaction; it is chained and written when the transaction commits.
+
+    Writing at commit keeps the head's lock as short as possible, and always last, after every lock
+    on instances, so it cannot take part in a deadlock.
+    """
+    clean = json.loads(json.dumps(payload or {}, default=str, ensure_ascii=False))
+    pending = PendingEvent(clock.now(), actor[:200], action, subject, clean)
+    _pending(session).append(pending)
+    return pending
+
+
+def retract(session: Session, pending: PendingEvent) -> None:
+    """Take back an event of this transaction that turned out not to happen."""
+    events = _pending(session)
+    for index, candidate in enumerate(events):
+        if candidate is pending:
+            del events[index]
+            return
+
+
+def mark(session: Session) -> int:
+    """A position in the pending events, to `discard_since` when a savepoint rolls back."""
+    return len(_pending(session))
+
+
+def discard_since(session: Session, position: int) -> None:
+    del _pending(session)[position:]
+
+
+def _pending(session: Session) -> list[PendingEvent]:
+    return session.info.setdefault("audit_pending", [])
+
+
+@event.listens_for(Session, "before_commit")
+def _write_pending(session: Session) -> None:
+    pending = session.info.pop("audit_pending", None)
+    if not pending:
+        return
     head = _locked_head(session)
-    payload = json.loads(json.dumps(payload or {}, default=str))
-    at = clock.now()
-    event_id = head.last_id + 1
-    digest = event_hash(event_id, at, actor, action, subject, payload, head.last_hash)
-    event = AuditEvent(id=event_id, at=at, actor=actor[:200], action=action, subject=subject, payload=payload,
-                       prev_hash=head.last_hash, hash=digest)
-    session.add(event)
-    head.last_id, head.last_hash = event_id, digest
+    for item in pending:
+        event_id = head.last_id + 1
+        digest = event_hash(event_id, item.at, item.actor, item.action, item.subject, item.payload, head.last_hash)
+        session.add(AuditEvent(id=event_id, at=item.at, actor=item.actor, action=item.action, subject=item.subject,
+                               payload=item.payload, prev_hash=head.last_hash, hash=digest))
+        head.last_id, head.last_hash = event_id, digest
     session.flush()
-    return event
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_pending(session: Session) -> None:
+    if not session.in_nested_transaction():
+        session.info.pop("audit_pending", None)
 
 
 def _locked_head(session: Session) -> AuditHead:
-    head = session.scalar(select(AuditHead).where(AuditHead.id == 1).with_for_update())
+    head = session.scalar(
+        select(AuditHead).where(AuditHead.id == 1).with_for_update().execution_options(populate_existing=True)
+    )
     if head is None:  # the migration creates it; a database emptied by hand gets it back here
         head = AuditHead(id=1, last_id=0, last_hash=GENESIS)
         session.add(head)
@@ -104,11 +155,11 @@ def verify(session: Session, batch: int = 5000) -> Verification:
         rows = session.scalars(
             select(AuditEvent).where(AuditEvent.id >= expected_id).order_by(AuditEvent.id).limit(batch)
         ).all()
-        for event in rows:
-            problem = _check(event, expected_id, previous_hash)
+        for row in rows:
+            problem = _check(row, expected_id, previous_hash)
             if problem:
-                return Verification(False, checked, event.id if event.id != expected_id else expected_id, problem)
-            previous_hash, expected_id, last_id = event.hash, event.id + 1, event.id
+                return Verification(False, checked, expected_id, problem)
+            previous_hash, expected_id, last_id = row.hash, row.id + 1, row.id
             checked += 1
         if len(rows) < batch:
             break
@@ -120,13 +171,12 @@ def verify(session: Session, batch: int = 5000) -> Verification:
     return Verification(True, checked)
 
 
-def _check(event: AuditEvent, expected_id: int, previous_hash: str) -> str | None:
-    if event.id != expected_id:
-        return f"event {expected_id} is missing (next is {event.id}): a row was deleted"
-    if event.prev_hash != previous_hash:
+def _check(row: AuditEvent, expected_id: int, previous_hash: str) -> str | None:
+    if row.id != expected_id:
+        return f"event {expected_id} is missing (next is {row.id}): a row was deleted"
+    if row.prev_hash != previous_hash:
         return "its previous-hash does not match the event before it: a row was inserted, removed or reordered"
-    recomputed = event_hash(event.id, event.at, event.actor, event.action, event.subject, event.payload,
-                            event.prev_hash)
-    if recomputed != event.hash:
+    recomputed = event_hash(row.id, row.at, row.actor, row.action, row.subject, row.payload, row.prev_hash)
+    if recomputed != row.hash:
         return "its content does not match its hash: the row was edited"
     return None

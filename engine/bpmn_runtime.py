@@ -19,6 +19,7 @@ from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import XSD_PATH
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.specs.event_definitions import timer as spiff_timer
 from SpiffWorkflow.bpmn.util import BpmnEvent
@@ -135,11 +136,26 @@ def parse_model(document: etree._Element, filename: str, process_id: str) -> Com
     return CompiledModel(process_id, getattr(spec, "description", None) or process_id, spec, subprocess_specs)
 
 
+class _RestrictedEnvironment(BasePythonScriptEngineEnvironment):
+    """SpiffWorkflow also calls `script_engine.environment` directly (message correlations, ad-hoc
+    completion): the default environment there is plain `eval`, so it must be replaced too."""
+
+    def evaluate(self, expression: str, context: dict[str, Any], external_context: Any = None) -> Any:
+        return expressions.evaluate(expression, context)
+
+    def execute(self, script: str, context: dict[str, Any], external_context: Any = None) -> bool:
+        expressions.execute(script, context)
+        return True
+
+    def call_service(self, context: Any, **kwargs: Any) -> Any:
+        raise WorkflowFailure("service tasks go through the engine's registry")
+
+
 class _RestrictedScriptEngine(PythonScriptEngine):
     """Every expression, condition, timer value and script goes through `engine.expressions`."""
 
     def __init__(self, service_handler: ServiceHandler | None) -> None:
-        super().__init__()
+        super().__init__(environment=_RestrictedEnvironment())
         self._service_handler = service_handler
 
     def validate(self, expression: str) -> None:

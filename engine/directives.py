@@ -5,22 +5,26 @@ transaction as every change of its instance, so no question about directives loa
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import (
-    Column,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Table,
-    Text,
-)
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table, Text, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from sqlalchemy.types import Date
 
+from engine import audit, clock, entities, instances, meetings, process_models, seasons
+from engine.bpmn_runtime import ServiceCall, WorkflowFailure
+from engine.business_calendar import BusinessCalendar, parse_deadline
 from engine.db import Base, JSONType, UTCDateTime
+from engine.durations import RIYADH, parse_moment
 from engine.entities import Entity
+from engine.errors import Conflict, InvalidInput, NotFound
+from engine.escalations import Escalation
+from engine.service_tasks import ExecutionContext, operation
+from engine.work_items import OPEN, WorkItem
 
 KINDS = ("decision", "circular", "directive", "recommendation")
 TRACKS = ("business", "technology", "human_resources")
@@ -95,3 +99,356 @@ class Directive(Base):
     responsible_entity: Mapped[Entity] = relationship(lazy="joined", foreign_keys=[responsible_entity_id])
     supporting_entities: Mapped[list[Entity]] = relationship(secondary=directive_supporting_entity, lazy="selectin")
     tags: Mapped[list[DirectiveTag]] = relationship(lazy="selectin", cascade="all, delete-orphan")
+
+
+# --- the service ---------------------------------------------------------------------------------
+
+REFERENCE_PATTERN = re.compile(r"^[A-Za-z0-9\u0600-\u06FF][A-Za-z0-9\u0600-\u06FF/_.\-]{0,39}$")
+_TAG_PATTERN = re.compile(r"^[\w\u0600-\u06FF][\w\u0600-\u06FF\-]{0,59}$")
+TIMING = {  # how long before the deadline to remind, and the grace before level 2, by priority
+    "normal": ("P1D", "P1D"),
+    "high": ("PT12H", "PT12H"),
+    "urgent": ("PT2H", "PT2H"),
+}
+MAX_RETURNS = 3
+
+
+@dataclass
+class NewDirective:
+    """What the secretariat registers; validated whole before anything is stored."""
+
+    title: str
+    kind: str
+    responsible_entity: str
+    deadline: str | datetime
+    title_en: str | None = None
+    body: str | None = None
+    source: str | None = None
+    reference: str | None = None
+    meeting_id: int | None = None
+    issued_on: date | None = None
+    track: str = "business"
+    programme_track: str = "none"
+    priority: str = "normal"
+    supporting_entities: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    season_year: int | None = None
+    process_model_key: str | None = None
+
+
+def subject(directive_id: int) -> str:
+    return f"directive:{directive_id}"
+
+
+def create(session: Session, new: NewDirective, actor: str, *, launch_now: bool = False) -> Directive:
+    _check_choices(new)
+    responsible, *supporting = entities.require_active(session, [new.responsible_entity, *new.supporting_entities])
+    if new.responsible_entity in new.supporting_entities or len(set(new.supporting_entities)) != len(supporting):
+        raise InvalidInput("supporting entities must be distinct and differ from the responsible entity")
+    now = clock.now()
+    season = seasons.get_season(session, new.season_year) if new.season_year else seasons.season_for(session, now)
+    deadline = parse_deadline(new.deadline, now, season.calendar)
+    if new.meeting_id is not None:
+        meetings.get_meeting(session, new.meeting_id)
+    model_key = new.process_model_key or default_model(new.kind, new.priority, bool(supporting))
+    process_models.get_model(session, model_key)
+    directive = Directive(
+        reference=_reference(session, new.reference, season.hijri_year),
+        season_id=season.id, meeting_id=new.meeting_id, kind=new.kind, title=new.title.strip(),
+        title_en=(new.title_en or "").strip() or None, body=new.body, source=new.source,
+        issued_on=new.issued_on or now.astimezone(RIYADH).date(), track=new.track,
+        programme_track=new.programme_track, priority=new.priority, responsible_entity_id=responsible.id,
+        deadline_at=deadline, process_model_key=model_key, status=DRAFT, created_by=actor, created_at=now,
+        current_steps=[], escalation_level=0, extension_count=0,
+    )
+    directive.supporting_entities = supporting
+    directive.tags = [DirectiveTag(tag=t) for t in _clean_tags(new.tags)]
+    session.add(directive)
+    session.flush()
+    audit.record(session, actor, "directive.created", subject(directive.id), {
+        "reference": directive.reference, "kind": directive.kind, "title": directive.title,
+        "responsible": responsible.code, "supporting": [e.code for e in supporting],
+        "deadline": deadline.isoformat(), "model": model_key,
+    })
+    if launch_now:
+        launch(session, directive.id, actor)
+    return directive
+
+
+def default_model(kind: str, priority: str, has_supporting: bool) -> str:
+    if kind == "circular":
+        return "circular_acknowledgement"
+    if priority == "urgent":
+        return "directive_urgent"
+    return "directive_multi_entity" if has_supporting else "directive_standard"
+
+
+def launch(session: Session, directive_id: int, actor: str) -> Directive:
+    directive = _locked(session, directive_id)
+    if directive.status != DRAFT:
+        raise Conflict(f"directive {directive.reference} is {directive.status}, it was launched already")
+    if directive.deadline_at <= clock.now():
+        raise InvalidInput(f"the deadline of {directive.reference} has passed; set a new one before launching")
+    instance = instances.start(
+        session, directive.process_model_key or "directive_standard", process_data(directive), actor,
+        business_key=directive.reference,
+    )
+    directive.instance_id = instance.id
+    directive.status, directive.launched_by, directive.launched_at = ACTIVE, actor, clock.now()
+    session.flush()
+    audit.record(session, actor, "directive.launched", subject(directive.id),
+                 {"instance": instance.id, "model": directive.process_model_key})
+    _sync(session, instance)
+    return directive
+
+
+def process_data(directive: Directive) -> dict[str, Any]:
+    """The process variables every shipped model expects (see docs/directive-models.md)."""
+    reminder_lead, grace = TIMING[directive.priority]
+    supporting = [e.code for e in directive.supporting_entities]
+    return {
+        "directive_id": directive.id,
+        "reference": directive.reference,
+        "title": directive.title,
+        "kind": directive.kind,
+        "priority": directive.priority,
+        "responsible_entity": directive.responsible_entity.code,
+        "supporting_entities": supporting,
+        "addressed_entities": [directive.responsible_entity.code, *supporting],
+        "deadline": directive.deadline_at.isoformat(),
+        "reminder_lead": reminder_lead,
+        "grace": grace,
+        "max_returns": MAX_RETURNS,
+    }
+
+
+def cancel(session: Session, directive_id: int, actor: str, reason: str) -> Directive:
+    directive = _locked(session, directive_id)
+    if directive.status in (COMPLETED, CANCELLED):
+        raise Conflict(f"directive {directive.reference} is already {directive.status}")
+    if not reason or not reason.strip():
+        raise InvalidInput("say why the directive is cancelled")
+    if directive.status == DRAFT:
+        directive.status, directive.ended_at = CANCELLED, clock.now()
+    else:
+        instances.cancel(session, directive.instance_id, actor)
+    audit.record(session, actor, "directive.cancelled", subject(directive.id), {"reason": reason.strip()})
+    return directive
+
+
+def request_extension(session: Session, directive_id: int, actor: str, new_deadline: str | datetime,
+                      reason: str) -> Directive:
+    directive = _require_active(session, directive_id)
+    moment = parse_deadline(new_deadline, clock.now(), directive_calendar(session, directive))
+    if moment <= directive.deadline_at:
+        raise InvalidInput("an extension asks for a deadline later than the current one")
+    if not reason or not reason.strip():
+        raise InvalidInput("an extension request needs a reason")
+    instances.send_message(session, directive.instance_id, "extension_requested",
+                           {"new_deadline": moment.isoformat(), "reason": reason.strip(), "requested_by": actor}, actor)
+    audit.record(session, actor, "extension.requested", subject(directive.id),
+                 {"new_deadline": moment.isoformat(), "reason": reason.strip()})
+    return directive
+
+
+def supervisor_action(session: Session, directive_id: int, actor: str, action: str, note: str,
+                      **fields: Any) -> Directive:
+    """Extend, reassign, escalate or close: always as a message into the running instance."""
+    directive = _require_active(session, directive_id)
+    payload: dict[str, Any] = {"action": action, "note": (note or "").strip(), "actor": actor}
+    if action == "extend":
+        moment = parse_deadline(fields.get("new_deadline"), clock.now(), directive_calendar(session, directive))
+        payload["new_deadline"] = moment.isoformat()
+    elif action == "reassign":
+        [entity] = entities.require_active(session, [fields.get("entity")])
+        if entity.id == directive.responsible_entity_id:
+            raise InvalidInput(f"{entity.code} is already responsible for {directive.reference}")
+        payload["entity"] = entity.code
+    elif action == "escalate":
+        level = directive.escalation_level + 1
+        if level > 5:
+            raise InvalidInput("the directive is at the highest escalation level")
+        payload["level"] = level
+    elif action == "close":
+        if fields.get("outcome") not in ("done", "cancelled"):
+            raise InvalidInput("closing needs an outcome: done or cancelled")
+        payload["outcome"] = fields["outcome"]
+    else:
+        raise InvalidInput(f"unknown action {action!r} (extend, reassign, escalate, close)")
+    instances.send_message(session, directive.instance_id, "supervisor_action", payload, actor)
+    audit.record(session, actor, f"supervisor.{action}", subject(directive.id), payload)
+    return directive
+
+
+def directive_calendar(session: Session, directive: Directive) -> BusinessCalendar:
+    return session.get(seasons.Season, directive.season_id).calendar
+
+
+def get(session: Session, directive_id: int) -> Directive:
+    directive = session.get(Directive, directive_id)
+    if directive is None:
+        raise NotFound(f"no directive {directive_id}")
+    return directive
+
+
+def by_reference(session: Session, reference: str) -> Directive:
+    directive = session.scalar(select(Directive).where(Directive.reference == reference))
+    if directive is None:
+        raise NotFound(f"no directive {reference!r}")
+    return directive
+
+
+def overdue(directive: Directive) -> bool:
+    due = directive.current_due_at
+    return directive.status == ACTIVE and due is not None and due < clock.now()
+
+
+def refresh(session: Session, directive: Directive) -> None:
+    """Recompute the projection (after an escalation is resolved, say)."""
+    if directive.instance_id is not None:
+        _sync(session, instances.get_instance(session, directive.instance_id))
+
+
+def _require_active(session: Session, directive_id: int) -> Directive:
+    directive = get(session, directive_id)
+    if directive.status != ACTIVE:
+        raise Conflict(f"directive {directive.reference} is {directive.status}")
+    return directive
+
+
+def _locked(session: Session, directive_id: int) -> Directive:
+    directive = session.scalar(
+        select(Directive).where(Directive.id == directive_id).with_for_update(of=Directive)
+        .execution_options(populate_existing=True)
+    )
+    if directive is None:
+        raise NotFound(f"no directive {directive_id}")
+    return directive
+
+
+def _check_choices(new: NewDirective) -> None:
+    for label, value, allowed in (("kind", new.kind, KINDS), ("track", new.track, TRACKS),
+                                  ("programme track", new.programme_track, PROGRAMME_TRACKS),
+                                  ("priority", new.priority, PRIORITIES)):
+        if value not in allowed:
+            raise InvalidInput(f"unknown {label} {value!r} (known: {', '.join(allowed)})")
+    if not isinstance(new.title, str) or not new.title.strip() or len(new.title) > 500:
+        raise InvalidInput("a directive needs a title of 1-500 characters")
+    if new.body is not None and len(new.body) > 20_000:
+        raise InvalidInput("the body is longer than 20,000 characters")
+    if not isinstance(new.supporting_entities, list) or not isinstance(new.tags, list):
+        raise InvalidInput("supporting entities and tags are lists")
+
+
+def _clean_tags(tags: list[str]) -> list[str]:
+    cleaned = []
+    for tag in tags:
+        value = str(tag).strip().lower().replace(" ", "_")
+        if not _TAG_PATTERN.match(value):
+            raise InvalidInput(f"a tag is one word of letters, digits, - or _: {tag!r}")
+        if value not in cleaned:
+            cleaned.append(value)
+    if len(cleaned) > 20:
+        raise InvalidInput("at most 20 tags")
+    return cleaned
+
+
+def _reference(session: Session, given: str | None, hijri_year: int) -> str:
+    if given is not None:
+        given = given.strip()
+        if not REFERENCE_PATTERN.match(given):
+            raise InvalidInput(f"a reference is 1-40 letters, digits, / . _ or -: {given!r}")
+        if session.scalar(select(Directive.id).where(Directive.reference == given)) is not None:
+            raise Conflict(f"the reference {given} is taken")
+        return given
+    while True:
+        candidate = f"{hijri_year}/{_next_number(session, hijri_year):04d}"
+        if session.scalar(select(Directive.id).where(Directive.reference == candidate)) is None:
+            return candidate
+
+
+def _next_number(session: Session, hijri_year: int) -> int:
+    sequence = session.scalar(
+        select(DirectiveSequence).where(DirectiveSequence.hijri_year == hijri_year).with_for_update()
+    )
+    if sequence is None:
+        try:
+            with session.begin_nested():
+                sequence = DirectiveSequence(hijri_year=hijri_year, last_number=0)
+                session.add(sequence)
+        except IntegrityError:  # another writer created it first: lock theirs
+            return _next_number(session, hijri_year)
+    sequence.last_number += 1
+    session.flush()
+    return sequence.last_number
+
+
+# --- keeping the projection current ----------------------------------------------------------------
+
+@instances.on_change
+def _sync(session: Session, instance: instances.ProcessInstance) -> None:
+    directive = session.scalar(select(Directive).where(Directive.instance_id == instance.id))
+    if directive is None:
+        return
+    open_items = session.scalars(
+        select(WorkItem).where(WorkItem.instance_id == instance.id, WorkItem.status == OPEN).order_by(WorkItem.id)
+    ).all()
+    directive.current_steps = sorted({item.element_id for item in open_items})
+    dues = [item.due_at for item in open_items if item.due_at is not None]
+    directive.current_due_at = min(dues) if dues else None
+    session.execute(
+        update(Escalation).where(Escalation.instance_id == instance.id, Escalation.directive_id.is_(None))
+        .values(directive_id=directive.id)
+    )
+    directive.escalation_level = session.scalar(
+        select(func.coalesce(func.max(Escalation.level), 0))
+        .where(Escalation.instance_id == instance.id, Escalation.status == "open")
+    )
+    directive.incident = (instance.incident_message or "")[:500] or None
+    if instance.status == instances.COMPLETED and directive.status == ACTIVE:
+        directive.status = CANCELLED if instance.business_status == "cancelled" else COMPLETED
+        directive.ended_at = instance.ended_at
+        directive.completed_on_time = directive.status == COMPLETED and instance.ended_at <= directive.deadline_at
+    elif instance.status == instances.CANCELLED and directive.status == ACTIVE:
+        directive.status, directive.ended_at = CANCELLED, instance.ended_at
+    if directive.status in (COMPLETED, CANCELLED):
+        directive.current_due_at = None
+    session.flush()
+
+
+# --- operations a directive's model calls ----------------------------------------------------------
+
+def _directive_of(context: ExecutionContext, call: ServiceCall) -> Directive:
+    directive = context.session.scalar(select(Directive).where(Directive.instance_id == context.instance.id))
+    if directive is None:
+        raise WorkflowFailure(f"{call.operation} is for directive processes only", element_id=call.element_id)
+    return directive
+
+
+@operation("change_deadline")
+def change_deadline(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
+    directive = _directive_of(context, call)
+    try:
+        moment = parse_moment(call.params.get("deadline"))
+    except InvalidInput as exc:
+        raise WorkflowFailure(exc.message, element_id=call.element_id) from None
+    previous = directive.deadline_at
+    directive.deadline_at = moment
+    directive.extension_count += 1
+    audit.record(context.session, context.actor, "directive.deadline_changed", subject(directive.id),
+                 {"from": previous.isoformat(), "to": moment.isoformat(), "reason": call.params.get("reason")})
+    return {"deadline": moment.isoformat()}
+
+
+@operation("reassign")
+def reassign(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
+    directive = _directive_of(context, call)
+    try:
+        [entity] = entities.require_active(context.session, [call.params.get("entity")])
+    except InvalidInput as exc:
+        raise WorkflowFailure(exc.message, element_id=call.element_id) from None
+    previous = directive.responsible_entity.code
+    directive.responsible_entity_id = entity.id
+    audit.record(context.session, context.actor, "directive.reassigned", subject(directive.id),
+                 {"from": previous, "to": entity.code})
+    return {"entity": entity.code}

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from engine import clock
+from engine import audit, clock
 from engine.bpmn_runtime import ServiceCall, WorkflowFailure
 from engine.db import Base, UTCDateTime
 from engine.roles import LEADERSHIP, ROLES, SUPERVISOR
@@ -68,6 +68,9 @@ def escalate(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
     )
     context.session.add(escalation)
     context.session.flush()
+    audit.record(context.session, context.actor, "escalation.raised", f"instance:{context.instance.id}",
+                 {"escalation": escalation.id, "level": level, "reason": reason, "to": target,
+                  "element": call.element_id})
     return {"escalation_id": escalation.id, "level": level}
 
 

@@ -9,8 +9,11 @@ whitelisted attributes and functions, bounded sizes. Scripts are a tiny statemen
 from __future__ import annotations
 
 import ast
+import copy
+import operator
 from collections.abc import Callable, Mapping
 from functools import lru_cache
+from numbers import Number
 from typing import Any
 
 import simpleeval
@@ -19,6 +22,8 @@ from engine import clock, durations
 from engine.errors import ExpressionError, InvalidInput
 
 MAX_SOURCE_LENGTH = 20_000
+MAX_LENGTH = 100_000  # characters of a string, items of a list
+MAX_INT_BITS = 4_096  # about 1,200 decimal digits: more than any deadline, count or rate needs
 
 
 def _now() -> str:
@@ -31,6 +36,73 @@ def _is_past(moment: str) -> bool:
 
 def _seconds_until(moment: str) -> float:
     return (durations.parse_moment(moment) - clock.now()).total_seconds()
+
+
+def _refuse_big(value: Any) -> Any:
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        raise ExpressionError(f"a number larger than {MAX_INT_BITS} bits is not allowed")
+    if isinstance(value, str | list | tuple | dict | set) and len(value) > MAX_LENGTH:
+        raise ExpressionError(f"a value longer than {MAX_LENGTH:,} is not allowed")
+    return value
+
+
+def _safe_power(base: Any, exponent: Any) -> Any:
+    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0:
+        if base.bit_length() * exponent > MAX_INT_BITS:
+            raise ExpressionError(f"{base} ** {exponent} would be larger than {MAX_INT_BITS} bits")
+    elif isinstance(exponent, Number) and abs(exponent) > 10_000:
+        raise ExpressionError(f"the exponent {exponent} is too large")
+    return _refuse_big(base**exponent)
+
+
+def _safe_mult(left: Any, right: Any) -> Any:
+    for sized, times in ((left, right), (right, left)):
+        if hasattr(sized, "__len__") and isinstance(times, int) and len(sized) * times > MAX_LENGTH:
+            raise ExpressionError(f"a value longer than {MAX_LENGTH:,} is not allowed")
+    if isinstance(left, int) and isinstance(right, int) and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+        raise ExpressionError(f"a number larger than {MAX_INT_BITS} bits is not allowed")
+    return left * right
+
+
+def _safe_add(left: Any, right: Any) -> Any:
+    if hasattr(left, "__len__") and hasattr(right, "__len__") and len(left) + len(right) > MAX_LENGTH:
+        raise ExpressionError(f"a value longer than {MAX_LENGTH:,} is not allowed")
+    return left + right
+
+
+def _safe_mod(left: Any, right: Any) -> Any:
+    if isinstance(left, str | bytes):
+        raise ExpressionError("%-formatting of strings is not allowed; use an f-string")
+    return left % right
+
+
+def _sum(values: Any, start: Any = 0) -> Any:
+    items = list(values)
+    if not all(isinstance(v, Number) for v in [*items, start]):
+        raise ExpressionError("sum() adds numbers only")
+    return sum(items, start)
+
+
+OPERATORS = dict(simpleeval.DEFAULT_OPERATORS)
+OPERATORS.update({ast.Pow: _safe_power, ast.Mult: _safe_mult, ast.Add: _safe_add, ast.Mod: _safe_mod,
+                  ast.LShift: simpleeval.safe_lshift, ast.RShift: simpleeval.safe_rshift,
+                  ast.BitOr: operator.or_, ast.BitAnd: operator.and_})
+
+# Methods an expression may call, by type: read-only ones whose result is bounded by their input.
+_STR_METHODS = frozenset({
+    "lower", "upper", "strip", "lstrip", "rstrip", "startswith", "endswith", "split", "rsplit", "splitlines",
+    "title", "casefold", "capitalize", "isdigit", "isalpha", "isalnum", "isspace", "isnumeric", "count",
+    "find", "rfind", "index", "rindex",
+})
+ALLOWED_ATTRIBUTES: dict[type, frozenset[str]] = {
+    str: _STR_METHODS,
+    dict: frozenset({"get", "keys", "values", "items"}),
+    list: frozenset({"index", "count"}),
+    tuple: frozenset({"index", "count"}),
+    int: frozenset(),
+    float: frozenset({"is_integer"}),
+    bool: frozenset(),
+}
 
 
 LIBRARY: dict[str, Callable[..., Any]] = {
@@ -52,7 +124,7 @@ LIBRARY: dict[str, Callable[..., Any]] = {
     "abs": abs,
     "min": min,
     "max": max,
-    "sum": sum,
+    "sum": _sum,
     "sorted": sorted,
     "any": any,
     "all": all,
@@ -60,11 +132,17 @@ LIBRARY: dict[str, Callable[..., Any]] = {
 # Functions the runtime adds per evaluation (they need the running instance).
 RUNTIME_FUNCTIONS = frozenset({"visits"})
 RESERVED_NAMES = frozenset(LIBRARY) | RUNTIME_FUNCTIONS | {"True", "False", "None"}
+# Python builtins that must never appear, even as values (a sort key, say): they are not data either.
+FORBIDDEN_NAMES = frozenset({
+    "eval", "exec", "compile", "open", "getattr", "setattr", "delattr", "hasattr", "globals", "locals", "vars",
+    "input", "breakpoint", "help", "exit", "quit", "memoryview", "object", "type", "super", "classmethod",
+    "staticmethod", "property", "dir", "id",
+})
 
-_ALLOWED_ATTRIBUTES = frozenset().union(*simpleeval.BASIC_ALLOWED_ATTRS.values())
+_ALLOWED_ATTRIBUTES = frozenset().union(*ALLOWED_ATTRIBUTES.values())
 
 _EXPRESSION_NODES: tuple[type[ast.AST], ...] = (
-    ast.Expression, ast.Expr, ast.Name, ast.Load, ast.Constant, ast.UnaryOp, ast.BinOp, ast.BoolOp,
+    ast.Expression, ast.Name, ast.Load, ast.Constant, ast.UnaryOp, ast.BinOp, ast.BoolOp,
     ast.Compare, ast.IfExp, ast.Call, ast.keyword, ast.Subscript, ast.Attribute, ast.Slice,
     ast.JoinedStr, ast.FormattedValue, ast.List, ast.Tuple, ast.Dict, ast.Set, ast.ListComp,
     ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.comprehension, ast.Store,
@@ -78,21 +156,53 @@ def _refuse(message: str, source: str) -> ExpressionError:
 
 
 def _check_tree(tree: ast.AST, source: str, statements: bool) -> None:
+    nodes = list(ast.walk(tree))
+    for node in nodes:  # names first: the most telling refusal of `__import__('os')...` is the name
+        _check_node(node, source)
     allowed = _EXPRESSION_NODES + (_STATEMENT_NODES if statements else ())
-    for node in ast.walk(tree):
+    for node in nodes:
+        if isinstance(node, ast.Expr):
+            raise _refuse("a script is made of assignments (x = ...), if/else, del and pass", source)
         if not isinstance(node, allowed):
             raise _refuse(f"{type(node).__name__} is not allowed", source)
-        if isinstance(node, ast.Name) and node.id.startswith("_"):
-            raise _refuse(f"the name {node.id!r} is not allowed", source)
-        if isinstance(node, ast.Attribute) and (
-            node.attr.startswith("_") or node.attr not in _ALLOWED_ATTRIBUTES
-        ):
-            raise _refuse(f"the attribute {node.attr!r} is not allowed", source)
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                and node.func.id not in LIBRARY and node.func.id not in RUNTIME_FUNCTIONS):
-            raise _refuse(f"unknown function {node.func.id!r}", source)
-        if isinstance(node, ast.Call) and not isinstance(node.func, ast.Name | ast.Attribute):
+
+
+def _check_node(node: ast.AST, source: str) -> None:
+    if isinstance(node, ast.Name) and (node.id.startswith("_") or node.id in FORBIDDEN_NAMES):
+        raise _refuse(f"the name {node.id!r} is not allowed", source)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+        _check_constant_power(node, source)
+    if isinstance(node, ast.Attribute) and (node.attr.startswith("_") or node.attr not in _ALLOWED_ATTRIBUTES):
+        raise _refuse(f"the attribute {node.attr!r} is not allowed", source)
+    if isinstance(node, ast.Call):
+        if not isinstance(node.func, ast.Name | ast.Attribute):
             raise _refuse("only named functions and methods may be called", source)
+        if isinstance(node.func, ast.Name) and node.func.id not in LIBRARY and node.func.id not in RUNTIME_FUNCTIONS:
+            raise _refuse(f"unknown function {node.func.id!r}", source)
+    if isinstance(node, ast.FormattedValue) and node.format_spec is not None:
+        raise _refuse("format specifications in f-strings are not allowed", source)
+
+
+def _check_constant_power(node: ast.BinOp, source: str) -> None:
+    """`10 ** 10 ** 10` is known to be too big from the text alone: refuse it at deploy."""
+    try:
+        _safe_power(_constant(node.left), _constant(node.right))
+    except _NotConstant:
+        return
+    except (ExpressionError, ArithmeticError) as exc:
+        raise _refuse(getattr(exc, "message", str(exc)), source) from None
+
+
+class _NotConstant(Exception):
+    pass
+
+
+def _constant(node: ast.AST) -> Any:
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+        return node.value
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+        return _safe_power(_constant(node.left), _constant(node.right))
+    raise _NotConstant
 
 
 def _parse(source: str, mode: str) -> ast.AST:
@@ -104,20 +214,29 @@ def _parse(source: str, mode: str) -> ast.AST:
         return ast.parse(source.strip(), mode=mode)
     except SyntaxError as exc:
         raise _refuse(f"syntax error at line {exc.lineno}: {exc.msg}", source) from None
+    except (RecursionError, MemoryError):
+        raise _refuse("the expression is nested too deeply", source) from None
+
+
+def _checked(tree: ast.AST, source: str, statements: bool) -> None:
+    try:
+        _check_tree(tree, source, statements)
+    except (RecursionError, MemoryError):
+        raise _refuse("the expression is nested too deeply", source) from None
 
 
 @lru_cache(maxsize=4096)
 def compile_expression(source: str) -> ast.expr:
     """Parse and check an expression once; the result is cached by its text."""
     tree = _parse(source, "eval")
-    _check_tree(tree, source, statements=False)
+    _checked(tree, source, statements=False)
     return tree.body  # type: ignore[attr-defined]
 
 
 @lru_cache(maxsize=1024)
 def compile_script(source: str) -> tuple[ast.stmt, ...]:
     tree = _parse(source, "exec")
-    _check_tree(tree, source, statements=True)
+    _checked(tree, source, statements=True)
     for node in ast.walk(tree):
         targets = node.targets if isinstance(node, ast.Assign | ast.Delete) else (
             [node.target] if isinstance(node, ast.AugAssign) else [])
@@ -150,14 +269,14 @@ def _evaluator(
     functions = dict(LIBRARY)
     functions.update(extra or {})
     return simpleeval.EvalWithCompoundTypes(
-        functions=functions, names=data, allowed_attrs=simpleeval.BASIC_ALLOWED_ATTRS
+        operators=OPERATORS, functions=functions, names=data, allowed_attrs=ALLOWED_ATTRIBUTES
     )
 
 
 def _run(evaluator: simpleeval.EvalWithCompoundTypes, node: ast.AST, source: str) -> Any:
     evaluator.expr = source
     try:
-        return evaluator._eval(node)
+        return _refuse_big(evaluator._eval(node))
     except ExpressionError:
         raise
     except (simpleeval.InvalidExpression, InvalidInput) as exc:
@@ -174,7 +293,7 @@ def evaluate(source: str, data: Mapping[str, Any], extra: Mapping[str, Callable[
 def execute(source: str, data: dict[str, Any], extra: Mapping[str, Callable[..., Any]] | None = None) -> None:
     """Run a script against `data`, changing it in place only if every statement succeeds."""
     statements = compile_script(source)
-    scratch = dict(data)
+    scratch = copy.deepcopy(data)
     evaluator = _evaluator(scratch, extra)
     for statement in statements:
         _run_statement(evaluator, statement, scratch, source)

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from sqlalchemy.orm.exc import StaleDataError
 
-from engine import clock, process_models, work_items
+from engine import audit, clock, process_models, work_items
 from engine.bpmn_runtime import Runtime, ServiceCall, ServiceHandler, WorkflowFailure
 from engine.db import Base, GzipJSON, UTCDateTime
 from engine.errors import Conflict, InvalidInput, NotFound
@@ -27,6 +27,19 @@ from engine.settings import get_settings
 
 RUNNING, COMPLETED, CANCELLED, INCIDENT = "running", "completed", "cancelled", "incident"
 STATUSES = (RUNNING, COMPLETED, CANCELLED, INCIDENT)
+
+ChangeListener = Callable[[Session, "ProcessInstance"], None]
+_listeners: list[ChangeListener] = []
+
+
+def on_change(listener: ChangeListener) -> ChangeListener:
+    """Call `listener` in the same transaction after every change of an instance (projections use it)."""
+    _listeners.append(listener)
+    return listener
+
+
+def subject(instance_id: int) -> str:
+    return f"instance:{instance_id}"
 
 
 class ProcessInstance(Base):
@@ -78,6 +91,8 @@ def start(session: Session, model_key: str, data: dict[str, Any], actor: str, *,
                             settings.max_loop_visits, settings.max_instance_tasks)
     instance.state = runtime.dump()  # the clean point an incident falls back to
     session.flush()
+    audit.record(session, actor, "instance.started", subject(instance.id),
+                 {"model": model.key, "version": model.version, "business_key": business_key})
     _advance(session, instance, actor, Runtime.run_engine)
     return instance
 
@@ -102,7 +117,10 @@ def complete_task(session: Session, work_item_id: int, data: dict[str, Any], act
         user_step(runtime)
         runtime.run_engine()
 
+    event = audit.record(session, actor, "step.completed", subject(instance.id),
+                         {"work_item": item.id, "element": item.element_id, "data": data})
     if not _advance(session, instance, actor, user_step_and_after, clean_part=user_step):
+        audit.retract(session, event)
         item.status, item.completed_by, item.completed_at, item.completion_data = work_items.OPEN, None, None, None
     return instance
 
@@ -118,7 +136,9 @@ def send_message(session: Session, instance_id: int, name: str, payload: Any, ac
         deliver(runtime)
         runtime.run_engine()
 
-    _advance(session, instance, actor, deliver_and_after, clean_part=deliver)
+    event = audit.record(session, actor, "message.received", subject(instance.id), {"name": name, "payload": payload})
+    if not _advance(session, instance, actor, deliver_and_after, clean_part=deliver):
+        audit.retract(session, event)
     return instance
 
 
@@ -137,6 +157,8 @@ def cancel(session: Session, instance_id: int, actor: str) -> ProcessInstance:
     _end(instance, CANCELLED)
     work_items.project(session, instance.id, [])
     session.flush()
+    audit.record(session, actor, "instance.cancelled", subject(instance.id), {})
+    _notify_listeners(session, instance)
     return instance
 
 
@@ -147,6 +169,7 @@ def retry(session: Session, instance_id: int, actor: str) -> ProcessInstance:
         raise Conflict(f"instance {instance_id} is {instance.status}, not in incident")
     instance.status = RUNNING
     instance.incident_message = instance.incident_element = instance.incident_at = None
+    audit.record(session, actor, "instance.retried", subject(instance.id), {})
     _advance(session, instance, actor, Runtime.fire_timers)
     return instance
 
@@ -198,13 +221,16 @@ def _advance(session: Session, instance: ProcessInstance, actor: str, action: Ca
     Returns False when not even the clean part could be applied (the instance is unchanged).
     """
     context = ExecutionContext(session, instance, actor)
+    audit_mark = audit.mark(session)
     try:
         with session.begin_nested():
             runtime = _load(instance, handler_for(context))
             action(runtime)
-            _save(session, instance, runtime)
+            _save(session, instance, runtime, actor)
+        _notify_listeners(session, instance)
         return True
     except WorkflowFailure as failure:
+        audit.discard_since(session, audit_mark)
         incident = failure
     except IntegrityError:
         raise Conflict(f"instance {instance.id} was changed by another worker; nothing was done") from None
@@ -216,21 +242,31 @@ def _advance(session: Session, instance: ProcessInstance, actor: str, action: Ca
             with session.begin_nested():
                 runtime = _load(instance, None)
                 clean_part(runtime)
-                _save(session, instance, runtime)
+                _save(session, instance, runtime, actor)
             applied = True
         except WorkflowFailure as failure:
+            audit.discard_since(session, audit_mark)
             incident = failure
     _record_incident(instance, incident)
     session.flush()
+    audit.record(session, actor, "instance.incident", subject(instance.id),
+                 {"element": incident.element_id, "message": incident.message[:1000]})
+    _notify_listeners(session, instance)
     return applied
 
 
-def _save(session: Session, instance: ProcessInstance, runtime: Runtime) -> None:
+def _notify_listeners(session: Session, instance: ProcessInstance) -> None:
+    for listener in _listeners:
+        listener(session, instance)
+
+
+def _save(session: Session, instance: ProcessInstance, runtime: Runtime, actor: str) -> None:
     instance.state = runtime.dump()
     instance.updated_at = clock.now()
     if runtime.completed:
         _end(instance, COMPLETED)
         work_items.project(session, instance.id, [])
+        audit.record(session, actor, "instance.completed", subject(instance.id), {})
     else:
         instance.next_timer_at = runtime.next_timer_at()
         work_items.project(session, instance.id, runtime.ready_user_tasks())

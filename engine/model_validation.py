@@ -107,8 +107,8 @@ def _validate_xsd(root: etree._Element, filename: str) -> None:
 
 def _id_at_line(root: etree._Element, line: int) -> str | None:
     for element in root.iter():
-        if getattr(element, "sourceline", None) == line and element.get("id"):
-            return element.get("id")
+        if getattr(element, "sourceline", None) == line:
+            return _owner_id(element)
     return None
 
 
@@ -132,9 +132,10 @@ def _process_property(process: etree._Element, name: str) -> str | None:
 
 
 def _owner_id(element: etree._Element) -> str | None:
+    """The id of the BPMN element a piece of XML belongs to (extension elements have no ids of their own)."""
     node: etree._Element | None = element
     while node is not None:
-        if node.get("id") and etree.QName(node).localname not in {"property", "parameter"}:
+        if isinstance(node.tag, str) and etree.QName(node).namespace == BPMN_NS and node.get("id"):
             return node.get("id")
         node = node.getparent()
     return None
@@ -182,13 +183,16 @@ def _expressions(root: etree._Element) -> Iterator[tuple[etree._Element, str, bo
         for element in root.iterfind(f".//spiffworkflow:{tag}", NS):
             if (element.text or "").strip():
                 yield element, element.text, True
-    for tag in ("spiffworkflow:messagePayload", "spiffworkflow:processVariableCorrelation/spiffworkflow:expression",
-                "bpmn:correlationPropertyRetrievalExpression/bpmn:formalExpression",
-                "bpmn:correlationPropertyRetrievalExpression/bpmn:messagePath"):
+    for tag in ("spiffworkflow:messagePayload", "spiffworkflow:payloadExpression",
+                "spiffworkflow:processVariableCorrelation/spiffworkflow:expression",
+                "bpmn:conditionalEventDefinition/bpmn:condition"):
         for element in root.iterfind(f".//{tag}", NS):
             yield element, (element.text or "").strip(), False
-    parameters = ".//spiffworkflow:serviceTaskOperator/spiffworkflow:parameters/spiffworkflow:parameter"
-    for element in root.iterfind(parameters, NS):
+    # SpiffWorkflow evaluates the first child of a retrieval expression, whatever it is: check them all.
+    for retrieval in root.iterfind(".//bpmn:correlationPropertyRetrievalExpression", NS):
+        for child in retrieval:
+            yield child, (child.text or "").strip(), False
+    for element in root.iterfind(".//spiffworkflow:serviceTaskOperator//spiffworkflow:parameter", NS):
         yield element, element.get("value") or "", False
     for element in root.iterfind(".//spiffworkflow:property", NS):
         if element.get("name") in EXPRESSION_PROPERTIES:

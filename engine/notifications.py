@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from engine import clock
+from engine import audit, clock
 from engine.bpmn_runtime import ServiceCall, WorkflowFailure
 from engine.db import Base, JSONType, UTCDateTime
 from engine.roles import ROLES
@@ -75,6 +75,8 @@ def notify(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
     )
     context.session.add(notification)
     context.session.flush()
+    audit.record(context.session, context.actor, "notification.queued", f"instance:{context.instance.id}",
+                 {"notification": notification.id, "template": template, "to_role": role, "to_entity": entity})
     return {"notification_id": notification.id}
 
 

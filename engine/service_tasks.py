@@ -55,5 +55,5 @@ def handler_for(context: ExecutionContext) -> ServiceHandler:
 
 
 def _load_builtin_operations() -> None:
-    # Importing the modules registers their operations (escalate, notify, set_status).
-    from engine import escalations, instances, notifications  # noqa: F401
+    # Importing the modules registers their operations (escalate, notify, set_status, change_deadline, ...).
+    from engine import directives, escalations, instances, notifications  # noqa: F401
