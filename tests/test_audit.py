@@ -74,7 +74,8 @@ def test_deleting_the_newest_rows_is_found(db):
 
 def test_an_inserted_row_is_named(db):
     _seed(db)
-    _sql(db, "UPDATE audit_event SET id = id + 1000 WHERE id >= 4", "UPDATE audit_event SET id = id - 999 WHERE id >= 1000")
+    _sql(db, "UPDATE audit_event SET id = id + 1000 WHERE id >= 4",
+         "UPDATE audit_event SET id = id - 999 WHERE id >= 1000")
     with db.engine.begin() as connection:
         row = connection.execute(text("SELECT at, prev_hash, hash FROM audit_event WHERE id = 3")).one()
         connection.execute(text(
