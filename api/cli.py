@@ -12,11 +12,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy.exc import OperationalError
 
-from engine import audit, clock, durations, instances, migrate, process_models, timers
-from engine.db import get_database
+from engine import audit, clock, demo, directives, durations, instances, migrate, process_models, timers
+from engine.db import Database, get_database
 from engine.errors import TansiqError
 from engine.logs import configure_logging
 from engine.settings import get_settings
@@ -31,12 +32,14 @@ instances_app = typer.Typer(no_args_is_help=True, help="Running process instance
 timers_app = typer.Typer(no_args_is_help=True, help="The timer worker (reminders, deadlines, escalations).")
 audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit trail.")
 demo_app = typer.Typer(no_args_is_help=True, help="The demo season.")
+directives_app = typer.Typer(no_args_is_help=True, help="Directives (توجيهات).")
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
 app.add_typer(instances_app, name="instances")
 app.add_typer(timers_app, name="timers")
 app.add_typer(audit_app, name="audit")
 app.add_typer(demo_app, name="demo")
+app.add_typer(directives_app, name="directives")
 
 console = Console()
 SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "bpmn"
@@ -183,17 +186,68 @@ def audit_verify() -> None:
     typer.echo(str(result))
 
 
+@directives_app.command("list")
+def directives_list(
+    status: Annotated[str | None, typer.Option(help="draft, active, completed or cancelled.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+) -> None:
+    """The directive register, newest first."""
+    with _one_line_errors(), get_database().reading() as session:
+        rows = directives.register(session, status=status, limit=limit)
+        table = Table("reference", "status", "priority", "responsible", "deadline (Riyadh)", "steps", "level")
+        for row in rows:
+            table.add_row(row.reference, row.status + (" (overdue)" if directives.overdue(row) else ""), row.priority,
+                          row.responsible_entity.code, _riyadh(row.deadline_at), ", ".join(row.current_steps),
+                          str(row.escalation_level or ""))
+    console.print(table)
+
+
+def _riyadh(moment: datetime) -> str:
+    return moment.astimezone(durations.RIYADH).strftime("%Y-%m-%d %H:%M")
+
+
+@demo_app.command("seed")
+def demo_seed(days: Annotated[int, typer.Option(min=2, max=60, help="How many days of season to play.")] = 21) -> None:
+    """Create and play the demo season up to now (an empty database only)."""
+    db = get_database()
+    with _one_line_errors():
+        _seed_demo(db, days)
+
+
+def _seed_demo(db: Database, days: int) -> None:
+    if demo.is_seeded(db):
+        raise TansiqError("the database holds data already; the demo seeds an empty one")
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} h"),
+                  TimeRemainingColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("playing the demo season", total=days * 24)
+        credentials = demo.seed(db, SHIPPED_MODELS, days=days,
+                                progress=lambda done, total: bar.update(task, completed=done, total=total))
+    path = get_settings().home / "demo-credentials.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{c.username}\t{c.password}\t{c.role}\t{c.entity or ''}\n" for c in credentials),
+                    encoding="utf-8")
+    path.chmod(0o600)
+    table = Table("username", "password", "role", "entity", title="Demo users (also in " + str(path) + ")")
+    for c in credentials:
+        table.add_row(c.username, c.password, c.role, c.entity or "")
+    console.print(table)
+
+
 @app.command("run")
 def run() -> None:
-    """Start Tansiq on the embedded default: migrate, deploy the shipped models, run the timer worker."""
+    """Start Tansiq on the embedded default: migrate, deploy the shipped models, seed the demo season on first
+    start, run the timer worker."""
     settings = get_settings()
     url = settings.effective_database_url
     migrate.upgrade(url)
     db = get_database(url)
     files = sorted(SHIPPED_MODELS.glob("*.bpmn"))
-    with _one_line_errors(), db.transaction() as session:
-        for path in files:
-            process_models.deploy(session, path.read_bytes(), path.name, "tansiq run")
+    with _one_line_errors():
+        if settings.demo and not demo.is_seeded(db):
+            _seed_demo(db, days=21)
+        with db.transaction() as session:
+            for path in files:
+                process_models.deploy(session, path.read_bytes(), path.name, "tansiq run")
     typer.echo(f"Tansiq on {url}: {len(files)} shipped models deployed; timer worker running (Ctrl+C to stop)")
     timers.run_forever(db, settings.timer_batch_size, settings.timer_poll_seconds)
 

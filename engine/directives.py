@@ -309,6 +309,15 @@ def refresh(session: Session, directive: Directive) -> None:
         _sync(session, instances.get_instance(session, directive.instance_id))
 
 
+def register(session: Session, *, status: str | None = None, limit: int = 50, offset: int = 0) -> list[Directive]:
+    if status is not None and status not in STATUSES:
+        raise InvalidInput(f"unknown status {status!r} (known: {', '.join(STATUSES)})")
+    query = select(Directive).order_by(Directive.id.desc()).limit(limit).offset(offset)
+    if status is not None:
+        query = query.where(Directive.status == status)
+    return list(session.scalars(query))
+
+
 def _require_active(session: Session, directive_id: int) -> Directive:
     directive = get(session, directive_id)
     if directive.status != ACTIVE:

@@ -12,7 +12,7 @@ from engine import clock
 from engine.db import Base, UTCDateTime
 from engine.errors import Conflict, InvalidInput, NotFound
 
-KINDS = ("service", "government", "private", "other")
+KINDS = ("service", "government", "operator", "private", "other")
 _CODE = re.compile(r"^[a-z][a-z0-9_]{1,49}$")
 
 

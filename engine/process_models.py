@@ -34,8 +34,9 @@ class ProcessModel(Base):
     name_en: Mapped[str | None] = mapped_column(String(300))
     checksum: Mapped[str] = mapped_column(String(64), index=True)
     filename: Mapped[str] = mapped_column(String(300))
-    bpmn_xml: Mapped[str] = mapped_column(Text)
-    spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    # Large, and needed only on a cache miss or to draw the diagram: loaded when first read.
+    bpmn_xml: Mapped[str] = mapped_column(Text, deferred=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONType, deferred=True)
     element_count: Mapped[int] = mapped_column(Integer)
     previous_id: Mapped[int | None] = mapped_column(ForeignKey("process_model.id"))
     deployed_at: Mapped[datetime] = mapped_column(UTCDateTime)

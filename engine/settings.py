@@ -16,6 +16,7 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, description="Any SQLAlchemy URL; SQLite under home if unset.")
     log_level: str = "WARNING"
     log_format: str = Field(default="console", pattern="^(console|json)$")
+    demo: bool = Field(default=True, description="Seed the demo season when `tansiq run` finds an empty database.")
 
     # Process models
     model_max_bytes: int = 2_000_000

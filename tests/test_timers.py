@@ -108,9 +108,8 @@ def test_the_cli_fires_timers_at_a_given_moment(db, database_url):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # several workers: PostgreSQL's case
 def test_two_worker_processes_share_due_instances_exactly_once(db, database_url):
-    if not database_url.startswith("postgresql"):
-        pytest.skip("several timer workers share a database only on PostgreSQL")
     deploy(db, "deadline.bpmn")
     clock.set_now(T0)
     with db.transaction() as session:
