@@ -5,7 +5,9 @@ from engine.db import Base
 from engine.directives import Directive, DirectiveSequence, DirectiveTag
 from engine.entities import Entity
 from engine.escalations import Escalation
+from engine.evidence import Evidence
 from engine.instances import ProcessInstance
+from engine.login_attempts import LoginAttempt
 from engine.meetings import Meeting
 from engine.notifications import Delivery, Notification
 from engine.process_models import ProcessModel
@@ -14,6 +16,22 @@ from engine.users import User
 from engine.work_items import WorkItem
 
 __all__ = [
-    "AuditEvent", "AuditHead", "Base", "Delivery", "Directive", "DirectiveSequence", "DirectiveTag", "Entity",
-    "Escalation", "Meeting", "Notification", "ProcessInstance", "ProcessModel", "Season", "User", "WorkItem",
+    "AuditEvent",
+    "AuditHead",
+    "Base",
+    "Delivery",
+    "Directive",
+    "DirectiveSequence",
+    "DirectiveTag",
+    "Entity",
+    "Escalation",
+    "Evidence",
+    "LoginAttempt",
+    "Meeting",
+    "Notification",
+    "ProcessInstance",
+    "ProcessModel",
+    "Season",
+    "User",
+    "WorkItem",
 ]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 13:19:16.002851
+Create Date: 2026-11-26 13:30:58.950155
 """
 
 from __future__ import annotations
@@ -61,6 +61,18 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_entity')),
     sa.UniqueConstraint('code', name=op.f('uq_entity_code'))
     )
+    op.create_table('login_attempt',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('username', sa.String(length=60), nullable=False),
+    sa.Column('client', sa.String(length=64), nullable=True),
+    sa.Column('success', sa.Boolean(), nullable=False),
+    sa.Column('at', engine.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_login_attempt'))
+    )
+    with op.batch_alter_table('login_attempt', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_login_attempt_at'), ['at'], unique=False)
+        batch_op.create_index('ix_login_attempt_username_at', ['username', 'at'], unique=False)
+
     op.create_table('process_model',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('key', sa.String(length=200), nullable=False),
@@ -307,6 +319,28 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_escalation_raised_at'), ['raised_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_escalation_status'), ['status'], unique=False)
 
+    op.create_table('evidence',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('directive_id', sa.Integer(), nullable=True),
+    sa.Column('work_item_id', sa.Integer(), nullable=True),
+    sa.Column('instance_id', sa.Integer(), nullable=True),
+    sa.Column('filename', sa.String(length=255), nullable=False),
+    sa.Column('content_type', sa.String(length=100), nullable=False),
+    sa.Column('size', sa.Integer(), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('uploaded_by', sa.String(length=200), nullable=False),
+    sa.Column('uploaded_at', engine.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['directive_id'], ['directive.id'], name=op.f('fk_evidence_directive_id_directive'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['instance_id'], ['process_instance.id'], name=op.f('fk_evidence_instance_id_process_instance'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['work_item_id'], ['work_item.id'], name=op.f('fk_evidence_work_item_id_work_item'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_evidence'))
+    )
+    with op.batch_alter_table('evidence', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_evidence_directive_id'), ['directive_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_evidence_instance_id'), ['instance_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_evidence_sha256'), ['sha256'], unique=False)
+        batch_op.create_index(batch_op.f('ix_evidence_work_item_id'), ['work_item_id'], unique=False)
+
     op.create_table('notification_delivery',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('notification_id', sa.Integer(), nullable=False),
@@ -330,7 +364,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_notification_delivery_user_id'), ['user_id'], unique=False)
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table('notification_delivery', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_notification_delivery_user_id'))
@@ -338,6 +371,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_notification_delivery_next_attempt_at'))
 
     op.drop_table('notification_delivery')
+    with op.batch_alter_table('evidence', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_evidence_work_item_id'))
+        batch_op.drop_index(batch_op.f('ix_evidence_sha256'))
+        batch_op.drop_index(batch_op.f('ix_evidence_instance_id'))
+        batch_op.drop_index(batch_op.f('ix_evidence_directive_id'))
+
+    op.drop_table('evidence')
     with op.batch_alter_table('escalation', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_escalation_status'))
         batch_op.drop_index(batch_op.f('ix_escalation_raised_at'))
@@ -399,6 +439,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_process_model_checksum'))
 
     op.drop_table('process_model')
+    with op.batch_alter_table('login_attempt', schema=None) as batch_op:
+        batch_op.drop_index('ix_login_attempt_username_at')
+        batch_op.drop_index(batch_op.f('ix_login_attempt_at'))
+
+    op.drop_table('login_attempt')
     op.drop_table('entity')
     op.drop_table('directive_sequence')
     op.drop_table('audit_head')
