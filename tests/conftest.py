@@ -6,13 +6,16 @@ touch the `test` database. PostgreSQL is not optional: `make test` starts it whe
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 _HOME = tempfile.mkdtemp(prefix="tansiq-test-home-")
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 os.environ["TANSIQ_HOME"] = _HOME
 os.environ.pop("TANSIQ_DATABASE_URL", None)
 
