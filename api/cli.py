@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +16,18 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy.exc import OperationalError
 
-from engine import audit, clock, demo, directives, durations, instances, migrate, process_models, timers
+from engine import (
+    audit,
+    clock,
+    demo,
+    directives,
+    durations,
+    instances,
+    migrate,
+    notification_delivery,
+    process_models,
+    timers,
+)
 from engine.db import Database, get_database
 from engine.errors import TansiqError
 from engine.logs import configure_logging
@@ -33,6 +44,7 @@ timers_app = typer.Typer(no_args_is_help=True, help="The timer worker (reminders
 audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit trail.")
 demo_app = typer.Typer(no_args_is_help=True, help="The demo season.")
 directives_app = typer.Typer(no_args_is_help=True, help="Directives (توجيهات).")
+notifications_app = typer.Typer(no_args_is_help=True, help="Email and in-app notifications.")
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
 app.add_typer(instances_app, name="instances")
@@ -40,6 +52,7 @@ app.add_typer(timers_app, name="timers")
 app.add_typer(audit_app, name="audit")
 app.add_typer(demo_app, name="demo")
 app.add_typer(directives_app, name="directives")
+app.add_typer(notifications_app, name="notifications")
 
 console = Console()
 SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "bpmn"
@@ -231,6 +244,57 @@ def _seed_demo(db: Database, days: int) -> None:
     for c in credentials:
         table.add_row(c.username, c.password, c.role, c.entity or "")
     console.print(table)
+
+
+@notifications_app.command("run")
+def notifications_run(
+    once: Annotated[bool, typer.Option("--once", help="Send what is due, then stop.")] = False,
+    now: Annotated[str | None, typer.Option(help="Act as if it were this moment (ISO 8601).")] = None,
+) -> None:
+    """Fan out new notifications and send due email (retries with backoff)."""
+    with _one_line_errors():
+        moment = _parse_now(now)
+    if moment is not None:
+        clock.set_now(moment)
+    db = get_database()
+    if once:
+        with _one_line_errors():
+            report = notification_delivery.run_once(db)
+        typer.echo(f"sent {report.sent}, retrying {report.retrying}, failed {report.failed}")
+        return
+    typer.echo("notification worker running; Ctrl+C to stop")
+    notification_delivery.run_forever(db)
+
+
+@notifications_app.command("digest")
+def notifications_digest(
+    day: Annotated[str | None, typer.Option(help="The day (YYYY-MM-DD, Riyadh); today by default.")] = None,
+) -> None:
+    """Queue each entity's daily digest of open steps (once per entity and day)."""
+    with _one_line_errors():
+        try:
+            chosen = date.fromisoformat(day) if day else notification_delivery.riyadh_today()
+        except ValueError:
+            raise TansiqError(f"not a date: {day!r}") from None
+        with get_database().transaction() as session:
+            queued = notification_delivery.daily_digest(session, chosen)
+    typer.echo(f"queued {len(queued)} digests for {chosen.isoformat()}")
+
+
+@notifications_app.command("status")
+def notifications_status() -> None:
+    """Deliveries by status."""
+    with _one_line_errors(), get_database().reading() as session:
+        counts = notification_delivery.delivery_counts(session)
+    typer.echo(", ".join(f"{status} {count}" for status, count in sorted(counts.items())) or "no deliveries")
+
+
+@notifications_app.command("requeue-failed")
+def notifications_requeue_failed() -> None:
+    """Try failed email again (after fixing the SMTP settings, say)."""
+    with _one_line_errors(), get_database().transaction() as session:
+        count = notification_delivery.requeue_failed(session)
+    typer.echo(f"requeued {count}")
 
 
 @app.command("run")
