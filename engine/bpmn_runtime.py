@@ -208,10 +208,7 @@ class Runtime:
     def start(cls, model: CompiledModel, data: dict[str, Any], handler: ServiceHandler | None,
               max_visits: int, max_tasks: int) -> Runtime:
         workflow = BpmnWorkflow(model.spec, model.subprocess_specs, script_engine=_RestrictedScriptEngine(handler))
-        workflow.data.update(data)
-        start_task = workflow.task_tree
-        start_task.data.update(data)
-        for task in workflow.get_tasks(state=TaskState.READY):
+        for task in workflow.get_tasks(state=TaskState.READY):  # the start task: its data flows onward
             task.data.update(data)
         return cls(model, workflow, max_visits, max_tasks)
 
@@ -291,10 +288,6 @@ class Runtime:
     def completed(self) -> bool:
         return self.workflow.is_completed()
 
-    @property
-    def data(self) -> dict[str, Any]:
-        return dict(self.workflow.data)
-
     def ready_user_tasks(self) -> list[UserTaskView]:
         views = []
         for task in self.workflow.get_tasks(state=TaskState.READY, manual=True):
@@ -310,9 +303,6 @@ class Runtime:
                 data=task.data,
             ))
         return views
-
-    def evaluate(self, expression: str, data: dict[str, Any]) -> Any:
-        return expressions.evaluate(expression, data)
 
     def next_timer_at(self) -> datetime | None:
         due = [

@@ -15,9 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from engine import clock, instances
+from engine import audit, clock, instances
 from engine.db import Database
+from engine.errors import TansiqError
 from engine.instances import ProcessInstance
 from engine.logs import get_logger
 
@@ -48,12 +51,26 @@ def run_due_batch(db: Database, batch_size: int = 100, now: datetime | None = No
         if db.is_postgresql:
             query = query.with_for_update(skip_locked=True, of=ProcessInstance)
         for instance in session.scalars(query).all():
-            instances.fire_timers(session, instance)
+            if not _fire_one(session, instance):
+                continue
             if instance.status == instances.INCIDENT:
                 result.incidents.append(instance.id)
             else:
                 result.fired += 1
     return result
+
+
+def _fire_one(session: Session, instance: ProcessInstance) -> bool:
+    """One instance's trouble must not hold up the batch: skip it, log it, and try it next poll."""
+    mark = audit.mark(session)
+    try:
+        with session.begin_nested():
+            instances.fire_timers(session, instance)
+        return True
+    except (TansiqError, IntegrityError) as exc:
+        audit.discard_since(session, mark)
+        log.warning("timer firing skipped", instance=instance.id, error=str(exc))
+        return False
 
 
 def run_until_idle(db: Database, batch_size: int = 100, now: datetime | None = None) -> BatchResult:
