@@ -74,13 +74,7 @@ class ServiceCall:
     operation: str
     params: dict[str, Any]
     element_id: str
-    occurrence: int  # 1 for the first time this element runs in the instance, 2 the next, ...
     data: dict[str, Any]
-
-    @property
-    def key(self) -> str:
-        """Deterministic for a given saved state, so a database constraint can refuse a repeat."""
-        return f"{self.element_id}#{self.occurrence}"
 
 
 ServiceHandler = Callable[[ServiceCall], Any]
@@ -178,9 +172,7 @@ class _RestrictedScriptEngine(PythonScriptEngine):
         if self._service_handler is None:
             raise WorkflowFailure(f"no service handler for {operation_name!r}", element_id=task.task_spec.bpmn_id)
         params = {name: param["value"] for name, param in (operation_params or {}).items()}
-        element_id = task.task_spec.bpmn_id
-        occurrence = _runtime_functions(task)["visits"](element_id) + 1
-        call = ServiceCall(operation_name, params, element_id, occurrence, dict(task.data))
+        call = ServiceCall(operation_name, params, task.task_spec.bpmn_id, dict(task.data))
         return json.dumps(self._service_handler(call))
 
 

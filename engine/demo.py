@@ -164,7 +164,8 @@ def _register(db: Database, planned: Planned) -> int | None:
                 meetings.Meeting.number == planned.meeting_number))
         new = NewDirective(
             title=template["title_ar"], title_en=template["title_en"], body=template.get("body_ar"),
-            kind=template["kind"], responsible_entity=template["responsible"], deadline=f"PT{planned.hours}H",
+            kind=template["kind"], responsible_entity=template["responsible"] or directives.ALL_ENTITIES,
+            deadline=f"PT{planned.hours}H",
             track=template["track"], programme_track=template["programme_track"], priority=template["priority"],
             supporting_entities=list(template["supporting"]), tags=list(template["tags"]), meeting_id=meeting_id,
             source=f"محضر الاجتماع {planned.meeting_number}" if planned.meeting_number else "سكرتارية لجنة الحج",

@@ -6,7 +6,7 @@ transaction as every change of its instance, so no question about directives loa
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -140,8 +140,13 @@ def subject(directive_id: int) -> str:
     return f"directive:{directive_id}"
 
 
+ALL_ENTITIES = "all"
+
+
 def create(session: Session, new: NewDirective, actor: str, *, launch_now: bool = False) -> Directive:
     _check_choices(new)
+    if new.kind == "circular" and new.responsible_entity in (None, "", ALL_ENTITIES):
+        new = _addressed_to_all(session, new)
     responsible, *supporting = entities.require_active(session, [new.responsible_entity, *new.supporting_entities])
     if new.responsible_entity in new.supporting_entities or len(set(new.supporting_entities)) != len(supporting):
         raise InvalidInput("supporting entities must be distinct and differ from the responsible entity")
@@ -173,6 +178,14 @@ def create(session: Session, new: NewDirective, actor: str, *, launch_now: bool 
     if launch_now:
         launch(session, directive.id, actor)
     return directive
+
+
+def _addressed_to_all(session: Session, new: NewDirective) -> NewDirective:
+    """A circular to every entity: each one must acknowledge it; the first is recorded as responsible."""
+    codes = [e.code for e in entities.list_entities(session) if e.active]
+    if not codes:
+        raise InvalidInput("there is no entity to address the circular to")
+    return replace(new, responsible_entity=codes[0], supporting_entities=codes[1:])
 
 
 def default_model(kind: str, priority: str, has_supporting: bool) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from engine import audit, clock
@@ -55,9 +55,15 @@ def escalate(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
     target = call.params.get("to_role") or DEFAULT_TARGETS.get(level, LEADERSHIP)
     if target not in ROLES:
         raise WorkflowFailure(f"unknown role {target!r}", element_id=call.element_id)
+    earlier = context.session.scalar(
+        select(func.count()).select_from(Escalation)
+        .where(Escalation.instance_id == context.instance.id, Escalation.element_id == call.element_id)
+    )
     escalation = Escalation(
         instance_id=context.instance.id,
-        source_key=call.key,
+        # The n-th firing of this element in this instance: two workers replaying one saved state would
+        # compute the same key, and the unique constraint lets only one of them commit.
+        source_key=f"{call.element_id}#{earlier + 1}",
         element_id=call.element_id,
         level=level,
         reason=reason,

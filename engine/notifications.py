@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, select
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from engine import audit, clock
@@ -64,9 +64,14 @@ def notify(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
         raise WorkflowFailure(f"unknown role {role!r}", element_id=call.element_id)
     if role is None and entity is None:
         raise WorkflowFailure("notify needs to_role or to_entity", element_id=call.element_id)
+    prefix = f"instance:{context.instance.id}:{call.element_id}#"
+    earlier = context.session.scalar(
+        select(func.count()).select_from(Notification)
+        .where(Notification.source_key.startswith(prefix, autoescape=True))
+    )
     notification = Notification(
         instance_id=context.instance.id,
-        source_key=f"instance:{context.instance.id}:{call.key}",
+        source_key=f"{prefix}{earlier + 1}",  # the n-th firing; unique, so a replay cannot queue it twice
         template=template,
         recipient_role=role,
         recipient_entity=entity,
