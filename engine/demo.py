@@ -137,17 +137,15 @@ def _plan(data: dict[str, Any], rng: random.Random, per_template: int, start: da
 
 def _play(db: Database, plan: list[Planned], rng: random.Random, start: datetime, wall_now: datetime,
           progress: Callable[[int, int], None] | None) -> None:
-    fates: dict[int, Planned] = {}
+    actors = _Actors(db, rng)
     moment, total, index = start, int((wall_now - start).total_seconds() // 3600) + 1, 0
     for step in range(total):
         clock.set_now(moment)
         while index < len(plan) and plan[index].at <= moment:
-            directive_id = _register(db, plan[index])
-            if directive_id is not None:
-                fates[directive_id] = plan[index]
+            actors.fates[_register(db, plan[index])] = plan[index]
             index += 1
         timers.run_until_idle(db)
-        _act(db, fates, rng)
+        actors.act()
         if progress:
             progress(step + 1, total)
         moment += timedelta(hours=1)
@@ -155,7 +153,7 @@ def _play(db: Database, plan: list[Planned], rng: random.Random, start: datetime
     timers.run_until_idle(db)
 
 
-def _register(db: Database, planned: Planned) -> int | None:
+def _register(db: Database, planned: Planned) -> int:
     template = planned.template
     with db.transaction() as session:
         meeting_id = None
@@ -170,85 +168,85 @@ def _register(db: Database, planned: Planned) -> int | None:
             supporting_entities=list(template["supporting"]), tags=list(template["tags"]), meeting_id=meeting_id,
             source=f"محضر الاجتماع {planned.meeting_number}" if planned.meeting_number else "سكرتارية لجنة الحج",
         )
-        directive = directives.create(session, new, "secretariat", launch_now=planned.fate != "draft")
-        if planned.fate == "cancelled" and directive.status == directives.ACTIVE:
-            pass  # cancelled a little later, in _act
-        return directive.id
-
-
-def _act(db: Database, fates: dict[int, Planned], rng: random.Random) -> None:
-    now = clock.now()
-    with db.reading() as session:
-        rows = session.execute(
-            select(WorkItem, Directive.id, Directive.deadline_at, Directive.launched_at)
-            .join(Directive, Directive.instance_id == WorkItem.instance_id)
-            .where(WorkItem.status == OPEN)
-        ).all()
-    for item, directive_id, deadline, launched in rows:
-        planned = fates.get(directive_id)
-        if planned is None:
-            continue
-        action = _decide(planned.fate, item, deadline, launched, now, rng)
-        if action is not None:
-            _attempt(db, action)
+        return directives.create(session, new, "secretariat", launch_now=planned.fate != "draft").id
 
 
 Action = Callable[[Session], Any]
 
 
-def _decide(fate: str, item: WorkItem, deadline: datetime, launched: datetime, now: datetime,
-            rng: random.Random) -> Action | None:
-    age_hours = (now - launched).total_seconds() / 3600
-    share = age_hours / max(1.0, (deadline - launched).total_seconds() / 3600)
-    element, actor = item.element_id, _actor_for(item)
-    if fate == "cancelled" and age_hours >= 3:
-        return lambda s: directives.cancel(s, _directive_of(s, item).id, "secretariat", "أُلغي لتكراره مع توجيه سابق")
-    if fate in ("escalated", "escalated_twice") and element in ("acknowledge", "execute", "contribute"):
-        if fate == "escalated" and element == "acknowledge" and age_hours >= 2:
+class _Actors:
+    """The people of the demo: what each does next depends on the fate drawn for the directive."""
+
+    def __init__(self, db: Database, rng: random.Random) -> None:
+        self.db, self.rng = db, rng
+        self.fates: dict[int, Planned] = {}
+        self.returned: set[int] = set()
+        self.asked_extension: set[int] = set()
+
+    def act(self) -> None:
+        now = clock.now()
+        with self.db.reading() as session:
+            rows = session.execute(
+                select(WorkItem, Directive.id, Directive.deadline_at, Directive.launched_at)
+                .join(Directive, Directive.instance_id == WorkItem.instance_id)
+                .where(WorkItem.status == OPEN)
+            ).all()
+        for item, directive_id, deadline, launched in rows:
+            planned = self.fates.get(directive_id)
+            action = self.decide(planned.fate, item, deadline, launched, now) if planned else None
+            if action is not None:
+                _attempt(self.db, action)
+
+    def decide(self, fate: str, item: WorkItem, deadline: datetime, launched: datetime,
+               now: datetime) -> Action | None:
+        age_hours = (now - launched).total_seconds() / 3600
+        share = age_hours / max(1.0, (deadline - launched).total_seconds() / 3600)
+        element, actor = item.element_id, _actor_for(item)
+        if fate == "cancelled" and age_hours >= 3:
+            return lambda s: directives.cancel(s, _directive_of(s, item).id, "secretariat",
+                                               "أُلغي لتكراره مع توجيه سابق")
+        if fate in ("escalated", "escalated_twice") and element in ("acknowledge", "execute", "contribute"):
+            if fate == "escalated" and element == "acknowledge" and age_hours >= 2:
+                return _complete(item, actor, {})
+            return None
+        if element == "acknowledge" and age_hours >= self.rng.uniform(0.5, 4):
             return _complete(item, actor, {})
+        if element == "execute":
+            return self._execute(fate, item, actor, deadline, share)
+        if element == "contribute" and share >= 0.4 and fate not in ("in_progress", "fresh"):
+            return _complete(item, actor, {"summary": "أنجزت الجهة المساندة الجزء المطلوب منها", "evidence": []})
+        if element == "consolidate" and share >= 0.7 and fate not in ("in_progress", "fresh"):
+            return _complete(item, actor, {"summary": "تم توحيد مساهمات الجهات ورفع التقرير", "evidence": []})
+        if element == "verify" and self.rng.random() < 0.5:
+            return self._verify(fate, item)
+        if element == "review_extension" and self.rng.random() < 0.6:
+            approved = fate != "extension_refused"
+            note = "تمت الموافقة على التمديد" if approved else "لا يمكن التمديد لارتباط المهمة بوصول الحجاج"
+            return _complete(item, "supervisor", {"approved": approved, "note": note})
+        if element == "supervisor_decision" and self.rng.random() < 0.3:
+            return _complete(item, "supervisor", {})
         return None
-    if element in ("acknowledge",) and age_hours >= rng.uniform(0.5, 4):
-        return _complete(item, actor, {})
-    if element == "execute":
-        if fate == "extended" and share >= 0.6 and not _asked(item):
-            return _extension(item, deadline + timedelta(hours=48))
-        if fate == "extension_refused" and share >= 0.5 and not _asked(item):
-            return _extension(item, deadline + timedelta(hours=24))
+
+    def _execute(self, fate: str, item: WorkItem, actor: str, deadline: datetime, share: float) -> Action | None:
+        if fate in ("extended", "extension_refused") and share >= 0.5 and item.instance_id not in self.asked_extension:
+            self.asked_extension.add(item.instance_id)
+            hours = 48 if fate == "extended" else 24
+            return _extension(item, deadline + timedelta(hours=hours))
         due_share = {"late": 1.3, "in_progress": 9.0, "fresh": 9.0}.get(fate, 0.7)
         if share >= due_share:
             return _complete(item, actor, {"summary": "تم التنفيذ ورُفعت الشواهد إلى غرفة التنسيق والعمليات",
                                            "evidence": []})
         return None
-    if element == "contribute" and share >= 0.4 and fate not in ("in_progress", "fresh"):
-        return _complete(item, actor, {"summary": "أنجزت الجهة المساندة الجزء المطلوب منها", "evidence": []})
-    if element == "consolidate" and share >= 0.7 and fate not in ("in_progress", "fresh"):
-        return _complete(item, actor, {"summary": "تم توحيد مساهمات الجهات ورفع التقرير", "evidence": []})
-    if element == "verify" and rng.random() < 0.5:
-        returned = fate == "rework" and item.instance_id not in _returned
-        if returned:
-            _returned.add(item.instance_id)
+
+    def _verify(self, fate: str, item: WorkItem) -> Action:
+        if fate == "rework" and item.instance_id not in self.returned:
+            self.returned.add(item.instance_id)
             reason = "الشواهد غير مكتملة، يرجى إرفاق محضر المعاينة"
             return _complete(item, "officer", {"accepted": False, "reason": reason})
         return _complete(item, "officer", {"accepted": True, "reason": ""})
-    if element == "review_extension" and rng.random() < 0.6:
-        approved = fate != "extension_refused"
-        note = "تمت الموافقة على التمديد" if approved else "لا يمكن التمديد لارتباط المهمة بوصول الحجاج"
-        return _complete(item, "supervisor", {"approved": approved, "note": note})
-    if element == "supervisor_decision" and rng.random() < 0.3:
-        return _complete(item, "supervisor", {})
-    return None
-
-
-_returned: set[int] = set()
-_asked_extension: set[int] = set()
-
-
-def _asked(item: WorkItem) -> bool:
-    return item.instance_id in _asked_extension
 
 
 def _extension(item: WorkItem, new_deadline: datetime) -> Action:
-    _asked_extension.add(item.instance_id)
     return lambda s: directives.request_extension(s, _directive_of(s, item).id, _actor_for(item),
                                                   new_deadline.isoformat(), "تأخر توريد المستلزمات من المورد")
 
