@@ -34,6 +34,7 @@ from engine import clock, expressions
 from engine.errors import Conflict, ExpressionError, ModelRejected, TansiqError
 
 BPMN_XSD_PATH = XSD_PATH
+MAX_TREE_DEPTH = 700
 _TIMER_EVENT_TYPES = frozenset({"TimeDateEventDefinition", "DurationTimerEventDefinition", "CycleTimerEventDefinition"})
 
 for _name in ("spiff", "spiff.task", "spiff.workflow", "spiff.metrics"):
@@ -176,13 +177,21 @@ class _RestrictedScriptEngine(PythonScriptEngine):
         return json.dumps(self._service_handler(call))
 
 
+def _all_tasks(workflow: BpmnWorkflow) -> list[Any]:
+    """Every task of the instance, sub-processes included (SpiffWorkflow's search skips some of them)."""
+    tasks = list(workflow.tasks.values())
+    for subprocess in workflow.subprocesses.values():
+        tasks.extend(subprocess.tasks.values())
+    return tasks
+
+
+def _completed(workflow: BpmnWorkflow) -> list[Any]:
+    return [t for t in _all_tasks(workflow) if t.state == TaskState.COMPLETED and t.task_spec.bpmn_id is not None]
+
+
 def _runtime_functions(task: Any) -> dict[str, Callable[..., Any]]:
     def visits(element_id: str) -> int:
-        return sum(
-            1
-            for t in task.workflow.top_workflow.get_tasks(state=TaskState.COMPLETED)
-            if t.task_spec.bpmn_id == element_id
-        )
+        return sum(1 for t in _completed(task.workflow.top_workflow) if t.task_spec.bpmn_id == element_id)
 
     return {"visits": visits}
 
@@ -260,15 +269,21 @@ class Runtime:
         self._check_loop_cap()
 
     def _check_loop_cap(self) -> None:
-        if len(self.workflow.tasks) > self.max_tasks:
+        """Loops deepen the task tree (and break SpiffWorkflow past ~250 rounds); parallel instances
+        only widen it. So a round of a loop is a new depth at which an element completed."""
+        tasks = _all_tasks(self.workflow)
+        if len(tasks) > self.max_tasks:
             raise LoopCapExceeded(f"the process has more than {self.max_tasks} steps")
-        visits = Counter(
-            t.task_spec.bpmn_id
-            for t in self.workflow.get_tasks(state=TaskState.COMPLETED)
-            if t.task_spec.bpmn_id is not None
+        depths: dict[int, int] = {}
+        deepest = max((_depth(t, depths) for t in tasks), default=0)
+        if deepest > MAX_TREE_DEPTH:  # SpiffWorkflow stops looking for tasks at depth 1,000
+            raise LoopCapExceeded(f"the process state is {deepest} steps deep, more than {MAX_TREE_DEPTH}")
+        rounds = Counter(
+            t.task_spec.bpmn_id for t in {(t.task_spec.bpmn_id, _depth(t, depths)): t for t in _completed(
+                self.workflow)}.values()
         )
-        if visits:
-            element, count = visits.most_common(1)[0]
+        if rounds:
+            element, count = rounds.most_common(1)[0]
             if count > self.max_visits:
                 raise LoopCapExceeded(
                     f"{element} ran {count} times, more than the cap of {self.max_visits}", element_id=element
@@ -320,6 +335,27 @@ class Runtime:
             definition = getattr(task.task_spec, "event_definition", None)
             if type(definition).__name__ == "MessageEventDefinition" and definition.name == name:
                 return definition
+        return None
+
+
+def _depth(task: Any, memo: dict[int, int]) -> int:
+    """Depth in the task tree, with sub-processes counted from their parent task."""
+    key = id(task)
+    if key not in memo:
+        parent = task.parent
+        if parent is None:
+            parent = _subprocess_owner(task.workflow)
+        memo[key] = 0 if parent is None else _depth(parent, memo) + 1
+    return memo[key]
+
+
+def _subprocess_owner(workflow: Any) -> Any:
+    owner = getattr(workflow, "parent_task_id", None)
+    if owner is None:
+        return None
+    try:
+        return workflow.top_workflow.get_task_from_id(owner)
+    except (WorkflowException, SpiffWorkflowException, KeyError):
         return None
 
 

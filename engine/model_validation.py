@@ -169,6 +169,20 @@ def _check_rules(root: etree._Element, filename: str, operations: frozenset[str]
             )
     for form in root.iterfind(".//spiffworkflow:formSchema", NS):
         _check_form_schema(form, filename)
+    _check_data_object_references(root, filename)
+
+
+def _check_data_object_references(root: etree._Element, filename: str) -> None:
+    """SpiffWorkflow loops forever on a reference to something that is not a data object in scope."""
+    for reference in root.iterfind(".//bpmn:dataObjectReference", NS):
+        target, scope = reference.get("dataObjectRef"), reference.getparent()
+        while scope is not None:
+            if any(obj.get("id") == target for obj in scope.findall("bpmn:dataObject", NS)):
+                break
+            scope = scope.getparent()
+        else:
+            raise ModelRejected(f"{filename}: {target!r} is not a data object of this process",
+                                element_id=reference.get("id"))
 
 
 def _expressions(root: etree._Element) -> Iterator[tuple[etree._Element, str, bool]]:

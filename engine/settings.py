@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     model_max_elements: int = 5_000
 
     # Instances
-    max_loop_visits: int = Field(default=25, description="How often one element may run in one instance.")
+    max_loop_visits: int = Field(default=60, description="How many rounds of a loop one element may run.")
     max_instance_tasks: int = Field(default=2_000, description="Task-tree size past which an instance stops.")
 
     # Timers

@@ -78,6 +78,7 @@ EXPECTED: dict[str, Refusal] = {
     "signal-payload-rce.bpmn": Refusal(
         NOT_ALLOWED.format("__import__|system"), "sig"
     ),
+    "data-object-loop.bpmn": Refusal(r"'start' is not a data object", "ref"),
     "bad-form-schema.bpmn": Refusal(r"form schema is not valid JSON Schema", "acknowledge"),
     "unknown-role.bpmn": Refusal(r"unknown role 'hacker'", "acknowledge"),
     "xxe.bpmn": Refusal(r"DTD"),

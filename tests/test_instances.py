@@ -196,7 +196,7 @@ def test_loaded_workflows_always_carry_the_restricted_evaluator(db):
     [model] = deploy(db, "two-steps.bpmn")
     instance_id = start(db, "two_steps", HOUSING)
     stored = instance(db, instance_id)
-    runtime = bpmn_runtime.Runtime.load(process_models.compiled_model(model), stored.state, None, 25, 2000)
+    runtime = bpmn_runtime.Runtime.load(process_models.compiled_model(model), stored.state, None, 60, 2000)
     task = runtime.workflow.get_tasks()[0]
     with pytest.raises(bpmn_runtime.WorkflowFailure, match="not allowed"):
         runtime.workflow.script_engine.evaluate(task, "__import__('os').getcwd()")

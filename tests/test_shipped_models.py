@@ -494,3 +494,25 @@ def test_without_supporting_entities_the_responsible_entity_consolidates_alone(w
     run = launch(world, MULTI, [])
     do(world, run, "acknowledge", {}, "housing")
     assert steps(world, run) == [("consolidate", "housing", "entity_user", DEADLINE)]
+
+
+# --- scale ---------------------------------------------------------------------------------------
+
+def test_a_circular_to_forty_entities_is_not_mistaken_for_a_runaway_loop(world):
+    """Parallel acknowledgements widen the task tree; only loops deepen it, and only loops are capped."""
+    codes = [f"entity_{n:02d}" for n in range(40)]
+    with world.transaction() as session:
+        for code in codes:
+            entities.create_entity(session, code, f"جهة {code}", f"Entity {code}")
+    run = launch(world, CIRCULAR, codes)
+    assert len(steps(world, run)) == 41
+    for code in ["housing", *codes]:
+        do(world, run, "acknowledge", entity=code)
+    assert_closed(world, run, "completed", directives.COMPLETED)
+
+
+def test_twenty_six_supervisor_actions_do_not_stop_the_directive(world):
+    run = launch(world, STANDARD)
+    for _ in range(26):
+        supervisor_action(world, run, "escalate", level=2)
+    assert instance(world, run.instance_id).status == instances.RUNNING
