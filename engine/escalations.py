@@ -15,6 +15,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from engine import audit, clock
 from engine.bpmn_runtime import ServiceCall, WorkflowFailure
 from engine.db import Base, UTCDateTime
+from engine.notifications import Notification
 from engine.roles import LEADERSHIP, ROLES, SUPERVISOR
 from engine.service_tasks import ExecutionContext, operation
 
@@ -74,10 +75,24 @@ def escalate(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
     )
     context.session.add(escalation)
     context.session.flush()
+    _tell(context, escalation)
     audit.record(context.session, context.actor, "escalation.raised", f"instance:{context.instance.id}",
                  {"escalation": escalation.id, "level": level, "reason": reason, "to": target,
                   "element": call.element_id})
     return {"escalation_id": escalation.id, "level": level}
+
+
+def _tell(context: ExecutionContext, escalation: Escalation) -> None:
+    """Whoever an escalation goes to hears of it, in the same transaction (the outbox)."""
+    context.session.add(Notification(
+        instance_id=context.instance.id,
+        source_key=f"instance:{context.instance.id}:escalation:{escalation.source_key}",
+        template="escalation",
+        recipient_role=escalation.target_role,
+        recipient_entity=None,
+        payload={"level": escalation.level, "reason": escalation.reason, "entity": escalation.entity},
+        created_at=escalation.raised_at,
+    ))
 
 
 def escalations_of(session: Session, instance_id: int) -> list[Escalation]:

@@ -26,6 +26,7 @@ from engine import clock, migrate  # noqa: E402
 from engine.audit import GENESIS, AuditHead  # noqa: E402
 from engine.db import Database  # noqa: E402
 from engine.models import Base  # noqa: E402
+from tests.smtp_server import smtp  # noqa: E402, F401  (the `smtp` fixture: a real server on loopback)
 
 PG_ADMIN_URL = os.environ.get("TANSIQ_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 BPMN_DIR = Path(__file__).parent / "bpmn"

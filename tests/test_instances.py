@@ -204,12 +204,14 @@ def test_loaded_workflows_always_carry_the_restricted_evaluator(db):
         runtime.workflow.script_engine.execute(task, "x = ().__class__")
 
 
-def test_service_effects_are_counted_once_per_firing(db):
+def test_an_escalation_is_keyed_by_its_firing_and_announced_to_its_target(db):
     deploy(db, "escalation-event.bpmn")
     instance_id = start(db, "escalation_event", {"responsible_entity": "transport"})
     complete(db, the_open_item(db, instance_id, "report_progress").id, {"percent": 10})
-    assert count(db, Notification) == 0
     assert [e.source_key for e in escalations(db, instance_id)] == ["escalate_behind_plan#1"]
+    [announced] = notifications(db, instance_id)
+    assert (announced.template, announced.recipient_role, announced.payload["level"]) == ("escalation", "leadership", 2)
+    assert count(db, Notification) == 1
 
 
 def test_expression_errors_name_the_expression():

@@ -13,10 +13,23 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from lxml import etree
 from sqlalchemy import select
 
-from engine import audit, bpmn_runtime, clock, directives, durations, entities, instances, process_models, seasons
+from engine import (
+    audit,
+    bpmn_runtime,
+    clock,
+    directives,
+    durations,
+    entities,
+    instances,
+    notification_delivery,
+    process_models,
+    seasons,
+    users,
+)
 from engine import timers as timer_worker
 from engine.directives import NewDirective
 from engine.errors import Conflict
@@ -131,7 +144,8 @@ def raised(db, run: Launched) -> list[tuple[int, str, str, str | None]]:
 
 
 def reminded(db, run: Launched) -> list[tuple[str, str | None]]:
-    return sorted((n.template, n.recipient_entity) for n in notifications(db, run.instance_id))
+    return sorted((n.template, n.recipient_entity) for n in notifications(db, run.instance_id)
+                  if n.template != "escalation")
 
 
 def the_directive(db, run: Launched) -> directives.Directive:
@@ -516,3 +530,40 @@ def test_twenty_six_supervisor_actions_do_not_stop_the_directive(world):
     for _ in range(26):
         supervisor_action(world, run, "escalate", level=2)
     assert instance(world, run.instance_id).status == instances.RUNNING
+
+
+# --- people hear of it, by email ----------------------------------------------------------------
+
+def test_late_the_entity_is_reminded_and_each_level_told_by_email(world, smtp, monkeypatch):
+    server = smtp()
+    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    with world.transaction() as session:
+        for name, role, entity, language in (("housing.user", "entity_user", "housing", "ar"),
+                                             ("supervisor", "supervisor", None, "en"),
+                                             ("leader", "leadership", None, "ar")):
+            users.create_user(session, name, "a long password", role, entity_code=entity,
+                              email=f"{name}@unit.example", language=language)
+    run = launch(world, STANDARD)
+    reference = the_directive(world, run).reference
+    for moment in (DEADLINE - run.lead + MINUTE, DEADLINE + MINUTE, DEADLINE + run.grace + MINUTE):
+        at(world, moment)
+        report = notification_delivery.run_once(world, server.settings())
+        assert report.failed == 0
+    [reminder] = server.mailbox.to("housing.user@unit.example")
+    assert reminder.subject.startswith(f"تذكير: التوجيه {reference}")
+    [first] = server.mailbox.to("supervisor@unit.example")
+    assert first.subject == f"Escalation, level 1: directive {reference}"
+    [second] = server.mailbox.to("leader@unit.example")
+    assert second.subject == f"تصعيد من المستوى 2: التوجيه {reference}"
+    assert notification_delivery.run_once(world, server.settings()).sent == 0
+    assert len(server.mailbox.received) == 3
+
+
+@pytest.fixture(autouse=True)
+def _the_audit_chain_holds(request):
+    db = request.getfixturevalue("world") if "world" in request.fixturenames else None
+    yield
+    if db is not None:
+        with db.reading() as session:
+            result = audit.verify(session)
+        assert result.ok, str(result)

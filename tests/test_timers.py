@@ -73,7 +73,7 @@ def test_deadline_fires_once_withdraws_the_step_and_escalates(db):
     assert (escalation.level, escalation.target_role, escalation.reason) == (1, "supervisor", "unacknowledged")
     assert escalation.raised_at == DEADLINE + timedelta(seconds=1)
     assert [i.element_id for i in open_items(db, instance_id)] == ["supervisor_review"]
-    assert len(notifications(db, instance_id)) == 1
+    assert sorted(n.template for n in notifications(db, instance_id)) == ["escalation", "reminder"]
     assert instance(db, instance_id).next_timer_at is None
 
 
@@ -102,7 +102,7 @@ def test_the_cli_fires_timers_at_a_given_moment(db, database_url):
     later = (DEADLINE + timedelta(hours=1)).isoformat()
     after_deadline = _tansiq(database_url, "timers", "run", "--once", "--now", later)
     assert after_deadline.stdout.strip() == "fired 1, incidents 0"
-    assert len(notifications(db, instance_id)) == 1 and len(escalations(db, instance_id)) == 1
+    assert len(notifications(db, instance_id)) == 2 and len(escalations(db, instance_id)) == 1
     bad = _tansiq(database_url, "timers", "run", "--once", "--now", "yesterday")
     assert bad.returncode == 1 and bad.stderr.strip().startswith("error: not an ISO 8601 date")
 
@@ -127,7 +127,7 @@ def test_two_worker_processes_share_due_instances_exactly_once(db, database_url)
     with db.reading() as session:
         assert session.scalar(select(func.count()).select_from(Escalation)) == 1000
         assert session.scalar(select(func.count(func.distinct(Escalation.instance_id)))) == 1000
-        # Both timers were due at that moment: each reminder too is sent exactly once.
-        assert session.scalar(select(func.count()).select_from(Notification)) == 1000
+        # Both timers were due at that moment: each reminder, and each escalation's notice, exactly once.
+        assert session.scalar(select(func.count()).select_from(Notification)) == 2000
         assert session.scalar(select(func.count(func.distinct(Notification.instance_id)))) == 1000
     print(f"\nworker share of 1,000 due instances: {fired}")
