@@ -59,9 +59,11 @@ def count(db: Database, model: type, **where: Any) -> int:
 
 def escalations(db: Database, instance_id: int) -> list[Escalation]:
     with db.reading() as session:
-        return list(session.scalars(select(Escalation).where(Escalation.instance_id == instance_id)))
+        return list(session.scalars(select(Escalation).where(Escalation.instance_id == instance_id)
+                                    .order_by(Escalation.id)))
 
 
 def notifications(db: Database, instance_id: int) -> list[Notification]:
     with db.reading() as session:
-        return list(session.scalars(select(Notification).where(Notification.instance_id == instance_id)))
+        return list(session.scalars(select(Notification).where(Notification.instance_id == instance_id)
+                                    .order_by(Notification.id)))
