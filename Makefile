@@ -5,7 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PGPORT ?= 5432
 
-.PHONY: run test lint postgres bench clean
+# Debian packages: Arabic fonts and HarfBuzz for WeasyPrint's PDFs, poppler to check them in tests.
+SYSTEM_PACKAGES := fonts-noto-core libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0 poppler-utils
+
+.PHONY: run test lint postgres system-packages bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,8 +16,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP) system-packages
 	$(BIN)/tansiq run
+
+system-packages:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "please install these Debian packages: $$missing"; exit 1; fi; \
+	fi
 
 # Tests need PostgreSQL on 127.0.0.1 as well as SQLite: start the local cluster when it is down.
 postgres:
@@ -27,7 +39,7 @@ postgres:
 lint: $(STAMP)
 	$(BIN)/ruff check engine api workflows tests bench
 
-test: $(STAMP) postgres lint
+test: $(STAMP) system-packages postgres lint
 	$(BIN)/pytest
 
 bench: $(STAMP) postgres

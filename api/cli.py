@@ -316,6 +316,235 @@ def run() -> None:
     timers.run_forever(db, settings.timer_batch_size, settings.timer_poll_seconds)
 
 
+
+
+# ==== reports (issue 6): `tansiq reports run | list | serve` ========================================
+# One block, appended; imports are local so that `tansiq` starts without WeasyPrint or Prefect.
+reports_app = typer.Typer(no_args_is_help=True, help="The daily, periodic and seasonal reports (التقارير).")
+app.add_typer(reports_app, name="reports")
+
+
+def _report_day(value: str | None) -> date | None:
+    """A Gregorian date (2026-05-20) or a Hijri one (1447-12-03, optionally followed by هـ or AH)."""
+    from engine.business_calendar import hijri_to_gregorian
+
+    if value is None:
+        return None
+    text = value.strip().removesuffix("هـ").removesuffix("AH").strip()
+    try:
+        year, month, day = (int(part) for part in text.replace("/", "-").split("-"))
+    except ValueError:
+        raise TansiqError(f"not a date: {value!r} (use 2026-05-20, or a Hijri date such as 1447-12-03)") from None
+    if year <= 1500:
+        return hijri_to_gregorian(year, month, day)
+    try:
+        return date(year, month, day)
+    except ValueError as exc:
+        raise TansiqError(f"not a date: {value!r} ({exc})") from None
+
+
+def _report_list(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+@reports_app.command("run")
+def reports_run(
+    kind: Annotated[str, typer.Argument(help="daily, periodic or seasonal.")],
+    on: Annotated[str | None, typer.Option("--date", help="Daily: the local day (default: yesterday).")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="Periodic: the first day (default: --to minus 6).")]
+    = None,
+    end: Annotated[str | None, typer.Option("--to", help="Periodic: the last day (default: yesterday).")] = None,
+    season: Annotated[int | None, typer.Option(help="The season's Hijri year (seasonal: default, yesterday's).")]
+    = None,
+    formats: Annotated[list[str] | None, typer.Option("--format", help="pdf, html, xlsx, csv, json (repeat or "
+                                                      "comma-separate; default TANSIQ_REPORTS_FORMATS).")] = None,
+    languages: Annotated[list[str] | None, typer.Option("--lang", help="ar, en (default TANSIQ_REPORTS_LANGUAGES).")]
+    = None,
+    now: Annotated[str | None, typer.Option(help="Act as if it were this moment (ISO 8601).")] = None,
+    by: Annotated[str, typer.Option(help="Who asks (recorded).")] = "cli",
+) -> None:
+    """Make one report now, without a Prefect server; print the archived files."""
+    from engine.reports import archive
+
+    with _one_line_errors():
+        moment = _parse_now(now)
+        if moment is not None:
+            clock.set_now(moment)
+        produced = archive.produce(
+            get_database(), kind, day=_report_day(on), start=_report_day(start), end=_report_day(end),
+            season_year=season, formats=_report_list(formats), languages=_report_list(languages),
+            trigger="cli", requested_by=by,
+        )
+    run = produced.run
+    typer.echo(f"report run {run.id}: {run.kind} {run.period_start}..{run.period_end} {run.status}", err=True)
+    for path in produced.paths:
+        typer.echo(str(path))
+
+
+@reports_app.command("list")
+def reports_list(
+    kind: Annotated[str | None, typer.Option(help="daily, periodic or seasonal.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+) -> None:
+    """Report runs, newest first."""
+    from engine.reports import runs
+
+    with _one_line_errors(), get_database().reading() as session:
+        rows = runs.list_runs(session, kind=kind, limit=limit)
+        table = Table("id", "kind", "period", "status", "trigger", "started", "files", "prefect flow run")
+        for row in rows:
+            period = str(row.period_start) if row.period_start == row.period_end else (
+                f"{row.period_start}..{row.period_end}")
+            table.add_row(str(row.id), row.kind, period, row.status + (f": {row.error[:60]}" if row.error else ""),
+                          row.trigger, _riyadh(row.started_at), str(len(row.files or [])),
+                          row.prefect_flow_run_id or "")
+    console.print(table)
+
+
+@reports_app.command("serve")
+def reports_serve(
+    port: Annotated[int | None, typer.Option(help="The Prefect API's port on 127.0.0.1 (default: a free one).")]
+    = None,
+    api_url: Annotated[str | None, typer.Option(help="Use this Prefect API instead of starting one.")] = None,
+    timezone: Annotated[str | None, typer.Option(help="The schedules' time zone (default Asia/Riyadh).")] = None,
+    ui: Annotated[bool, typer.Option(help="Serve Prefect's UI beside its API.")] = True,
+) -> None:
+    """Host a Prefect API and serve the three report deployments on their cron schedules (Ctrl+C to stop)."""
+    from workflows.serve import serve_forever
+
+    serve_forever(port=port, api_url=api_url, timezone=timezone, ui=ui)
+# ==== end of reports ================================================================================
+
+
+# ==== REST API (issue 4): `tansiq entities create`, `tansiq users create`, `tansiq serve` ============
+# One block, appended; the web imports are local so that other commands start without them.
+entities_app = typer.Typer(no_args_is_help=True, help="Entities (الجهات) that execute directives.")
+users_app = typer.Typer(no_args_is_help=True, help="Users and their roles.")
+app.add_typer(entities_app, name="entities")
+app.add_typer(users_app, name="users")
+
+
+@entities_app.command("create")
+def entities_create(
+    code: Annotated[str, typer.Option("--code", help="Lowercase code, e.g. housing.")],
+    name_ar: Annotated[str, typer.Option("--name-ar", help="The Arabic name.")],
+    name_en: Annotated[str, typer.Option("--name-en", help="The English name.")],
+    kind: Annotated[str, typer.Option(help="service, government, operator, private or other.")] = "service",
+    email: Annotated[str | None, typer.Option(help="Where the entity's notices go.")] = None,
+    by: Annotated[str, typer.Option(help="Who creates it (recorded).")] = "cli",
+) -> None:
+    """Create an entity."""
+    from engine import entities
+
+    with _one_line_errors(), get_database().transaction() as session:
+        entity = entities.create_entity(session, code, name_ar, name_en, kind, email)
+        audit.record(session, by, "entity.created", f"entity:{entity.code}",
+                     {"name_ar": entity.name_ar, "name_en": entity.name_en, "kind": entity.kind})
+    typer.echo(f"entity {code} created")
+
+
+def _password(from_stdin: bool) -> str:
+    """--password-stdin or a pipe: one line of standard input; a terminal: asked twice, not echoed."""
+    import getpass
+
+    if from_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Password again: ") != password:
+            raise TansiqError("the two passwords differ")
+    if not password:
+        raise TansiqError("no password given (pipe it in, or use a terminal to be asked)")
+    return password
+
+
+@users_app.command("create")
+def users_create(
+    username: Annotated[str, typer.Option("--username", help="2-60 lowercase letters, digits, . _ -")],
+    role: Annotated[str, typer.Option("--role", help="admin, secretariat, follow_up_officer, supervisor, "
+                                                     "entity_user, leadership or viewer.")],
+    entity: Annotated[str | None, typer.Option("--entity", help="The entity's code (entity users).")] = None,
+    full_name: Annotated[str, typer.Option("--full-name")] = "",
+    email: Annotated[str | None, typer.Option("--email")] = None,
+    language: Annotated[str, typer.Option("--language", help="ar or en.")] = "ar",
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")]
+    = False,
+    by: Annotated[str, typer.Option(help="Who creates it (recorded).")] = "cli",
+) -> None:
+    """Create a user; the password is asked twice on a terminal, else read from standard input."""
+    from engine import users
+
+    with _one_line_errors():
+        password = _password(password_stdin)
+        with get_database().transaction() as session:
+            user = users.create_user(session, username, password, role, full_name=full_name, email=email,
+                                     entity_code=entity, language=language)
+            audit.record(session, by, "user.created", f"user:{user.username}", {"role": role, "entity": entity})
+    typer.echo(f"user {username} created ({role}{', ' + entity if entity else ''})")
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="The address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="The port to listen on.")] = 8000,
+    no_timers: Annotated[bool, typer.Option("--no-timers", help="Do not run the timer worker here.")] = False,
+    no_reports: Annotated[bool, typer.Option("--no-reports", help="Do not serve the scheduled reports here.")]
+    = False,
+) -> None:
+    """Serve the REST API (and docs at /api/docs) with the timer worker and the report scheduler beside it."""
+    import signal
+    import threading
+
+    import uvicorn
+
+    from api.app import create_app
+    from api.settings import get_api_settings
+    from engine import migrate
+
+    settings = get_api_settings()
+    url = settings.effective_database_url
+    with _one_line_errors():
+        if migrate.current_revision(url) != migrate.head_revision():
+            raise TansiqError("the database schema is not current; run `tansiq db upgrade` first")
+        application = create_app(settings)
+    db = get_database(url)
+    stop = threading.Event()
+    worker = None
+    if not no_timers:
+        worker = threading.Thread(target=timers.run_forever, name="tansiq-timers", daemon=True,
+                                  args=(db, settings.timer_batch_size, settings.timer_poll_seconds, stop))
+        worker.start()
+    reports = None
+    if not no_reports:
+        try:
+            from workflows.serve import start_embedded
+
+            reports = start_embedded()
+        except Exception as exc:  # the API serves on without scheduled reports; say so
+            typer.echo(f"warning: scheduled reports are not running ({exc}); `tansiq reports serve` runs them",
+                       err=True)
+    typer.echo(f"Tansiq API on http://{host}:{port}/api/v1 (docs at /api/docs); timers "
+               f"{'off' if no_timers else 'on'}, reports {'on' if reports else 'off'}", err=True)
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then raises the signal again with the handlers it
+    # found: ours only set `stop`, so the timer worker finishes its batch and the process exits cleanly.
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        uvicorn.run(application, host=host, port=port, log_level=settings.log_level.lower(),
+                    server_header=False, proxy_headers=False)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        stop.set()
+        if worker is not None:
+            worker.join(timeout=30)
+        if reports is not None:
+            reports.stop()
+        typer.echo("Tansiq API stopped", err=True)
+# ==== end of REST API ===============================================================================
+
+
 def main() -> None:  # pragma: no cover - console entry for `python -m api.cli`
     app()
 

@@ -11,6 +11,7 @@ from engine.login_attempts import LoginAttempt
 from engine.meetings import Meeting
 from engine.notifications import Delivery, Notification
 from engine.process_models import ProcessModel
+from engine.reports.runs import ReportRun
 from engine.seasons import Season
 from engine.users import User
 from engine.work_items import WorkItem
@@ -31,6 +32,7 @@ __all__ = [
     "Notification",
     "ProcessInstance",
     "ProcessModel",
+    "ReportRun",
     "Season",
     "User",
     "WorkItem",

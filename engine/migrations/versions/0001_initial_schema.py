@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 13:30:58.950155
+Create Date: 2026-11-26 14:12:24.961904
 """
 
 from __future__ import annotations
@@ -152,6 +152,33 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_process_instance_model_id'), ['model_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_process_instance_next_timer_at'), ['next_timer_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_process_instance_status'), ['status'], unique=False)
+
+    op.create_table('report_run',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('period_start', sa.Date(), nullable=False),
+    sa.Column('period_end', sa.Date(), nullable=False),
+    sa.Column('season_id', sa.Integer(), nullable=True),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('trigger', sa.String(length=20), nullable=False),
+    sa.Column('requested_by', sa.String(length=200), nullable=False),
+    sa.Column('formats', sa.JSON().with_variant(postgresql.JSONB(), 'postgresql'), nullable=False),
+    sa.Column('languages', sa.JSON().with_variant(postgresql.JSONB(), 'postgresql'), nullable=False),
+    sa.Column('files', sa.JSON().with_variant(postgresql.JSONB(), 'postgresql'), nullable=False),
+    sa.Column('summary', sa.JSON().with_variant(postgresql.JSONB(), 'postgresql'), nullable=True),
+    sa.Column('prefect_flow_run_id', sa.String(length=36), nullable=True),
+    sa.Column('started_at', engine.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', engine.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(['season_id'], ['season.id'], name=op.f('fk_report_run_season_id_season')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_report_run'))
+    )
+    with op.batch_alter_table('report_run', schema=None) as batch_op:
+        batch_op.create_index('ix_report_run_kind_period', ['kind', 'period_start', 'period_end'], unique=False)
+        batch_op.create_index(batch_op.f('ix_report_run_prefect_flow_run_id'), ['prefect_flow_run_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_report_run_season_id'), ['season_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_report_run_started_at'), ['started_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_report_run_status'), ['status'], unique=False)
 
     op.create_table('user_account',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -422,6 +449,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_user_account_entity_id'))
 
     op.drop_table('user_account')
+    with op.batch_alter_table('report_run', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_report_run_status'))
+        batch_op.drop_index(batch_op.f('ix_report_run_started_at'))
+        batch_op.drop_index(batch_op.f('ix_report_run_season_id'))
+        batch_op.drop_index(batch_op.f('ix_report_run_prefect_flow_run_id'))
+        batch_op.drop_index('ix_report_run_kind_period')
+
+    op.drop_table('report_run')
     with op.batch_alter_table('process_instance', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_process_instance_status'))
         batch_op.drop_index(batch_op.f('ix_process_instance_next_timer_at'))

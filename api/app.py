@@ -1,0 +1,95 @@
+"""The REST API: `create_app()` builds the FastAPI application (nothing happens at import time).
+
+Run it with `tansiq serve`, or any ASGI server: `uvicorn --factory api.app:create_app`.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from api import problems
+from api.deps import AppState
+from api.middleware import GuardMiddleware
+from api.routes import (
+    audit,
+    auth,
+    directives,
+    entities,
+    escalations,
+    evidence,
+    health,
+    process_models,
+    seasons,
+    tasks,
+    users,
+)
+from api.security import TokenService, load_secret
+from api.settings import ApiSettings, get_api_settings
+from engine.db import Database, get_database
+
+API_PREFIX = "/api/v1"
+STATIC = Path(__file__).parent / "static"
+DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Tansiq API</title>
+<link rel="stylesheet" href="/api/docs/assets/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/api/docs/assets/swagger-ui-bundle.js"></script>
+<script src="/api/docs/static/docs-init.js"></script>
+</body></html>
+"""
+DESCRIPTION = """Follow-up of Hajj committee directives.
+
+Sign in with `POST /api/v1/auth/token` (OAuth2 password form) and send `Authorization: Bearer <token>`.
+Errors are RFC 9457 problem details (`application/problem+json`) with a stable `type` URI per kind.
+"""
+
+
+def _version() -> str:
+    try:
+        return metadata.version("tansiq")
+    except metadata.PackageNotFoundError:
+        return "0"
+
+
+def create_app(settings: ApiSettings | None = None, *, database: Database | None = None) -> FastAPI:
+    """Build the application: `settings` default to the `TANSIQ_*` environment; `database` to its URL."""
+    settings = settings or get_api_settings()
+    db = database or get_database(settings.effective_database_url)
+    tokens = TokenService(load_secret(settings), settings.token_ttl_seconds)
+
+    app = FastAPI(
+        title="Tansiq", version=_version(), description=DESCRIPTION,
+        openapi_url=f"{API_PREFIX}/openapi.json", docs_url=None, redoc_url=None,
+    )
+    app.state.tansiq = AppState(settings=settings, db=db, tokens=tokens)
+    problems.install(app)
+    app.add_middleware(GuardMiddleware, max_json_bytes=settings.max_json_bytes,
+                       max_multipart_bytes=settings.max_request_bytes)
+
+    # What any operation may answer (each route adds its own 403, 404, 409, 415, 429).
+    v1 = APIRouter(prefix=API_PREFIX, responses=problems.documented(400, 401, 413, 422, 500, 503))
+    for module in (auth, entities, users, seasons, process_models, directives, tasks, escalations, audit, evidence):
+        v1.include_router(module.router)
+    app.include_router(v1)
+    app.include_router(health.router, responses=problems.documented(400, 413, 422, 500, 503))
+    _docs(app)
+    return app
+
+
+def _docs(app: FastAPI) -> None:
+    """Swagger UI from the swagger-ui-bundle package and our own init script: no CDN, no inline script."""
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:  # pragma: no cover - the docs page is optional
+        return
+    app.mount("/api/docs/assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+    app.mount("/api/docs/static", StaticFiles(directory=str(STATIC)), name="docs-static")
+
+    @app.get("/api/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return HTMLResponse(DOCS_PAGE)

@@ -1,0 +1,69 @@
+"""Sign in (OAuth2 password form), revoke every token of the caller, and who the caller is."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import OAuth2PasswordRequestForm
+from sqlalchemy import select
+
+from api.deps import Caller, State
+from api.pending_engine import get_user_by_id, revoke_tokens
+from api.problems import ApiProblem, documented, retry_after
+from api.schemas.auth import EntityRef, MeOut, TokenOut
+from engine import access, clock, login_attempts, users
+from engine.login_attempts import LoginAttempt
+
+router = APIRouter(tags=["auth"])
+
+
+def _retry_seconds(session, username: str) -> float:
+    """When enough failures of the window have aged out for the throttle to lift."""
+    since = clock.now() - login_attempts.WINDOW
+    failures = list(session.scalars(
+        select(LoginAttempt.at).where(LoginAttempt.username == username[:60], LoginAttempt.at >= since,
+                                      LoginAttempt.success.is_(False)).order_by(LoginAttempt.at)
+    ))
+    if len(failures) < login_attempts.MAX_FAILURES:
+        return 1
+    lifting = failures[len(failures) - login_attempts.MAX_FAILURES]
+    return (lifting + login_attempts.WINDOW - clock.now()).total_seconds()
+
+
+@router.post("/auth/token", response_model=TokenOut, responses=documented(400, 401, 422, 429, 503))
+def issue_token(request: Request, state: State, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> TokenOut:
+    """Exchange a username and password for a bearer token (OAuth2 password flow)."""
+    username = form.username.strip().lower()[:60]
+    client = request.client.host if request.client else None
+    if "\x00" in username or "\x00" in form.password or len(form.password) > 1000:
+        raise ApiProblem("unauthorized", "wrong username or password", headers={"WWW-Authenticate": "Bearer"})
+    with state.db.transaction() as session:
+        if login_attempts.throttled(session, username):
+            wait = _retry_seconds(session, username)
+            raise ApiProblem("too-many-requests", "too many failed sign-ins for this user; wait and try again",
+                             headers=retry_after(wait))
+        user = users.authenticate(session, username, form.password)
+        login_attempts.record(session, username, client, user is not None)
+        user_id = user.id if user is not None else None
+    if user_id is None:
+        raise ApiProblem("unauthorized", "wrong username or password", headers={"WWW-Authenticate": "Bearer"})
+    return TokenOut(access_token=state.tokens.issue(user_id), expires_in=state.tokens.ttl_seconds)
+
+
+@router.post("/auth/revoke", status_code=204, responses=documented(401, 503))
+def revoke(state: State, caller: Caller) -> None:
+    """Revoke every token issued to the caller so far (sign out everywhere), at once."""
+    with state.db.transaction() as session:
+        revoke_tokens(session, get_user_by_id(session, caller.id), caller.username)
+
+
+@router.get("/me", response_model=MeOut, responses=documented(401, 503))
+def me(caller: Caller) -> MeOut:
+    entity = None
+    if caller.entity_code:
+        entity = EntityRef(code=caller.entity_code, name_ar=caller.entity_name_ar or "",
+                           name_en=caller.entity_name_en or "")
+    return MeOut(id=caller.id, username=caller.username, full_name=caller.full_name, email=caller.email,
+                 role=caller.role, entity=entity, language=caller.language, permissions=access.permissions(caller),
+                 tokens_valid_after=caller.tokens_valid_after)

@@ -1,0 +1,130 @@
+"""The escalation board: list what was raised (open or all), resolve one, resolve many."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from api.deps import Caller, CurrentUser, State, requires
+from api.problems import KINDS, documented, engine_error_kind
+from api.schemas.common import MAX_ID, Page
+from api.schemas.directives import EscalationOut
+from api.schemas.escalations import BulkOutcomeOut, BulkResolveOut, BulkResolveRequest, ResolveRequest
+from api.views import escalation_out
+from engine import access, audit, clock, supervision
+from engine.directives import Directive
+from engine.errors import InvalidInput, NotFound, TansiqError
+from engine.escalations import Escalation
+
+router = APIRouter(tags=["escalations"])
+EscalationId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+@router.get("/escalations", response_model=Page[EscalationOut], responses=documented(401, 403, 422, 503))
+def board(
+    state: State,
+    caller: Annotated[CurrentUser, requires("escalation.read")],
+    status: Literal["open", "resolved", "all"] = "open",
+    level: Annotated[int | None, Query(ge=1, le=5)] = None,
+    entity: Annotated[str | None, Query(max_length=100)] = None,
+    min_age_hours: Annotated[float | None, Query(ge=0, le=100_000, description="Raised at least this long ago.")]
+    = None,
+    directive: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> Page[EscalationOut]:
+    """Escalations the caller may see, highest level and oldest first."""
+    now = clock.now()
+    query = access.visible_escalations(
+        select(Escalation, Directive).outerjoin(Directive, Directive.id == Escalation.directive_id), caller)
+    if status != "all":
+        query = query.where(Escalation.status == status)
+    if level is not None:
+        query = query.where(Escalation.level == level)
+    if entity is not None:
+        query = query.where(Escalation.entity == entity)
+    if min_age_hours is not None:
+        query = query.where(Escalation.raised_at <= now - timedelta(hours=min_age_hours))
+    if directive is not None:
+        query = query.where(Escalation.directive_id == directive)
+    with state.db.reading() as session:
+        total = session.scalar(select(func.count()).select_from(query.subquery()))
+        rows = session.execute(query.order_by(Escalation.level.desc(), Escalation.raised_at, Escalation.id)
+                               .limit(limit).offset(offset)).all()
+        return Page(items=[escalation_out(e, d, now) for e, d in rows], total=total, limit=limit, offset=offset)
+
+
+def _fields(body: ResolveRequest) -> dict[str, Any]:
+    if body.action == "extend":
+        if not body.new_deadline:
+            raise InvalidInput("extending needs new_deadline")
+        return {"new_deadline": body.new_deadline}
+    if body.action == "reassign":
+        if not body.entity:
+            raise InvalidInput("reassigning needs entity")
+        return {"entity": body.entity}
+    if body.action == "close":
+        if not body.outcome:
+            raise InvalidInput("closing needs an outcome: done or cancelled")
+        return {"outcome": body.outcome}
+    return {}
+
+
+def _permitted(session: Session, caller: CurrentUser, escalation_id: int, action: str) -> Escalation:
+    escalation = session.get(Escalation, escalation_id)
+    if escalation is None or not access.can_see_escalation(session, caller, escalation):
+        raise NotFound(f"no escalation {escalation_id}")
+    if not access.can_resolve_escalation(caller, escalation, action):
+        raise access.Forbidden(f"a {caller.role} may not {action} this escalation")
+    return escalation
+
+
+@router.post("/escalations/{escalation_id}/resolve", response_model=EscalationOut,
+             responses=documented(401, 403, 404, 409, 422, 503))
+def resolve(escalation_id: EscalationId, body: ResolveRequest, state: State, caller: Caller) -> EscalationOut:
+    """Extend, reassign, escalate further, close, or comment (the process is told; the row records it)."""
+    fields = _fields(body)
+    with state.db.transaction() as session:
+        _permitted(session, caller, escalation_id, body.action)
+        escalation = supervision.resolve(session, escalation_id, body.action, caller.username, body.note, **fields)
+        directive = session.get(Directive, escalation.directive_id) if escalation.directive_id else None
+        return escalation_out(escalation, directive)
+
+
+@router.post("/escalations/resolve", response_model=BulkResolveOut, responses=documented(401, 403, 422, 503))
+def resolve_many(body: BulkResolveRequest, state: State,
+                 caller: Annotated[CurrentUser, requires("escalation.read")]) -> BulkResolveOut:
+    """One action on many escalations; each row succeeds or fails on its own, with its reason."""
+    fields = _fields(body)
+    ids = list(dict.fromkeys(body.ids))
+    results: dict[int, BulkOutcomeOut] = {}
+    with state.db.transaction() as session:
+        allowed_ids = []
+        for escalation_id in ids:
+            try:
+                _permitted(session, caller, escalation_id, body.action)
+                allowed_ids.append(escalation_id)
+            except TansiqError as exc:
+                results[escalation_id] = _row(escalation_id, exc)
+        for escalation_id in allowed_ids:
+            # As supervision.resolve_many does, but keeping each refusal's kind for its status code.
+            mark = audit.mark(session)
+            try:
+                with session.begin_nested():
+                    supervision.resolve(session, escalation_id, body.action, caller.username, body.note, **fields)
+                results[escalation_id] = BulkOutcomeOut(id=escalation_id, ok=True, status=200, detail="done")
+            except TansiqError as exc:
+                audit.discard_since(session, mark)
+                results[escalation_id] = _row(escalation_id, exc)
+    ordered = [results[i] for i in ids]
+    succeeded = sum(1 for r in ordered if r.ok)
+    return BulkResolveOut(results=ordered, succeeded=succeeded, failed=len(ordered) - succeeded)
+
+
+def _row(escalation_id: int, exc: TansiqError) -> BulkOutcomeOut:
+    return BulkOutcomeOut(id=escalation_id, ok=False, status=KINDS[engine_error_kind(exc)][0], detail=exc.message)
+

@@ -1,0 +1,109 @@
+"""Entities, users, seasons and process models."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from api.schemas.common import Strict, Text
+
+EntityKind = Literal["service", "government", "operator", "private", "other"]
+Role = Literal["admin", "secretariat", "follow_up_officer", "supervisor", "entity_user", "leadership", "viewer"]
+Language = Literal["ar", "en"]
+CalendarMode = Literal["season", "working_days"]
+
+
+class EntityOut(BaseModel):
+    code: str
+    name_ar: str
+    name_en: str
+    kind: str
+    email: str | None
+    active: bool
+
+
+class EntityCreate(Strict):
+    code: Annotated[Text, Field(min_length=2, max_length=50, examples=["housing"])]
+    name_ar: Annotated[Text, Field(min_length=1, max_length=200)]
+    name_en: Annotated[Text, Field(min_length=1, max_length=200)]
+    kind: EntityKind = "service"
+    email: Annotated[Text, Field(max_length=254)] | None = None
+
+
+class UserOut(BaseModel):
+    id: int
+    username: str
+    full_name: str
+    email: str | None
+    role: str
+    entity: str | None
+    language: str
+    active: bool
+    created_at: datetime
+
+
+class UserCreate(Strict):
+    username: Annotated[Text, Field(min_length=2, max_length=60)]
+    password: Annotated[Text, Field(min_length=10, max_length=200)]
+    role: Role
+    full_name: Annotated[Text, Field(max_length=200)] = ""
+    email: Annotated[Text, Field(max_length=254)] | None = None
+    entity: Annotated[Text, Field(max_length=50)] | None = None
+    language: Language = "ar"
+
+
+class UserUpdate(Strict):
+    active: bool | None = None
+    full_name: Annotated[Text, Field(min_length=1, max_length=200)] | None = None
+    email: Annotated[Text, Field(max_length=254)] | None = None
+    language: Language | None = None
+    password: Annotated[Text, Field(min_length=10, max_length=200)] | None = None
+
+
+class SeasonOut(BaseModel):
+    hijri_year: int
+    name_ar: str
+    name_en: str
+    starts_on: date
+    ends_on: date
+    calendar_mode: str
+    holidays: list[str]
+
+
+class SeasonCreate(Strict):
+    hijri_year: Annotated[int, Field(ge=1343, le=1500)]
+    starts_on: date
+    ends_on: date
+    calendar_mode: CalendarMode = "season"
+    holidays: Annotated[list[date], Field(max_length=400)] = Field(default_factory=list)
+
+
+class SeasonUpdate(Strict):
+    starts_on: date | None = None
+    ends_on: date | None = None
+    calendar_mode: CalendarMode | None = None
+    holidays: Annotated[list[date], Field(max_length=400)] | None = None
+
+
+class ProcessModelOut(BaseModel):
+    key: str
+    version: int
+    name: str
+    name_ar: str | None
+    name_en: str | None
+    checksum: str
+    filename: str
+    element_count: int
+    deployed_at: datetime
+    deployed_by: str
+
+
+class ProcessModelDetail(ProcessModelOut):
+    versions: list[ProcessModelOut]
+
+
+class DeploymentOut(BaseModel):
+    created: bool
+    model: ProcessModelOut

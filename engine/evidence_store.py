@@ -1,0 +1,280 @@
+"""Evidence files (شواهد الإنجاز): what a file really is, judged by its bytes; where it is kept; its row.
+
+A file is accepted only when its content is one of the allowed kinds (PDF, PNG, JPEG, XLSX, DOCX,
+plain UTF-8 text), whatever its name or the type the browser claimed. Office files are zip archives:
+they must hold the inner parts of their kind, and are refused when they would unpack to too much
+(zip bombs). Files are stored under `HOME/evidence/<first two hex digits>/<sha256>`: a name typed by a
+user never becomes a path, and the same content is stored once. The row in `evidence` keeps a
+cleaned-up display name only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import secrets
+import unicodedata
+import zipfile
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import audit, clock
+from engine.errors import InvalidInput, NotFound
+from engine.evidence import Evidence
+
+PDF, PNG, JPEG, XLSX, DOCX, TEXT = "pdf", "png", "jpeg", "xlsx", "docx", "txt"
+CONTENT_TYPES = {
+    PDF: "application/pdf",
+    PNG: "image/png",
+    JPEG: "image/jpeg",
+    XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    DOCX: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    TEXT: "text/plain; charset=utf-8",
+}
+EXTENSIONS = {PDF: ".pdf", PNG: ".png", JPEG: ".jpg", XLSX: ".xlsx", DOCX: ".docx", TEXT: ".txt"}
+# The main part each Office kind must declare in [Content_Types].xml, and the part it must contain.
+_OFFICE = {
+    XLSX: ("xl/workbook.xml", b"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"),
+    DOCX: ("word/document.xml", b"application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"),
+}
+_TEXT_CONTROLS_ALLOWED = {"\t", "\n", "\r", "\f"}
+_CHUNK = 1 << 16
+
+
+class EvidenceTooLarge(InvalidInput):
+    code = "evidence-too-large"
+
+
+class UnsupportedEvidence(InvalidInput):
+    code = "unsupported-evidence-type"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int = 10_000_000
+    max_files: int = 5
+    kinds: frozenset[str] = field(default_factory=lambda: frozenset(CONTENT_TYPES))
+    max_unzipped_bytes: int = 100_000_000
+    max_zip_ratio: int = 100
+    max_zip_entries: int = 2_000
+
+
+@dataclass(frozen=True)
+class CheckedFile:
+    """A file that passed every check, held in memory until it is stored."""
+
+    filename: str
+    kind: str
+    content_type: str
+    size: int
+    sha256: str
+    data: bytes = field(repr=False)
+
+
+def check_many(files: Iterable[tuple[str | None, BinaryIO | bytes]], limits: Limits) -> list[CheckedFile]:
+    """Check every file before anything is stored: one bad file refuses them all."""
+    files = list(files)
+    if len(files) > limits.max_files:
+        raise InvalidInput(f"at most {limits.max_files} files at once")
+    return [check(name, source, limits) for name, source in files]
+
+
+def check(name: str | None, source: BinaryIO | bytes, limits: Limits) -> CheckedFile:
+    data = _read_bounded(source, limits.max_bytes)
+    display = safe_filename(name)
+    if not data:
+        raise InvalidInput(f"{display} is empty")
+    kind = sniff(data, limits)
+    if kind is None or kind not in limits.kinds:
+        allowed = ", ".join(sorted(k.upper() for k in limits.kinds))
+        raise UnsupportedEvidence(f"{display} is not an accepted kind of file ({allowed})")
+    return CheckedFile(
+        filename=with_extension(display, kind), kind=kind, content_type=CONTENT_TYPES[kind], size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(), data=data,
+    )
+
+
+def _read_bounded(source: BinaryIO | bytes, max_bytes: int) -> bytes:
+    data = bytes(source) if isinstance(source, bytes | bytearray) else source.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise EvidenceTooLarge(f"a file may be at most {max_bytes:,} bytes")
+    return data
+
+
+def sniff(data: bytes, limits: Limits | None = None) -> str | None:
+    """The kind of file the bytes are, or None when they are none of the accepted kinds."""
+    limits = limits or Limits()
+    if data.startswith(b"%PDF-"):
+        return PDF
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return PNG
+    if data.startswith(b"\xff\xd8\xff"):
+        return JPEG
+    if data.startswith(b"PK\x03\x04"):
+        return _office_kind(data, limits)
+    if _is_text(data):
+        return TEXT
+    return None
+
+
+def _is_text(data: bytes) -> bool:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return False
+    return not any(unicodedata.category(ch) == "Cc" and ch not in _TEXT_CONTROLS_ALLOWED for ch in text)
+
+
+def _office_kind(data: bytes, limits: Limits) -> str:
+    """XLSX or DOCX, after checking the archive cannot unpack to more than the limits allow."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            entries = archive.infolist()
+            if len(entries) > limits.max_zip_entries:
+                raise UnsupportedEvidence(f"the archive has more than {limits.max_zip_entries:,} parts")
+            declared = sum(entry.file_size for entry in entries)
+            if declared > limits.max_unzipped_bytes:
+                raise UnsupportedEvidence("the archive would unpack to too much data (a zip bomb?)")
+            for entry in entries:
+                if entry.file_size > (1 << 20) and entry.file_size > limits.max_zip_ratio * max(entry.compress_size, 1):
+                    raise UnsupportedEvidence("the archive is compressed beyond any real document (a zip bomb?)")
+            names = {entry.filename for entry in entries}
+            kind = next((k for k, (part, _) in _OFFICE.items() if part in names), None)
+            if kind is None or "[Content_Types].xml" not in names:
+                raise UnsupportedEvidence("the archive is not an XLSX or DOCX document")
+            if any(name.lower().endswith("vbaproject.bin") for name in names):
+                raise UnsupportedEvidence("documents with macros are not accepted")
+            content_types = archive.read("[Content_Types].xml")
+            if _OFFICE[kind][1] not in content_types:
+                raise UnsupportedEvidence("the archive does not declare a plain XLSX or DOCX document")
+            _unpack_within(archive, entries, limits.max_unzipped_bytes)
+            return kind
+    except UnsupportedEvidence:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError, zlib.error,
+            ValueError, OSError):
+        raise UnsupportedEvidence("the archive is damaged, encrypted or of an unknown kind") from None
+
+
+def _unpack_within(archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo], budget: int) -> None:
+    """Read every part once (never to disk): the checksums must hold and the total stay in budget."""
+    total = 0
+    for entry in entries:
+        with archive.open(entry) as part:
+            while chunk := part.read(_CHUNK):
+                total += len(chunk)
+                if total > budget:
+                    raise UnsupportedEvidence("the archive would unpack to too much data (a zip bomb?)")
+
+
+def safe_filename(name: str | None) -> str:
+    """A display name: no folders, no control or bidirectional-override characters, at most 200 characters."""
+    name = unicodedata.normalize("NFC", name or "")
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"))
+    name = " ".join(name.split()).lstrip(". ")
+    if not name:
+        name = "evidence"
+    if len(name) > 200:
+        stem, dot, ext = name.rpartition(".")
+        name = (stem[: 190] + dot + ext[:9]) if dot and len(ext) <= 9 else name[:200]
+    return name
+
+
+def with_extension(name: str, kind: str) -> str:
+    """The name ends with the extension of what the file really is (`report.exe` holding a PDF opens as a PDF)."""
+    extension = EXTENSIONS[kind]
+    if kind == JPEG and name.lower().endswith(".jpeg"):
+        return name
+    return name if name.lower().endswith(extension) else name + extension
+
+
+# --- storage ---------------------------------------------------------------------------------------
+
+def path_for(home: Path, sha256: str) -> Path:
+    if len(sha256) != 64 or any(ch not in "0123456789abcdef" for ch in sha256):
+        raise InvalidInput("not a SHA-256 digest")
+    return Path(home) / "evidence" / sha256[:2] / sha256
+
+
+def store(home: Path, checked: CheckedFile) -> Path:
+    """Write the file under its digest (atomically; once per content)."""
+    target = path_for(home, checked.sha256)
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+    temporary = target.parent / f".{checked.sha256}.{secrets.token_hex(6)}.part"
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(checked.data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def record(session: Session, checked: CheckedFile, actor: str, *, directive_id: int | None,
+           work_item_id: int | None = None, instance_id: int | None = None) -> Evidence:
+    """The evidence row (the file must be stored already), with its audit event."""
+    row = Evidence(
+        directive_id=directive_id, work_item_id=work_item_id, instance_id=instance_id,
+        filename=checked.filename[:255], content_type=checked.content_type, size=checked.size,
+        sha256=checked.sha256, uploaded_by=actor[:200], uploaded_at=clock.now(),
+    )
+    session.add(row)
+    session.flush()
+    subject = f"directive:{directive_id}" if directive_id is not None else f"instance:{instance_id}"
+    audit.record(session, actor, "evidence.uploaded", subject, {
+        "evidence": row.id, "filename": row.filename, "sha256": row.sha256, "size": row.size,
+        "type": checked.kind, "work_item": work_item_id,
+    })
+    return row
+
+
+def store_and_record(session: Session, home: Path, files: list[CheckedFile], actor: str, *,
+                     directive_id: int | None, work_item_id: int | None = None,
+                     instance_id: int | None = None) -> list[Evidence]:
+    rows = []
+    for checked in files:
+        store(home, checked)
+        rows.append(record(session, checked, actor, directive_id=directive_id, work_item_id=work_item_id,
+                           instance_id=instance_id))
+    return rows
+
+
+def get(session: Session, evidence_id: int) -> Evidence:
+    row = session.get(Evidence, evidence_id)
+    if row is None:
+        raise NotFound(f"no evidence {evidence_id}")
+    return row
+
+
+def of_directive(session: Session, directive_id: int) -> list[Evidence]:
+    return list(session.scalars(select(Evidence).where(Evidence.directive_id == directive_id).order_by(Evidence.id)))
+
+
+def of_work_item(session: Session, work_item_id: int) -> list[Evidence]:
+    return list(session.scalars(select(Evidence).where(Evidence.work_item_id == work_item_id).order_by(Evidence.id)))
+
+
+def require_in_instance(session: Session, evidence_ids: list[int], instance_id: int) -> None:
+    """Evidence named in a step's form must have been uploaded to the same process."""
+    if not evidence_ids:
+        return
+    found = set(session.scalars(
+        select(Evidence.id).where(Evidence.id.in_(evidence_ids), Evidence.instance_id == instance_id)
+    ))
+    missing = sorted(set(evidence_ids) - found)
+    if missing:
+        raise InvalidInput(f"no evidence {', '.join(map(str, missing))} was uploaded to this directive")

@@ -1,0 +1,119 @@
+"""Report runs: one row per production of a report (by a Prefect flow, the CLI or the API), with its
+period, status, archived files and, when Prefect ran it, the flow run's id.
+
+    running ──► succeeded
+        └─────► failed (error kept)
+
+`files` lists what was archived, paths relative to the reports folder (see `settings.archive_dir`):
+    [{"format": "pdf", "language": "ar", "path": "daily/2026-05-20/run-000012/daily-2026-05-20.ar.pdf",
+      "bytes": 48211, "sha256": "..."}, ...]
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.types import Date
+
+from engine import audit, clock
+from engine.db import Base, JSONType, UTCDateTime
+from engine.errors import InvalidInput, NotFound
+from engine.reports.common import KINDS
+
+RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
+STATUSES = (RUNNING, SUCCEEDED, FAILED)
+TRIGGERS = ("schedule", "flow", "cli", "api")
+
+
+class ReportRun(Base):
+    __tablename__ = "report_run"
+    __table_args__ = (Index("ix_report_run_kind_period", "kind", "period_start", "period_end"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # daily | periodic | seasonal
+    period_start: Mapped[date] = mapped_column(Date)  # local days, both included
+    period_end: Mapped[date] = mapped_column(Date)
+    season_id: Mapped[int | None] = mapped_column(ForeignKey("season.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)  # running | succeeded | failed
+    trigger: Mapped[str] = mapped_column(String(20))  # schedule | flow | cli | api
+    requested_by: Mapped[str] = mapped_column(String(200))
+    formats: Mapped[list[str]] = mapped_column(JSONType)  # asked for, e.g. ["pdf", "xlsx"]
+    languages: Mapped[list[str]] = mapped_column(JSONType)  # asked for, e.g. ["ar", "en"]
+    files: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSONType)  # headline figures, for lists
+    prefect_flow_run_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    def file(self, fmt: str, language: str | None = None) -> dict[str, Any] | None:
+        """The archived file of a format (and language; the first one when None)."""
+        for entry in self.files or []:
+            if entry["format"] == fmt and (language is None or entry.get("language") == language):
+                return entry
+        return None
+
+
+def subject(run_id: int) -> str:
+    return f"report_run:{run_id}"
+
+
+def start(session: Session, kind: str, period_start: date, period_end: date, *, season_id: int | None,
+          trigger: str, requested_by: str, formats: list[str], languages: list[str],
+          prefect_flow_run_id: str | None = None) -> ReportRun:
+    if kind not in KINDS:
+        raise InvalidInput(f"unknown report kind {kind!r} (known: {', '.join(KINDS)})")
+    if trigger not in TRIGGERS:
+        raise InvalidInput(f"unknown trigger {trigger!r} (known: {', '.join(TRIGGERS)})")
+    run = ReportRun(kind=kind, period_start=period_start, period_end=period_end, season_id=season_id,
+                    status=RUNNING, trigger=trigger, requested_by=requested_by[:200], formats=list(formats),
+                    languages=list(languages), files=[], prefect_flow_run_id=prefect_flow_run_id,
+                    started_at=clock.now())
+    session.add(run)
+    session.flush()
+    return run
+
+
+def succeed(session: Session, run_id: int, files: list[dict[str, Any]], summary: dict[str, Any]) -> ReportRun:
+    run = get(session, run_id)
+    run.status, run.files, run.summary, run.finished_at = SUCCEEDED, files, summary, clock.now()
+    audit.record(session, run.requested_by, "report.generated", subject(run.id), {
+        "kind": run.kind, "period": [run.period_start.isoformat(), run.period_end.isoformat()],
+        "files": [{"path": f["path"], "sha256": f["sha256"]} for f in files],
+        "prefect_flow_run_id": run.prefect_flow_run_id,
+    })
+    session.flush()
+    return run
+
+
+def fail(session: Session, run_id: int, error: str) -> ReportRun:
+    run = get(session, run_id)
+    run.status, run.error, run.finished_at = FAILED, error[:10_000], clock.now()
+    audit.record(session, run.requested_by, "report.failed", subject(run.id),
+                 {"kind": run.kind, "error": error[:500], "prefect_flow_run_id": run.prefect_flow_run_id})
+    session.flush()
+    return run
+
+
+def get(session: Session, run_id: int) -> ReportRun:
+    run = session.get(ReportRun, run_id)
+    if run is None:
+        raise NotFound(f"no report run {run_id}")
+    return run
+
+
+def list_runs(session: Session, *, kind: str | None = None, status: str | None = None, limit: int = 50,
+              offset: int = 0) -> list[ReportRun]:
+    if kind is not None and kind not in KINDS:
+        raise InvalidInput(f"unknown report kind {kind!r} (known: {', '.join(KINDS)})")
+    if status is not None and status not in STATUSES:
+        raise InvalidInput(f"unknown status {status!r} (known: {', '.join(STATUSES)})")
+    query = select(ReportRun).order_by(ReportRun.started_at.desc(), ReportRun.id.desc()).limit(limit).offset(offset)
+    if kind is not None:
+        query = query.where(ReportRun.kind == kind)
+    if status is not None:
+        query = query.where(ReportRun.status == status)
+    return list(session.scalars(query))

@@ -1,0 +1,260 @@
+"""The seasonal report (التقرير الموسمي): one season's directives as of now — totals and rates per
+entity, track, kind and programme track; the distribution of completion times; escalations by
+level; recurring obstacles (tags found on directives of this season and of the previous one); and
+the previous season's figures side by side.
+
+Counts come from one query grouped by (entity, track, kind, programme track) and rolled up in
+Python; completion times from one query of launch and end moments; escalations and tags from one
+grouped query each.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
+
+from engine import clock
+from engine.directives import (
+    ACTIVE,
+    CANCELLED,
+    COMPLETED,
+    DRAFT,
+    KINDS,
+    PROGRAMME_TRACKS,
+    TRACKS,
+    Directive,
+    DirectiveTag,
+)
+from engine.escalations import Escalation
+from engine.reports import feedback
+from engine.reports.common import (
+    SEASONAL,
+    DataSource,
+    DurationStats,
+    EntityRef,
+    HijriDate,
+    ReportPeriod,
+    SeasonRef,
+    data_source,
+    entity_refs,
+    hours_between,
+    local_midnight,
+    rate,
+    unknown_entity,
+)
+from engine.reports.daily import count_if, open_at
+from engine.reports.feedback import FeedbackSummary
+from engine.reports.settings import get_report_settings
+from engine.seasons import Season
+
+# Completion-time buckets, in hours: [lower, upper); None is open-ended.
+BUCKETS: tuple[tuple[str, float, float | None], ...] = (
+    ("le_6h", 0, 6), ("6_24h", 6, 24), ("1_3d", 24, 72), ("3_7d", 72, 168), ("gt_7d", 168, None),
+)
+FIGURES = ("total", "draft", "active", "completed", "completed_on_time", "cancelled", "overdue", "escalated",
+           "extended")
+
+
+@dataclass(frozen=True)
+class GroupFigures:
+    """Directives of one group (an entity, a track, a kind, a programme track, or all) as of the report."""
+
+    key: str
+    entity: EntityRef | None
+    total: int
+    draft: int
+    active: int
+    completed: int
+    completed_on_time: int
+    cancelled: int
+    overdue: int  # active and past deadline
+    escalated: int  # with at least one escalation
+    extended: int  # with at least one extension
+    completion: DurationStats  # launch to end of completed directives
+
+    @property
+    def on_time_rate(self) -> float | None:
+        return rate(self.completed_on_time, self.completed)
+
+    @property
+    def completion_rate(self) -> float | None:
+        return rate(self.completed, self.total - self.draft - self.cancelled)
+
+    @property
+    def escalation_rate(self) -> float | None:
+        return rate(self.escalated, self.total - self.draft)
+
+
+@dataclass(frozen=True)
+class Bucket:
+    key: str
+    lower_hours: float
+    upper_hours: float | None
+    count: int
+
+
+@dataclass(frozen=True)
+class LevelFigures:
+    level: int
+    raised: int
+    resolved: int
+    open: int
+
+
+@dataclass(frozen=True)
+class SeasonFigures:
+    season: SeasonRef
+    totals: GroupFigures
+    by_entity: list[GroupFigures]
+    by_track: list[GroupFigures]
+    by_kind: list[GroupFigures]
+    by_programme_track: list[GroupFigures]
+    completion_buckets: list[Bucket]
+    escalations_by_level: list[LevelFigures]
+
+
+@dataclass(frozen=True)
+class Obstacle:
+    """A tag on directives of this season and of the previous one: a recurring obstacle (معوق متكرر)."""
+
+    tag: str
+    count: int
+    previous_count: int
+    entities: list[EntityRef]
+    previous_entities: list[EntityRef]
+
+
+@dataclass(frozen=True)
+class SeasonalReport:
+    kind: str
+    period: ReportPeriod
+    generated_at: datetime
+    source: DataSource
+    season: SeasonRef
+    current: SeasonFigures
+    previous: SeasonFigures | None
+    obstacles: list[Obstacle]
+    feedback: FeedbackSummary | None  # HOOK (issue 9): None until a feedback source is registered
+
+
+def seasonal(session: Session, season: Season, previous_season: Season | None = None) -> SeasonalReport:
+    """The seasonal report; without `previous_season`, the latest season before this one (if any)."""
+    settings = get_report_settings()
+    now = clock.now()
+    if previous_season is None:
+        previous_season = session.scalar(select(Season).where(Season.hijri_year < season.hijri_year)
+                                         .order_by(Season.hijri_year.desc()).limit(1))
+    zone = settings.zone
+    period = ReportPeriod(season.starts_on, season.ends_on, local_midnight(season.starts_on, zone),
+                          local_midnight(season.ends_on + timedelta(days=1), zone), now, zone.key,
+                          HijriDate.of(season.starts_on), HijriDate.of(season.ends_on))
+    source = data_source(session)
+    refs = entity_refs(session)
+    current = season_figures(session, season, now, refs)
+    previous = season_figures(session, previous_season, now, refs) if previous_season is not None else None
+    return SeasonalReport(
+        kind=SEASONAL, period=period, generated_at=now, source=source, season=SeasonRef.of(season),
+        current=current, previous=previous,
+        obstacles=_obstacles(session, season, previous_season, refs) if previous_season is not None else [],
+        feedback=feedback.collect(session, period.starts_at, period.ends_at),
+    )
+
+
+def season_figures(session: Session, season: Season, as_of: datetime, refs: dict[int, EntityRef]) -> SeasonFigures:
+    escalated_ids = select(Escalation.directive_id).where(Escalation.directive_id.is_not(None)).distinct().subquery()
+    status = Directive.status
+    query = (
+        select(
+            Directive.responsible_entity_id, Directive.track, Directive.kind, Directive.programme_track,
+            func.count(),
+            count_if(status == DRAFT),
+            count_if(status == ACTIVE),
+            count_if(status == COMPLETED),
+            count_if(and_(status == COMPLETED, Directive.completed_on_time.is_(True))),
+            count_if(status == CANCELLED),
+            count_if(and_(open_at(as_of), Directive.deadline_at < as_of)),
+            count_if(escalated_ids.c.directive_id.is_not(None)),
+            count_if(Directive.extension_count > 0),
+        )
+        .outerjoin(escalated_ids, escalated_ids.c.directive_id == Directive.id)
+        .where(Directive.season_id == season.id)
+        .group_by(Directive.responsible_entity_id, Directive.track, Directive.kind, Directive.programme_track)
+    )
+    cells = [(tuple(row[:4]), dict(zip(FIGURES, row[4:], strict=True))) for row in session.execute(query)]
+    durations = [
+        (entity_id, track, kind, programme, hours_between(launched, ended))
+        for entity_id, track, kind, programme, launched, ended in session.execute(
+            select(Directive.responsible_entity_id, Directive.track, Directive.kind, Directive.programme_track,
+                   Directive.launched_at, Directive.ended_at)
+            .where(Directive.season_id == season.id, Directive.status == COMPLETED,
+                   Directive.launched_at.is_not(None), Directive.ended_at.is_not(None))
+        )
+    ]
+
+    def rollup(position: int | None, order: tuple[str, ...] | None = None) -> list[GroupFigures]:
+        sums: dict[object, dict[str, int]] = defaultdict(lambda: dict.fromkeys(FIGURES, 0))
+        hours: dict[object, list[float]] = defaultdict(list)
+        for key, figures in cells:
+            group = sums[key[position] if position is not None else "all"]
+            for name in FIGURES:
+                group[name] += figures[name]
+        for *key, spent in durations:
+            hours[key[position] if position is not None else "all"].append(spent)
+        rows = []
+        for group_key, figures in sums.items():
+            entity = (refs.get(group_key) or unknown_entity(str(group_key))) if position == 0 else None
+            rows.append(GroupFigures(entity.code if entity else str(group_key), entity, **figures,
+                                     completion=DurationStats.of(hours.get(group_key, []))))
+        if order is not None:
+            return sorted(rows, key=lambda r: order.index(r.key) if r.key in order else len(order))
+        return sorted(rows, key=lambda r: (-r.total, r.key))
+
+    totals = rollup(None)
+    all_hours = [spent for *_, spent in durations]
+    return SeasonFigures(
+        season=SeasonRef.of(season),
+        totals=totals[0] if totals else GroupFigures("all", None, *(0 for _ in FIGURES), DurationStats.of([])),
+        by_entity=rollup(0), by_track=rollup(1, TRACKS), by_kind=rollup(2, KINDS),
+        by_programme_track=rollup(3, PROGRAMME_TRACKS),
+        completion_buckets=[
+            Bucket(key, lower, upper, sum(1 for h in all_hours if h >= lower and (upper is None or h < upper)))
+            for key, lower, upper in BUCKETS
+        ],
+        escalations_by_level=[
+            LevelFigures(level, raised, resolved, still_open)
+            for level, raised, resolved, still_open in session.execute(
+                select(Escalation.level, func.count(), count_if(Escalation.status == "resolved"),
+                       count_if(Escalation.status == "open"))
+                .join(Directive, Directive.id == Escalation.directive_id)
+                .where(Directive.season_id == season.id)
+                .group_by(Escalation.level).order_by(Escalation.level)
+            )
+        ],
+    )
+
+
+def _obstacles(session: Session, season: Season, previous: Season, refs: dict[int, EntityRef]) -> list[Obstacle]:
+    rows = session.execute(
+        select(DirectiveTag.tag, Directive.season_id, Directive.responsible_entity_id, func.count())
+        .join(Directive, Directive.id == DirectiveTag.directive_id)
+        .where(Directive.season_id.in_((season.id, previous.id)))
+        .group_by(DirectiveTag.tag, Directive.season_id, Directive.responsible_entity_id)
+    ).all()
+    counts: dict[tuple[str, int], int] = defaultdict(int)
+    holders: dict[tuple[str, int], set[int]] = defaultdict(set)
+    for tag, season_id, entity_id, count in rows:
+        counts[(tag, season_id)] += count
+        holders[(tag, season_id)].add(entity_id)
+
+    def named(ids: set[int]) -> list[EntityRef]:
+        return sorted((refs.get(i) or unknown_entity(str(i)) for i in ids), key=lambda r: r.code)
+
+    recurring = {tag for tag, sid in counts if sid == season.id} & {tag for tag, sid in counts if sid == previous.id}
+    obstacles = [Obstacle(tag, counts[(tag, season.id)], counts[(tag, previous.id)],
+                          named(holders[(tag, season.id)]), named(holders[(tag, previous.id)]))
+                 for tag in recurring]
+    return sorted(obstacles, key=lambda o: (-(o.count + o.previous_count), o.tag))

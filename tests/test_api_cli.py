@@ -1,0 +1,143 @@
+"""The command line added with the API: create entities and users, and `tansiq serve` (API + timers)."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from api import cli
+from api.settings import get_api_settings
+from engine import directives, entities, process_models, seasons, users
+from engine.db import Database
+from engine.directives import NewDirective
+from engine.notifications import Notification
+from engine.settings import get_settings
+from tests.conftest import read_model
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    url = db.url.render_as_string(hide_password=False)
+    values = {"TANSIQ_DATABASE_URL": url, "TANSIQ_HOME": str(tmp_path), "TANSIQ_SECRET_KEY": "s" * 48}
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    get_api_settings.cache_clear()
+    yield values
+    get_settings.cache_clear()
+    get_api_settings.cache_clear()
+
+
+def test_create_an_entity_and_its_user(env, db: Database):
+    result = runner.invoke(cli.app, ["entities", "create", "--code", "housing", "--name-ar", "الإسكان",
+                                     "--name-en", "Housing", "--kind", "government"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(cli.app, ["users", "create", "--username", "housing.lead", "--role", "entity_user",
+                                     "--entity", "housing", "--password-stdin"], input="a long enough secret\n")
+    assert result.exit_code == 0, result.output
+    assert "user housing.lead created" in result.output
+    with db.transaction() as session:
+        assert users.authenticate(session, "housing.lead", "a long enough secret").entity.code == "housing"
+
+
+@pytest.mark.parametrize(("args", "stdin", "message"), [
+    (["entities", "create", "--code", "Bad Code", "--name-ar", "x", "--name-en", "x"], None, "entity code"),
+    (["users", "create", "--username", "someone", "--role", "wizard", "--password-stdin"], "long enough pw\n",
+     "unknown role"),
+    (["users", "create", "--username", "someone", "--role", "viewer", "--password-stdin"], "short\n", "10 characters"),
+    (["users", "create", "--username", "someone", "--role", "viewer"], "", "no password"),
+    (["users", "create", "--username", "someone", "--role", "entity_user", "--password-stdin"], "long enough pw\n",
+     "belongs to an entity"),
+])
+def test_errors_are_one_line(env, args, stdin, message):
+    result = runner.invoke(cli.app, args, input=stdin)
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.output
+
+
+def test_a_terminal_is_asked_twice(monkeypatch: pytest.MonkeyPatch):
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    answers = iter(["first secret one", "second secret"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+    with pytest.raises(cli.TansiqError, match="differ"):
+        cli._password(False)
+    answers = iter(["same secret text", "same secret text"])
+    assert cli._password(False) == "same secret text"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_serve_runs_the_api_and_the_timer_worker_and_stops_cleanly(env, db: Database):
+    with db.transaction() as session:
+        process_models.deploy(session, read_model("deadline.bpmn"), "deadline.bpmn", "tester")
+        seasons.create_season(session, 1447, date(2000, 1, 1), date(2099, 12, 31))
+        entities.create_entity(session, "housing", "الإسكان", "Housing")
+        # The reminder (an hour before the deadline) is due at once: the worker must fire it.
+        directives.create(session, NewDirective(title="t", kind="decision", responsible_entity="housing",
+                                                deadline="PT30M", process_model_key="deadline"), "tester",
+                          launch_now=True)
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from api.cli import app; app()", "serve", "--port", str(port), "--no-reports"],
+        env={**os.environ, **env, "TANSIQ_TIMER_POLL_SECONDS": "0.2"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        health = None
+        while time.monotonic() < deadline:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.communicate()
+                time.sleep(0.1)
+        assert health is not None and health.status_code == 200, health
+        for _ in range(100):
+            with db.reading() as session:
+                if session.scalar(select(func.count()).select_from(Notification)):
+                    break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the timer worker did not fire the reminder")
+        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/me", timeout=5).status_code == 401
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            _, stderr = process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    assert process.returncode == 0, stderr
+    assert "Tansiq API stopped" in stderr and "Traceback" not in stderr, stderr
+
+
+def test_serve_refuses_a_database_that_is_not_migrated(env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("TANSIQ_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    get_settings.cache_clear()
+    get_api_settings.cache_clear()
+    result = runner.invoke(cli.app, ["serve", "--no-reports", "--no-timers"])
+    assert result.exit_code == 1 and "tansiq db upgrade" in result.output

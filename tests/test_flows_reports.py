@@ -1,0 +1,143 @@
+"""The real report flows under Prefect, against the embedded default (`workflows.serve.start_embedded`):
+a `prefect server start` child process on 127.0.0.1 and the three deployments served by a Runner in a
+thread of this process. One server for the module (it costs ~15 s to start); SQLite for Tansiq.
+
+- the deployments are registered with their cron schedules in Asia/Riyadh time;
+- each flow, called directly, archives its files, records its report run with the flow run's id and
+  leaves a markdown summary, a table and a link artifact;
+- a deployment run started through the API is picked up by the served Runner (a subprocess), which
+  writes its report run into the same Tansiq database;
+- a failing flow records a failed run; stopping the embedded default ends the processes it started.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from sqlalchemy import select
+
+from engine import clock, migrate
+from engine.db import Database
+from engine.reports import runs
+from engine.reports.runs import ReportRun
+from engine.reports.settings import get_report_settings
+from engine.settings import get_settings
+from tests.test_reports_world import DAY, build, use_reports_dir
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    from workflows.serve import start_embedded
+
+    folder = tmp_path_factory.mktemp("flows")
+    url = f"sqlite:///{folder / 'tansiq.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TANSIQ_DATABASE_URL", url)  # the flows (and the Runner's subprocesses) use this database
+        patch.setenv("PREFECT_LOGGING_LEVEL", "WARNING")
+        use_reports_dir(patch, folder / "reports")
+        get_settings.cache_clear()
+        migrate.upgrade(url)
+        db = Database(url)
+        build(db)
+        clock.set_now(None)
+        handle = start_embedded(home=folder / "prefect", poll_seconds=1, ui=False)
+        try:
+            yield db, handle
+        finally:
+            handle.stop()
+            db.dispose()
+            get_settings.cache_clear()
+            get_report_settings.cache_clear()
+    assert handle.server.poll() is not None and not handle.running  # every process it started has ended
+
+
+@pytest.fixture
+def api(served):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: served[1].api_url}):
+        yield served[0]
+
+
+def test_deployments_are_served_on_cron_schedules_in_riyadh_time(api):
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        found = {}
+        for name in ("tansiq-daily-report/daily", "tansiq-periodic-report/periodic",
+                     "tansiq-seasonal-report/seasonal"):
+            deployment = client.read_deployment_by_name(name)
+            [schedule] = deployment.schedules
+            found[name] = (schedule.schedule.cron, schedule.schedule.timezone, schedule.active)
+    assert found == {
+        "tansiq-daily-report/daily": ("15 0 * * *", "Asia/Riyadh", True),
+        "tansiq-periodic-report/periodic": ("30 0 * * 0", "Asia/Riyadh", True),
+        "tansiq-seasonal-report/seasonal": ("45 0 * * 0", "Asia/Riyadh", True),
+    }
+
+
+def _artifacts(flow_run_id):
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+
+
+def test_the_flows_archive_files_record_runs_and_leave_artifacts(api):
+    from workflows.reports import daily_report, periodic_report, seasonal_report
+
+    calls = [
+        (daily_report, {"day": DAY, "formats": ["pdf", "html", "xlsx", "csv", "json"], "languages": ["ar"]}),
+        (periodic_report, {"start": date(2026, 5, 14), "end": DAY, "formats": ["xlsx", "json"], "languages": ["en"]}),
+        (seasonal_report, {"season_year": 1447, "formats": ["csv"], "languages": ["ar"]}),
+    ]
+    for report_flow, parameters in calls:
+        state = report_flow(**parameters, return_state=True)
+        assert state.is_completed(), state.message
+        result = state.result()
+        flow_run_id = str(state.state_details.flow_run_id)
+        with api.reading() as session:
+            run = runs.get(session, result["run_id"])
+        assert run.status == runs.SUCCEEDED and run.prefect_flow_run_id == flow_run_id and run.trigger == "flow"
+        assert len(run.files) == len(result["files"]) > 0
+        root = get_report_settings().archive_dir
+        assert all((root / f["path"]).is_file() for f in run.files)
+        key = f"tansiq-{run.kind}-report"
+        found = {a.key: a for a in _artifacts(flow_run_id)}
+        assert set(found) == {key, f"{key}-figures", f"{key}-files"}  # a summary, a table, a link
+        summary, table, link = found[key], found[f"{key}-figures"], found[f"{key}-files"]
+        assert summary.type == "markdown" and f"Report run **{run.id}**" in summary.data
+        assert run.files[0]["path"] in summary.data
+        assert table.type == "table" and "audit_event_id" in str(table.data)
+        assert f"](file://{root}" in link.data and f"run-{run.id:06d}" in link.data
+    with api.reading() as session:
+        daily_run = session.scalars(select(ReportRun).where(ReportRun.kind == "daily")).first()
+    assert daily_run.summary["received"] == 5 and daily_run.summary["hijri"] == ["1447-12-03", "1447-12-03"]
+
+
+def test_a_deployment_run_is_executed_by_the_served_runner(api):
+    from prefect.deployments import run_deployment
+
+    flow_run = run_deployment("tansiq-daily-report/daily", timeout=180,
+                              parameters={"day": "2026-05-19", "formats": ["json"], "languages": ["ar"]})
+    assert flow_run.state.is_completed(), flow_run.state.message
+    with api.reading() as session:
+        [run] = session.scalars(select(ReportRun).where(ReportRun.prefect_flow_run_id == str(flow_run.id))).all()
+    assert run.status == runs.SUCCEEDED and run.period_start == date(2026, 5, 19)
+    assert (get_report_settings().archive_dir / run.files[0]["path"]).is_file()
+
+
+def test_a_failing_flow_records_a_failed_run(api):
+    from workflows.reports import daily_report
+
+    state = daily_report.with_options(retries=0)(day=date(2099, 1, 1), formats=["json"], return_state=True)
+    assert state.is_failed()
+    with api.reading() as session:
+        [run] = session.scalars(select(ReportRun).where(ReportRun.period_start == date(2099, 1, 1))).all()
+    assert run.status == runs.FAILED and "has not begun" in run.error
+    assert run.prefect_flow_run_id == str(state.state_details.flow_run_id)

@@ -1,0 +1,163 @@
+"""The three report flows: daily, periodic, seasonal. Thin wrappers around `engine.reports.archive`:
+each step is a task (with retries and a timeout), each run is recorded as a report run carrying the
+Prefect flow-run id, and each run leaves three artifacts: a markdown summary, a table, and a link
+to the archived files.
+
+The flows read the Tansiq database from the same environment as the rest of Tansiq
+(TANSIQ_DATABASE_URL, or the SQLite file under TANSIQ_HOME), so a worker on another machine only
+needs that environment to produce reports into the same database.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from engine.db import get_database
+from engine.errors import TansiqError
+from engine.reports import archive
+from engine.reports.archive import Archive, ReportRequest
+from engine.reports.common import DAILY, PERIODIC, SEASONAL
+from engine.reports.runs import SUCCEEDED
+from engine.reports.settings import get_report_settings
+
+FLOW_NAMES = {DAILY: "tansiq-daily-report", PERIODIC: "tansiq-periodic-report", SEASONAL: "tansiq-seasonal-report"}
+
+
+def retry_unless_refused(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a failed task unless Tansiq refused the request (bad period, unknown season, ...): that
+    error would only come back."""
+    error = state.data if isinstance(state.data, BaseException) else None
+    if error is None:
+        try:
+            error = state.result(raise_on_failure=False)
+        except Exception:
+            return True
+    return not isinstance(error, TansiqError)
+
+
+TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False,
+                                "retry_condition_fn": retry_unless_refused}
+
+
+@task(name="resolve the period", retries=2, retry_delay_seconds=[2, 10], timeout_seconds=60, **TASK_OPTIONS)
+def resolve_request(kind: str, day: date | None, start: date | None, end: date | None, season_year: int | None,
+                    formats: list[str] | None, languages: list[str] | None, reference: datetime | None
+                    ) -> ReportRequest:
+    with get_database().reading() as session:
+        return archive.resolve(session, kind, day=day, start=start, end=end, season_year=season_year,
+                               formats=formats, languages=languages, reference=reference)
+
+
+@task(name="record the run", retries=2, retry_delay_seconds=[2, 10], timeout_seconds=60, **TASK_OPTIONS)
+def open_run(request: ReportRequest, trigger: str, flow_run_id: str | None) -> int:
+    return archive.open_run(get_database(), request, trigger, "prefect", prefect_flow_run_id=flow_run_id)
+
+
+@task(name="compute the report data", retries=2, retry_delay_seconds=[5, 30], timeout_seconds=900, **TASK_OPTIONS)
+def compute_data(request: ReportRequest) -> Any:
+    with get_database().reading() as session:
+        return archive.compute(session, request)
+
+
+@task(name="render", task_run_name="render {fmt} {language}", retries=1, retry_delay_seconds=5,
+      timeout_seconds=600, **TASK_OPTIONS)
+def render_file(report: Any, fmt: str, language: str | None) -> bytes:
+    return archive.render(report, fmt, language)
+
+
+@task(name="archive the files", retries=2, retry_delay_seconds=[2, 10], timeout_seconds=300, **TASK_OPTIONS)
+def archive_files(request: ReportRequest, run_id: int, rendered: list[tuple[str, str | None, bytes]]
+                  ) -> list[dict[str, Any]]:
+    store = Archive(request, run_id)
+    try:
+        for fmt, language, content in rendered:
+            store.add(request.file_name(fmt, language), fmt, language, content)
+        return store.commit()
+    except BaseException:
+        store.discard()
+        raise
+
+
+@task(name="close the run", retries=2, retry_delay_seconds=[2, 10], timeout_seconds=60, **TASK_OPTIONS)
+def close_run(run_id: int, files: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    from engine.reports import runs
+
+    with get_database().transaction() as session:
+        runs.succeed(session, run_id, files, summary)
+
+
+def produce(kind: str, *, day: date | None = None, start: date | None = None, end: date | None = None,
+            season_year: int | None = None, formats: list[str] | None = None,
+            languages: list[str] | None = None) -> dict[str, Any]:
+    """The body of every report flow."""
+    from prefect.runtime import flow_run
+
+    logger = get_run_logger()
+    flow_run_id = flow_run.get_id()
+    trigger = "schedule" if "auto-scheduled" in (flow_run.get_tags() or []) else "flow"
+    reference = flow_run.get_scheduled_start_time() if trigger == "schedule" else None
+    request = resolve_request(kind, day, start, end, season_year, formats, languages, reference)
+    run_id = open_run(request, trigger, flow_run_id)
+    try:
+        report = compute_data(request)
+        rendered = [(fmt, language, render_file(report, fmt, language)) for fmt, language in request.outputs()]
+        files = archive_files(request, run_id, rendered)
+        figures = archive.summary(report)
+        close_run(run_id, files, figures)
+    except BaseException as exc:
+        archive.close_failed(get_database(), run_id, exc)
+        raise
+    _artifacts(request, run_id, files, figures)
+    logger.info("report run %s: %s %s archived %d files", run_id, kind, request.label, len(files))
+    return {"run_id": run_id, "status": SUCCEEDED, "kind": kind, "period": request.label,
+            "files": [str(archive.path_of(f)) for f in files], "summary": figures}
+
+
+def _artifacts(request: ReportRequest, run_id: int, files: list[dict[str, Any]], figures: dict[str, Any]) -> None:
+    key = f"tansiq-{request.kind}-report"
+    settings = get_report_settings()
+    rows = [{"measure": name, "value": value} for name, value in figures.items()
+            if isinstance(value, int | float) and not isinstance(value, bool)]
+    lines = [f"# Tansiq {request.kind} report — {request.label}", "",
+             f"Report run **{run_id}**, period {figures['period'][0]} to {figures['period'][1]} "
+             f"(Hijri {figures['hijri'][0]} to {figures['hijri'][1]}), figures as of {figures['as_of']}.", "",
+             "| measure | value |", "| --- | --- |", *[f"| {r['measure']} | {r['value']} |" for r in rows], "",
+             "Archived files:", *[f"- `{f['path']}` ({f['bytes']:,} bytes)" for f in files]]
+    create_markdown_artifact("\n".join(lines), key=key, description=f"{request.kind} report {request.label}")
+    create_table_artifact(rows, key=f"{key}-figures", description="headline figures")
+    if settings.public_url:
+        link = f"{settings.public_url.rstrip('/')}/api/v1/reports/{run_id}/pdf"
+    else:
+        main = next((f for f in files if f["format"] == "pdf"), files[0] if files else None)
+        link = archive.path_of(main).as_uri() if main else settings.archive_dir.as_uri()
+    create_link_artifact(link, link_text=f"{request.kind} report {request.label} (run {run_id})",
+                         key=f"{key}-files", description="the archived report")
+
+
+@flow(name=FLOW_NAMES[DAILY], retries=1, retry_delay_seconds=60, timeout_seconds=3600, validate_parameters=True)
+def daily_report(day: date | None = None, formats: list[str] | None = None, languages: list[str] | None = None,
+                 season_year: int | None = None) -> dict[str, Any]:
+    """التقرير اليومي: one local day (default: the day before the run's scheduled time)."""
+    return produce(DAILY, day=day, season_year=season_year, formats=formats, languages=languages)
+
+
+@flow(name=FLOW_NAMES[PERIODIC], retries=1, retry_delay_seconds=60, timeout_seconds=3600, validate_parameters=True)
+def periodic_report(start: date | None = None, end: date | None = None, formats: list[str] | None = None,
+                    languages: list[str] | None = None, season_year: int | None = None) -> dict[str, Any]:
+    """التقرير الدوري: a range of local days (default: the 7 days before the run's scheduled time)."""
+    return produce(PERIODIC, start=start, end=end, season_year=season_year, formats=formats, languages=languages)
+
+
+@flow(name=FLOW_NAMES[SEASONAL], retries=1, retry_delay_seconds=60, timeout_seconds=3600, validate_parameters=True)
+def seasonal_report(season_year: int | None = None, formats: list[str] | None = None,
+                    languages: list[str] | None = None) -> dict[str, Any]:
+    """التقرير الموسمي: one season, as of the run (default: the season of the day before)."""
+    return produce(SEASONAL, season_year=season_year, formats=formats, languages=languages)
+
+
+FLOWS = {DAILY: daily_report, PERIODIC: periodic_report, SEASONAL: seasonal_report}
