@@ -6,7 +6,8 @@ STAMP  := $(VENV)/.installed-stamp
 PGPORT ?= 5432
 
 # Debian packages: Arabic fonts and HarfBuzz for WeasyPrint's PDFs, poppler to check them in tests.
-SYSTEM_PACKAGES := fonts-noto-core libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0 poppler-utils
+# Chromium (Debian's, never a downloaded one) for the browser tests.
+SYSTEM_PACKAGES := fonts-noto-core libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0 poppler-utils chromium
 
 .PHONY: run test lint postgres system-packages bench clean
 

@@ -22,8 +22,12 @@ from api.routes import (
     entities,
     escalations,
     evidence,
+    feedback,
     health,
+    imports,
+    meetings,
     process_models,
+    reports,
     seasons,
     tasks,
     users,
@@ -73,10 +77,16 @@ def create_app(settings: ApiSettings | None = None, *, database: Database | None
 
     # What any operation may answer (each route adds its own 403, 404, 409, 415, 429).
     v1 = APIRouter(prefix=API_PREFIX, responses=problems.documented(400, 401, 413, 422, 500, 503))
-    for module in (auth, entities, users, seasons, process_models, directives, tasks, escalations, audit, evidence):
+    for module in (auth, entities, users, seasons, process_models, directives, tasks, escalations, audit, evidence,
+                   meetings, imports, feedback, reports):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router, responses=problems.documented(400, 413, 422, 500, 503))
+    # --- web UI hook (issue 5): page routes, /static and the fonts; everything else is in api/web/ ---
+    from api.web import install as install_web_ui
+
+    install_web_ui(app)
+    # --- end of the web UI hook ---
     _docs(app)
     return app
 

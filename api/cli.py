@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from engine import (
     audit,
+    backup,
     clock,
     demo,
     directives,
@@ -188,6 +189,28 @@ def timers_run(
     timers.run_forever(db, size, settings.timer_poll_seconds)
 
 
+@app.command("backup")
+def backup_command(target: Annotated[Path, typer.Argument(help="A new file to write.")]) -> None:
+    """Copy the whole database to a file while Tansiq runs (SQLite online backup; pg_dump)."""
+    with _one_line_errors():
+        written = backup.backup(get_settings().effective_database_url, target)
+    typer.echo(f"backed up to {written} ({written.stat().st_size:,} bytes)")
+
+
+@app.command("restore")
+def restore_command(
+    source: Annotated[Path, typer.Argument(help="A file written by `tansiq backup`.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Replace the database's content without asking.")] = False,
+) -> None:
+    """Replace the database's content with a backup (stop the workers first)."""
+    if not yes:
+        typer.echo("error: restoring replaces everything in the database; repeat with --yes", err=True)
+        raise typer.Exit(1)
+    with _one_line_errors():
+        backup.restore(get_settings().effective_database_url, source)
+    typer.echo(f"restored from {source}")
+
+
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Check the whole hash chain; exit 1 and name the first broken event if it does not hold."""
@@ -298,9 +321,12 @@ def notifications_requeue_failed() -> None:
 
 
 @app.command("run")
-def run() -> None:
+def run(
+    host: Annotated[str, typer.Option(help="The address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="The port to listen on.")] = 8000,
+) -> None:
     """Start Tansiq on the embedded default: migrate, deploy the shipped models, seed the demo season on first
-    start, run the timer worker."""
+    start, then serve the web UI and API with the timer, notification and report workers."""
     settings = get_settings()
     url = settings.effective_database_url
     migrate.upgrade(url)
@@ -312,8 +338,8 @@ def run() -> None:
         with db.transaction() as session:
             for path in files:
                 process_models.deploy(session, path.read_bytes(), path.name, "tansiq run")
-    typer.echo(f"Tansiq on {url}: {len(files)} shipped models deployed; timer worker running (Ctrl+C to stop)")
-    timers.run_forever(db, settings.timer_batch_size, settings.timer_poll_seconds)
+    typer.echo(f"Tansiq on {url}: {len(files)} shipped models deployed; open http://{host}:{port}/ (Ctrl+C to stop)")
+    serve(host=host, port=port, no_timers=False, no_reports=False)
 
 
 
@@ -439,9 +465,7 @@ def entities_create(
     from engine import entities
 
     with _one_line_errors(), get_database().transaction() as session:
-        entity = entities.create_entity(session, code, name_ar, name_en, kind, email)
-        audit.record(session, by, "entity.created", f"entity:{entity.code}",
-                     {"name_ar": entity.name_ar, "name_en": entity.name_en, "kind": entity.kind})
+        entities.create_entity(session, code, name_ar, name_en, kind, email, actor=by)
     typer.echo(f"entity {code} created")
 
 
@@ -479,9 +503,8 @@ def users_create(
     with _one_line_errors():
         password = _password(password_stdin)
         with get_database().transaction() as session:
-            user = users.create_user(session, username, password, role, full_name=full_name, email=email,
-                                     entity_code=entity, language=language)
-            audit.record(session, by, "user.created", f"user:{user.username}", {"role": role, "entity": entity})
+            users.create_user(session, username, password, role, full_name=full_name, email=email,
+                              entity_code=entity, language=language, actor=by)
     typer.echo(f"user {username} created ({role}{', ' + entity if entity else ''})")
 
 
@@ -516,6 +539,9 @@ def serve(
         worker = threading.Thread(target=timers.run_forever, name="tansiq-timers", daemon=True,
                                   args=(db, settings.timer_batch_size, settings.timer_poll_seconds, stop))
         worker.start()
+    mailer = threading.Thread(target=notification_delivery.run_forever, name="tansiq-notifications", daemon=True,
+                              kwargs={"db": db, "stop": stop})
+    mailer.start()
     reports = None
     if not no_reports:
         try:
@@ -539,10 +565,176 @@ def serve(
         stop.set()
         if worker is not None:
             worker.join(timeout=30)
+        mailer.join(timeout=30)
         if reports is not None:
             reports.stop()
         typer.echo("Tansiq API stopped", err=True)
 # ==== end of REST API ===============================================================================
+
+
+# ==== meetings, Excel import, pilgrim feedback, obstacles (issue 9) ==================================
+# One block, appended; the engine modules are imported where used. The CLI acts with full access.
+meetings_app = typer.Typer(no_args_is_help=True, help="Committee meetings (الاجتماعات) and their recommendations.")
+feedback_app = typer.Typer(no_args_is_help=True, help="Pilgrim feedback (رأي الحاج).")
+app.add_typer(meetings_app, name="meetings")
+app.add_typer(feedback_app, name="feedback")
+_STAGES = {"read": "reading the workbook", "validate": "validating rows", "import": "importing",
+           "launch": "launching"}
+
+
+class _CliActor:
+    """The command line's user for engine functions that narrow by access: sees everything."""
+
+    def __init__(self, username: str) -> None:
+        self.username, self.role, self.entity_id, self.active = username, "admin", None, True
+
+
+@directives_app.command("template")
+def directives_template(
+    out: Annotated[Path, typer.Argument(dir_okay=False, help="Where to write the workbook (.xlsx).")],
+    lang: Annotated[str, typer.Option(help="ar or en: the language of the drop-down lists.")] = "ar",
+) -> None:
+    """Write the Excel template for importing directives (Arabic and English headers, drop-down lists)."""
+    from engine import directive_import
+
+    with _one_line_errors(), get_database().reading() as session:
+        content = directive_import.template(session, lang)
+    out.write_bytes(content)
+    typer.echo(f"template written to {out}")
+
+
+@directives_app.command("import")
+def directives_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The workbook (.xlsx).")],
+    mode: Annotated[str, typer.Option(help="all_or_nothing (any bad row imports none) or valid_rows.")]
+    = "all_or_nothing",
+    launch: Annotated[bool, typer.Option("--launch", help="Launch each imported directive.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only validate; store nothing.")] = False,
+    season: Annotated[int | None, typer.Option(help="The season's Hijri year (default: today's).")] = None,
+    by: Annotated[str, typer.Option(help="Who imports (recorded).")] = "cli",
+    show: Annotated[int, typer.Option(min=0, max=100_000, help="How many problems to list.")] = 50,
+) -> None:
+    """Validate every row of a workbook, then import all of them or none (or the valid rows only)."""
+    from engine import directive_import
+
+    data = file.read_bytes()
+    with _one_line_errors(), Progress(TextColumn("{task.description}"), BarColumn(),
+                                      TextColumn("{task.completed}/{task.total} rows"), TimeRemainingColumn(),
+                                      console=console, transient=True) as bar:
+        task = bar.add_task(_STAGES["read"], total=None)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=_STAGES.get(stage, stage), completed=done, total=total or None)
+
+        with get_database().transaction() as session:
+            report = directive_import.import_directives(session, data, by, mode=mode, launch=launch,
+                                                        dry_run=dry_run, season_year=season, progress=progress)
+    errors = report.errors
+    if errors and show:
+        table = Table("row", "column", "field", "problem", title=f"{len(errors)} problem(s)")
+        for error in errors[:show]:
+            table.add_row(str(error.row), error.column, error.header_en or error.field, error.message)
+        console.print(table)
+        if len(errors) > show:
+            typer.echo(f"... and {len(errors) - show} more", err=True)
+    typer.echo(f"{report.total} rows: {report.valid} valid, {report.invalid} invalid; imported {report.imported}, "
+               f"launched {report.launched} ({report.seconds:.1f} s)" + (" [dry run]" if dry_run else ""))
+    if report.file_errors or (errors and (dry_run or report.imported == 0)):
+        raise typer.Exit(1)
+
+
+@meetings_app.command("list")
+def meetings_list(
+    season: Annotated[int | None, typer.Option(help="The season's Hijri year.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+) -> None:
+    """Meetings, newest first."""
+    from engine import meetings
+
+    with _one_line_errors(), get_database().reading() as session:
+        rows, _ = meetings.list_meetings(session, _CliActor("cli"), season_year=season, limit=limit)
+        table = Table("id", "number", "date (Hijri)", "date", "title", "chair", "attending")
+        for m in rows:
+            table.add_row(str(m.id), str(m.number), m.held_on_hijri, m.held_on.isoformat(), m.title_ar, m.chair or "",
+                          ", ".join(e.code for e in m.attendees))
+    console.print(table)
+
+
+@meetings_app.command("launch-all")
+def meetings_launch_all(
+    meeting_id: Annotated[int, typer.Argument(help="The meeting's id.")],
+    by: Annotated[str, typer.Option(help="Who launches (recorded).")] = "cli",
+) -> None:
+    """Launch every draft directive of a meeting, all or nothing; exit 1 and list the failures otherwise."""
+    from engine import meetings
+
+    with _one_line_errors(), get_database().transaction() as session:
+        report = meetings.launch_all(session, meeting_id, by)
+    table = Table("reference", "responsible", "outcome", "why")
+    for row in report.rows:
+        table.add_row(row.reference, row.responsible_entity, row.outcome, row.error or "")
+    console.print(table)
+    if not report.ok:
+        typer.echo(f"error: nothing was launched: {len(report.failed)} of {len(report.rows)} drafts failed", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"launched {report.launched} directives")
+
+
+@meetings_app.command("agenda")
+def meetings_agenda(
+    meeting_id: Annotated[int, typer.Argument(help="The meeting's id.")],
+    out: Annotated[Path, typer.Option("--out", dir_okay=False, help="Where to write (.csv or .xlsx).")],
+    lang: Annotated[str, typer.Option(help="ar or en.")] = "ar",
+) -> None:
+    """Export a meeting's agenda (its directives and the open ones carried forward) as CSV or XLSX."""
+    from engine import meetings
+
+    with _one_line_errors(), get_database().reading() as session:
+        page = meetings.meeting_page(session, meeting_id, _CliActor("cli"))
+        content = meetings.agenda_csv(page, lang) if out.suffix.lower() == ".csv" else meetings.agenda_xlsx(page, lang)
+    out.write_bytes(content)
+    typer.echo(f"agenda of meeting {page.meeting.number} written to {out}")
+
+
+@feedback_app.command("list")
+def feedback_list(
+    season: Annotated[int | None, typer.Option(help="The season's Hijri year.")] = None,
+    service: Annotated[str | None, typer.Option(help="housing, transport, reception, departure or other.")] = None,
+    status: Annotated[str | None, typer.Option(help="new, reviewed, raised or dismissed.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+) -> None:
+    """Pilgrim feedback, newest first."""
+    from engine import feedback
+
+    filters = feedback.FeedbackFilters(season=season, service=service, status=status)
+    with _one_line_errors(), get_database().reading() as session:
+        rows, total = feedback.search(session, _CliActor("cli"), filters, limit=limit)
+        table = Table("id", "received (Riyadh)", "service", "entity", "rating", "status", "tags", "text",
+                      title=f"{total} item(s)")
+        for item in rows:
+            table.add_row(str(item.id), _riyadh(item.received_at), item.service,
+                          item.entity.code if item.entity else "", str(item.rating), item.status,
+                          ", ".join(t.tag for t in item.tags), item.text[:80])
+    console.print(table)
+
+
+@app.command("obstacles")
+def obstacles_show(
+    season: Annotated[int | None, typer.Option(help="The season's Hijri year (default: today's).")] = None,
+    previous: Annotated[int | None, typer.Option(help="Compared with (default: the season before).")] = None,
+) -> None:
+    """Recurring obstacles: tags on directives and pilgrim feedback of a season and of the one before."""
+    from engine import obstacles
+
+    with _one_line_errors(), get_database().reading() as session:
+        view = obstacles.recurring_for_year(session, season, previous)
+    table = Table("tag", str(view.season_year), str(view.previous_year or "-"), "directives", "feedback",
+                  "entities", title="Recurring obstacles")
+    for o in view.obstacles:
+        table.add_row(o.tag, str(o.count), str(o.previous_count), str(o.directives), str(o.feedback),
+                      ", ".join(e.code for e in o.entities))
+    console.print(table)
+# ==== end of issue 9 ================================================================================
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m api.cli`

@@ -24,16 +24,10 @@ from sqlalchemy import Select, false, or_, select
 from sqlalchemy.orm import Session
 
 from engine.directives import Directive, directive_supporting_entity
-from engine.errors import NotFound, TansiqError
+from engine.errors import Forbidden, NotFound  # Forbidden is defined in engine.errors; importable here too
 from engine.escalations import Escalation
 from engine.roles import ADMIN, ENTITY_USER, FOLLOW_UP_OFFICER, LEADERSHIP, SECRETARIAT, SUPERVISOR, VIEWER
 from engine.work_items import WorkItem
-
-
-class Forbidden(TansiqError):
-    """The caller may see this but not do this."""
-
-    code = "forbidden"
 
 
 class Actor(Protocol):
@@ -64,6 +58,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "audit.read_any": frozenset({ADMIN}),
     "audit.verify": frozenset({ADMIN}),
     "report.read": READ_ALL,
+    "report.run": frozenset({ADMIN, SECRETARIAT, FOLLOW_UP_OFFICER}),
     "entity.read": READ_ALL | {ENTITY_USER},
     "entity.manage": frozenset({ADMIN}),
     "user.manage": frozenset({ADMIN}),

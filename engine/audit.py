@@ -99,6 +99,8 @@ def _pending(session: Session) -> list[PendingEvent]:
 
 @event.listens_for(Session, "before_commit")
 def _write_pending(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # SQLAlchemy also calls this when a savepoint is released: write only at the real commit
     pending = session.info.pop("audit_pending", None)
     if not pending:
         return

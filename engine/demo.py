@@ -13,7 +13,7 @@ import random
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,19 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import clock, directives, entities, instances, meetings, process_models, seasons, timers, users
+from engine import (
+    clock,
+    directives,
+    entities,
+    feedback,
+    instances,
+    meetings,
+    obstacles,
+    process_models,
+    seasons,
+    timers,
+    users,
+)
 from engine.db import Database
 from engine.directives import Directive, NewDirective
 from engine.durations import RIYADH
@@ -67,34 +79,40 @@ def seed(db: Database, shipped_models: Path, *, days: int = 21, per_template: in
     rng = random.Random(SEED)
     clock.set_now(start)
     try:
-        credentials = _setup(db, data, shipped_models, start, wall_now)
+        credentials = _setup(db, data, shipped_models, start, wall_now, rng)
         plan = _plan(data, rng, per_template, start, wall_now)
         _play(db, plan, rng, start, wall_now, progress)
+        with db.transaction() as session:  # pilgrims' feedback over the season so far (the clock is now)
+            feedback.seed_demo(session, season_data()["feedback"], start, wall_now, rng)
     finally:
         clock.set_now(None)
     return credentials
 
 
-def _setup(db: Database, data: dict[str, Any], shipped_models: Path, start: datetime,
-           wall_now: datetime) -> list[Credentials]:
+def _setup(db: Database, data: dict[str, Any], shipped_models: Path, start: datetime, wall_now: datetime,
+           rng: random.Random) -> list[Credentials]:
     credentials = []
     with db.transaction() as session:
         for path in sorted(shipped_models.glob("*.bpmn")):
             process_models.deploy(session, path.read_bytes(), path.name, "demo")
         local_today = wall_now.astimezone(RIYADH).date()
         season = seasons.create_season(session, 1448, start.astimezone(RIYADH).date(),
-                                       local_today + timedelta(days=60))
+                                       local_today + timedelta(days=60), actor="demo")
         for entity in data["entities"]:
             entities.create_entity(session, entity["code"], entity["name_ar"], entity["name_en"], entity["kind"],
-                                   email=f"{entity['code']}@example.org")
+                                   email=f"{entity['code']}@example.org", actor="demo")
         for username, role, full_name in STAFF:
             credentials.append(_user(session, username, role, full_name, None))
         for entity in data["entities"]:
             credentials.append(_user(session, f"{entity['code']}.user", "entity_user",
                                      f"{entity['name_ar']} — مستخدم", entity["code"]))
+        service_entities = [e["code"] for e in data["entities"] if e["kind"] == "service"]
         for offset, meeting in zip((days_ago(start, 0), days_ago(start, -10)), data["meetings"], strict=False):
             meetings.create_meeting(session, season.id, meeting["number"], meeting["title_ar"], offset, "secretariat",
-                                    title_en=meeting["title_en"], chair="أمير منطقة المدينة المنورة")
+                                    title_en=meeting["title_en"], chair="أمير منطقة المدينة المنورة",
+                                    attending=service_entities)
+        # The season before, so that recurring obstacles and the seasonal report have something to compare.
+        obstacles.seed_demo_previous_season(session, data, 1447, date(2026, 4, 18), date(2026, 7, 16), rng)
     return credentials
 
 
@@ -105,7 +123,7 @@ def days_ago(start: datetime, offset_days: int) -> datetime:
 def _user(session: Session, username: str, role: str, full_name: str, entity: str | None) -> Credentials:
     password = secrets.token_urlsafe(9)
     users.create_user(session, username, password, role, full_name=full_name, entity_code=entity,
-                      email=f"{username}@example.org", language="ar")
+                      email=f"{username}@example.org", language="ar", actor="demo")
     return Credentials(username, password, role, entity)
 
 

@@ -8,9 +8,24 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table, Text, func, select, update
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    case,
+    func,
+    not_,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from sqlalchemy.types import Date
@@ -25,6 +40,9 @@ from engine.errors import Conflict, InvalidInput, NotFound
 from engine.escalations import Escalation
 from engine.service_tasks import ExecutionContext, operation
 from engine.work_items import OPEN, WorkItem
+
+if TYPE_CHECKING:
+    from engine.access import Actor
 
 KINDS = ("decision", "circular", "directive", "recommendation")
 TRACKS = ("business", "technology", "human_resources")
@@ -329,6 +347,98 @@ def register(session: Session, *, status: str | None = None, limit: int = 50, of
     if status is not None:
         query = query.where(Directive.status == status)
     return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class DirectiveFilters:
+    """What a search of the register narrows to; None (the default) means any."""
+
+    status: str | None = None
+    entity: str | None = None  # the code of the responsible or a supporting entity
+    track: str | None = None
+    kind: str | None = None
+    priority: str | None = None
+    season: int | None = None  # the season's Hijri year
+    overdue: bool | None = None
+    escalated: bool | None = None
+    text: str | None = None  # in the reference or the title (Arabic or English), matched literally
+
+
+SORTS = ("deadline", "created", "priority", "reference")
+"""Keys `search` sorts by; a leading "-" sorts descending ("-created" is the newest first)."""
+
+
+def search(session: Session, user: Actor, filters: DirectiveFilters | None = None, sort: str = "-created",
+           limit: int = 50, offset: int = 0) -> tuple[list[Directive], int]:
+    """One page of the directives `user` may see (`access.visible_directives`), filtered and sorted,
+    and how many match in all. Ties are broken by id, in the same direction."""
+    from engine import access  # engine.access imports this module: import it only when searching
+
+    filters = filters or DirectiveFilters()
+    _check_filters(filters)
+    key = sort.removeprefix("-")
+    if key not in SORTS:
+        raise InvalidInput(f"unknown sort {sort!r} (known: {', '.join(SORTS)}, each optionally after -)")
+    if limit < 1 or offset < 0:
+        raise InvalidInput("a page has a limit of at least 1 and an offset of at least 0")
+    query = access.visible_directives(select(Directive), user)
+    for condition in _conditions(filters):
+        query = query.where(condition)
+    column = _sort_column(key)
+    descending = sort.startswith("-")
+    ordering = [column.desc(), Directive.id.desc()] if descending else [column.asc(), Directive.id.asc()]
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    rows = list(session.scalars(query.order_by(*ordering).limit(limit).offset(offset)))
+    return rows, total
+
+
+def _check_filters(filters: DirectiveFilters) -> None:
+    for label, value, allowed in (("status", filters.status, STATUSES), ("track", filters.track, TRACKS),
+                                  ("kind", filters.kind, KINDS), ("priority", filters.priority, PRIORITIES)):
+        if value is not None and value not in allowed:
+            raise InvalidInput(f"unknown {label} {value!r} (known: {', '.join(allowed)})")
+    if filters.text is not None and "\x00" in filters.text:
+        raise InvalidInput("the search text may not contain NUL characters")
+
+
+def _conditions(filters: DirectiveFilters) -> list[Any]:
+    conditions: list[Any] = []
+    if filters.status is not None:
+        conditions.append(Directive.status == filters.status)
+    if filters.entity is not None:
+        entity_id = select(Entity.id).where(Entity.code == filters.entity).scalar_subquery()
+        supported = select(directive_supporting_entity.c.directive_id).where(
+            directive_supporting_entity.c.entity_id == entity_id)
+        conditions.append(or_(Directive.responsible_entity_id == entity_id, Directive.id.in_(supported)))
+    for column, value in ((Directive.track, filters.track), (Directive.kind, filters.kind),
+                          (Directive.priority, filters.priority)):
+        if value is not None:
+            conditions.append(column == value)
+    if filters.season is not None:
+        season_id = select(seasons.Season.id).where(seasons.Season.hijri_year == filters.season).scalar_subquery()
+        conditions.append(Directive.season_id == season_id)
+    if filters.overdue is not None:
+        is_overdue = and_(Directive.status == ACTIVE, Directive.current_due_at.is_not(None),
+                          Directive.current_due_at < clock.now())
+        conditions.append(is_overdue if filters.overdue else not_(is_overdue))
+    if filters.escalated is True:
+        conditions.append(Directive.escalation_level > 0)
+    elif filters.escalated is False:
+        conditions.append(Directive.escalation_level == 0)
+    text = (filters.text or "").strip()
+    if text:
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conditions.append(or_(Directive.reference.ilike(pattern, escape="\\"),
+                              Directive.title.ilike(pattern, escape="\\"),
+                              Directive.title_en.ilike(pattern, escape="\\")))
+    return conditions
+
+
+def _sort_column(key: str) -> Any:
+    if key == "priority":
+        return case((Directive.priority == "urgent", 3), (Directive.priority == "high", 2), else_=1)
+    return {"deadline": Directive.deadline_at, "created": Directive.created_at,
+            "reference": Directive.reference}[key]
 
 
 def _require_active(session: Session, directive_id: int) -> Directive:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime
 
 from sqlalchemy import Boolean, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from engine import clock
+from engine import audit, clock
 from engine.db import Base, UTCDateTime
 from engine.errors import Conflict, InvalidInput, NotFound
 
 KINDS = ("service", "government", "operator", "private", "other")
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _CODE = re.compile(r"^[a-z][a-z0-9_]{1,49}$")
 
 
@@ -29,8 +31,13 @@ class Entity(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+def subject(code: str) -> str:
+    return f"entity:{code}"
+
+
 def create_entity(session: Session, code: str, name_ar: str, name_en: str, kind: str = "service",
-                  email: str | None = None) -> Entity:
+                  email: str | None = None, *, actor: str = "system") -> Entity:
+    """Create an active entity; `actor` (who creates it) is recorded in the audit trail."""
     if not isinstance(code, str) or not _CODE.match(code):
         raise InvalidInput(f"an entity code is 2-50 lowercase letters, digits or _, starting with a letter: {code!r}")
     if kind not in KINDS:
@@ -38,12 +45,16 @@ def create_entity(session: Session, code: str, name_ar: str, name_en: str, kind:
     for label, value in (("Arabic name", name_ar), ("English name", name_en)):
         if not isinstance(value, str) or not value.strip() or len(value) > 200:
             raise InvalidInput(f"the entity's {label} must be 1-200 characters")
+        if any(unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS for ch in value):
+            raise InvalidInput(f"the entity's {label} may not hold control or direction-override characters")
     if session.scalar(select(Entity.id).where(Entity.code == code)) is not None:
         raise Conflict(f"an entity with code {code!r} exists already")
     entity = Entity(code=code, name_ar=name_ar.strip(), name_en=name_en.strip(), kind=kind, email=email,
                     active=True, created_at=clock.now())
     session.add(entity)
     session.flush()
+    audit.record(session, actor, "entity.created", subject(entity.code),
+                 {"name_ar": entity.name_ar, "name_en": entity.name_en, "kind": entity.kind})
     return entity
 
 

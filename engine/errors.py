@@ -33,6 +33,12 @@ class InvalidInput(TansiqError):
     code = "invalid-input"
 
 
+class Forbidden(TansiqError):
+    """The caller may see this but not do this (see `engine.access`)."""
+
+    code = "forbidden"
+
+
 class ModelRejected(TansiqError):
     """A process model failed validation; nothing was stored."""
 

@@ -39,3 +39,19 @@ def throttled(session: Session, username: str) -> bool:
         .where(LoginAttempt.username == username, LoginAttempt.at >= since, LoginAttempt.success.is_(False))
     )
     return failures >= MAX_FAILURES
+
+
+def retry_after(session: Session, username: str) -> timedelta:
+    """How long until the throttle on `username` lifts: when enough failures of the window have aged
+    out of it. Zero when the username is not throttled."""
+    now = clock.now()
+    failures = list(session.scalars(
+        select(LoginAttempt.at)
+        .where(LoginAttempt.username == username[:60], LoginAttempt.at >= now - WINDOW,
+               LoginAttempt.success.is_(False))
+        .order_by(LoginAttempt.at)
+    ))
+    if len(failures) < MAX_FAILURES:
+        return timedelta(0)
+    lifting = failures[len(failures) - MAX_FAILURES]
+    return max(timedelta(0), lifting + WINDOW - now)

@@ -6,9 +6,10 @@ from engine.directives import Directive, DirectiveSequence, DirectiveTag
 from engine.entities import Entity
 from engine.escalations import Escalation
 from engine.evidence import Evidence
+from engine.feedback import FeedbackItem, FeedbackTag, PublicRateLimit
 from engine.instances import ProcessInstance
 from engine.login_attempts import LoginAttempt
-from engine.meetings import Meeting
+from engine.meetings import Meeting, MeetingDocument
 from engine.notifications import Delivery, Notification
 from engine.process_models import ProcessModel
 from engine.reports.runs import ReportRun
@@ -27,11 +28,15 @@ __all__ = [
     "Entity",
     "Escalation",
     "Evidence",
+    "FeedbackItem",
+    "FeedbackTag",
     "LoginAttempt",
     "Meeting",
+    "MeetingDocument",
     "Notification",
     "ProcessInstance",
     "ProcessModel",
+    "PublicRateLimit",
     "ReportRun",
     "Season",
     "User",

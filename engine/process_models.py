@@ -12,7 +12,7 @@ from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from engine import bpmn_runtime, clock, service_tasks
+from engine import audit, bpmn_runtime, clock, service_tasks
 from engine.db import Base, JSONType, UTCDateTime
 from engine.errors import Conflict, NotFound
 from engine.model_validation import validate_model
@@ -49,8 +49,16 @@ class Deployment:
     created: bool
 
 
+def subject(key: str) -> str:
+    return f"model:{key}"
+
+
 def deploy(session: Session, content: bytes, filename: str, deployed_by: str) -> Deployment:
-    """Validate and store one BPMN file; nothing is stored when it is refused."""
+    """Validate and store one BPMN file; nothing is stored when it is refused.
+
+    A new version is recorded in the audit trail (`model.deployed`, by `deployed_by`); identical
+    content deploys nothing and records nothing.
+    """
     settings = get_settings()
     validated = validate_model(
         content, filename, service_tasks.operation_names(),
@@ -83,6 +91,8 @@ def deploy(session: Session, content: bytes, filename: str, deployed_by: str) ->
     except IntegrityError:
         raise Conflict(f"{validated.key} was deployed by someone else at the same moment; try again") from None
     _cache_put(model.checksum, validated.compiled)
+    audit.record(session, deployed_by, "model.deployed", subject(model.key),
+                 {"key": model.key, "version": model.version, "checksum": model.checksum, "filename": model.filename})
     return Deployment(model, created=True)
 
 

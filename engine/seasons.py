@@ -10,10 +10,12 @@ from sqlalchemy import Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.types import Date
 
-from engine import clock
+from engine import audit, clock
 from engine.business_calendar import MODES, SEASON, BusinessCalendar
 from engine.db import Base, JSONType, UTCDateTime
 from engine.errors import Conflict, InvalidInput, NotFound
+
+EDITABLE = ("starts_on", "ends_on", "calendar_mode", "holidays")
 
 
 class Season(Base):
@@ -34,8 +36,13 @@ class Season(Base):
         return BusinessCalendar(self.calendar_mode, frozenset(date.fromisoformat(d) for d in self.holidays or []))
 
 
+def subject(hijri_year: int) -> str:
+    return f"season:{hijri_year}"
+
+
 def create_season(session: Session, hijri_year: int, starts_on: date, ends_on: date, *,
-                  calendar_mode: str = SEASON, holidays: list[str] | None = None) -> Season:
+                  calendar_mode: str = SEASON, holidays: list[str] | None = None, actor: str = "system") -> Season:
+    """Create a season; `actor` (who creates it) is recorded in the audit trail."""
     _validate(hijri_year, starts_on, ends_on, calendar_mode, holidays or [])
     if session.scalar(select(Season.id).where(Season.hijri_year == hijri_year)) is not None:
         raise Conflict(f"the season {hijri_year} exists already")
@@ -44,15 +51,21 @@ def create_season(session: Session, hijri_year: int, starts_on: date, ends_on: d
                     holidays=sorted(holidays or []), created_at=clock.now())
     session.add(season)
     session.flush()
+    audit.record(session, actor, "season.created", subject(season.hijri_year),
+                 {"starts_on": season.starts_on, "ends_on": season.ends_on, "mode": season.calendar_mode})
     return season
 
 
-def update_season(session: Session, season: Season, **changes: Any) -> Season:
-    merged = {k: changes.get(k, getattr(season, k)) for k in ("starts_on", "ends_on", "calendar_mode", "holidays")}
+def update_season(session: Session, season: Season, *, actor: str = "system", **changes: Any) -> Season:
+    """Move a season's dates (moon sighting), its calendar mode or its holidays; the changes are audited."""
+    merged = {k: changes.get(k, getattr(season, k)) for k in EDITABLE}  # other keys are ignored
     _validate(season.hijri_year, merged["starts_on"], merged["ends_on"], merged["calendar_mode"], merged["holidays"])
     for key, value in merged.items():
         setattr(season, key, value)
     session.flush()
+    recorded = {k: changes[k] for k in EDITABLE if k in changes}
+    if recorded:
+        audit.record(session, actor, "season.updated", subject(season.hijri_year), recorded)
     return season
 
 
@@ -75,6 +88,11 @@ def get_season(session: Session, hijri_year: int) -> Season:
     if season is None:
         raise NotFound(f"no season {hijri_year}")
     return season
+
+
+def list_seasons(session: Session) -> list[Season]:
+    """Every season, the newest first."""
+    return list(session.scalars(select(Season).order_by(Season.hijri_year.desc())))
 
 
 def season_for(session: Session, moment: datetime) -> Season:

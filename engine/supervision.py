@@ -43,9 +43,12 @@ def resolve(session: Session, escalation_id: int, action: str, actor: str, note:
 
 @dataclass(frozen=True)
 class BulkOutcome:
+    """How one escalation of a bulk action went: `code` is "ok", or the refusal's `TansiqError.code`."""
+
     escalation_id: int
     ok: bool
     message: str
+    code: str = "ok"
 
 
 def resolve_many(session: Session, escalation_ids: list[int], action: str, actor: str, note: str,
@@ -57,10 +60,10 @@ def resolve_many(session: Session, escalation_ids: list[int], action: str, actor
         try:
             with session.begin_nested():
                 resolve(session, escalation_id, action, actor, note, **fields)
-            outcomes.append(BulkOutcome(escalation_id, True, "done"))
+            outcomes.append(BulkOutcome(escalation_id, True, "done", "ok"))
         except TansiqError as exc:
             audit.discard_since(session, mark)
-            outcomes.append(BulkOutcome(escalation_id, False, str(exc)))
+            outcomes.append(BulkOutcome(escalation_id, False, str(exc), exc.code))
     return outcomes
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Boolean, ForeignKey, Integer, String, select
+from sqlalchemy import Boolean, ForeignKey, Integer, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from engine import clock
+from engine import audit, clock
 from engine.db import Base, UTCDateTime
 from engine.entities import Entity, get_by_code
 from engine.errors import Conflict, InvalidInput, NotFound
@@ -19,6 +20,7 @@ from engine.roles import ENTITY_USER, ROLES
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,59}$")
 _hasher = PasswordHasher()
 LANGUAGES = ("ar", "en")
+MIN_PASSWORD = 10
 
 
 class User(Base):
@@ -39,14 +41,19 @@ class User(Base):
     entity: Mapped[Entity | None] = relationship(lazy="joined")
 
 
+def subject(username: str) -> str:
+    return f"user:{username}"
+
+
 def create_user(session: Session, username: str, password: str, role: str, *, full_name: str = "",
-                email: str | None = None, entity_code: str | None = None, language: str = "ar") -> User:
+                email: str | None = None, entity_code: str | None = None, language: str = "ar",
+                actor: str = "system") -> User:
+    """Create an active user; `actor` (who creates it) is recorded in the audit trail."""
     if not isinstance(username, str) or not _USERNAME.match(username):
         raise InvalidInput("a username is 2-60 lowercase letters, digits, dots, dashes or underscores")
     if role not in ROLES:
         raise InvalidInput(f"unknown role {role!r} (known: {', '.join(ROLES)})")
-    if not isinstance(password, str) or len(password) < 10:
-        raise InvalidInput("a password has at least 10 characters")
+    _check_password(password)
     if language not in LANGUAGES:
         raise InvalidInput("language is ar or en")
     if role == ENTITY_USER and not entity_code:
@@ -59,7 +66,54 @@ def create_user(session: Session, username: str, password: str, role: str, *, fu
                 password_hash=_hasher.hash(password), active=True, created_at=clock.now())
     session.add(user)
     session.flush()
+    audit.record(session, actor, "user.created", subject(user.username),
+                 {"role": user.role, "entity": entity.code if entity else None})
     return user
+
+
+def update_user(session: Session, username: str, actor: str, **changes: Any) -> User:
+    """Change a user's language, name, email, password or whether they are active.
+
+    A new password or a deactivation revokes every token issued to the user until now. The audit
+    event names what changed; of a password it records only that it changed.
+    """
+    user = session.scalar(select(User).where(User.username == username).with_for_update(of=User))
+    if user is None:
+        raise NotFound(f"no user {username!r}")
+    recorded: dict[str, Any] = {}
+    if changes.get("language") is not None:
+        if changes["language"] not in LANGUAGES:
+            raise InvalidInput("language is ar or en")
+        user.language = recorded["language"] = changes["language"]
+    if changes.get("full_name") is not None:
+        user.full_name = recorded["full_name"] = changes["full_name"].strip() or user.username
+    if changes.get("email") is not None:
+        user.email = recorded["email"] = changes["email"] or None
+    if changes.get("password") is not None:
+        _check_password(changes["password"])
+        user.password_hash = _hasher.hash(changes["password"])
+        user.tokens_valid_after = clock.now()
+        recorded["password"] = "changed"  # never the password or its hash
+    if changes.get("active") is not None and changes["active"] != user.active:
+        user.active = recorded["active"] = bool(changes["active"])
+        if not user.active:
+            user.tokens_valid_after = clock.now()
+    session.flush()
+    if recorded:
+        audit.record(session, actor, "user.updated", subject(user.username), recorded)
+    return user
+
+
+def revoke_tokens(session: Session, user: User, actor: str) -> None:
+    """Every token issued to the user until now stops working at once."""
+    user.tokens_valid_after = clock.now()
+    session.flush()
+    audit.record(session, actor, "user.tokens_revoked", subject(user.username), {})
+
+
+def _check_password(password: Any) -> None:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"a password has at least {MIN_PASSWORD} characters")
 
 
 def authenticate(session: Session, username: str, password: str) -> User | None:
@@ -81,6 +135,26 @@ def get_user(session: Session, username: str) -> User:
     if user is None:
         raise NotFound(f"no user {username!r}")
     return user
+
+
+def get_user_by_id(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user {user_id}")
+    return user
+
+
+def list_users(session: Session, *, role: str | None = None, entity_code: str | None = None,
+               limit: int = 50, offset: int = 0) -> tuple[list[User], int]:
+    """One page of users by username, and how many match in all."""
+    query = select(User)
+    if role is not None:
+        query = query.where(User.role == role)
+    if entity_code is not None:
+        query = query.join(Entity, User.entity_id == Entity.id).where(Entity.code == entity_code)
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = list(session.scalars(query.order_by(User.username).limit(limit).offset(offset)))
+    return rows, total
 
 
 def users_for(session: Session, *, role: str | None = None, entity_code: str | None = None) -> list[User]:

@@ -21,6 +21,7 @@ from engine.roles import ENTITY_USER, ROLES
 
 OPEN, COMPLETED, WITHDRAWN = "open", "completed", "withdrawn"
 MAX_FORM_BYTES = 64_000
+MAX_DEPTH = 32  # lists and objects nest at most this deep in process variables
 
 
 class WorkItem(Base):
@@ -112,10 +113,30 @@ def _evaluate_property(view: UserTaskView, name: str) -> Any:
         raise WorkflowFailure(f"{name}: {exc.message}", element_id=view.element_id) from None
 
 
+def nesting_depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """How deep lists and objects nest (a flat object is 1), counting no further than `limit` + 1.
+
+    Walks with a stack, not recursion, so hostile depth costs no more than the data's size.
+    """
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if isinstance(current, dict | list):
+            deepest = max(deepest, depth)
+            if depth > limit:
+                return depth
+            children = current.values() if isinstance(current, dict) else current
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def check_variables(data: Any, what: str = "form data") -> dict[str, Any]:
-    """Process variables are a JSON object of plain names that shadow nothing the evaluator knows."""
+    """Process variables are a JSON object of plain names that shadow nothing the evaluator knows,
+    at most `MAX_FORM_BYTES` of JSON nested at most `MAX_DEPTH` levels deep."""
     if not isinstance(data, dict):
         raise InvalidInput(f"{what} must be an object")
+    if nesting_depth(data) > MAX_DEPTH:  # before serialising: deep data would exhaust the stack there
+        raise InvalidInput(f"{what} may nest at most {MAX_DEPTH} levels of lists and objects deep")
     try:
         size = len(json.dumps(data, allow_nan=False))
     except (TypeError, ValueError) as exc:

@@ -6,29 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
-from sqlalchemy import select
 
 from api.deps import Caller, State
-from api.pending_engine import get_user_by_id, revoke_tokens
 from api.problems import ApiProblem, documented, retry_after
 from api.schemas.auth import EntityRef, MeOut, TokenOut
-from engine import access, clock, login_attempts, users
-from engine.login_attempts import LoginAttempt
+from engine import access, login_attempts, users
 
 router = APIRouter(tags=["auth"])
-
-
-def _retry_seconds(session, username: str) -> float:
-    """When enough failures of the window have aged out for the throttle to lift."""
-    since = clock.now() - login_attempts.WINDOW
-    failures = list(session.scalars(
-        select(LoginAttempt.at).where(LoginAttempt.username == username[:60], LoginAttempt.at >= since,
-                                      LoginAttempt.success.is_(False)).order_by(LoginAttempt.at)
-    ))
-    if len(failures) < login_attempts.MAX_FAILURES:
-        return 1
-    lifting = failures[len(failures) - login_attempts.MAX_FAILURES]
-    return (lifting + login_attempts.WINDOW - clock.now()).total_seconds()
 
 
 @router.post("/auth/token", response_model=TokenOut, responses=documented(400, 401, 422, 429, 503))
@@ -40,7 +24,7 @@ def issue_token(request: Request, state: State, form: Annotated[OAuth2PasswordRe
         raise ApiProblem("unauthorized", "wrong username or password", headers={"WWW-Authenticate": "Bearer"})
     with state.db.transaction() as session:
         if login_attempts.throttled(session, username):
-            wait = _retry_seconds(session, username)
+            wait = login_attempts.retry_after(session, username).total_seconds()
             raise ApiProblem("too-many-requests", "too many failed sign-ins for this user; wait and try again",
                              headers=retry_after(wait))
         user = users.authenticate(session, username, form.password)
@@ -55,7 +39,7 @@ def issue_token(request: Request, state: State, form: Annotated[OAuth2PasswordRe
 def revoke(state: State, caller: Caller) -> None:
     """Revoke every token issued to the caller so far (sign out everywhere), at once."""
     with state.db.transaction() as session:
-        revoke_tokens(session, get_user_by_id(session, caller.id), caller.username)
+        users.revoke_tokens(session, users.get_user_by_id(session, caller.id), caller.username)
 
 
 @router.get("/me", response_model=MeOut, responses=documented(401, 503))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
-from sqlalchemy import and_, case, func, not_, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import Caller, CurrentUser, State, requires
@@ -32,27 +32,12 @@ from api.views import (
     step_out,
 )
 from engine import access, audit, clock, directives, evidence_store, instances
-from engine.directives import Directive, NewDirective, directive_supporting_entity
-from engine.entities import Entity
-from engine.errors import InvalidInput
+from engine.directives import Directive, DirectiveFilters, NewDirective
 from engine.escalations import Escalation
-from engine.seasons import Season
 from engine.work_items import OPEN, WorkItem
 
 router = APIRouter(tags=["directives"])
 DirectiveId = Annotated[int, Path(ge=1, le=MAX_ID)]
-PRIORITY_RANK = case((Directive.priority == "urgent", 3), (Directive.priority == "high", 2), else_=1)
-SORTS = {
-    "deadline": Directive.deadline_at,
-    "created": Directive.created_at,
-    "priority": PRIORITY_RANK,
-    "reference": Directive.reference,
-}
-
-
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 @router.get("/directives", response_model=Page[DirectiveOut], responses=documented(401, 403, 422, 503))
@@ -74,45 +59,11 @@ def search(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Page[DirectiveOut]:
     """The directive register, only what the caller may see, filtered, sorted and paged."""
-    now = clock.now()
-    query = access.visible_directives(select(Directive), caller)
-    if status is not None:
-        query = query.where(Directive.status == status)
-    if entity is not None:
-        entity_id = select(Entity.id).where(Entity.code == entity).scalar_subquery()
-        supported = select(directive_supporting_entity.c.directive_id).where(
-            directive_supporting_entity.c.entity_id == entity_id)
-        query = query.where(or_(Directive.responsible_entity_id == entity_id, Directive.id.in_(supported)))
-    for column, value in ((Directive.track, track), (Directive.kind, kind), (Directive.priority, priority)):
-        if value is not None:
-            query = query.where(column == value)
-    if season is not None:
-        query = query.where(Directive.season_id == select(Season.id).where(Season.hijri_year == season)
-                            .scalar_subquery())
-    is_overdue = and_(Directive.status == directives.ACTIVE, Directive.current_due_at.is_not(None),
-                      Directive.current_due_at < now)
-    if overdue is True:
-        query = query.where(is_overdue)
-    elif overdue is False:
-        query = query.where(not_(is_overdue))
-    if escalated is True:
-        query = query.where(Directive.escalation_level > 0)
-    elif escalated is False:
-        query = query.where(Directive.escalation_level == 0)
-    if q is not None and "\x00" in q:
-        raise InvalidInput("the search text may not contain NUL characters")
-    text = (q or "").strip()
-    if text:
-        pattern = _like(text)
-        query = query.where(or_(Directive.reference.ilike(pattern, escape="\\"),
-                                Directive.title.ilike(pattern, escape="\\"),
-                                Directive.title_en.ilike(pattern, escape="\\")))
-    column = SORTS[sort]
-    ordering = [column.asc() if order == "asc" else column.desc(),
-                Directive.id.asc() if order == "asc" else Directive.id.desc()]
+    filters = DirectiveFilters(status=status, entity=entity, track=track, kind=kind, priority=priority, season=season,
+                               overdue=overdue, escalated=escalated, text=q)
     with state.db.reading() as session:
-        total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-        rows = session.scalars(query.order_by(*ordering).limit(limit).offset(offset)).all()
+        rows, total = directives.search(session, caller, filters, f"-{sort}" if order == "desc" else sort,
+                                        limit, offset)
         years = season_years(session)
         return Page(items=[directive_out(d, years) for d in rows], total=total, limit=limit, offset=offset)
 

@@ -8,7 +8,7 @@ from api.deps import CurrentUser, State, requires
 from api.problems import documented
 from api.schemas.admin import EntityCreate, EntityOut
 from api.views import entity_out
-from engine import audit, entities
+from engine import entities
 
 router = APIRouter(tags=["entities"])
 
@@ -25,7 +25,6 @@ def list_entities(state: State) -> list[EntityOut]:
 def create_entity(body: EntityCreate, state: State,
                   caller: Annotated[CurrentUser, requires("entity.manage")]) -> EntityOut:
     with state.db.transaction() as session:
-        entity = entities.create_entity(session, body.code, body.name_ar, body.name_en, body.kind, body.email)
-        audit.record(session, caller.username, "entity.created", f"entity:{entity.code}",
-                     {"name_ar": entity.name_ar, "name_en": entity.name_en, "kind": entity.kind})
+        entity = entities.create_entity(session, body.code, body.name_ar, body.name_en, body.kind, body.email,
+                                        actor=caller.username)
         return entity_out(entity)

@@ -10,12 +10,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.deps import Caller, CurrentUser, State, requires
-from api.problems import KINDS, documented, engine_error_kind
+from api.problems import KINDS, documented
 from api.schemas.common import MAX_ID, Page
 from api.schemas.directives import EscalationOut
 from api.schemas.escalations import BulkOutcomeOut, BulkResolveOut, BulkResolveRequest, ResolveRequest
 from api.views import escalation_out
-from engine import access, audit, clock, supervision
+from engine import access, clock, supervision
 from engine.directives import Directive
 from engine.errors import InvalidInput, NotFound, TansiqError
 from engine.escalations import Escalation
@@ -109,22 +109,16 @@ def resolve_many(body: BulkResolveRequest, state: State,
                 _permitted(session, caller, escalation_id, body.action)
                 allowed_ids.append(escalation_id)
             except TansiqError as exc:
-                results[escalation_id] = _row(escalation_id, exc)
-        for escalation_id in allowed_ids:
-            # As supervision.resolve_many does, but keeping each refusal's kind for its status code.
-            mark = audit.mark(session)
-            try:
-                with session.begin_nested():
-                    supervision.resolve(session, escalation_id, body.action, caller.username, body.note, **fields)
-                results[escalation_id] = BulkOutcomeOut(id=escalation_id, ok=True, status=200, detail="done")
-            except TansiqError as exc:
-                audit.discard_since(session, mark)
-                results[escalation_id] = _row(escalation_id, exc)
+                results[escalation_id] = _row(escalation_id, False, exc.code, exc.message)
+        for outcome in supervision.resolve_many(session, allowed_ids, body.action, caller.username, body.note,
+                                                **fields):
+            results[outcome.escalation_id] = _row(outcome.escalation_id, outcome.ok, outcome.code, outcome.message)
     ordered = [results[i] for i in ids]
     succeeded = sum(1 for r in ordered if r.ok)
     return BulkResolveOut(results=ordered, succeeded=succeeded, failed=len(ordered) - succeeded)
 
 
-def _row(escalation_id: int, exc: TansiqError) -> BulkOutcomeOut:
-    return BulkOutcomeOut(id=escalation_id, ok=False, status=KINDS[engine_error_kind(exc)][0], detail=exc.message)
-
+def _row(escalation_id: int, ok: bool, code: str, detail: str) -> BulkOutcomeOut:
+    """One row of a bulk answer; `status` is what the row alone would have answered."""
+    status = 200 if ok else KINDS.get(code, KINDS["invalid-input"])[0]  # as the engine error handler maps it
+    return BulkOutcomeOut(id=escalation_id, ok=ok, status=status, detail=detail)

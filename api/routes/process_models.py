@@ -9,7 +9,7 @@ from api.deps import CurrentUser, State, requires
 from api.problems import ApiProblem, documented
 from api.schemas.admin import DeploymentOut, ProcessModelDetail, ProcessModelOut
 from api.views import model_out
-from engine import audit, process_models
+from engine import process_models
 from engine.evidence_store import safe_filename
 
 router = APIRouter(tags=["process models"])
@@ -38,11 +38,7 @@ def deploy(state: State, file: Annotated[UploadFile, File(description="A BPMN 2.
     name = safe_filename(file.filename or "model.bpmn")
     with state.db.transaction() as session:
         deployment = process_models.deploy(session, content, name, caller.username)
-        model = deployment.model
-        if deployment.created:
-            audit.record(session, caller.username, "model.deployed", f"model:{model.key}",
-                         {"version": model.version, "checksum": model.checksum, "filename": model.filename})
-        body = DeploymentOut(created=deployment.created, model=model_out(model))
+        body = DeploymentOut(created=deployment.created, model=model_out(deployment.model))
     return JSONResponse(body.model_dump(mode="json"), status_code=201 if deployment.created else 200)
 
 

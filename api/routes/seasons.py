@@ -5,11 +5,10 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from api.deps import CurrentUser, State, requires
-from api.pending_engine import list_seasons
 from api.problems import documented
 from api.schemas.admin import SeasonCreate, SeasonOut, SeasonUpdate
 from api.views import season_out
-from engine import audit, seasons
+from engine import seasons
 
 router = APIRouter(tags=["seasons"])
 Year = Annotated[int, Path(ge=1343, le=1500, description="The season's Hijri year.")]
@@ -19,7 +18,7 @@ Year = Annotated[int, Path(ge=1343, le=1500, description="The season's Hijri yea
             responses=documented(401, 403, 503))
 def list_all(state: State) -> list[SeasonOut]:
     with state.db.reading() as session:
-        return [season_out(s) for s in list_seasons(session)]
+        return [season_out(s) for s in seasons.list_seasons(session)]
 
 
 @router.post("/seasons", response_model=SeasonOut, status_code=201, responses=documented(401, 403, 409, 422, 503))
@@ -28,9 +27,7 @@ def create(body: SeasonCreate, state: State,
     with state.db.transaction() as session:
         season = seasons.create_season(session, body.hijri_year, body.starts_on, body.ends_on,
                                        calendar_mode=body.calendar_mode,
-                                       holidays=[d.isoformat() for d in body.holidays])
-        audit.record(session, caller.username, "season.created", f"season:{season.hijri_year}",
-                     {"starts_on": season.starts_on, "ends_on": season.ends_on, "mode": season.calendar_mode})
+                                       holidays=[d.isoformat() for d in body.holidays], actor=caller.username)
         return season_out(season)
 
 
@@ -42,6 +39,5 @@ def update(year: Year, body: SeasonUpdate, state: State,
     if "holidays" in changes:
         changes["holidays"] = sorted({d.isoformat() for d in body.holidays or []})
     with state.db.transaction() as session:
-        season = seasons.update_season(session, seasons.get_season(session, year), **changes)
-        audit.record(session, caller.username, "season.updated", f"season:{season.hijri_year}", changes)
+        season = seasons.update_season(session, seasons.get_season(session, year), actor=caller.username, **changes)
         return season_out(season)

@@ -11,14 +11,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.deps import Caller, CurrentUser, State, requires
-from api.pending_engine import claim, record_progress, release, require_not_claimed_by_other
 from api.problems import documented
-from api.schemas.common import MAX_DEPTH, MAX_ID, Page, nesting_depth
+from api.schemas.common import MAX_ID, Page
 from api.schemas.directives import DirectiveOut, EvidenceOut, ExtensionRequest, Priority
 from api.schemas.tasks import TaskComplete, TaskDetail, TaskOut, TaskProgress
 from api.settings import ApiSettings
 from api.views import directive_out, evidence_out, season_years, task_out
-from engine import access, clock, directives, evidence_store, instances, work_items
+from engine import access, clock, directives, evidence_store, instances, steps, work_items
 from engine.directives import Directive
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.evidence_store import CheckedFile
@@ -103,7 +102,7 @@ def claim_task(task_id: TaskId, state: State, caller: Caller) -> TaskDetail:
     """Take the step so colleagues see who works on it (claiming one's own claim again is harmless)."""
     with state.db.transaction() as session:
         _actionable_item(session, caller, task_id)
-        item = claim(session, task_id, caller.username)
+        item = steps.claim(session, task_id, caller.username)
         return _detail(session, caller, item)
 
 
@@ -113,7 +112,7 @@ def release_task(task_id: TaskId, state: State, caller: Caller) -> TaskDetail:
     """Give a claimed step back (administrators may release anyone's claim)."""
     with state.db.transaction() as session:
         _actionable_item(session, caller, task_id)
-        item = release(session, task_id, caller.username, force=caller.role == ADMIN)
+        item = steps.release(session, task_id, caller.username, force=caller.role == ADMIN)
         return _detail(session, caller, item)
 
 
@@ -121,7 +120,7 @@ def _require_open(item: WorkItem, caller: CurrentUser) -> None:
     if item.status != OPEN:
         raise Conflict(f"step {item.id} is already {item.status}")
     if caller.role != ADMIN:
-        require_not_claimed_by_other(item, caller.username)
+        steps.require_not_claimed_by_other(item, caller.username)
 
 
 def _check_files(settings: ApiSettings, files: list[UploadFile]) -> list[CheckedFile]:
@@ -156,7 +155,7 @@ def progress(task_id: TaskId, body: TaskProgress, state: State, caller: Caller) 
     with state.db.transaction() as session:
         item = _actionable_item(session, caller, task_id)
         _require_open(item, caller)
-        item = record_progress(session, task_id, caller.username, body.percent, body.note)
+        item = steps.record_progress(session, task_id, caller.username, body.percent, body.note)
         return _detail(session, caller, item)
 
 
@@ -176,7 +175,7 @@ def progress_with_evidence(
         item = _actionable_item(session, caller, task_id)
         _require_open(item, caller)
         ids = _store(session, state.settings, caller, item, checked)
-        item = record_progress(session, task_id, caller.username, percent, note, evidence_ids=ids)
+        item = steps.record_progress(session, task_id, caller.username, percent, note, evidence_ids=ids)
         return _detail(session, caller, item)
 
 
@@ -239,9 +238,7 @@ def complete_with_evidence(
         parsed = json.loads(data)
     except (json.JSONDecodeError, RecursionError):
         raise InvalidInput("the form data is not JSON") from None
-    if nesting_depth(parsed) > MAX_DEPTH:
-        raise InvalidInput(f"the form data may nest at most {MAX_DEPTH} levels deep")
-    work_items.check_variables(parsed)
+    work_items.check_variables(parsed)  # refuses data nested too deep, before any file is read
     checked = _check_files(state.settings, files)
     with state.db.transaction() as session:
         item = _actionable_item(session, caller, task_id)

@@ -5,12 +5,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from api.deps import CurrentUser, State, requires
-from api.pending_engine import list_users, update_user
 from api.problems import documented
 from api.schemas.admin import Role, UserCreate, UserOut, UserUpdate
 from api.schemas.common import Page
 from api.views import user_out
-from engine import audit, users
+from engine import users
 
 router = APIRouter(tags=["users"])
 Username = Annotated[str, Path(min_length=1, max_length=60)]
@@ -23,7 +22,7 @@ def list_all(state: State, role: Role | None = None,
              limit: Annotated[int, Query(ge=1, le=200)] = 50,
              offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> Page[UserOut]:
     with state.db.reading() as session:
-        rows, total = list_users(session, role=role, entity_code=entity, limit=limit, offset=offset)
+        rows, total = users.list_users(session, role=role, entity_code=entity, limit=limit, offset=offset)
         return Page(items=[user_out(u) for u in rows], total=total, limit=limit, offset=offset)
 
 
@@ -32,9 +31,8 @@ def create(body: UserCreate, state: State,
            caller: Annotated[CurrentUser, requires("user.manage")]) -> UserOut:
     with state.db.transaction() as session:
         user = users.create_user(session, body.username, body.password, body.role, full_name=body.full_name,
-                                 email=body.email, entity_code=body.entity, language=body.language)
-        audit.record(session, caller.username, "user.created", f"user:{user.username}",
-                     {"role": user.role, "entity": body.entity})
+                                 email=body.email, entity_code=body.entity, language=body.language,
+                                 actor=caller.username)
         session.refresh(user)
         return user_out(user)
 
@@ -44,5 +42,5 @@ def update(username: Username, body: UserUpdate, state: State,
            caller: Annotated[CurrentUser, requires("user.manage")]) -> UserOut:
     """Deactivate (revokes the user's tokens), rename, reset a password."""
     with state.db.transaction() as session:
-        user = update_user(session, username, caller.username, **body.model_dump(exclude_unset=True))
+        user = users.update_user(session, username, caller.username, **body.model_dump(exclude_unset=True))
         return user_out(user)

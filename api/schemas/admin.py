@@ -6,8 +6,11 @@ from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
+from pydantic import Strict as StrictValue
 
 from api.schemas.common import Strict, Text
+
+StrictDate = Annotated[date, StrictValue()]  # an ISO date string, never a number of seconds
 
 EntityKind = Literal["service", "government", "operator", "private", "other"]
 Role = Literal["admin", "secretariat", "follow_up_officer", "supervisor", "entity_user", "leadership", "viewer"]
@@ -77,14 +80,14 @@ class SeasonCreate(Strict):
     starts_on: date
     ends_on: date
     calendar_mode: CalendarMode = "season"
-    holidays: Annotated[list[date], Field(max_length=400)] = Field(default_factory=list)
+    holidays: Annotated[list[StrictDate], Field(max_length=400)] = Field(default_factory=list)
 
 
 class SeasonUpdate(Strict):
     starts_on: date | None = None
     ends_on: date | None = None
     calendar_mode: CalendarMode | None = None
-    holidays: Annotated[list[date], Field(max_length=400)] | None = None
+    holidays: Annotated[list[StrictDate], Field(max_length=400)] | None = None
 
 
 class ProcessModelOut(BaseModel):

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, select
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.types import Date
 
@@ -103,6 +103,15 @@ def get(session: Session, run_id: int) -> ReportRun:
     if run is None:
         raise NotFound(f"no report run {run_id}")
     return run
+
+
+def count_runs(session: Session, *, kind: str | None = None, status: str | None = None) -> int:
+    query = select(func.count()).select_from(ReportRun)
+    if kind is not None:
+        query = query.where(ReportRun.kind == kind)
+    if status is not None:
+        query = query.where(ReportRun.status == status)
+    return session.scalar(query)
 
 
 def list_runs(session: Session, *, kind: str | None = None, status: str | None = None, limit: int = 50,

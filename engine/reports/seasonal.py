@@ -1,11 +1,11 @@
 """The seasonal report (التقرير الموسمي): one season's directives as of now — totals and rates per
 entity, track, kind and programme track; the distribution of completion times; escalations by
-level; recurring obstacles (tags found on directives of this season and of the previous one); and
-the previous season's figures side by side.
+level; recurring obstacles (tags found on directives or pilgrim feedback of this season and of the
+previous one, computed by `engine.obstacles`); and the previous season's figures side by side.
 
 Counts come from one query grouped by (entity, track, kind, programme track) and rolled up in
-Python; completion times from one query of launch and end moments; escalations and tags from one
-grouped query each.
+Python; completion times from one query of launch and end moments; escalations from one grouped
+query; tags from two (directives, feedback).
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ from engine.directives import (
     PROGRAMME_TRACKS,
     TRACKS,
     Directive,
-    DirectiveTag,
 )
 from engine.escalations import Escalation
+from engine.obstacles import Obstacle
+from engine.obstacles import recurring as recurring_obstacles
 from engine.reports import feedback
 from engine.reports.common import (
     SEASONAL,
@@ -115,17 +116,6 @@ class SeasonFigures:
     by_programme_track: list[GroupFigures]
     completion_buckets: list[Bucket]
     escalations_by_level: list[LevelFigures]
-
-
-@dataclass(frozen=True)
-class Obstacle:
-    """A tag on directives of this season and of the previous one: a recurring obstacle (معوق متكرر)."""
-
-    tag: str
-    count: int
-    previous_count: int
-    entities: list[EntityRef]
-    previous_entities: list[EntityRef]
 
 
 @dataclass(frozen=True)
@@ -238,23 +228,5 @@ def season_figures(session: Session, season: Season, as_of: datetime, refs: dict
 
 
 def _obstacles(session: Session, season: Season, previous: Season, refs: dict[int, EntityRef]) -> list[Obstacle]:
-    rows = session.execute(
-        select(DirectiveTag.tag, Directive.season_id, Directive.responsible_entity_id, func.count())
-        .join(Directive, Directive.id == DirectiveTag.directive_id)
-        .where(Directive.season_id.in_((season.id, previous.id)))
-        .group_by(DirectiveTag.tag, Directive.season_id, Directive.responsible_entity_id)
-    ).all()
-    counts: dict[tuple[str, int], int] = defaultdict(int)
-    holders: dict[tuple[str, int], set[int]] = defaultdict(set)
-    for tag, season_id, entity_id, count in rows:
-        counts[(tag, season_id)] += count
-        holders[(tag, season_id)].add(entity_id)
-
-    def named(ids: set[int]) -> list[EntityRef]:
-        return sorted((refs.get(i) or unknown_entity(str(i)) for i in ids), key=lambda r: r.code)
-
-    recurring = {tag for tag, sid in counts if sid == season.id} & {tag for tag, sid in counts if sid == previous.id}
-    obstacles = [Obstacle(tag, counts[(tag, season.id)], counts[(tag, previous.id)],
-                          named(holders[(tag, season.id)]), named(holders[(tag, previous.id)]))
-                 for tag in recurring]
-    return sorted(obstacles, key=lambda o: (-(o.count + o.previous_count), o.tag))
+    """Recurring obstacles come from `engine.obstacles` (directive and pilgrim-feedback tags), as on its page."""
+    return recurring_obstacles(session, season, previous, refs)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 14:12:24.961904
+Create Date: 2026-11-26 15:05:31.948113
 """
 
 from __future__ import annotations
@@ -97,6 +97,17 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_process_model_checksum'), ['checksum'], unique=False)
         batch_op.create_index(batch_op.f('ix_process_model_key'), ['key'], unique=False)
 
+    op.create_table('public_feedback_rate',
+    sa.Column('client_key', sa.String(length=64), nullable=False),
+    sa.Column('window_started_at', engine.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('window_count', sa.Integer(), nullable=False),
+    sa.Column('day_started_at', engine.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('day_count', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('client_key', name=op.f('pk_public_feedback_rate'))
+    )
+    with op.batch_alter_table('public_feedback_rate', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_public_feedback_rate_day_started_at'), ['day_started_at'], unique=False)
+
     op.create_table('season',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('hijri_year', sa.Integer(), nullable=False),
@@ -127,6 +138,37 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('meeting', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_meeting_season_id'), ['season_id'], unique=False)
+
+    op.create_table('pilgrim_feedback',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('season_id', sa.Integer(), nullable=False),
+    sa.Column('received_at', engine.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('channel', sa.String(length=10), nullable=False),
+    sa.Column('service', sa.String(length=20), nullable=False),
+    sa.Column('entity_id', sa.Integer(), nullable=True),
+    sa.Column('rating', sa.Integer(), nullable=False),
+    sa.Column('language', sa.String(length=2), nullable=False),
+    sa.Column('text_ar', sa.Text(), nullable=True),
+    sa.Column('text_en', sa.Text(), nullable=True),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('note', sa.String(length=2000), nullable=True),
+    sa.Column('submitted_by', sa.String(length=200), nullable=False),
+    sa.Column('source_ref', sa.String(length=100), nullable=True),
+    sa.Column('form_nonce', sa.String(length=64), nullable=True),
+    sa.Column('updated_by', sa.String(length=200), nullable=True),
+    sa.Column('updated_at', engine.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['entity_id'], ['entity.id'], name=op.f('fk_pilgrim_feedback_entity_id_entity')),
+    sa.ForeignKeyConstraint(['season_id'], ['season.id'], name=op.f('fk_pilgrim_feedback_season_id_season')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_pilgrim_feedback')),
+    sa.UniqueConstraint('form_nonce', name=op.f('uq_pilgrim_feedback_form_nonce')),
+    sa.UniqueConstraint('source_ref', name=op.f('uq_pilgrim_feedback_source_ref'))
+    )
+    with op.batch_alter_table('pilgrim_feedback', schema=None) as batch_op:
+        batch_op.create_index('ix_pilgrim_feedback_entity_received', ['entity_id', 'received_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_pilgrim_feedback_received_at'), ['received_at'], unique=False)
+        batch_op.create_index('ix_pilgrim_feedback_season_received', ['season_id', 'received_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_pilgrim_feedback_service'), ['service'], unique=False)
+        batch_op.create_index(batch_op.f('ix_pilgrim_feedback_status'), ['status'], unique=False)
 
     op.create_table('process_instance',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -248,6 +290,42 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_directive_season_id'), ['season_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_directive_status'), ['status'], unique=False)
 
+    op.create_table('feedback_tag',
+    sa.Column('feedback_id', sa.Integer(), nullable=False),
+    sa.Column('tag', sa.String(length=60), nullable=False),
+    sa.ForeignKeyConstraint(['feedback_id'], ['pilgrim_feedback.id'], name=op.f('fk_feedback_tag_feedback_id_pilgrim_feedback'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('feedback_id', 'tag', name=op.f('pk_feedback_tag'))
+    )
+    with op.batch_alter_table('feedback_tag', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_feedback_tag_tag'), ['tag'], unique=False)
+
+    op.create_table('meeting_attendee',
+    sa.Column('meeting_id', sa.Integer(), nullable=False),
+    sa.Column('entity_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['entity_id'], ['entity.id'], name=op.f('fk_meeting_attendee_entity_id_entity')),
+    sa.ForeignKeyConstraint(['meeting_id'], ['meeting.id'], name=op.f('fk_meeting_attendee_meeting_id_meeting'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('meeting_id', 'entity_id', name=op.f('pk_meeting_attendee'))
+    )
+    with op.batch_alter_table('meeting_attendee', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_meeting_attendee_entity_id'), ['entity_id'], unique=False)
+
+    op.create_table('meeting_document',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('meeting_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('filename', sa.String(length=255), nullable=False),
+    sa.Column('content_type', sa.String(length=100), nullable=False),
+    sa.Column('size', sa.Integer(), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('uploaded_by', sa.String(length=200), nullable=False),
+    sa.Column('uploaded_at', engine.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['meeting_id'], ['meeting.id'], name=op.f('fk_meeting_document_meeting_id_meeting'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_meeting_document'))
+    )
+    with op.batch_alter_table('meeting_document', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_meeting_document_meeting_id'), ['meeting_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_meeting_document_sha256'), ['sha256'], unique=False)
+
     op.create_table('notification',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('instance_id', sa.Integer(), nullable=True),
@@ -368,6 +446,16 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_evidence_sha256'), ['sha256'], unique=False)
         batch_op.create_index(batch_op.f('ix_evidence_work_item_id'), ['work_item_id'], unique=False)
 
+    op.create_table('feedback_directive',
+    sa.Column('feedback_id', sa.Integer(), nullable=False),
+    sa.Column('directive_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['directive_id'], ['directive.id'], name=op.f('fk_feedback_directive_directive_id_directive'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['feedback_id'], ['pilgrim_feedback.id'], name=op.f('fk_feedback_directive_feedback_id_pilgrim_feedback'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('feedback_id', 'directive_id', name=op.f('pk_feedback_directive'))
+    )
+    with op.batch_alter_table('feedback_directive', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_feedback_directive_directive_id'), ['directive_id'], unique=False)
+
     op.create_table('notification_delivery',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('notification_id', sa.Integer(), nullable=False),
@@ -398,6 +486,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_notification_delivery_next_attempt_at'))
 
     op.drop_table('notification_delivery')
+    with op.batch_alter_table('feedback_directive', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_feedback_directive_directive_id'))
+
+    op.drop_table('feedback_directive')
     with op.batch_alter_table('evidence', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_evidence_work_item_id'))
         batch_op.drop_index(batch_op.f('ix_evidence_sha256'))
@@ -433,6 +525,19 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_notification_instance_id'))
 
     op.drop_table('notification')
+    with op.batch_alter_table('meeting_document', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_meeting_document_sha256'))
+        batch_op.drop_index(batch_op.f('ix_meeting_document_meeting_id'))
+
+    op.drop_table('meeting_document')
+    with op.batch_alter_table('meeting_attendee', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_meeting_attendee_entity_id'))
+
+    op.drop_table('meeting_attendee')
+    with op.batch_alter_table('feedback_tag', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_feedback_tag_tag'))
+
+    op.drop_table('feedback_tag')
     with op.batch_alter_table('directive', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_directive_status'))
         batch_op.drop_index(batch_op.f('ix_directive_season_id'))
@@ -464,11 +569,23 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_process_instance_business_key'))
 
     op.drop_table('process_instance')
+    with op.batch_alter_table('pilgrim_feedback', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_pilgrim_feedback_status'))
+        batch_op.drop_index(batch_op.f('ix_pilgrim_feedback_service'))
+        batch_op.drop_index('ix_pilgrim_feedback_season_received')
+        batch_op.drop_index(batch_op.f('ix_pilgrim_feedback_received_at'))
+        batch_op.drop_index('ix_pilgrim_feedback_entity_received')
+
+    op.drop_table('pilgrim_feedback')
     with op.batch_alter_table('meeting', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_meeting_season_id'))
 
     op.drop_table('meeting')
     op.drop_table('season')
+    with op.batch_alter_table('public_feedback_rate', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_public_feedback_rate_day_started_at'))
+
+    op.drop_table('public_feedback_rate')
     with op.batch_alter_table('process_model', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_process_model_key'))
         batch_op.drop_index(batch_op.f('ix_process_model_checksum'))

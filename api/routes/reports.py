@@ -1,0 +1,100 @@
+"""The unit's reports over the API: list the runs, run one now, download an archived file."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import FileResponse
+
+from api.deps import CurrentUser, State, requires
+from api.problems import documented
+from api.routes.evidence import content_disposition
+from api.schemas.common import MAX_ID, Page
+from api.schemas.reports import ReportFileOut, ReportRunIn, ReportRunOut
+from engine.errors import NotFound
+from engine.reports import archive, runs
+
+router = APIRouter(tags=["reports"])
+RunId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+def _file_out(run_id: int, entry: dict[str, Any]) -> ReportFileOut:
+    language = entry.get("language")
+    query = f"?language={language}" if language else ""
+    return ReportFileOut(format=entry["format"], language=language, size=entry.get("size"),
+                         name=entry.get("name") or PurePosixPath(entry["path"]).name,
+                         url=f"/api/v1/reports/{run_id}/{entry['format']}{query}")
+
+
+def run_out(run: runs.ReportRun) -> ReportRunOut:
+    files = [_file_out(run.id, entry) for entry in run.files or []]
+    return ReportRunOut(id=run.id, kind=run.kind, period_start=run.period_start, period_end=run.period_end,
+                        status=run.status, trigger=run.trigger, requested_by=run.requested_by,
+                        started_at=run.started_at, finished_at=run.finished_at, error=run.error,
+                        prefect_flow_run_id=run.prefect_flow_run_id, files=files)
+
+
+@router.get("/reports", response_model=Page[ReportRunOut], responses=documented(401, 403, 422, 503))
+def list_runs(
+    state: State,
+    caller: Annotated[CurrentUser, requires("report.read")],
+    kind: Annotated[str | None, Query(pattern="^(daily|periodic|seasonal)$")] = None,
+    status: Annotated[str | None, Query(pattern="^(running|succeeded|failed)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> Page[ReportRunOut]:
+    with state.db.reading() as session:
+        items = [run_out(r) for r in runs.list_runs(session, kind=kind, status=status, limit=limit, offset=offset)]
+        total = runs.count_runs(session, kind=kind, status=status)
+    return Page[ReportRunOut](items=items, total=total, limit=limit, offset=offset)
+
+
+@router.post("/reports/{kind}/run", response_model=ReportRunOut, status_code=201,
+             responses=documented(401, 403, 404, 409, 422, 503))
+def run_now(
+    kind: Annotated[str, Path(pattern="^(daily|periodic|seasonal)$")],
+    body: ReportRunIn,
+    state: State,
+    caller: Annotated[CurrentUser, requires("report.run")],
+) -> ReportRunOut:
+    """Make one report now (without the scheduler) and archive it; the run is recorded either way."""
+    produced = archive.produce(state.db, kind, day=body.day, start=body.start, end=body.end, season_year=body.season,
+                               formats=list(body.formats) if body.formats else None,
+                               languages=list(body.languages) if body.languages else None,
+                               trigger="api", requested_by=caller.username)
+    return run_out(produced.run)
+
+
+@router.get("/reports/{run_id}", response_model=ReportRunOut, responses=documented(401, 403, 404, 422, 503))
+def get_run(run_id: RunId, state: State, caller: Annotated[CurrentUser, requires("report.read")]) -> ReportRunOut:
+    with state.db.reading() as session:
+        return run_out(runs.get(session, run_id))
+
+
+@router.get("/reports/{run_id}/{fmt}", response_class=FileResponse,
+            responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string",
+                                                                                  "format": "binary"}}},
+                             "description": "The archived file, as an attachment"},
+                       **documented(401, 403, 404, 422, 503)})
+def download(
+    run_id: RunId,
+    fmt: Annotated[str, Path(pattern="^(pdf|html|xlsx|csv|json)$")],
+    state: State,
+    caller: Annotated[CurrentUser, requires("report.read")],
+    language: Annotated[str | None, Query(pattern="^(ar|en)$")] = None,
+) -> FileResponse:
+    with state.db.reading() as session:
+        run = runs.get(session, run_id)
+        entry: dict[str, Any] | None = run.file(fmt, language)
+    if entry is None:
+        raise NotFound(f"report run {run_id} has no {fmt} file" + (f" in {language}" if language else ""))
+    path = archive.path_of(entry)
+    if not path.is_file():
+        raise NotFound(f"the {fmt} file of report run {run_id} is missing from the archive")
+    return FileResponse(path, media_type=archive.MEDIA_TYPES.get(fmt, "application/octet-stream"), headers={
+        "Content-Disposition": content_disposition(entry.get("name") or path.name),
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Cache-Control": "private, no-store",
+    })

@@ -1,0 +1,222 @@
+"""What every page shares: the Jinja2 environments (one per language), rendering, navigation, and the
+route class that turns engine errors into HTML pages with the same status codes as the API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Coroutine
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from api.deps import CurrentUser
+from api.web import i18n
+from api.web.labels import N_, label
+from api.web.session import (
+    CSRF_FIELD,
+    LANGUAGE_COOKIE,
+    CsrfRefused,
+    NotSignedIn,
+    csrf_token,
+    current_user,
+    remember_new_seed,
+)
+from engine import access
+from engine.errors import TansiqError
+from engine.logs import get_logger
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+STATUS_OF = {"not-found": 404, "forbidden": 403, "conflict": 409, "invalid-input": 422, "model-rejected": 422,
+             "expression-error": 422, "service-task-error": 422, "evidence-too-large": 413,
+             "unsupported-evidence-type": 415}
+log = get_logger(__name__)
+
+
+@cache
+def environment(language: str) -> Environment:
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html", "svg"]),
+                      extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True)
+    translations = i18n.translations(language)
+    env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
+    gettext = translations.gettext
+    env.globals.update(lang=language, dir=i18n.direction(language))
+    env.filters.update(
+        digits=lambda value: i18n.digits(value, language),
+        num=lambda value, decimals=0: i18n.number(value, language, decimals),
+        pct=lambda value: i18n.percent(value, language),
+        dates=lambda value, with_time=True, weekday=False: i18n.both_calendars(value, language,
+                                                                             with_time=with_time, weekday=weekday),
+        plaindates=lambda value: i18n.plain_both_calendars(value, language),
+        hours=lambda value: i18n.duration_hours(value, language),
+        label=lambda value, group: gettext(label(group, value)) if value is not None else "",
+        localized=lambda row, field="name": _localized(row, field, language),
+        tojson_attr=lambda value: json.dumps(value, ensure_ascii=False),
+    )
+    return env
+
+
+def _localized(row: Any, field: str, language: str) -> str:
+    """`name_ar` / `name_en` (or `title` / `title_en`) of a row, in the page's language, with a fallback."""
+    if row is None:
+        return ""
+    if field == "title":
+        arabic, english = getattr(row, "title", None), getattr(row, "title_en", None)
+    else:
+        arabic = getattr(row, f"{field}_ar", None) or getattr(row, field, None)
+        english = getattr(row, f"{field}_en", None)
+    if language == "en":
+        return english or arabic or ""
+    return arabic or english or ""
+
+
+def language_of(request: Request, user: CurrentUser | None = None) -> str:
+    cached = getattr(request.state, "language", None)
+    if cached:
+        return cached
+    language = i18n.pick_language(request.cookies.get(LANGUAGE_COOKIE), user.language if user else None)
+    request.state.language = language
+    return language
+
+
+def gettext_for(request: Request) -> Callable[[str], str]:
+    return i18n.translations(language_of(request, current_user(request))).gettext
+
+
+# --- navigation ---------------------------------------------------------------------------------------
+
+def navigation(user: CurrentUser | None) -> list[tuple[str, str]]:
+    """(path, English label) of the pages the user's role may open, in menu order."""
+    if user is None:
+        return []
+    items: list[tuple[str, str]] = []
+    if access.allowed(user, "task.work"):
+        items.append(("/inbox", N_("Inbox")))
+    if access.allowed(user, "directive.read"):
+        items.append(("/directives", N_("Directives")))
+    if access.allowed(user, "directive.create"):
+        items.append(("/directives/new", N_("New directive")))
+    if access.allowed(user, "escalation.resolve") or user.role == "follow_up_officer":
+        items.append(("/escalations", N_("Escalations")))
+    if access.allowed(user, "report.read"):
+        items.append(("/dashboard", N_("Dashboard")))
+        items.append(("/reports", N_("Reports")))
+    if access.allowed(user, "entity.manage"):
+        items.append(("/admin", N_("Administration")))
+    return items
+
+
+def home_of(role: str) -> str:
+    """Each role's home page."""
+    return {
+        "secretariat": "/directives",
+        "entity_user": "/inbox",
+        "follow_up_officer": "/inbox",
+        "supervisor": "/escalations",
+        "leadership": "/dashboard",
+        "viewer": "/dashboard",
+        "admin": "/admin/entities",
+    }.get(role, "/directives")
+
+
+# --- rendering ----------------------------------------------------------------------------------------
+
+MESSAGES = {  # ?msg= keys the pages redirect with after a successful form (fixed texts, nothing reflected)
+    "created": N_("The directive was saved as a draft."),
+    "launched": N_("The directive was launched."),
+    "cancelled": N_("The directive was cancelled."),
+    "completed": N_("The step was completed."),
+    "progress": N_("Progress was recorded."),
+    "uploaded": N_("The evidence was uploaded."),
+    "extension": N_("Your request for more time was sent to the supervisor."),
+    "resolved": N_("The escalation was dealt with."),
+    "bulk": N_("The action was applied to the selected escalations."),
+    "saved": N_("Saved."),
+    "deployed": N_("The process model was deployed."),
+    "unchanged": N_("This model is already deployed with the same content."),
+    "claimed": N_("You took this step."),
+}
+
+
+def render(request: Request, template: str, context: dict[str, Any] | None = None, *, status: int = 200,
+           headers: dict[str, str] | None = None) -> HTMLResponse:
+    user = current_user(request)
+    language = language_of(request, user)
+    env = environment(language)
+    message_key = request.query_params.get("msg")
+    values = {
+        "request": request, "user": user, "nav": navigation(user), "path": request.url.path,
+        "current_url": str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
+        "csrf_token": csrf_token(request), "csrf_field": CSRF_FIELD,
+        "message": MESSAGES.get(message_key or ""), "other_language": "en" if language == "ar" else "ar",
+        "can": (lambda action: user is not None and access.allowed(user, action)),
+        "urlencode": urlencode, "quote": quote,
+    }
+    values.update(context or {})
+    html = env.get_template(template).render(values)
+    response = HTMLResponse(html, status_code=status, headers=headers)
+    response.headers.setdefault("Cache-Control", "no-store")
+    remember_new_seed(request, response)
+    return response
+
+
+def redirect(url: str, *, htmx: bool = False) -> Response:
+    if htmx:
+        return Response(status_code=204, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+def error_page(request: Request, status: int, detail: str | None = None) -> HTMLResponse:
+    """An error page; after a refused form, "back" leads to the page the form was on (its parent path)."""
+    back = "/"
+    if request.method == "POST":
+        parent = request.url.path.rsplit("/", 1)[0]
+        back = parent if parent.startswith("/") and parent not in ("", "/steps", "/escalations/bulk") else "/"
+        if request.url.path.startswith("/escalations/"):
+            back = "/escalations"
+    return render(request, "error.html", {"status": status, "detail": detail, "back": back}, status=status)
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only a local path (never //host or a scheme) may be a redirect target."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    return target
+
+
+class WebRoute(APIRoute):
+    """Pages answer HTML: a sign-in redirect, or an error page with the API's status codes."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        original = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                return await original(request)
+            except NotSignedIn:
+                target = "/login?" + urlencode({"next": request.url.path + (f"?{request.url.query}"
+                                                                            if request.url.query else "")})
+                if is_htmx(request):
+                    return Response(status_code=401, headers={"HX-Redirect": target})
+                return RedirectResponse(target, status_code=303)
+            except CsrfRefused as exc:
+                return error_page(request, 403, str(exc))
+            except TansiqError as exc:
+                status = STATUS_OF.get(exc.code, 422)
+                return error_page(request, status, exc.message if status not in (404,) else None)
+            except RequestValidationError:
+                return error_page(request, 400)
+
+        return handler
+
+

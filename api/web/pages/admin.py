@@ -1,0 +1,261 @@
+"""Administration: entities, users, seasons, process models (upload, versions, diagram)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+from starlette.datastructures import UploadFile
+
+from api.web.core import WebRoute, redirect, render
+from api.web.labels import LABELS
+from api.web.pages.directives import xml_response
+from api.web.session import form_of, require_user
+from engine import access, audit, entities, process_models, seasons, users
+from engine.business_calendar import MODES
+from engine.errors import InvalidInput, NotFound, TansiqError
+from engine.evidence_store import safe_filename
+from engine.roles import ROLES
+from engine.seasons import Season
+from engine.users import list_users, update_user
+
+router = APIRouter(prefix="/admin", route_class=WebRoute)
+
+
+def _admin(request: Request, action: str) -> Any:
+    user = require_user(request)
+    access.require(user, action)
+    return user
+
+
+@router.get("")
+def admin_home(request: Request) -> Response:
+    _admin(request, "entity.manage")
+    return redirect("/admin/entities")
+
+
+# --- entities ---------------------------------------------------------------------------------------
+
+def _entities_page(request: Request, *, error: str | None = None, values: dict[str, Any] | None = None,
+                   status: int = 200) -> Response:
+    with request.app.state.tansiq.db.reading() as session:
+        rows = entities.list_entities(session)
+    return render(request, "admin_entities.html", {"rows": rows, "kinds": tuple(LABELS["entity_kind"]),
+                                                   "error": error, "values": values or {}, "section": "entities"},
+                  status=status)
+
+
+@router.get("/entities")
+def entities_page(request: Request) -> Response:
+    _admin(request, "entity.manage")
+    return _entities_page(request)
+
+
+@router.post("/entities")
+async def create_entity(request: Request) -> Response:
+    user = _admin(request, "entity.manage")
+    form = await form_of(request)
+    values = {k: str(form.get(k) or "").strip() for k in ("code", "name_ar", "name_en", "kind", "email")}
+    try:
+        with request.app.state.tansiq.db.transaction() as session:
+            entity = entities.create_entity(session, values["code"], values["name_ar"], values["name_en"],
+                                            values["kind"] or "service", values["email"] or None)
+            audit.record(session, user.username, "entity.created", f"entity:{entity.code}",
+                         {"name_ar": entity.name_ar, "name_en": entity.name_en, "kind": entity.kind})
+    except TansiqError as exc:
+        return _entities_page(request, error=exc.message, values=values, status=422)
+    return redirect("/admin/entities?msg=saved")
+
+
+# --- users ------------------------------------------------------------------------------------------
+
+def _users_page(request: Request, *, error: str | None = None, values: dict[str, Any] | None = None,
+                status: int = 200) -> Response:
+    with request.app.state.tansiq.db.reading() as session:
+        rows, total = list_users(session, limit=500)
+        entity_list = entities.list_entities(session)
+    return render(request, "admin_users.html", {"rows": rows, "total": total, "roles": ROLES,
+                                                "entities": entity_list, "error": error, "values": values or {},
+                                                "section": "users"}, status=status)
+
+
+@router.get("/users")
+def users_page(request: Request) -> Response:
+    _admin(request, "user.manage")
+    return _users_page(request)
+
+
+@router.post("/users")
+async def create_user(request: Request) -> Response:
+    user = _admin(request, "user.manage")
+    form = await form_of(request)
+    values = {k: str(form.get(k) or "").strip() for k in ("username", "full_name", "email", "role", "entity",
+                                                          "language")}
+    password = str(form.get("password") or "")
+    try:
+        with request.app.state.tansiq.db.transaction() as session:
+            created = users.create_user(session, values["username"], password, values["role"],
+                                        full_name=values["full_name"], email=values["email"] or None,
+                                        entity_code=values["entity"] or None, language=values["language"] or "ar")
+            audit.record(session, user.username, "user.created", f"user:{created.username}",
+                         {"role": created.role, "entity": values["entity"] or None})
+    except TansiqError as exc:
+        return _users_page(request, error=exc.message, values=values, status=422)
+    return redirect("/admin/users?msg=saved")
+
+
+@router.post("/users/{username}")
+async def change_user(request: Request, username: str) -> Response:
+    user = _admin(request, "user.manage")
+    form = await form_of(request)
+    changes: dict[str, Any] = {}
+    if form.get("active") in ("yes", "no"):
+        changes["active"] = form.get("active") == "yes"
+    if form.get("password"):
+        changes["password"] = str(form.get("password"))
+    if form.get("language") in ("ar", "en"):
+        changes["language"] = str(form.get("language"))
+    if not changes:
+        raise InvalidInput("nothing to change")
+    with request.app.state.tansiq.db.transaction() as session:
+        update_user(session, username[:60], user.username, **changes)
+    return redirect("/admin/users?msg=saved")
+
+
+# --- seasons ----------------------------------------------------------------------------------------
+
+def _seasons_page(request: Request, *, error: str | None = None, values: dict[str, Any] | None = None,
+                  status: int = 200) -> Response:
+    with request.app.state.tansiq.db.reading() as session:
+        rows = list(session.scalars(select(Season).order_by(Season.hijri_year.desc())))
+    return render(request, "admin_seasons.html", {"rows": rows, "modes": MODES, "error": error,
+                                                  "values": values or {}, "section": "seasons"}, status=status)
+
+
+@router.get("/seasons")
+def seasons_page(request: Request) -> Response:
+    _admin(request, "season.manage")
+    return _seasons_page(request)
+
+
+def _date(text: str, what: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"{what} is a date") from None
+
+
+def _holidays(text: str) -> list[str]:
+    days = [d.strip() for d in text.replace("،", ",").replace("\n", ",").split(",") if d.strip()]
+    return sorted({_date(d, "a holiday").isoformat() for d in days})
+
+
+@router.post("/seasons")
+async def create_season(request: Request) -> Response:
+    user = _admin(request, "season.manage")
+    form = await form_of(request)
+    values = {k: str(form.get(k) or "").strip() for k in ("hijri_year", "starts_on", "ends_on", "calendar_mode",
+                                                          "holidays")}
+    try:
+        if not values["hijri_year"].isdigit():
+            raise InvalidInput("a season's Hijri year is a number, e.g. 1447")
+        with request.app.state.tansiq.db.transaction() as session:
+            season = seasons.create_season(session, int(values["hijri_year"]), _date(values["starts_on"], "the start"),
+                                           _date(values["ends_on"], "the end"),
+                                           calendar_mode=values["calendar_mode"] or "season",
+                                           holidays=_holidays(values["holidays"]))
+            audit.record(session, user.username, "season.created", f"season:{season.hijri_year}",
+                         {"starts_on": season.starts_on, "ends_on": season.ends_on, "mode": season.calendar_mode})
+    except TansiqError as exc:
+        return _seasons_page(request, error=exc.message, values=values, status=422)
+    return redirect("/admin/seasons?msg=saved")
+
+
+@router.post("/seasons/{year}")
+async def change_season(request: Request, year: int) -> Response:
+    user = _admin(request, "season.manage")
+    form = await form_of(request)
+    changes: dict[str, Any] = {}
+    try:
+        for name in ("starts_on", "ends_on"):
+            if form.get(name):
+                changes[name] = _date(str(form.get(name)), name)
+        if form.get("calendar_mode") in MODES:
+            changes["calendar_mode"] = str(form.get("calendar_mode"))
+        if "holidays" in form:
+            changes["holidays"] = _holidays(str(form.get("holidays") or ""))
+        with request.app.state.tansiq.db.transaction() as session:
+            season = seasons.update_season(session, seasons.get_season(session, year), **changes)
+            audit.record(session, user.username, "season.updated", f"season:{season.hijri_year}", changes)
+    except TansiqError as exc:
+        if exc.code == "not-found":
+            raise
+        return _seasons_page(request, error=exc.message, status=422)
+    return redirect("/admin/seasons?msg=saved")
+
+
+# --- process models -----------------------------------------------------------------------------------
+
+def _models_page(request: Request, *, error: str | None = None, details: list[dict] | None = None,
+                 status: int = 200) -> Response:
+    with request.app.state.tansiq.db.reading() as session:
+        rows = process_models.list_models(session)
+    return render(request, "admin_models.html", {"rows": rows, "error": error, "error_details": details or [],
+                                                 "section": "models"}, status=status)
+
+
+@router.get("/models")
+def models_page(request: Request) -> Response:
+    _admin(request, "model.deploy")
+    return _models_page(request)
+
+
+@router.post("/models")
+async def deploy(request: Request) -> Response:
+    user = _admin(request, "model.deploy")
+    form = await form_of(request)
+    upload = form.get("file")
+    limit = request.app.state.tansiq.settings.model_max_bytes
+    try:
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            raise InvalidInput("choose a BPMN file")
+        content = await upload.read(limit + 1)
+        if len(content) > limit:
+            raise InvalidInput(f"a process model may be at most {limit:,} bytes")
+        with request.app.state.tansiq.db.transaction() as session:
+            deployment = process_models.deploy(session, content, safe_filename(upload.filename), user.username)
+            model = deployment.model
+            if deployment.created:
+                audit.record(session, user.username, "model.deployed", f"model:{model.key}",
+                             {"version": model.version, "checksum": model.checksum, "filename": model.filename})
+            key, created = model.key, deployment.created
+    except TansiqError as exc:
+        return _models_page(request, error=exc.message, details=exc.details, status=422)
+    return redirect(f"/admin/models/{key}?msg={'deployed' if created else 'unchanged'}")
+
+
+@router.get("/models/{key}")
+def model_page(request: Request, key: str, version: int | None = None) -> Response:
+    _admin(request, "model.read")
+    with request.app.state.tansiq.db.reading() as session:
+        versions = process_models.list_versions(session, key[:200])
+        if not versions:
+            raise NotFound(f"no process model {key}")
+        shown = next((m for m in versions if m.version == version), None) if version else max(
+            versions, key=lambda m: m.version)
+        if shown is None:
+            raise NotFound(f"no version {version} of {key}")
+    return render(request, "admin_model.html", {"versions": versions, "shown": shown, "section": "models"})
+
+
+@router.get("/models/{key}/{version}/diagram.xml")
+def model_xml(request: Request, key: str, version: int) -> Response:
+    user = _admin(request, "model.read")
+    with request.app.state.tansiq.db.reading() as session:
+        xml = process_models.get_model(session, key[:200], version).bpmn_xml
+    from api.web.core import language_of
+
+    return xml_response(xml, language_of(request, user))

@@ -1,0 +1,44 @@
+"""Archived report runs (daily, periodic, seasonal) with links to download their files."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, Response
+
+from api.routes.evidence import content_disposition
+from api.web.core import WebRoute, render
+from api.web.session import require_user
+from engine import access
+from engine.errors import NotFound
+from engine.reports import archive, runs
+
+router = APIRouter(route_class=WebRoute)
+
+
+@router.get("/reports")
+def reports(request: Request, kind: str | None = None) -> Response:
+    user = require_user(request)
+    access.require(user, "report.read")
+    kind = kind if kind in ("daily", "periodic", "seasonal") else None
+    with request.app.state.tansiq.db.reading() as session:
+        rows = runs.list_runs(session, kind=kind, limit=100)
+    return render(request, "reports.html", {"rows": rows, "kind": kind})
+
+
+@router.get("/reports/{run_id}/{index}")
+def download(request: Request, run_id: int, index: int) -> Response:
+    user = require_user(request)
+    access.require(user, "report.read")
+    with request.app.state.tansiq.db.reading() as session:
+        run = runs.get(session, run_id) if 0 < run_id <= 2_147_483_647 else None
+        if run is None or run.status != runs.SUCCEEDED or not 0 <= index < len(run.files or []):
+            raise NotFound(f"no file {index} in report run {run_id}")
+        entry = dict(run.files[index])
+    path = archive.path_of(entry)
+    if not path.is_file():
+        raise NotFound("the archived file is missing")
+    fmt = entry.get("format", "")
+    return FileResponse(path, media_type=archive.MEDIA_TYPES.get(fmt, "application/octet-stream"),
+                        headers={"Content-Disposition": content_disposition(path.name),
+                                 "Content-Security-Policy": "default-src 'none'; sandbox",
+                                 "Cache-Control": "private, no-store"})

@@ -1,0 +1,278 @@
+"""The entity inbox (due and overdue first, with counts) and the step page: its form generated from the
+step's JSON Schema, progress updates, evidence upload, and a request for more time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from starlette.datastructures import UploadFile
+
+from api.web import i18n
+from api.web.core import WebRoute, is_htmx, redirect, render
+from api.web.forms import evidence_as_integers, fields_of, read_form
+from api.web.session import form_of, require_user
+from engine import access, clock, evidence_store, instances, work_items
+from engine.directives import Directive
+from engine.errors import Conflict, InvalidInput, NotFound, TansiqError
+from engine.roles import ADMIN
+from engine.steps import claim, record_progress
+from engine.work_items import OPEN, WorkItem
+
+router = APIRouter(route_class=WebRoute)
+PAGE_SIZE = 50
+
+
+@router.get("/inbox")
+def inbox(request: Request, show: str = "open", page: int = 1) -> Response:
+    user = require_user(request)
+    access.require(user, "task.work")
+    now = clock.now()
+    show = show if show in ("open", "overdue", "done") else "open"
+    page = max(1, min(page, 10_000))
+    with request.app.state.tansiq.db.reading() as session:
+        code = access.entity_code(session, user)
+        base = access.inbox(select(WorkItem, Directive).outerjoin(Directive, Directive.instance_id ==
+                                                                 WorkItem.instance_id), user, code)
+        open_query = base.where(WorkItem.status == OPEN)
+        counts = {
+            "open": _count(session, open_query),
+            "overdue": _count(session, open_query.where(WorkItem.due_at.is_not(None), WorkItem.due_at < now)),
+            "due_today": _count(session, open_query.where(WorkItem.due_at.is_not(None), WorkItem.due_at >= now,
+                                                          WorkItem.due_at < _end_of_local_day(now))),
+            "done": _count(session, base.where(WorkItem.status == work_items.COMPLETED)),
+        }
+        if show == "done":
+            query = base.where(WorkItem.status == work_items.COMPLETED).order_by(WorkItem.completed_at.desc(),
+                                                                                 WorkItem.id.desc())
+        else:
+            query = open_query
+            if show == "overdue":
+                query = query.where(WorkItem.due_at.is_not(None), WorkItem.due_at < now)
+            query = query.order_by(WorkItem.due_at.is_(None), WorkItem.due_at, WorkItem.id)
+        rows = session.execute(query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
+        total = counts["done"] if show == "done" else counts["overdue"] if show == "overdue" else counts["open"]
+    context = {"rows": rows, "counts": counts, "show": show, "page": page,
+               "pages": max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE), "now": now}
+    return render(request, "partials/inbox_results.html" if is_htmx(request) else "inbox.html", context)
+
+
+def _count(session: Session, query: Any) -> int:
+    return session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+
+
+def _end_of_local_day(now):
+    from datetime import datetime, time, timedelta
+
+    local = i18n.local(now)
+    return datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=local.tzinfo)
+
+
+# --- one step -----------------------------------------------------------------------------------------
+
+def _visible_item(session: Session, user: Any, item_id: int) -> WorkItem:
+    item = session.get(WorkItem, item_id) if 0 < item_id <= 2_147_483_647 else None
+    if item is None or not access.can_see_item(session, user, item):
+        raise NotFound(f"no step {item_id}")
+    return item
+
+
+def _actionable_item(session: Session, user: Any, item_id: int) -> WorkItem:
+    """The step, locked, if the user may work it (404 unseen, 403 not theirs, 409 no longer open)."""
+    item = _visible_item(session, user, item_id)
+    if not access.can_act_on_item(user, item, access.entity_code(session, user)):
+        raise access.Forbidden("this step is addressed to another entity or role")
+    instances.lock(session, item.instance_id)
+    session.refresh(item)
+    if item.status != OPEN:
+        raise Conflict(f"this step is already {item.status}")
+    if user.role != ADMIN and item.claimed_by not in (None, user.username):
+        raise Conflict(f"this step is taken by {item.claimed_by}")
+    return item
+
+
+def _step_context(session: Session, user: Any, item: WorkItem, values: dict[str, Any] | None = None
+                  ) -> dict[str, Any]:
+    directive = access.directive_of_item(session, item)
+    code = access.entity_code(session, user)
+    can_act = item.status == OPEN and access.can_act_on_item(user, item, code)
+    evidence = evidence_store.of_work_item(session, item.id)
+    directive_evidence = evidence_store.of_directive(session, directive.id) if directive else evidence
+    history = []
+    if directive is not None and directive.instance_id is not None:
+        history = list(session.scalars(select(WorkItem).where(WorkItem.instance_id == item.instance_id,
+                                                              WorkItem.id != item.id,
+                                                              WorkItem.status == work_items.COMPLETED)
+                                       .order_by(WorkItem.id)))
+    return {
+        "item": item, "d": directive, "can_act": can_act, "evidence": evidence,
+        "directive_evidence": directive_evidence, "fields": fields_of(item.form_schema, values),
+        "has_evidence_field": item.form_schema is None or "evidence" in ((item.form_schema or {}).get("properties")
+                                                                        or {}),
+        "may_extend": can_act and directive is not None and directive.status == "active"
+        and access.can_request_extension(session, user, directive),
+        "history": history, "hijri_today": _hijri_today(), "hijri_months": i18n.HIJRI_MONTHS,
+        "is_entity_step": item.assignee_entity is not None,
+    }
+
+
+def _hijri_today():
+    from engine.business_calendar import gregorian_to_hijri
+
+    return gregorian_to_hijri(i18n.local(clock.now()).date())
+
+
+@router.get("/steps/{item_id}")
+def step(request: Request, item_id: int) -> Response:
+    user = require_user(request)
+    with request.app.state.tansiq.db.reading() as session:
+        item = _visible_item(session, user, item_id)
+        context = _step_context(session, user, item)
+    return render(request, "step.html", context)
+
+
+def _files(form: Any) -> list[UploadFile]:
+    return [f for f in form.getlist("files") if isinstance(f, UploadFile) and f.filename]
+
+
+def _check(request: Request, files: list[UploadFile]) -> list[evidence_store.CheckedFile]:
+    limits = request.app.state.tansiq.settings.evidence_limits
+    return evidence_store.check_many(((f.filename, f.file) for f in files), limits)
+
+
+def _store(request: Request, session: Session, user: Any, item: WorkItem,
+           checked: list[evidence_store.CheckedFile]) -> list[int]:
+    directive = access.directive_of_item(session, item)
+    rows = evidence_store.store_and_record(
+        session, request.app.state.tansiq.settings.home, checked, user.username,
+        directive_id=directive.id if directive else None, work_item_id=item.id, instance_id=item.instance_id)
+    return [row.id for row in rows]
+
+
+def _refused(request: Request, item_id: int, user: Any, exc: TansiqError, values: dict[str, Any] | None,
+             which: str) -> Response:
+    """The step page again, with what went wrong next to the form that was sent."""
+    if exc.code in ("not-found", "forbidden"):
+        raise exc
+    with request.app.state.tansiq.db.reading() as session:
+        item = _visible_item(session, user, item_id)
+        context = _step_context(session, user, item, values)
+    status = {"conflict": 409, "evidence-too-large": 413, "unsupported-evidence-type": 415}.get(exc.code, 422)
+    context.update({"error": exc.message, "error_details": exc.details, "error_form": which})
+    return render(request, "step.html", context, status=status)
+
+
+@router.post("/steps/{item_id}/claim")
+async def claim_step(request: Request, item_id: int) -> Response:
+    user = require_user(request)
+    await form_of(request)
+    try:
+        with request.app.state.tansiq.db.transaction() as session:
+            _actionable_item(session, user, item_id)
+            claim(session, item_id, user.username)
+    except TansiqError as exc:
+        return _refused(request, item_id, user, exc, None, "claim")
+    return redirect(f"/steps/{item_id}?msg=claimed")
+
+
+@router.post("/steps/{item_id}/complete")
+async def complete(request: Request, item_id: int) -> Response:
+    user = require_user(request)
+    form = await form_of(request)
+    values: dict[str, Any] = {}
+    try:
+        with request.app.state.tansiq.db.reading() as session:
+            schema = _visible_item(session, user, item_id).form_schema
+        data = read_form(schema, form)
+        values = dict(data)
+        work_items.check_variables(data)
+        checked = _check(request, _files(form))
+        with request.app.state.tansiq.db.transaction() as session:
+            item = _actionable_item(session, user, item_id)
+            new_ids = _store(request, session, user, item, checked) if checked else []
+            if new_ids and (item.form_schema is None or "evidence" in (item.form_schema.get("properties") or {})):
+                added = new_ids if evidence_as_integers(item.form_schema) else [str(i) for i in new_ids]
+                data["evidence"] = [*data.get("evidence", []), *added]
+            if "evidence" in data:
+                if evidence_as_integers(item.form_schema):
+                    data["evidence"] = [int(v) for v in data["evidence"] if str(v).isdigit()]
+                named = [int(v) for v in data["evidence"] if str(v).isdigit()]
+                evidence_store.require_in_instance(session, named, item.instance_id)
+            work_items.validate_form(item, data)
+            instances.complete_task(session, item.id, data, user.username)
+            session.refresh(item)
+            finished = item.status == work_items.COMPLETED
+            directive = access.directive_of_item(session, item)
+    except TansiqError as exc:
+        return _refused(request, item_id, user, exc, values, "complete")
+    if not finished:  # the process stopped in an incident: the step stays open, the page says so
+        return redirect(f"/steps/{item_id}")
+    if user.role == "entity_user" or directive is None:
+        return redirect("/inbox?msg=completed")
+    return redirect(f"/directives/{directive.id}?msg=completed")
+
+
+@router.post("/steps/{item_id}/progress")
+async def progress(request: Request, item_id: int) -> Response:
+    user = require_user(request)
+    form = await form_of(request)
+    try:
+        text = str(form.get("percent") or "").strip()
+        if not text.isdigit():
+            raise InvalidInput("progress is a whole percentage from 0 to 100")
+        note = str(form.get("note") or "").strip() or None
+        checked = _check(request, _files(form))
+        with request.app.state.tansiq.db.transaction() as session:
+            item = _actionable_item(session, user, item_id)
+            ids = _store(request, session, user, item, checked) if checked else []
+            record_progress(session, item_id, user.username, int(text), note, evidence_ids=ids)
+    except TansiqError as exc:
+        return _refused(request, item_id, user, exc, None, "progress")
+    return redirect(f"/steps/{item_id}?msg=progress")
+
+
+@router.post("/steps/{item_id}/evidence")
+async def upload(request: Request, item_id: int) -> Response:
+    user = require_user(request)
+    form = await form_of(request)
+    try:
+        checked = _check(request, _files(form))
+        if not checked:
+            raise InvalidInput("choose at least one file")
+        with request.app.state.tansiq.db.transaction() as session:
+            item = _actionable_item(session, user, item_id)
+            _store(request, session, user, item, checked)
+    except TansiqError as exc:
+        return _refused(request, item_id, user, exc, None, "evidence")
+    return redirect(f"/steps/{item_id}?msg=uploaded")
+
+
+@router.get("/evidence/{evidence_id}")
+def download(request: Request, evidence_id: int) -> Response:
+    """An evidence file, only for those who may see its directive; always as an attachment."""
+    from fastapi.responses import FileResponse
+
+    from api.routes.evidence import content_disposition
+
+    user = require_user(request)
+    state = request.app.state.tansiq
+    with state.db.reading() as session:
+        row = session.get(evidence_store.Evidence, evidence_id) if 0 < evidence_id <= 2_147_483_647 else None
+        if row is None:
+            raise NotFound(f"no evidence {evidence_id}")
+        directive = session.get(Directive, row.directive_id) if row.directive_id is not None else None
+        if directive is None and row.instance_id is not None:
+            directive = session.scalar(select(Directive).where(Directive.instance_id == row.instance_id))
+        visible = access.can_see_directive(session, user, directive) if directive else access.reads_all(user)
+        if not visible:
+            raise NotFound(f"no evidence {evidence_id}")
+        filename, content_type, sha256 = row.filename, row.content_type, row.sha256
+    path = evidence_store.path_for(state.settings.home, sha256)
+    if not path.is_file():
+        raise NotFound(f"the file of evidence {evidence_id} is missing")
+    return FileResponse(path, media_type=content_type, headers={
+        "Content-Disposition": content_disposition(filename), "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Cache-Control": "private, no-store"})

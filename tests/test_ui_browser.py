@@ -1,0 +1,392 @@
+"""The web UI in a real browser: Playwright for Python driving Debian's Chromium (never a downloaded one)
+against the app served by uvicorn on 127.0.0.1 and a free port, on a SQLite test database.
+
+The journey, once in Arabic and once in English: the secretariat creates and launches a directive; the
+entity acknowledges it, reports progress with a file and completes it; the follow-up officer returns it
+once and then accepts it; a supervisor extends an overdue step from the escalation board. A tour then
+opens every other page (Arabic and English, 1280 and 768 px wide). Every request must stay on
+127.0.0.1 (each one is intercepted and checked), no page may log a console error (a CSP violation is one),
+and every page is saved as a full-page screenshot under test-artifacts/ui/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+from sqlalchemy import select
+
+from engine import clock, directives, entities, instances, migrate, process_models, seasons, timers, users
+from engine.business_calendar import gregorian_to_hijri
+from engine.db import Database
+from engine.directives import Directive, NewDirective
+from engine.durations import RIYADH
+from engine.escalations import Escalation
+from engine.work_items import OPEN, WorkItem
+from tests.conftest import SHIPPED_BPMN_DIR
+from tests.test_api_support import PASSWORD, PDF, make_settings
+
+CHROMIUM = os.environ.get("TANSIQ_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "ui"
+PEOPLE = {"secretariat": ("secretariat", None, "سكرتارية لجنة الحج"),
+          "officer": ("follow_up_officer", None, "مسؤول المتابعة"),
+          "supervisor": ("supervisor", None, "المشرف"), "leader": ("leadership", None, "قيادة اللجنة"),
+          "admin": ("admin", None, "مدير النظام"),
+          "housing.user": ("entity_user", "housing", "مستخدم الإسكان"),
+          "transport.user": ("entity_user", "transport", "مستخدم النقل")}
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason=f"Debian's Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Site:
+    base: str
+    db: Database
+    outside: list[str] = field(default_factory=list)  # requests that tried to leave 127.0.0.1
+    console: list[str] = field(default_factory=list)  # console errors of any page
+
+
+def _seed(db: Database) -> None:
+    today = clock.now().astimezone(RIYADH).date()
+    with db.transaction() as session:
+        for path in sorted(SHIPPED_BPMN_DIR.glob("*.bpmn")):
+            process_models.deploy(session, path.read_bytes(), path.name, "tester")
+        seasons.create_season(session, gregorian_to_hijri(today)[0], today - timedelta(days=30),
+                              today + timedelta(days=60))
+        for code, ar, en in (("housing", "الإسكان", "Housing"), ("transport", "النقل", "Transport"),
+                             ("reception", "مراكز الاستقبال", "Reception centres")):
+            entities.create_entity(session, code, ar, en)
+        for username, (role, entity, name) in PEOPLE.items():
+            users.create_user(session, username, PASSWORD, role, entity_code=entity, full_name=name)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    import uvicorn
+
+    from api.app import create_app
+
+    home = tmp_path_factory.mktemp("ui-home")
+    url = f"sqlite:///{home / 'tansiq.db'}"
+    migrate.upgrade(url)
+    db = Database(url)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+        _seed(db)
+        port = _free_port()
+        app = create_app(make_settings(home, url), database=db)
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                               access_log=False, lifespan="off"))
+        thread = threading.Thread(target=server.run, name="ui-test-server", daemon=True)
+        thread.start()
+        for _ in range(200):
+            if server.started:
+                break
+            time.sleep(0.05)
+        assert server.started, "uvicorn did not start"
+        shutil.rmtree(ARTIFACTS, ignore_errors=True)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        try:
+            yield Site(base=f"http://127.0.0.1:{port}", db=db)
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+            db.dispose()
+
+
+@pytest.fixture(scope="module")
+def chromium(site: Site):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+    assert site.outside == [], f"requests left 127.0.0.1: {site.outside}"
+
+
+class Person:
+    """One signed-in person in their own browser context; every request is checked to stay local."""
+
+    def __init__(self, site: Site, chromium, username: str, language: str, width: int = 1280) -> None:
+        self.site, self.language, self.username = site, language, username
+        self.context = chromium.new_context(viewport={"width": width, "height": 900}, locale=f"{language}-SA",
+                                            timezone_id="Asia/Riyadh")
+        self.context.add_cookies([{"name": "tansiq_lang", "value": language, "url": site.base}])
+        self.context.route("**/*", self._only_local)
+        self.page = self.context.new_page()
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda error: site.console.append(f"{username}: {error}"))
+        self.page.set_default_timeout(10_000)
+        self.sign_in()
+
+    def _only_local(self, route) -> None:
+        url = route.request.url
+        if url.startswith(self.site.base + "/") or url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            self.site.outside.append(url)
+            route.abort()
+
+    def _console(self, message) -> None:
+        if message.type == "error":
+            self.site.console.append(f"{self.username} {self.page.url}: {message.text}")
+
+    def sign_in(self) -> None:
+        self.page.goto(self.site.base + "/login")
+        self.page.fill("#username", self.username)
+        self.page.fill("#password", PASSWORD)
+        self.page.click("form[action='/login'] button[type=submit]")
+        self.page.wait_for_load_state("domcontentloaded")
+        assert "/login" not in self.page.url
+
+    def open(self, path: str) -> None:
+        response = self.page.goto(self.site.base + path)
+        assert response is not None and response.status == 200, (path, response.status if response else None)
+        self.settle()
+
+    def settle(self) -> None:
+        self.page.wait_for_load_state("load")
+        if self.page.locator("[data-xml-url]").count():
+            self.page.wait_for_selector("[data-drawn]")
+            assert self.page.get_attribute("[data-xml-url]", "data-drawn") == "true"
+            assert self.page.locator(".bjs-powered-by").is_visible()  # the bpmn.io watermark stays visible
+
+    def shot(self, name: str) -> None:
+        width = self.page.viewport_size["width"]
+        path = ARTIFACTS / self.language / f"{name}-{width}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(path), full_page=True)
+
+    def flash(self) -> str:
+        return self.page.locator(".flash").inner_text()
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def _hijri_in(days: int) -> tuple[int, int, int]:
+    return gregorian_to_hijri(clock.now().astimezone(RIYADH).date() + timedelta(days=days))
+
+
+def _overdue_escalation(site: Site) -> str:
+    """A directive whose deadline passed 4 hours ago, escalated to level 1 by the timer worker."""
+    started = clock.now() - timedelta(hours=10)
+    clock.set_now(started)
+    try:
+        with site.db.transaction() as session:
+            directive = directives.create(session, NewDirective(
+                title="صيانة أجهزة التكييف في مراكز الاستقبال", title_en="Service the air conditioning",
+                kind="directive", responsible_entity="reception", deadline="PT6H",
+                process_model_key="directive_standard"), "secretariat", launch_now=True)
+            reference, instance_id = directive.reference, directive.instance_id
+        with site.db.transaction() as session:
+            item = session.scalar(select(WorkItem).where(WorkItem.instance_id == instance_id, WorkItem.status == OPEN))
+            instances.complete_task(session, item.id, {}, "reception.user")
+    finally:
+        clock.set_now(None)
+    timers.run_until_idle(site.db)
+    return reference
+
+
+def _directive(site: Site, reference: str) -> Directive:
+    with site.db.reading() as session:
+        return session.scalar(select(Directive).where(Directive.reference == reference))
+
+
+@pytest.mark.parametrize("language", ["ar", "en"])
+def test_the_journey_of_a_directive(site: Site, chromium, language: str, tmp_path: Path):
+    from playwright.sync_api import expect
+
+    words = {"ar": {"launched": "أُطلق التوجيه", "completed": "أُنجزت المهمة", "resolved": "عولج التصعيد"},
+             "en": {"launched": "The directive was launched", "completed": "The step was completed",
+                    "resolved": "The escalation was dealt with"}}[language]
+    overdue_reference = _overdue_escalation(site)
+
+    # The secretariat creates and launches a directive with a Hijri deadline.
+    secretariat = Person(site, chromium, "secretariat", language)
+    page = secretariat.page
+    secretariat.open("/directives")
+    secretariat.shot("01-register")
+    page.locator("#q").press_sequentially(overdue_reference)  # htmx swaps the results in and pushes the URL
+    expect(page.locator("#results tbody tr")).to_have_count(1)
+    expect(page).to_have_url(re.compile(r"[?&]q="))
+    assert overdue_reference in page.locator("#results tbody tr").inner_text()
+    secretariat.open("/directives/new")
+    title = "تجهيز مراكز الاستقبال قبل وصول الحجاج" if language == "ar" else "Prepare the reception centres"
+    page.fill("#title", title)
+    page.fill("#title_en", "Prepare the reception centres")
+    page.fill("#body", "تُجهّز المراكز وتُرفع الشواهد إلى غرفة التنسيق والعمليات.")
+    page.select_option("#kind", "directive")
+    page.select_option("#priority", "high")
+    page.select_option("#responsible_entity", "housing")
+    page.select_option("#process_model_key", "directive_standard")
+    page.check("input[name=deadline_mode][value=hijri]")
+    assert page.locator("#deadline-hday").is_visible() and not page.locator("#deadline-date").is_visible()
+    year, month, day = _hijri_in(3)
+    page.fill("#deadline-hday", str(day))
+    page.select_option("#deadline-hmonth", str(month))
+    page.fill("#deadline-hyear", str(year))
+    page.fill("#deadline-time", "14:00")
+    secretariat.shot("02-new-directive")
+    page.click("button[name=action][value=launch]")
+    secretariat.settle()
+    assert words["launched"] in secretariat.flash()
+    assert page.locator(".badges .badge-active").count() == 1
+    reference = page.locator(".eyebrow .ref").inner_text().strip()
+    assert page.locator("#diagram .marker-current").count() >= 1  # the open step is marked
+    secretariat.shot("03-directive-launched")
+
+    # The entity acknowledges it, reports progress with a file, and completes it.
+    housing = Person(site, chromium, "housing.user", language)
+    page = housing.page
+    housing.open("/inbox")
+    housing.shot("04-inbox")
+    page.locator("li.work", has_text=reference).locator("a.work-title").click()
+    housing.settle()
+    housing.shot("05-step-acknowledge")
+    page.fill("#f-note", "تم الاستلام")
+    page.click("#complete-form button[type=submit]")
+    housing.settle()
+    assert words["completed"] in housing.flash()
+    page.locator("li.work", has_text=reference).locator("a.work-title").click()
+    housing.settle()
+    page.fill("#percent", "60")
+    page.fill("#progress-note", "جُهّز نصف المراكز")
+    evidence = tmp_path / "محضر المعاينة.pdf"
+    evidence.write_bytes(PDF)
+    page.set_input_files("#progress-files", str(evidence))
+    page.click("#progress-form button[type=submit]")
+    housing.settle()
+    assert "محضر المعاينة.pdf" in page.locator("#history-title + ul, .files").first.inner_text() or \
+        page.locator("text=محضر المعاينة.pdf").count() >= 1
+    housing.shot("06-step-execute-progress")
+    page.fill("#f-summary", "جُهّزت المراكز كلها")
+    page.locator("input[name='field.evidence']").first.check()
+    page.click("#complete-form button[type=submit]")
+    housing.settle()
+    assert words["completed"] in housing.flash()
+
+    # The follow-up officer returns it once...
+    officer = Person(site, chromium, "officer", language)
+    page = officer.page
+    officer.open("/inbox")
+    page.locator("li.work", has_text=reference).locator("a.work-title").click()
+    officer.settle()
+    officer.shot("07-step-verify")
+    page.check("input[name='field.accepted'][value=no]")
+    page.fill("#f-reason", "أرفقوا صور المراكز بعد التجهيز")
+    page.click("#complete-form button[type=submit]")
+    officer.settle()
+
+    # ... the entity reworks it ...
+    page = housing.page
+    housing.open("/inbox")
+    page.locator("li.work", has_text=reference).locator("a.work-title").click()
+    housing.settle()
+    assert "أرفقوا صور المراكز بعد التجهيز" in page.inner_text("main")
+    page.fill("#f-summary", "أُرفقت الصور المطلوبة")
+    page.click("#complete-form button[type=submit]")
+    housing.settle()
+
+    # ... and the officer accepts it: the directive is completed.
+    page = officer.page
+    officer.open("/inbox")
+    page.locator("li.work", has_text=reference).locator("a.work-title").click()
+    officer.settle()
+    page.check("input[name='field.accepted'][value=yes]")
+    page.click("#complete-form button[type=submit]")
+    officer.settle()
+    assert page.locator(".badges .badge-completed").count() == 1
+    assert page.locator("#diagram .marker-done").count() >= 3
+    officer.shot("08-directive-completed")
+    assert _directive(site, reference).status == "completed"
+
+    # A supervisor extends the overdue step from the board.
+    supervisor = Person(site, chromium, "supervisor", language)
+    page = supervisor.page
+    supervisor.open("/escalations")
+    supervisor.shot("09-board")
+    row = page.locator("table.board tbody tr", has_text=overdue_reference)
+    row.locator("details.act summary").click()
+    row.locator("select[name=action]").select_option("extend")
+    row.locator("input[value=duration]").check()
+    row.locator("input[name$=_duration]").fill("48 hours")
+    row.locator("textarea[name=note]").fill("تمديد يومين لتأخر التوريد")
+    supervisor.shot("10-board-extend")
+    row.locator("button[type=submit]").click()
+    supervisor.settle()
+    assert words["resolved"] in supervisor.flash()
+    overdue = _directive(site, overdue_reference)
+    assert overdue.extension_count == 1 and overdue.current_due_at > clock.now() + timedelta(hours=40)
+    with site.db.reading() as session:
+        escalation = session.scalar(select(Escalation).where(Escalation.directive_id == overdue.id))
+        assert escalation.status == "resolved" and escalation.resolved_action == "extend"
+
+    for person in (secretariat, housing, officer, supervisor):
+        person.close()
+    assert site.console == [], site.console
+    assert site.outside == [], site.outside
+
+
+TOUR = {  # who opens which page, and its screenshot's name
+    "secretariat": [("/directives?overdue=yes", "register-overdue"), ("/directives/new", "new-directive")],
+    "housing.user": [("/inbox?show=done", "inbox-done")],
+    "supervisor": [("/escalations?status=all", "board-all")],
+    "leader": [("/dashboard", "dashboard"), ("/reports", "reports")],
+    "admin": [("/admin/entities", "admin-entities"), ("/admin/users", "admin-users"),
+              ("/admin/seasons", "admin-seasons"), ("/admin/models", "admin-models"),
+              ("/admin/models/directive_standard", "admin-model-diagram")],
+}
+
+
+@pytest.mark.parametrize(("language", "widths"), [("ar", (1280, 768)), ("en", (1280, 768))])
+def test_a_tour_of_every_page(site: Site, chromium, language: str, widths: tuple[int, ...]):
+    _overdue_escalation(site)  # something on the board, an open step, whatever ran before
+    with site.db.reading() as session:
+        some = session.scalar(select(Directive).order_by(Directive.id.desc()))
+        step = session.scalar(select(WorkItem).where(WorkItem.status == OPEN).order_by(WorkItem.id))
+    tour = {**TOUR, "secretariat": [*TOUR["secretariat"], (f"/directives/{some.id}", "directive")]}
+    if step is not None:  # a step of another entity: the secretariat follows it, the page says who works it
+        tour["secretariat"].append((f"/steps/{step.id}", "step"))
+    for username, pages in tour.items():
+        person = Person(site, chromium, username, language)
+        for path, name in pages:
+            for width in widths:
+                person.page.set_viewport_size({"width": width, "height": 900})
+                person.open(path)
+                assert person.page.locator("main#main h1").count() == 1, path
+                # Nothing may stick out sideways at this width (a table may scroll inside its own box).
+                overflow = person.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+                assert overflow <= 1, (path, width, overflow)
+                person.shot(f"tour-{name}")
+        person.close()
+    # Keyboard: the skip link is the first stop and takes focus to the main content.
+    person = Person(site, chromium, "secretariat", language)
+    person.open("/directives")
+    person.page.keyboard.press("Tab")
+    assert person.page.evaluate("document.activeElement.className") == "skip-link"
+    person.page.keyboard.press("Enter")
+    assert person.page.evaluate("document.activeElement.id") == "main"
+    person.close()
+    assert site.console == [], site.console
+    assert site.outside == [], site.outside
