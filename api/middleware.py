@@ -74,6 +74,11 @@ class GuardMiddleware:
                                      "headers": problem_headers + extra})
             await send({"type": "http.response.body", "body": body})
 
+        if b"%00" in scope.get("raw_path", b"") or b"%00" in scope.get("query_string", b"") or \
+                "\x00" in scope.get("path", ""):
+            await respond(400, "bad-request", "Bad request", "the address holds a NUL character", [])
+            return
+
         declared = headers.get(b"content-length")
         if declared is not None:
             try:

@@ -168,6 +168,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     async def _operational(request: Request, exc: OperationalError) -> JSONResponse:
+        if getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+            log.info("transaction conflict", path=request.url.path, error=str(exc.orig)[:300])
+            return problem_response("conflict", "the change collided with another at the same moment; try again",
+                                    instance=request.url.path)
         return _unavailable(request, exc)
 
     @app.exception_handler(DBAPIError)
@@ -178,10 +182,20 @@ def install(app: FastAPI) -> None:
         return problem_response("internal-error", "the request could not be completed", instance=request.url.path)
 
 
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
+
+
 def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     log.warning("database unavailable", path=request.url.path, error=str(getattr(exc, "orig", exc))[:300])
     return problem_response("service-unavailable", "the database cannot be reached; try again shortly",
                             instance=request.url.path, headers={"Retry-After": "5"})
+
+
+def file_download(media_types: list[str], description: str) -> dict[int | str, dict[str, Any]]:
+    """The 200 response of a download route, with every media type it may answer."""
+    content = {media.split(";")[0]: {"schema": {} if media.startswith("application/json")
+                                     else {"type": "string", "format": "binary"}} for media in media_types}
+    return {200: {"content": content, "description": description}}
 
 
 def retry_after(seconds: float) -> dict[str, str]:

@@ -551,7 +551,10 @@ def _sync(session: Session, instance: instances.ProcessInstance) -> None:
 # --- operations a directive's model calls ----------------------------------------------------------
 
 def _directive_of(context: ExecutionContext, call: ServiceCall) -> Directive:
-    directive = context.session.scalar(select(Directive).where(Directive.instance_id == context.instance.id))
+    directive = context.session.scalar(  # read afresh under the instance's lock, never a copy read before it
+        select(Directive).where(Directive.instance_id == context.instance.id)
+        .execution_options(populate_existing=True)
+    )
     if directive is None:
         raise WorkflowFailure(f"{call.operation} is for directive processes only", element_id=call.element_id)
     return directive

@@ -54,6 +54,10 @@ class BulkOutcome:
 def resolve_many(session: Session, escalation_ids: list[int], action: str, actor: str, note: str,
                  **fields: Any) -> list[BulkOutcome]:
     """Apply one action to many escalations; each succeeds or fails on its own, with its reason."""
+    # Lock the batch in id order before anything else, as every writer does, so two bulk actions (or a
+    # bulk and a single one) cannot each hold one escalation and wait for the other.
+    session.scalars(select(Escalation.id).where(Escalation.id.in_(escalation_ids)).order_by(Escalation.id)
+                    .with_for_update()).all()
     outcomes = []
     for escalation_id in escalation_ids:
         mark = audit.mark(session)

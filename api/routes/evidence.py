@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse
 from sqlalchemy import select
 
 from api.deps import Caller, State
-from api.problems import documented
+from api.problems import documented, file_download
 from api.schemas.common import MAX_ID
 from engine import access, evidence_store
 from engine.directives import Directive
@@ -27,9 +27,8 @@ def content_disposition(filename: str) -> str:
 
 
 @router.get("/evidence/{evidence_id}", response_class=FileResponse,
-            responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string",
-                                                                                  "format": "binary"}}},
-                             "description": "The file, as an attachment"}, **documented(401, 404, 422, 503)})
+            responses={**file_download(sorted(set(evidence_store.CONTENT_TYPES.values())),
+                                       "The file, as an attachment"), **documented(401, 404, 422, 503)})
 def download(evidence_id: EvidenceId, state: State, caller: Caller) -> FileResponse:
     with state.db.reading() as session:
         row = session.get(evidence_store.Evidence, evidence_id)

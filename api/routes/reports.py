@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import FileResponse
 
 from api.deps import CurrentUser, State, requires
-from api.problems import documented
+from api.problems import documented, file_download
 from api.routes.evidence import content_disposition
 from api.schemas.common import MAX_ID, Page
 from api.schemas.reports import ReportFileOut, ReportRunIn, ReportRunOut
@@ -74,9 +74,7 @@ def get_run(run_id: RunId, state: State, caller: Annotated[CurrentUser, requires
 
 
 @router.get("/reports/{run_id}/{fmt}", response_class=FileResponse,
-            responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string",
-                                                                                  "format": "binary"}}},
-                             "description": "The archived file, as an attachment"},
+            responses={**file_download(list(archive.MEDIA_TYPES.values()), "The archived file, as an attachment"),
                        **documented(401, 403, 404, 422, 503)})
 def download(
     run_id: RunId,
