@@ -104,3 +104,14 @@ def test_the_cli_exits_non_zero_naming_the_row(db, database_url):
     broken = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert broken.returncode == 1
     assert broken.stderr.strip().startswith("error: audit trail broken at event 5")
+
+
+def test_an_edited_row_whose_hash_was_recomputed_breaks_the_link_to_the_next(db):
+    """Someone who edits a row and stores its new hash still breaks the chain at the row after it."""
+    _seed(db)
+    with db.reading() as session:
+        row = session.get(audit.AuditEvent, 3)
+        forged = audit.event_hash(row.id, row.at, "someone else", row.action, row.subject, row.payload, row.prev_hash)
+    _sql(db, f"UPDATE audit_event SET actor = 'someone else', hash = '{forged}' WHERE id = 3")
+    result = _verify(db)
+    assert not result.ok and result.first_broken_id == 4 and "previous-hash" in result.problem

@@ -59,15 +59,19 @@ def test_killed_timer_workers_escalate_every_instance_exactly_once(db, database_
     _clone_instances(db, first, INSTANCES - 1)
     rng = random.Random(7)
     workers = [_worker(database_url) for _ in range(WORKERS)]
+    born = [time.monotonic()] * WORKERS
     kills, deadline = 0, time.monotonic() + 240
     try:
         while _due(db) and time.monotonic() < deadline:
-            time.sleep(rng.uniform(0.2, 0.6))
-            if kills < KILLS:
-                victim = rng.randrange(WORKERS)
+            time.sleep(rng.uniform(0.1, 0.3))
+            # Kill only a worker that has been up long enough to be in the middle of its batches
+            # (start-up takes about a second): a kill during start-up proves nothing.
+            ready = [n for n in range(WORKERS) if time.monotonic() - born[n] > 2.5]
+            if kills < KILLS and ready:
+                victim = rng.choice(ready)
                 workers[victim].send_signal(signal.SIGKILL)
                 workers[victim].wait(timeout=10)
-                workers[victim] = _worker(database_url)
+                workers[victim], born[victim] = _worker(database_url), time.monotonic()
                 kills += 1
     finally:
         for worker in workers:
