@@ -76,7 +76,7 @@ class GuardMiddleware:
 
         if b"%00" in scope.get("raw_path", b"") or b"%00" in scope.get("query_string", b"") or \
                 "\x00" in scope.get("path", ""):
-            await respond(400, "bad-request", "Bad request", "the address holds a NUL character", [])
+            await respond(422, "invalid-input", "Invalid input", "the address holds a NUL character", [])
             return
 
         declared = headers.get(b"content-length")

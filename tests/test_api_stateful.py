@@ -175,6 +175,9 @@ def _machine(world: World, username: str, counter: dict[str, int]):
     return Machine, schema, added
 
 
+@pytest.mark.xfail(strict=False, raises=hypothesis.errors.FlakyStrategyDefinition,
+                   reason="link values come from the database, so hypothesis sometimes sees generation differ "
+                          "between runs; to fix before this run may block (#8)")
 @pytest.mark.parametrize("username", list(SCENARIOS))
 def test_stateful_sequences_get_no_5xx_and_conform(world: World, username: str):
     _arrange(world)
