@@ -39,7 +39,7 @@ def _clone_instances(db, instance_id: int, copies: int) -> None:
 
 def _worker(database_url: str) -> subprocess.Popen:
     env = dict(os.environ, TANSIQ_DATABASE_URL=database_url, TANSIQ_TIMER_POLL_SECONDS="0.05",
-               TANSIQ_TIMER_BATCH_SIZE="50")
+               TANSIQ_TIMER_BATCH_SIZE="10")
     command = [sys.executable, "-m", "api.cli", "timers", "run", "--now", (DUE + timedelta(minutes=1)).isoformat()]
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
