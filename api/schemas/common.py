@@ -6,6 +6,8 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from engine.work_items import MAX_DEPTH, nesting_depth
+
 MAX_ID = 2_147_483_647  # the database's integer range: larger ids cannot exist
 
 
@@ -13,23 +15,6 @@ def _no_nul(value: str) -> str:
     if "\x00" in value:
         raise ValueError("text may not contain NUL characters")
     return value
-
-
-MAX_DEPTH = 32  # form data nests at most this deep (the engine's JSON and the responses stay small)
-
-
-def nesting_depth(value: object, limit: int = MAX_DEPTH) -> int:
-    """How deep lists and objects nest, counting no further than `limit` + 1 (no recursion)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        current, depth = stack.pop()
-        if isinstance(current, dict | list):
-            deepest = max(deepest, depth)
-            if depth > limit:
-                return depth
-            children = current.values() if isinstance(current, dict) else current
-            stack.extend((child, depth + 1) for child in children)
-    return deepest
 
 
 def _shallow(value: dict) -> dict:
