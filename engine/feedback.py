@@ -670,6 +670,11 @@ def _items(session: Session, feedback_ids: list[int], user: Actor | None) -> lis
     return [found[i] for i in feedback_ids]
 
 
+def visible_items(session: Session, feedback_ids: list[int], user: Actor) -> list[FeedbackItem]:
+    """The items in the order given, if the user may see every one of them (else `NotFound`)."""
+    return _items(session, feedback_ids, user)
+
+
 def suggest_directive(session: Session, feedback_ids: list[int], user: Actor | None = None
                       ) -> directives.NewDirective:
     """A draft directive for the items, to start the form with: the entity they share (if any), their

@@ -322,6 +322,24 @@ def list_meetings(session: Session, user: Actor, *, season_year: int | None = No
     return list(rows), total
 
 
+def directive_counts(session: Session, user: Actor, meeting_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """(directives, drafts) of each meeting, counting only the directives the user may see: one grouped query."""
+    from engine import access
+
+    counts = {meeting_id: [0, 0] for meeting_id in meeting_ids}
+    if not counts:
+        return {}
+    query = access.visible_directives(
+        select(directives.Directive.meeting_id, directives.Directive.status, func.count())
+        .where(directives.Directive.meeting_id.in_(list(counts))), user)
+    grouped = query.group_by(directives.Directive.meeting_id, directives.Directive.status)
+    for meeting_id, status, count in session.execute(grouped):
+        counts[meeting_id][0] += count
+        if status == directives.DRAFT:
+            counts[meeting_id][1] += count
+    return {meeting_id: (total, drafts) for meeting_id, (total, drafts) in counts.items()}
+
+
 # --- minutes files ----------------------------------------------------------------------------------------
 
 def attach_minutes(session: Session, home: Path, meeting_id: int, checked: evidence_store.CheckedFile,

@@ -5,8 +5,20 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.web.core import WebRoute
-from api.web.pages import admin, auth, board, dashboard, directives, reports, work
+from api.web.pages import (
+    admin,
+    auth,
+    board,
+    dashboard,
+    directives,
+    feedback,
+    imports,
+    meetings,
+    obstacles,
+    reports,
+    work,
+)
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
-for module in (auth, directives, work, board, dashboard, admin, reports):
+for module in (auth, directives, work, board, dashboard, admin, reports, meetings, imports, feedback, obstacles):
     router.include_router(module.router)
