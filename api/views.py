@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from api.schemas.admin import EntityOut, ProcessModelOut, SeasonOut, UserOut
@@ -127,3 +128,10 @@ def audit_out(event: AuditEvent) -> AuditEventOut:
     payload = event.payload if isinstance(event.payload, dict) else {"value": event.payload}
     return AuditEventOut(id=event.id, at=event.at, actor=event.actor, action=event.action, subject=event.subject,
                          payload=payload)
+
+
+def page_total(session: Session, query: Select[Any], returned: int, limit: int, offset: int) -> int:
+    """How many rows `query` has in all; counted only when the page cannot tell (a full page, or past the end)."""
+    if 0 < returned < limit or (offset == 0 and returned == 0):
+        return offset + returned
+    return session.scalar(select(func.count()).select_from(query.subquery())) or 0

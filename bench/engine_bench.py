@@ -484,6 +484,46 @@ class Bench:
         self.facts["state_json_bytes_running"] = len(json.dumps(self.runtimes[0].dump(), separators=(",", ":")))
 
 
+# The two ceilings, for other benchmarks ---------------------------------------------------------
+
+
+def in_memory_rate(n: int) -> float:
+    """Lifecycles per second of the benchmark model run by `Runtime` alone, no database (median of 3)."""
+    settings = get_settings()
+    compiled = validate_model(MODEL_FILE.read_bytes(), MODEL_FILE.name, operation_names(),
+                              max_bytes=settings.model_max_bytes, max_elements=settings.model_max_elements).compiled
+    data = {"responsible_entity": "housing", "deadline": (datetime.now(UTC) + timedelta(days=30)).isoformat()}
+    rates = []
+    for _ in range(3):
+        began = time.perf_counter()
+        for _ in range(n):
+            runtime = Runtime.start(compiled, data, None, settings.max_loop_visits, settings.max_instance_tasks)
+            runtime.run_engine()
+            for form in FORMS:
+                (task,) = runtime.ready_user_tasks()
+                runtime.complete_user_task(task.task_id, form)
+                runtime.run_engine()
+        rates.append(n / (time.perf_counter() - began))
+    return statistics.median(rates)
+
+
+def bare_commit_rate(url: str, count: int) -> float:
+    """One-row INSERT + COMMIT transactions per second on the database at `url` (a scratch table)."""
+    db = Database(url)
+    try:
+        _SCRATCH_METADATA.create_all(db.engine)
+        write_engine = db.engine.execution_options(tansiq_write=True)
+        began = time.perf_counter()
+        for index in range(count):
+            with write_engine.begin() as connection:
+                connection.execute(insert(SCRATCH), {"payload": f"row {index}"})
+        rate = count / (time.perf_counter() - began)
+        _SCRATCH_METADATA.drop_all(db.engine)
+        return rate
+    finally:
+        db.dispose()
+
+
 # Report -----------------------------------------------------------------------------------------
 
 

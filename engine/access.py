@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from sqlalchemy import Select, false, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from engine.directives import Directive, directive_supporting_entity
 from engine.errors import Forbidden, NotFound  # Forbidden is defined in engine.errors; importable here too
@@ -173,8 +173,13 @@ def _own_entity_code(user: Actor) -> str | None:
     return getattr(entity, "code", None)
 
 
-def directive_of_item(session: Session, item: WorkItem) -> Directive | None:
-    return session.scalar(select(Directive).where(Directive.instance_id == item.instance_id))
+def directive_of_item(session: Session, item: WorkItem, *, with_lists: bool = True) -> Directive | None:
+    """The directive a step belongs to; `with_lists=False` leaves its supporting entities and tags to be
+    loaded when first read (a summary does not need them)."""
+    query = select(Directive).where(Directive.instance_id == item.instance_id)
+    if not with_lists:
+        query = query.options(lazyload(Directive.supporting_entities), lazyload(Directive.tags))
+    return session.scalar(query)
 
 
 def can_see_item(session: Session, user: Actor, item: WorkItem) -> bool:

@@ -27,10 +27,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, lazyload, mapped_column, relationship
 from sqlalchemy.types import Date
 
-from engine import audit, clock, entities, instances, meetings, process_models, seasons
+from engine import audit, clock, entities, escalations, instances, meetings, process_models, seasons
 from engine.bpmn_runtime import ServiceCall, WorkflowFailure
 from engine.business_calendar import BusinessCalendar, parse_deadline
 from engine.db import Base, JSONType, UTCDateTime
@@ -194,7 +194,7 @@ def create(session: Session, new: NewDirective, actor: str, *, launch_now: bool 
         "deadline": deadline.isoformat(), "model": model_key,
     })
     if launch_now:
-        launch(session, directive.id, actor)
+        _launch(session, directive, actor)
     return directive
 
 
@@ -215,7 +215,11 @@ def default_model(kind: str, priority: str, has_supporting: bool) -> str:
 
 
 def launch(session: Session, directive_id: int, actor: str) -> Directive:
-    directive = _locked(session, directive_id)
+    return _launch(session, _locked(session, directive_id), actor)
+
+
+def _launch(session: Session, directive: Directive, actor: str) -> Directive:
+    """Start the process of a draft the caller holds locked (or created in this transaction)."""
     if directive.status != DRAFT:
         raise Conflict(f"directive {directive.reference} is {directive.status}, it was launched already")
     if directive.deadline_at <= clock.now():
@@ -229,7 +233,7 @@ def launch(session: Session, directive_id: int, actor: str) -> Directive:
     session.flush()
     audit.record(session, actor, "directive.launched", subject(directive.id),
                  {"instance": instance.id, "model": directive.process_model_key})
-    _sync(session, instance)
+    _project(session, directive, instance, escalations_changed=escalations.changed(session, instance.id))
     return directive
 
 
@@ -337,7 +341,8 @@ def overdue(directive: Directive) -> bool:
 def refresh(session: Session, directive: Directive) -> None:
     """Recompute the projection (after an escalation is resolved, say)."""
     if directive.instance_id is not None:
-        _sync(session, instances.get_instance(session, directive.instance_id))
+        _project(session, directive, instances.get_instance(session, directive.instance_id),
+                 escalations_changed=True)
 
 
 def register(session: Session, *, status: str | None = None, limit: int = 50, offset: int = 0) -> list[Directive]:
@@ -519,23 +524,34 @@ def _next_number(session: Session, hijri_year: int) -> int:
 
 @instances.on_change
 def _sync(session: Session, instance: instances.ProcessInstance) -> None:
-    directive = session.scalar(select(Directive).where(Directive.instance_id == instance.id))
-    if directive is None:
-        return
-    open_items = session.scalars(
-        select(WorkItem).where(WorkItem.instance_id == instance.id, WorkItem.status == OPEN).order_by(WorkItem.id)
+    directive = session.scalar(
+        select(Directive).where(Directive.instance_id == instance.id)
+        .options(lazyload(Directive.supporting_entities), lazyload(Directive.tags))
+    )
+    if directive is not None:
+        _project(session, directive, instance, escalations_changed=escalations.changed(session, instance.id))
+
+
+def _project(session: Session, directive: Directive, instance: instances.ProcessInstance, *,
+             escalations_changed: bool) -> None:
+    """Copy what the directive's pages show from its instance: open steps, earliest due, escalation level,
+    incident and end. The escalation queries run only when escalations changed in this unit of work."""
+    open_steps = session.execute(
+        select(WorkItem.element_id, WorkItem.due_at).where(WorkItem.instance_id == instance.id,
+                                                           WorkItem.status == OPEN)
     ).all()
-    directive.current_steps = sorted({item.element_id for item in open_items})
-    dues = [item.due_at for item in open_items if item.due_at is not None]
+    directive.current_steps = sorted({step.element_id for step in open_steps})
+    dues = [step.due_at for step in open_steps if step.due_at is not None]
     directive.current_due_at = min(dues) if dues else None
-    session.execute(
-        update(Escalation).where(Escalation.instance_id == instance.id, Escalation.directive_id.is_(None))
-        .values(directive_id=directive.id)
-    )
-    directive.escalation_level = session.scalar(
-        select(func.coalesce(func.max(Escalation.level), 0))
-        .where(Escalation.instance_id == instance.id, Escalation.status == "open")
-    )
+    if escalations_changed:
+        session.execute(
+            update(Escalation).where(Escalation.instance_id == instance.id, Escalation.directive_id.is_(None))
+            .values(directive_id=directive.id)
+        )
+        directive.escalation_level = session.scalar(
+            select(func.coalesce(func.max(Escalation.level), 0))
+            .where(Escalation.instance_id == instance.id, Escalation.status == "open")
+        )
     directive.incident = (instance.incident_message or "")[:500] or None
     if instance.status == instances.COMPLETED and directive.status == ACTIVE:
         directive.status = CANCELLED if instance.business_status == "cancelled" else COMPLETED

@@ -21,6 +21,16 @@ from engine.service_tasks import ExecutionContext, operation
 
 REASONS = ("overdue", "unacknowledged", "loop_cap", "manual")
 DEFAULT_TARGETS = {1: SUPERVISOR, 2: LEADERSHIP}
+_CHANGED = "tansiq.escalations_changed"  # session.info key: instances whose escalations changed in this session
+
+
+def note_change(session: Session, instance_id: int) -> None:
+    """Say that an instance's escalations were raised or resolved, so its directive's level is recomputed."""
+    session.info.setdefault(_CHANGED, set()).add(instance_id)
+
+
+def changed(session: Session, instance_id: int) -> bool:
+    return instance_id in session.info.get(_CHANGED, ())
 
 
 class Escalation(Base):
@@ -75,6 +85,7 @@ def escalate(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
     )
     context.session.add(escalation)
     context.session.flush()
+    note_change(context.session, context.instance.id)
     _tell(context, escalation)
     audit.record(context.session, context.actor, "escalation.raised", f"instance:{context.instance.id}",
                  {"escalation": escalation.id, "level": level, "reason": reason, "to": target,

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import ForeignKey, Integer, String, Text, select
+from sqlalchemy import ForeignKey, Integer, String, Text, event, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column, relationship
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine import audit, clock, process_models, work_items
@@ -174,8 +174,24 @@ def retry(session: Session, instance_id: int, actor: str) -> ProcessInstance:
     return instance
 
 
+_LOCKED = "tansiq.locked_instances"  # session.info key: instances locked by this session's open transaction
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_locks(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_LOCKED, None)
+
+
 def lock(session: Session, instance_id: int) -> ProcessInstance:
-    """Load an instance for writing; other writers wait until this transaction ends."""
+    """Load an instance for writing; other writers wait until this transaction ends.
+
+    A second call in the same transaction returns the instance already held, without a query. Locks
+    taken inside a savepoint are not remembered: rolling the savepoint back may release them.
+    """
+    held = session.info.get(_LOCKED, {}).get(instance_id)
+    if held is not None:
+        return held
     instance = session.scalar(
         select(ProcessInstance)
         .where(ProcessInstance.id == instance_id)
@@ -184,6 +200,8 @@ def lock(session: Session, instance_id: int) -> ProcessInstance:
     )
     if instance is None:
         raise NotFound(f"no process instance {instance_id}")
+    if not session.in_nested_transaction():
+        session.info.setdefault(_LOCKED, {})[instance_id] = instance
     return instance
 
 

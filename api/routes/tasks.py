@@ -7,8 +7,8 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Path, Query, UploadFile
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session, lazyload
 
 from api.deps import Caller, CurrentUser, State, requires
 from api.problems import documented
@@ -16,7 +16,7 @@ from api.schemas.common import MAX_ID, Page
 from api.schemas.directives import DirectiveOut, EvidenceOut, ExtensionRequest, Priority
 from api.schemas.tasks import TaskComplete, TaskDetail, TaskOut, TaskProgress
 from api.settings import ApiSettings
-from api.views import directive_out, evidence_out, season_years, task_out
+from api.views import directive_out, evidence_out, page_total, season_years, task_out
 from engine import access, clock, directives, evidence_store, instances, steps, work_items
 from engine.directives import Directive
 from engine.errors import Conflict, InvalidInput, NotFound
@@ -59,9 +59,10 @@ def inbox(
             query = query.where(WorkItem.element_id == element)
         if priority is not None:
             query = query.where(Directive.priority == priority)
-        total = session.scalar(select(func.count()).select_from(query.subquery()))
         rows = session.execute(query.order_by(WorkItem.due_at.is_(None), WorkItem.due_at, WorkItem.id)
+                               .options(lazyload(Directive.supporting_entities), lazyload(Directive.tags))
                                .limit(limit).offset(offset)).all()
+        total = page_total(session, query, len(rows), limit, offset)
         return Page(items=[task_out(item, d) for item, d in rows], total=total, limit=limit, offset=offset)
 
 
@@ -83,7 +84,7 @@ def _actionable_item(session: Session, caller: CurrentUser, item_id: int) -> Wor
 
 
 def _detail(session: Session, caller: CurrentUser, item: WorkItem) -> TaskDetail:
-    directive = access.directive_of_item(session, item)
+    directive = access.directive_of_item(session, item, with_lists=False)
     base = task_out(item, directive)
     return TaskDetail(**base.model_dump(), form_schema=item.form_schema, completion_data=item.completion_data,
                       evidence=[evidence_out(e) for e in evidence_store.of_work_item(session, item.id)],
@@ -222,8 +223,7 @@ def complete(task_id: TaskId, body: TaskComplete, state: State, caller: Caller) 
     """Complete the step with its form data; exactly one of concurrent completions succeeds (409 for the rest)."""
     with state.db.transaction() as session:
         item = _actionable_item(session, caller, task_id)
-        _complete(session, caller, item, body.data, [])
-        session.refresh(item)
+        _complete(session, caller, item, body.data, [])  # the engine updates `item` in this session
         return _detail(session, caller, item)
 
 

@@ -1,0 +1,337 @@
+"""HTTP benchmark: directive lifecycles through a real API process on loopback, one client and many.
+
+    .venv/bin/python bench/http_bench.py [--backend sqlite|postgresql|both] [--n N] [--repeat R]
+                                         [--clients C] [--processes P] [--json PATH]
+
+A lifecycle is what the secretariat and two users do for one directive on the two-step model
+(`tests/bpmn/two-steps.bpmn`): POST /directives with `launch: true`; the entity user GETs its inbox
+for that directive and completes the first step; the follow-up officer does the same for the second.
+Five requests, three of them writes, each over a kept-alive HTTP/1.1 connection to uvicorn. The API
+runs in its own process(es) (`uvicorn --factory api.app:create_app`), the clients in this one.
+
+Each backend gets a fresh database (see `engine_bench.fresh_backend`). Figures are medians of R rounds
+with their min–max; in the same run the script measures the in-memory SpiffWorkflow ceiling for the
+same model and the bare one-row-commit rate of the same database, and prints ratios to them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import engine_bench  # noqa: E402  (sets TANSIQ_HOME for this process before engine imports)
+from engine import entities, migrate, process_models, seasons, users  # noqa: E402
+from engine.db import Database  # noqa: E402
+
+PASSWORD = "bench password, not a secret"
+PEOPLE = {"secretariat": ("secretariat", None), "housing.user": ("entity_user", "housing"),
+          "officer": ("follow_up_officer", None)}
+DIRECTIVE = {"title": "تجهيز مراكز الاستقبال قبل وصول الحجاج", "title_en": "Prepare the reception centres",
+             "kind": "decision", "responsible_entity": "housing", "deadline": "P20D",
+             "process_model_key": engine_bench.MODEL_KEY, "launch": True}
+TARGETS = {("lifecycles_per_s", "sqlite", 1): 180.0, ("lifecycles_per_s", "postgresql", 1): 125.0,
+           ("lifecycles_per_s", "postgresql", 16): 250.0}
+LATENCY_TARGETS = {("launch_p50_ms", "sqlite"): 5.0, ("complete_p50_ms", "sqlite"): 4.0}
+
+
+class RequestFailed(Exception):
+    pass
+
+
+# The API process --------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _prepare(url: str) -> None:
+    """Schema, the model, a season around today, one entity and the three users."""
+    migrate.upgrade(url)
+    db = Database(url)
+    try:
+        with db.transaction() as session:
+            process_models.deploy(session, engine_bench.MODEL_FILE.read_bytes(), engine_bench.MODEL_FILE.name, "bench")
+            today = date.today()
+            seasons.create_season(session, 1448, date(today.year - 1, 1, 1), date(today.year + 1, 12, 31))
+            entities.create_entity(session, "housing", "الإسكان", "Housing")
+            for username, (role, entity) in PEOPLE.items():
+                users.create_user(session, username, PASSWORD, role, entity_code=entity)
+    finally:
+        db.dispose()
+
+
+@contextmanager
+def api_process(url: str, processes: int) -> Iterator[int]:
+    port = _free_port()
+    home = tempfile.mkdtemp(prefix="tansiq-bench-api-")
+    env = {**os.environ, "TANSIQ_DATABASE_URL": url, "TANSIQ_HOME": home, "TANSIQ_SECRET_KEY": "b" * 48}
+    command = [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
+               "--port", str(port), "--workers", str(processes), "--log-level", "warning", "--no-access-log"]
+    server = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+    try:
+        _wait_until_up(port, server)
+        yield port
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def _wait_until_up(port: int, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the API process exited with {server.returncode}")
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/healthz")
+            if connection.getresponse().status < 500:
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("the API process did not answer within 60 s")
+
+
+# A client ---------------------------------------------------------------------------------------
+
+
+class Client:
+    """One kept-alive connection; tokens for the three users."""
+
+    def __init__(self, port: int, tokens: dict[str, str]) -> None:
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.tokens = tokens
+
+    def call(self, username: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        headers = {"Authorization": f"Bearer {self.tokens[username]}"}
+        payload = None
+        if body is not None:
+            payload = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        self.connection.request(method, path, body=payload, headers=headers)
+        response = self.connection.getresponse()
+        content = response.read()
+        if response.status >= 300:
+            raise RequestFailed(f"{method} {path}: {response.status} {content[:300]!r}")
+        return json.loads(content)
+
+    def lifecycle(self, timings: dict[str, list[float]]) -> None:
+        t0 = time.perf_counter()
+        directive = self.call("secretariat", "POST", "/api/v1/directives", DIRECTIVE)
+        timings["launch"].append(time.perf_counter() - t0)
+        for username, form in (("housing.user", {"note": "checked"}), ("officer", {})):
+            t0 = time.perf_counter()
+            (step,) = self.call(username, "GET", f"/api/v1/tasks?directive={directive['id']}")["items"]
+            t1 = time.perf_counter()
+            completed = self.call(username, "POST", f"/api/v1/tasks/{step['id']}/complete", {"data": form})
+            timings["inbox"].append(t1 - t0)
+            timings["complete"].append(time.perf_counter() - t1)
+            if completed["status"] != "completed":
+                raise RequestFailed(f"step {step['id']} is {completed['status']}")
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def sign_in(port: int) -> dict[str, str]:
+    tokens = {}
+    for username in PEOPLE:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        body = f"username={username}&password={PASSWORD.replace(' ', '+').replace(',', '%2C')}"
+        connection.request("POST", "/api/v1/auth/token", body=body,
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+        response = connection.getresponse()
+        content = response.read()
+        if response.status != 200:
+            raise RequestFailed(f"sign-in of {username}: {response.status} {content[:200]!r}")
+        tokens[username] = json.loads(content)["access_token"]
+        connection.close()
+    return tokens
+
+
+# Rounds -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Round:
+    lifecycles: int
+    seconds: float
+    errors: int
+    timings: dict[str, list[float]] = field(default_factory=lambda: {"launch": [], "inbox": [], "complete": []})
+
+    @property
+    def rate(self) -> float:
+        return self.lifecycles / self.seconds
+
+
+def run_round(port: int, tokens: dict[str, str], clients: int, per_client: int) -> Round:
+    outcome = Round(lifecycles=0, seconds=0.0, errors=0)
+    lock = threading.Lock()
+    start = threading.Barrier(clients + 1)
+
+    def work() -> None:
+        client = Client(port, tokens)
+        timings: dict[str, list[float]] = {"launch": [], "inbox": [], "complete": []}
+        done = errors = 0
+        start.wait()
+        for _ in range(per_client):
+            try:
+                client.lifecycle(timings)
+                done += 1
+            except (RequestFailed, OSError, ValueError) as exc:
+                errors += 1
+                print(f"  error: {exc}", file=sys.stderr)
+                client.close()
+                client = Client(port, tokens)
+        client.close()
+        with lock:
+            outcome.lifecycles += done
+            outcome.errors += errors
+            for name, values in timings.items():
+                outcome.timings[name].extend(values)
+
+    threads = [threading.Thread(target=work) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    outcome.seconds = time.perf_counter() - began
+    return outcome
+
+
+@dataclass
+class Scenario:
+    backend: str
+    clients: int
+    processes: int
+    rounds: list[Round]
+    ceiling_per_s: float
+    commits_per_s: float
+
+    def rates(self) -> list[float]:
+        return [r.rate for r in self.rounds]
+
+    def latencies_ms(self, name: str) -> list[float]:
+        """Per-round p50 of one request kind, in ms."""
+        return [1000 * statistics.median(r.timings[name]) for r in self.rounds]
+
+    def pooled_ms(self, name: str, q: float) -> float:
+        pooled = [value for r in self.rounds for value in r.timings[name]]
+        return 1000 * engine_bench.percentile(pooled, q)
+
+
+def measure(backend: engine_bench.Backend, n: int, repeat: int, clients: int, processes: int) -> Scenario:
+    _prepare(backend.url)
+    with api_process(backend.url, processes) as port:
+        tokens = sign_in(port)
+        run_round(port, tokens, clients, max(3, 20 // clients))  # warm-up: imports, caches, connections
+        rounds = [run_round(port, tokens, clients, max(1, n // clients)) for _ in range(repeat)]
+    ceiling = engine_bench.in_memory_rate(n)
+    commits = engine_bench.bare_commit_rate(backend.url, 3 * n)
+    return Scenario(backend.name, clients, processes, rounds, ceiling, commits)
+
+
+# Report -----------------------------------------------------------------------------------------
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.1f} ({min(values):.1f}–{max(values):.1f})"
+
+
+def render(scenario: Scenario) -> str:
+    rates = scenario.rates()
+    errors = sum(r.errors for r in scenario.rounds)
+    lines = [f"### {scenario.backend}: {scenario.clients} client(s), {scenario.processes} API process(es)", "",
+             "| figure | median (min–max) | p99 over all rounds |", "| --- | --- | --- |",
+             f"| lifecycles per s | {_spread(rates)} | |"]
+    for name in ("launch", "inbox", "complete"):
+        p99 = scenario.pooled_ms(name, 0.99)
+        lines.append(f"| {name} ms p50 | {_spread(scenario.latencies_ms(name))} | {p99:.1f} |")
+    median = statistics.median(rates)
+    lines += [f"| errors | {errors} | |",
+              f"| in-memory SpiffWorkflow ceiling, lifecycles per s | {scenario.ceiling_per_s:,.0f} | |",
+              f"| bare one-row commits per s | {scenario.commits_per_s:,.0f} | |",
+              f"| Tansiq ÷ ceiling | {median / scenario.ceiling_per_s:.3f} | |",
+              f"| a lifecycle costs this many bare commits | {scenario.commits_per_s / median:.1f} | |", ""]
+    return "\n".join(lines)
+
+
+def records(scenario: Scenario) -> list[dict[str, Any]]:
+    label = f"{scenario.clients} client(s), {scenario.processes} process(es)"
+    rates = scenario.rates()
+    out = [{"figure": f"HTTP lifecycles per s, {label}", "backend": scenario.backend,
+            "median": statistics.median(rates), "min": min(rates), "max": max(rates), "unit": "per s",
+            "target": TARGETS.get(("lifecycles_per_s", scenario.backend, scenario.clients)),
+            "errors": sum(r.errors for r in scenario.rounds),
+            "ratio_to_ceiling": statistics.median(rates) / scenario.ceiling_per_s,
+            "ratio_to_bare_commits": statistics.median(rates) / scenario.commits_per_s}]
+    for name in ("launch", "complete", "inbox"):
+        values = scenario.latencies_ms(name)
+        out.append({"figure": f"HTTP {name} p50, {label}", "backend": scenario.backend,
+                    "median": statistics.median(values), "min": min(values), "max": max(values), "unit": "ms",
+                    "target": LATENCY_TARGETS.get((f"{name}_p50_ms", scenario.backend)) if scenario.clients == 1
+                    else None})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--n", type=int, default=300, help="lifecycles per round")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent clients of the many-client run")
+    parser.add_argument("--processes", type=int, default=2, help="API processes of the many-client run")
+    parser.add_argument("--json", type=Path, help="also write the figures as JSON records here")
+    args = parser.parse_args(argv)
+    names = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    try:
+        if "postgresql" in names:
+            engine_bench.check_postgresql()
+    except engine_bench.Unreachable as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    plans = [(name, 1, 1) for name in names]
+    if "postgresql" in names and args.clients > 1:
+        plans.append(("postgresql", args.clients, args.processes))
+    print(f"HTTP benchmark, {datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} CPUs, n={args.n}, rounds={args.repeat}")
+    collected: list[dict[str, Any]] = []
+    for name, clients, processes in plans:
+        with engine_bench.fresh_backend(name) as backend:
+            scenario = measure(backend, args.n, args.repeat, clients, processes)
+        print(render(scenario), flush=True)
+        collected.extend(records(scenario))
+    if args.json:
+        args.json.write_text(json.dumps(collected, ensure_ascii=False, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
