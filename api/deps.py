@@ -12,7 +12,7 @@ from fastapi.security import OAuth2PasswordBearer
 from api.problems import ApiProblem
 from api.security import InvalidToken, TokenService, revoked
 from api.settings import ApiSettings
-from engine import access
+from engine import access, users
 from engine.db import Database
 from engine.users import User
 
@@ -70,13 +70,13 @@ def current_user(state: State, token: Annotated[str | None, Depends(oauth2)]) ->
         claims = state.tokens.read(token)
     except InvalidToken as exc:
         raise _unauthorized(str(exc)) from None
-    with state.db.reading() as session:
-        user = session.get(User, claims.user_id)
-        if user is None or not user.active:
-            raise _unauthorized("the account is not active")
-        if revoked(claims, user.tokens_valid_after):
-            raise _unauthorized("the token was revoked; sign in again")
-        return CurrentUser.of(user)
+    with state.db.engine.connect() as connection:
+        row = users.profile(connection, claims.user_id)
+    if row is None or not row.active:
+        raise _unauthorized("the account is not active")
+    if revoked(claims, row.tokens_valid_after):
+        raise _unauthorized("the token was revoked; sign in again")
+    return CurrentUser(**row._asdict())
 
 
 Caller = Annotated[CurrentUser, Depends(current_user)]

@@ -11,6 +11,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 
 import jwt
@@ -60,6 +61,8 @@ class TokenService:
     def __init__(self, secret: bytes, ttl_seconds: int) -> None:
         self._secret = secret
         self.ttl_seconds = ttl_seconds
+        # A token's signature and claims never change: check each once (expiry is checked on every use).
+        self._verified = lru_cache(maxsize=4096)(self._verify)
 
     def issue(self, user_id: int) -> str:
         now = clock.now().timestamp()
@@ -68,21 +71,24 @@ class TokenService:
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def read(self, token: str) -> TokenClaims:
+        claims = self._verified(token)
+        now = clock.now().timestamp()
+        if claims.expires_at <= now:
+            raise InvalidToken("the token has expired")
+        if claims.issued_at > now + 60:
+            raise InvalidToken("the token was issued in the future")
+        return claims
+
+    def _verify(self, token: str) -> TokenClaims:
         try:
             claims = jwt.decode(
                 token, self._secret, algorithms=[ALGORITHM], issuer=ISSUER,
                 options={"require": ["sub", "iat", "exp", "iss"], "verify_exp": False, "verify_iat": False,
                          "verify_nbf": False},
             )
-            user_id, issued, expires = int(claims["sub"]), float(claims["iat"]), float(claims["exp"])
+            return TokenClaims(int(claims["sub"]), float(claims["iat"]), float(claims["exp"]))
         except (jwt.PyJWTError, TypeError, ValueError):
             raise InvalidToken("the token is not valid") from None
-        now = clock.now().timestamp()
-        if expires <= now:
-            raise InvalidToken("the token has expired")
-        if issued > now + 60:
-            raise InvalidToken("the token was issued in the future")
-        return TokenClaims(user_id, issued, expires)
 
 
 def revoked(claims: TokenClaims, tokens_valid_after: datetime | None) -> bool:
