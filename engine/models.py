@@ -1,5 +1,7 @@
 """Every table of the engine, imported in one place for Alembic."""
 
+from sqlalchemy import Index
+
 from engine.audit import AuditEvent, AuditHead
 from engine.db import Base
 from engine.directives import Directive, DirectiveSequence, DirectiveTag
@@ -16,6 +18,17 @@ from engine.reports.runs import ReportRun
 from engine.seasons import Season
 from engine.users import User
 from engine.work_items import WorkItem
+
+# Indexes added after the first release (migration 0002), found by tests/test_query_plans.py.
+Index("ix_directive_created", Directive.created_at, Directive.id)
+Index("ix_escalation_board", Escalation.status, Escalation.level.desc(), Escalation.raised_at, Escalation.id)
+for _name, _column in (("ix_directive_reference_trgm", Directive.reference),
+                       ("ix_directive_title_trgm", Directive.title),
+                       ("ix_directive_title_en_trgm", Directive.title_en)):
+    # PostgreSQL only: trigram indexes for the register's ILIKE '%text%' search (pg_trgm).
+    Index(_name, _column, postgresql_using="gin", postgresql_ops={_column.key: "gin_trgm_ops"}).ddl_if(
+        dialect="postgresql")
+del _name, _column
 
 __all__ = [
     "AuditEvent",

@@ -1,0 +1,229 @@
+"""Timers at season scale: how late a due timer fires, and how many due escalations workers process.
+
+    .venv/bin/python bench/timers_bench.py [--backend sqlite|postgresql|both] [--rounds R] [--json PATH]
+
+Model: tests/bpmn/timer-escalate.bpmn (a timer at the `deadline`, then the `escalate` service task: an
+escalation row, its notification, the audit events, the instance completes).
+
+- **Firing delay** (default settings: poll 0.5 s, batch 100): one `tansiq serve` process runs its timer
+  loop as it runs by default; the bench starts `--spread` instances whose deadlines are spread over the
+  next ~20 s, waits, and reads each escalation's `raised_at` (the wall clock inside the firing
+  transaction): delay = raised_at − deadline. A round's figure is its p99 (and p50); then the median of
+  rounds. A burst variant makes `--burst` instances due at one moment (the delay of the last is the
+  backlog's drain time).
+- **Escalation throughput**: one instance is started with a deadline a few seconds ahead and cloned in SQL
+  (`INSERT ... SELECT generate_series`, as tests/test_faults.py does) to `--due` instances; once due,
+  `--workers` `tansiq timers run` processes (default batch size and poll) drain them. Throughput = due
+  instances ÷ (last raised_at − first raised_at), so worker start-up is not counted. PostgreSQL with 2
+  and 1 workers; SQLite with 1 (its write lock serializes writers).
+The in-memory ceiling and bare commit rate of the same database are measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import func, select, text
+
+from bench.common import (
+    ROOT,
+    ApiProcess,
+    Record,
+    Unreachable,
+    ceiling_records,
+    check_postgresql,
+    fresh_backend,
+    percentile,
+    record,
+    write_json,
+)
+from bench.engine_bench import Backend
+from engine import instances, migrate, process_models
+from engine.db import Database
+from engine.escalations import Escalation
+from engine.instances import ProcessInstance
+
+MODEL = ROOT / "tests" / "bpmn" / "timer-escalate.bpmn"
+KEY = "timer_escalate"
+
+
+def _start(db: Database, deadline: datetime) -> int:
+    with db.transaction() as session:
+        return instances.start(session, KEY, {"deadline": deadline.isoformat()}, "bench").id
+
+
+def _wait_fired(db: Database, ids: list[int], timeout: float) -> None:
+    limit = time.monotonic() + timeout
+    while time.monotonic() < limit:
+        with db.reading() as session:
+            done = session.scalar(select(func.count()).select_from(Escalation).where(Escalation.instance_id.in_(ids)))
+        if done == len(ids):
+            return
+        time.sleep(0.25)
+    raise RuntimeError(f"only {done} of {len(ids)} timers fired within {timeout:.0f} s")
+
+
+def _delays(db: Database, due: dict[int, datetime]) -> list[float]:
+    with db.reading() as session:
+        raised = dict(session.execute(select(Escalation.instance_id, Escalation.raised_at)
+                                      .where(Escalation.instance_id.in_(list(due)))).all())
+    return [(raised[i] - due[i]).total_seconds() for i in due]
+
+
+def firing_round(db: Database, count: int, spread_seconds: float, lead: float = 3.0) -> list[float]:
+    """Start `count` instances due over `spread_seconds` (all at once when 0); the delay of each."""
+    first = datetime.now(UTC) + timedelta(seconds=lead + count * 0.02)
+    due = {}
+    for index in range(count):
+        moment = first + timedelta(seconds=spread_seconds * index / max(1, count - 1)) if spread_seconds else first
+        due[_start(db, moment)] = moment
+    _wait_fired(db, list(due), timeout=lead + spread_seconds + count * 0.05 + 120)
+    return _delays(db, due)
+
+
+def firing_delay(backend: Backend, db: Database, rounds: int, spread: int, burst: int) -> list[Record]:
+    api = ApiProcess(backend.url, tempfile.mkdtemp(prefix="tansiq-timers-"))
+    p99s, p50s, bursts = [], [], []
+    try:
+        for index in range(rounds):
+            delays = firing_round(db, spread, 20.0)
+            p99s.append(percentile(delays, 0.99))
+            p50s.append(percentile(delays, 0.5))
+            burst_delays = firing_round(db, burst, 0.0)
+            bursts.append(max(burst_delays))
+            print(f"[{backend.name}] firing round {index + 1}/{rounds}: p50 {p50s[-1]:.3f} s, p99 {p99s[-1]:.3f} s; "
+                  f"burst of {burst}: last {bursts[-1]:.2f} s", file=sys.stderr, flush=True)
+    finally:
+        api.stop()
+    name = backend.name
+    return [record(f"timer firing delay p99 ({spread} timers over 20 s, tansiq serve, default settings)", name,
+                   p99s, "s", "<= 1"),
+            record(f"timer firing delay p50 ({spread} timers over 20 s)", name, p50s, "s"),
+            record(f"burst: {burst} timers due at one moment, delay of the last", name, bursts, "s")]
+
+
+# Throughput ------------------------------------------------------------------------------------------
+
+
+def _clone_due(db: Database, count: int, lead: float) -> datetime:
+    """`count` identical instances due `lead` seconds from now (one started, the rest copied in SQL)."""
+    deadline = datetime.now(UTC) + timedelta(seconds=lead)
+    first = _start(db, deadline)
+    columns = ("model_id, business_key, status, business_status, state, next_timer_at, started_by, started_at, "
+               "updated_at, lock_version")
+    copied = columns.replace("business_key", "business_key || n::text" if db.is_postgresql else
+                             "coalesce(business_key, '') || n")
+    series = ("generate_series(1, :copies) AS n" if db.is_postgresql else
+              "(WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < :copies) SELECT n FROM s)")
+    with db.engine.begin() as connection:
+        connection.execute(text(f"INSERT INTO process_instance ({columns}) SELECT {copied} FROM process_instance, "
+                                f"{series} WHERE id = :id"), {"copies": count - 1, "id": first})
+    return deadline
+
+
+def _worker(url: str, home: str) -> subprocess.Popen:
+    env = dict(os.environ, TANSIQ_DATABASE_URL=url, TANSIQ_HOME=home, TANSIQ_LOG_LEVEL="WARNING")
+    return subprocess.Popen([str(Path(sys.executable).parent / "tansiq"), "timers", "run"], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def _running(db: Database, since_id: int) -> int:
+    with db.reading() as session:
+        return session.scalar(select(func.count()).select_from(ProcessInstance).where(
+            ProcessInstance.id >= since_id, ProcessInstance.status == instances.RUNNING))
+
+
+def throughput_round(backend: Backend, db: Database, count: int, workers: int) -> float:
+    with db.reading() as session:
+        since = (session.scalar(select(func.max(ProcessInstance.id))) or 0) + 1
+    deadline = _clone_due(db, count, lead=2.0)
+    time.sleep(max(0.0, (deadline - datetime.now(UTC)).total_seconds()) + 0.2)
+    home = tempfile.mkdtemp(prefix="tansiq-workers-")
+    procs = [_worker(backend.url, home) for _ in range(workers)]
+    try:
+        limit = time.monotonic() + 600
+        while _running(db, since) and time.monotonic() < limit:
+            time.sleep(0.5)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=60)
+    with db.reading() as session:
+        first, last, done = session.execute(
+            select(func.min(Escalation.raised_at), func.max(Escalation.raised_at), func.count())
+            .where(Escalation.instance_id >= since)).one()
+    if done != count:
+        raise RuntimeError(f"{done} of {count} due instances were escalated")
+    return count / max(1e-6, (last - first).total_seconds())
+
+
+def escalation_throughput(backend: Backend, db: Database, rounds: int, due: int) -> list[Record]:
+    plans = [(2, "2 worker processes", ">= 2000"), (1, "1 worker process", None)] if db.is_postgresql else \
+        [(1, "1 worker process", None)]
+    records = []
+    for workers, label, target in plans:
+        rates = []
+        for index in range(rounds):
+            rates.append(throughput_round(backend, db, due, workers))
+            print(f"[{backend.name}] {label}, round {index + 1}/{rounds}: {rates[-1]:.0f} due instances/s",
+                  file=sys.stderr, flush=True)
+        records.append(record(f"escalations processed, {label} ({due} due instances)", backend.name, rates,
+                              "instances/s", target))
+    return records
+
+
+def run_backend(backend: Backend, rounds: int, spread: int, burst: int, due: int) -> list[Record]:
+    migrate.upgrade(backend.url)
+    db = Database(backend.url)
+    try:
+        with db.transaction() as session:
+            process_models.deploy(session, MODEL.read_bytes(), MODEL.name, "bench")
+        records = firing_delay(backend, db, rounds, spread, burst)
+        records += escalation_throughput(backend, db, rounds, due)
+    finally:
+        db.dispose()
+    ceilings, memory, commits = ceiling_records(backend)
+    for rec in [r for r in records if r.unit == "instances/s"]:
+        values = [rec.median, rec.min, rec.max]
+        records.append(record(f"{rec.figure} ÷ in-memory ceiling (lifecycles/s)", backend.name,
+                              [v / memory for v in values], "×"))
+        records.append(record(f"{rec.figure} ÷ bare commits/s", backend.name, [v / commits for v in values], "×"))
+    return records + ceilings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--spread", type=int, default=200, help="timers per firing-delay round")
+    parser.add_argument("--burst", type=int, default=500, help="timers due at one moment")
+    parser.add_argument("--due", type=int, default=5000, help="due instances per throughput round")
+    parser.add_argument("--json", help="write the records here")
+    args = parser.parse_args(argv)
+    names = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    records: list[Record] = []
+    try:
+        if "postgresql" in names:
+            check_postgresql()
+        for name in names:
+            with fresh_backend(name) as backend:
+                records += run_backend(backend, args.rounds, args.spread, args.burst, args.due)
+    except Unreachable as exc:
+        print(f"timers_bench: {exc}", file=sys.stderr)
+        return 2
+    write_json(args.json, records)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
