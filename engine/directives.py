@@ -174,7 +174,8 @@ def create(session: Session, new: NewDirective, actor: str, *, launch_now: bool 
     if new.meeting_id is not None:
         meetings.get_meeting(session, new.meeting_id)
     model_key = new.process_model_key or default_model(new.kind, new.priority, bool(supporting))
-    process_models.get_model(session, model_key)
+    if not launch_now:  # a launch checks the model itself; a failed one undoes the whole creation
+        process_models.get_model(session, model_key)
     directive = Directive(
         reference=_reference(session, new.reference, season.hijri_year),
         season_id=season.id, meeting_id=new.meeting_id, kind=new.kind, title=new.title.strip(),
