@@ -397,8 +397,20 @@ def test_raising_a_directive_from_several_feedback_items(world: World):
     assert _actions(world, directives.subject(directive.id))[-1] == "directive.raised_from_feedback"
     housing = signed_in(world, "housing.user")
     assert housing.get(f"/feedback/raise?ids={first}").status_code == 403
+    lifts = _feedback(world, service="housing", entity="housing", text="المصاعد معطلة", tags=[])
+    with world.db.transaction() as session:
+        from engine import feedback
+        from engine.users import User
+
+        secretariat = session.scalar(select(User).where(User.username == "secretariat"))
+        other = feedback.raise_directive(session, [lifts], secretariat, NewDirective(
+            title="صيانة المصاعد", kind="directive", responsible_entity="transport", deadline="P3D",
+            process_model_key="api_flow")).reference
+    listed = housing.get("/feedback").text
+    assert "المصاعد معطلة" in listed and other not in listed  # raised for another entity: not shown to housing
     assert signed_in(world, "secretariat").get("/feedback/raise?ids=999999").status_code == 404
     assert signed_in(world, "secretariat").get("/feedback/raise").status_code == 422
+    assert signed_in(world, "secretariat").get("/feedback/raise?ids=99999999999").status_code == 422
 
 
 def test_the_public_form_needs_no_sign_in_and_keeps_the_apis_defences(world: World):
@@ -459,3 +471,31 @@ def test_recurring_obstacles_from_the_previous_season(world: World):
     assert leader.get("/obstacles?season=1440").status_code == 404
     assert leader.get("/obstacles?season=1446&previous=1447").status_code == 422
     assert signed_in(world, "housing.user").get("/obstacles").status_code == 403
+
+
+def test_import_jobs_belong_to_their_uploader_run_once_and_are_forgotten(monkeypatch):
+    from api.web.pages import imports
+    from engine.errors import Conflict, NotFound
+
+    jobs = imports.ImportJobs()
+    job = jobs.add(1, "a.xlsx", b"x" * 10, None)
+    assert jobs.get(job.id, 1) is job
+    with pytest.raises(NotFound):
+        jobs.get(job.id, 2)  # another user's job does not exist for them
+    with pytest.raises(Conflict):
+        jobs.claim_for_import(job, "valid_rows", False)  # still being checked
+    job.phase = imports.VALIDATED
+    jobs.claim_for_import(job, "valid_rows", False)
+    with pytest.raises(Conflict):
+        jobs.claim_for_import(job, "valid_rows", False)  # a second click
+    job.phase, job.created = imports.DONE, job.created - imports.JOB_TTL_SECONDS - 1
+    jobs.add(1, "b.xlsx", b"y", None)
+    with pytest.raises(NotFound):
+        jobs.get(job.id, 1)  # expired
+    monkeypatch.setattr(imports, "MAX_HELD_BYTES", 25)
+    first = jobs.add(1, "c.xlsx", b"z" * 20, None)
+    first.phase = imports.VALIDATED
+    jobs.add(1, "d.xlsx", b"z" * 20, None)
+    jobs.add(1, "e.xlsx", b"z" * 20, None)
+    with pytest.raises(NotFound):
+        jobs.get(first.id, 1)  # the oldest workbook was let go to stay within the memory budget

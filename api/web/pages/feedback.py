@@ -15,21 +15,24 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy import select
 
 from api.routes.feedback import HONEYPOT, LIMITS
 from api.routes.feedback import _secret as feedback_key
+from api.web import i18n
 from api.web.core import WebRoute, redirect, render
 from api.web.forms import deadline_from_form
 from api.web.labels import N_
 from api.web.session import form_of, require_user
-from engine import access, clock, entities, feedback, process_models
-from engine.directives import KINDS, PRIORITIES, TRACKS, NewDirective
+from engine import access, entities, feedback, process_models
+from engine.directives import KINDS, PRIORITIES, TRACKS, Directive, NewDirective
 from engine.durations import RIYADH
 from engine.errors import InvalidInput, TansiqError
 from engine.feedback import FeedbackFilters, PublicSubmission
 
 router = APIRouter(route_class=WebRoute)
 PAGE_SIZE = 50
+MAX_ID = 2_147_483_647
 SERVICE_WORDS = {"housing": N_("Housing"), "transport": N_("Transport"), "reception": N_("Reception"),
                  "departure": N_("Departure"), "other": N_("Other")}
 STATUS_WORDS = {"new": N_("New"), "reviewed": N_("Reviewed"), "raised": N_("Directive raised"),
@@ -92,7 +95,7 @@ def feedback_list(request: Request, page: int = 1) -> Response:
         rows, total = feedback.search(session, user, _engine_filters(chosen), limit=PAGE_SIZE,
                                       offset=(page - 1) * PAGE_SIZE)
         figures = feedback.figures(session, user, _engine_filters(chosen))
-        linked = feedback.linked_directives(session, [r.id for r in rows])
+        linked = _visible_links(session, user, feedback.linked_directives(session, [r.id for r in rows]))
         entity_list = entities.list_entities(session) if access.reads_all(user) else []
     pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
     return render(request, "feedback.html", {
@@ -102,10 +105,19 @@ def feedback_list(request: Request, page: int = 1) -> Response:
         "query_without_page": urlencode(chosen)})
 
 
+def _visible_links(session: Any, user: Any, linked: dict[int, list[Directive]]) -> dict[int, list[Directive]]:
+    """Only the raised directives the user may see (an entity user's feedback may have gone to another entity)."""
+    ids = {d.id for directives in linked.values() for d in directives}
+    seen = set(session.scalars(access.visible_directives(select(Directive.id).where(Directive.id.in_(ids)), user))
+               ) if ids else set()
+    return {item: [d for d in directives if d.id in seen] for item, directives in linked.items()}
+
+
 # --- raising a directive ---------------------------------------------------------------------------------
 
 def _ids(values: list[Any]) -> list[int]:
-    ids = [int(v) for v in values if isinstance(v, str) and v.isdigit() and len(v) <= 10]
+    ids = [int(v) for v in values if isinstance(v, str) and v.isdigit() and len(v) <= 10
+           and 0 < int(v) <= MAX_ID]
     if not ids:
         raise InvalidInput("choose one or more feedback items")
     return list(dict.fromkeys(ids))
@@ -117,8 +129,6 @@ def _raise_form(request: Request, user: Any, ids: list[int], values: dict[str, A
         items = feedback.visible_items(session, ids, user)
         context = {"items": items, "ids": ids, "entities": [e for e in entities.list_entities(session) if e.active],
                    "models": process_models.list_models(session)}
-    from api.web import i18n
-
     return render(request, "feedback_raise.html", {
         **context, "values": values, "kinds": KINDS, "tracks": TRACKS, "priorities": PRIORITIES,
         "hijri_months": i18n.HIJRI_MONTHS, "service_words": SERVICE_WORDS,
@@ -212,4 +222,4 @@ async def public_submit(request: Request) -> Response:
 
 @router.get("/public/feedback/thanks")
 def public_thanks(request: Request) -> Response:
-    return render(request, "feedback_thanks.html", {"now": clock.now()})
+    return render(request, "feedback_thanks.html")

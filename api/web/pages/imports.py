@@ -40,8 +40,10 @@ router = APIRouter(route_class=WebRoute)
 log = get_logger(__name__)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 JOB_TTL_SECONDS = 2 * 3600
-MAX_JOBS = 50
-ERRORS_SHOWN = 500
+MAX_JOBS = 50  # running at once
+MAX_HELD_BYTES = 200_000_000  # workbooks kept between validation and import, all jobs together
+ERRORS_SHOWN = 200
+SUMMARY_FROM = 20  # problems: from this many on, a table of them by kind and column comes first
 ROWS_SHOWN = 200
 VALIDATING, VALIDATED, IMPORTING, DONE, FAILED = "validating", "validated", "importing", "done", "failed"
 RUNNING = (VALIDATING, IMPORTING)
@@ -125,7 +127,7 @@ class ImportJobs:
         for job_id in [j.id for j in self._jobs.values() if now - j.created > JOB_TTL_SECONDS
                        and j.phase not in RUNNING]:
             del self._jobs[job_id]
-        while len(self._jobs) >= MAX_JOBS * 4:
+        while len(self._jobs) >= MAX_JOBS * 4 or sum(len(j.data) for j in self._jobs.values()) > MAX_HELD_BYTES:
             oldest = min((j for j in self._jobs.values() if j.phase not in RUNNING), key=lambda j: j.created,
                          default=None)
             if oldest is None:
@@ -227,12 +229,34 @@ async def upload(request: Request) -> Response:
 
 # --- one job: progress, report, choice ----------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class ProblemKind:
+    """Problems of one kind in one column, for the summary of a big report."""
+
+    code: str
+    header_ar: str
+    header_en: str
+    column: str
+    count: int
+    first_row: int
+
+
+def problem_kinds(errors: list[RowError]) -> list[ProblemKind]:
+    grouped: dict[tuple[str, str, str], list[RowError]] = {}
+    for error in errors:
+        grouped.setdefault((error.code, error.field, error.column), []).append(error)
+    kinds = [ProblemKind(code, same[0].header_ar, same[0].header_en, column, len(same), min(e.row for e in same))
+             for (code, _field, column), same in grouped.items()]
+    return sorted(kinds, key=lambda k: (-k.count, k.first_row))
+
+
 def _job_context(job: ImportJob) -> dict[str, Any]:
     report = job.report
     errors: list[RowError] = report.errors if report else []
     return {"job": job, "report": report, "errors": errors[:ERRORS_SHOWN], "more_errors": max(0, len(errors)
                                                                                                - ERRORS_SHOWN),
-            "rows": report.rows[:ROWS_SHOWN] if report else [], "stage_words": STAGE_WORDS,
+            "rows": report.rows[:ROWS_SHOWN] if report else [],
+            "kinds": problem_kinds(errors) if len(errors) >= SUMMARY_FROM else [], "stage_words": STAGE_WORDS,
             "error_words": ERROR_WORDS, "row_words": ROW_WORDS, "running": job.phase in RUNNING,
             "refused": bool(report and job.phase == DONE and report.imported == 0 and report.errors)}
 

@@ -19,7 +19,7 @@ from api.web.core import WebRoute, redirect, render
 from api.web.forms import deadline_from_form
 from api.web.labels import N_
 from api.web.session import form_of, require_user
-from engine import access, directives, entities, evidence_store, meetings, process_models
+from engine import access, clock, directives, entities, evidence_store, meetings, process_models
 from engine.business_calendar import gregorian_to_hijri, hijri_to_gregorian
 from engine.directives import KINDS, PRIORITIES, PROGRAMME_TRACKS, TRACKS, NewDirective
 from engine.durations import RIYADH
@@ -36,6 +36,11 @@ MESSAGES = {
 }
 OUTCOME_WORDS = {meetings.LAUNCHED: N_("Launched"), meetings.FAILED: N_("Failed"),
                  meetings.NOT_LAUNCHED: N_("Not launched")}
+
+
+def has_time(moment: datetime) -> bool:
+    """A meeting typed as a day (no time) is held at midnight, Riyadh: show its date alone."""
+    return moment.astimezone(RIYADH).time() != time(0)
 
 
 def _flash(request: Request) -> dict[str, str]:
@@ -68,7 +73,8 @@ def meeting_list(request: Request, season: str = "") -> Response:
         counts = meetings.directive_counts(session, user, [m.id for m in rows])
         seasons_list = list(session.scalars(select(Season).order_by(Season.hijri_year.desc())))
     return render(request, "meetings.html", {"rows": rows, "total": total, "counts": counts, "season": year,
-                                             "seasons": seasons_list, **_flash(request)})
+                                             "seasons": seasons_list, "has_time": has_time,
+                                             **_flash(request)})
 
 
 # --- the meeting form -------------------------------------------------------------------------------------
@@ -136,15 +142,9 @@ def _meeting_form(request: Request, values: dict[str, Any], *, meeting_id: int |
 @router.get("/meetings/new")
 def new_meeting(request: Request) -> Response:
     _manager(request)
-    year, month, _day = gregorian_to_hijri(i18n.local(_now()).date())
+    year, month, _day = gregorian_to_hijri(i18n.local(clock.now()).date())
     return _meeting_form(request, {"held_mode": "gregorian", "held_hijri_year": year, "held_hijri_month": month,
                                    "attending": []})
-
-
-def _now() -> datetime:
-    from engine import clock
-
-    return clock.now()
 
 
 @router.post("/meetings/new")
@@ -205,9 +205,10 @@ def _meeting_page(request: Request, meeting_id: int, *, status: int = 200, **ext
                    "entities": [e for e in every_entity if e.active], "names": {e.code: e for e in every_entity},
                    "models": process_models.list_models(session), "kinds": KINDS, "tracks": TRACKS,
                    "programme_tracks": PROGRAMME_TRACKS, "priorities": PRIORITIES,
-                   "hijri_months": i18n.HIJRI_MONTHS, "outcome_words": OUTCOME_WORDS, "may_launch": page.can_manage
+                   "hijri_months": i18n.HIJRI_MONTHS, "outcome_words": OUTCOME_WORDS,
+                   "has_time": has_time, "may_launch": page.can_manage
                    and access.allowed(user, "directive.launch") and bool(page.drafts)}
-    year, month, _day = gregorian_to_hijri(i18n.local(_now()).date())
+    year, month, _day = gregorian_to_hijri(i18n.local(clock.now()).date())
     values = extra.pop("values", None) or {"kind": "recommendation", "deadline_mode": "gregorian",
                                             "deadline_hijri_year": year, "deadline_hijri_month": month}
     return render(request, "meeting.html", {**context, "values": values, **_flash(request), **extra},
