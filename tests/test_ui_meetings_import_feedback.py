@@ -499,3 +499,25 @@ def test_import_jobs_belong_to_their_uploader_run_once_and_are_forgotten(monkeyp
     jobs.add(1, "e.xlsx", b"z" * 20, None)
     with pytest.raises(NotFound):
         jobs.get(first.id, 1)  # the oldest workbook was let go to stay within the memory budget
+
+
+def test_the_import_checks_again_at_import_time_and_can_launch(world: World):
+    browser = signed_in(world, "secretariat", "en")
+    job = _upload(browser, workbook([row(title="أول", reference="1447/7001"), row(title="ثان")]))
+    assert "Every row is valid." in _wait(browser, job)
+    with world.db.transaction() as session:  # meanwhile, someone takes the first row's reference
+        directives.create(session, NewDirective(title="سبق", kind="directive", responsible_entity="housing",
+                                                deadline="P2D", reference="1447/7001"), "admin")
+    browser.get(job)
+    browser.post(f"{job}/run", {"mode": "all_or_nothing", "launch": "yes"})
+    page = _wait(browser, job)
+    assert "Nothing was imported." in page and 'data-code="reference_taken"' in page
+    assert _count(world, Directive) == 1
+    job = _upload(browser, workbook([row(title="ثالث", deadline="P3D")]))
+    _wait(browser, job)
+    browser.get(job)
+    browser.post(f"{job}/run", {"mode": "all_or_nothing", "launch": "yes"})
+    page = _wait(browser, job)
+    assert "1 directive was imported." in page and "1 was launched." in page and ">Launched<" in page
+    with world.db.reading() as session:
+        assert session.scalar(select(Directive.status).where(Directive.title == "ثالث")) == "active"
