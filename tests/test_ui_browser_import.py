@@ -52,7 +52,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
         _seed(db)
-        _seed_feedback(db)
+        _seed_issue_9(db)
         port = _free_port()
         app = create_app(make_settings(home, url), database=db)
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
@@ -73,8 +73,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             db.dispose()
 
 
-def _seed_feedback(db: Database) -> None:
-    """Pilgrim feedback, and a previous season sharing a tag with it (a recurring obstacle)."""
+def _seed_issue_9(db: Database) -> None:
+    """Pilgrim feedback, a previous season sharing a tag with it (a recurring obstacle), and yesterday's meeting
+    with one recommendation still open (carried forward to later meetings)."""
     today = clock.now().astimezone(RIYADH).date()
     with db.transaction() as session:
         previous = gregorian_to_hijri(today)[0] - 1
@@ -88,6 +89,14 @@ def _seed_feedback(db: Database) -> None:
                 ("reception", None, 5, "استقبال ممتاز وتنظيم واضح", [])):
             feedback.record(session, NewFeedback(service=service, rating=rating, text=text, entity=entity, tags=tags),
                             "secretariat")
+        meeting = meetings.create(session, number=1, title_ar="الاجتماع التحضيري للموسم",
+                                  held=today - timedelta(days=1), actor="secretariat",
+                                  title_en="Preparatory meeting", chair="أمير المنطقة",
+                                  minutes="ناقش الاجتماع جاهزية مراكز الاستقبال وخطط النقل.",
+                                  attending=["housing", "transport", "reception"])
+        meetings.add_recommendation(session, meeting.id, NewDirective(
+            title="تجهيز مراكز الاستقبال بلوحات إرشادية", title_en="Put up signs in the reception centres",
+            kind="recommendation", responsible_entity="reception", deadline="P4D"), "secretariat")
 
 
 @pytest.fixture(scope="module")
@@ -184,13 +193,15 @@ def test_import_a_workbook_then_launch_the_meetings_directives(site: Site, chrom
     person.page.wait_for_selector("#import-rows", timeout=60_000)
     assert "استُوردت ٣ توجيهات." in person.page.locator("#import-summary").inner_text()
     shot(person, "import-done")
+    meeting_id = int(meeting_url.rsplit("/", 1)[1])
     with site.db.reading() as session:
-        drafts = list(session.scalars(select(Directive).where(Directive.meeting_id.is_not(None))))
+        drafts = list(session.scalars(select(Directive).where(Directive.meeting_id == meeting_id)))
     assert [d.status for d in drafts] == ["draft"] * 3
 
     person.open(meeting_url.removeprefix(site.base))
     recommendations = person.page.locator("#recommendations")
     assert recommendations.locator("tbody tr").count() == 3
+    assert "تجهيز مراكز الاستقبال بلوحات إرشادية" in person.page.locator("#carried").inner_text()
     person.page.click("form[action$='/launch-all'] button")
     person.page.wait_for_selector("#launch-report")
     report = person.page.locator("#launch-report").inner_text()
@@ -198,9 +209,8 @@ def test_import_a_workbook_then_launch_the_meetings_directives(site: Site, chrom
     assert person.page.locator("#launch-report .badge-outcome-launched").count() == 3
     shot(person, "meeting-launched")
     with site.db.reading() as session:
-        assert {d.status for d in session.scalars(select(Directive).where(Directive.meeting_id.is_not(None)))} == {
+        assert {d.status for d in session.scalars(select(Directive).where(Directive.meeting_id == meeting_id))} == {
             "active"}
-        meeting_id = drafts[0].meeting_id
         from engine import audit
 
         assert audit.timeline(session, meetings.subject(meeting_id))[-1].action == "meeting.launched_all"

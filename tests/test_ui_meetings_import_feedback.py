@@ -373,6 +373,28 @@ def test_the_feedback_list_filters_and_entity_users_see_only_their_entity(world:
     assert officer.get("/feedback?service=spa&received_from=nonsense&rating_min=9").status_code == 200
     housing = signed_in(world, "housing.user", "en").get("/feedback").text
     assert "1 feedback item" in housing and "air conditioning" in housing and "الحافلة" not in housing
+    assert "/status" not in housing  # entity users read, they do not triage
+
+
+def test_triage_marks_feedback_reviewed_or_dismissed_and_keeps_the_filters(world: World):
+    bus, lift = _feedback(world), _feedback(world, service="housing", entity="housing", text="المصعد معطل")
+    officer = signed_in(world, "officer", "en")
+    page = officer.get("/feedback?service=transport").text
+    assert f'action="/feedback/{bus}/status"' in page
+    done = officer.post(f"/feedback/{bus}/status", {"status": "dismissed", "back": "/feedback?service=transport"})
+    assert done.status_code == 303 and done.headers["location"] == "/feedback?service=transport"
+    assert officer.post(f"/feedback/{bus}/status", {"status": "raised", "back": "//evil.example"}).status_code == 422
+    assert officer.post(f"/feedback/{bus}/status", {"status": "reviewed", "back": "//evil.example"}
+                        ).headers["location"] == "/feedback"
+    viewer = signed_in(world, "viewer")
+    assert "/status" not in viewer.get("/feedback").text
+    assert viewer.post(f"/feedback/{lift}/status", {"status": "dismissed"}).status_code == 403
+    transport = signed_in(world, "transport.user")
+    assert transport.post(f"/feedback/{lift}/status", {"status": "dismissed"}).status_code == 404
+    with world.db.reading() as session:
+        assert dict(session.execute(select(FeedbackItem.id, FeedbackItem.status)).all()) == {bus: "reviewed",
+                                                                                               lift: "new"}
+    assert _actions(world, f"feedback:{bus}")[-2:] == ["feedback.updated", "feedback.updated"]
 
 
 def test_raising_a_directive_from_several_feedback_items(world: World):

@@ -27,7 +27,7 @@ from api.web.session import form_of, require_user
 from engine import access, entities, feedback, process_models
 from engine.directives import KINDS, PRIORITIES, TRACKS, Directive, NewDirective
 from engine.durations import RIYADH
-from engine.errors import InvalidInput, TansiqError
+from engine.errors import InvalidInput, NotFound, TansiqError
 from engine.feedback import FeedbackFilters, PublicSubmission
 
 router = APIRouter(route_class=WebRoute)
@@ -43,6 +43,7 @@ PUBLIC_FIELD_WORDS = {  # the public form's problems, per field, in words a pilg
     "entity": N_("Choose an entity from the list, or leave it empty."),
     "text": N_("Write your opinion in 3 to 2,000 characters, without links or e-mail addresses."),
 }
+TRIAGE_STATUSES = (feedback.NEW, feedback.REVIEWED, feedback.DISMISSED)  # `raised` comes from raising a directive
 FILTERS = ("service", "entity", "status", "rating_min", "rating_max", "q", "received_from", "received_to")
 
 
@@ -102,6 +103,7 @@ def feedback_list(request: Request, page: int = 1) -> Response:
         "rows": rows, "total": total, "page": page, "pages": pages, "filters": chosen, "figures": figures,
         "linked": linked, "entities": entity_list, "services": feedback.SERVICES, "statuses": feedback.STATUSES,
         "service_words": SERVICE_WORDS, "status_words": STATUS_WORDS, "may_raise": feedback.can_raise(user),
+        "may_triage": feedback.can_triage(user), "triage_statuses": TRIAGE_STATUSES,
         "query_without_page": urlencode(chosen)})
 
 
@@ -111,6 +113,20 @@ def _visible_links(session: Any, user: Any, linked: dict[int, list[Directive]]) 
     seen = set(session.scalars(access.visible_directives(select(Directive.id).where(Directive.id.in_(ids)), user))
                ) if ids else set()
     return {item: [d for d in directives if d.id in seen] for item, directives in linked.items()}
+
+
+@router.post("/feedback/{feedback_id}/status")
+async def triage(request: Request, feedback_id: int) -> Response:
+    """Mark an item reviewed or dismissed (or new again); back to the list as it was filtered."""
+    user = require_user(request)
+    form = await form_of(request)
+    if not 0 < feedback_id <= MAX_ID:
+        raise NotFound(f"no feedback {feedback_id}")
+    with request.app.state.tansiq.db.transaction() as session:
+        feedback.update(session, user, feedback_id, status=str(form.get("status") or ""))
+    back = str(form.get("back") or "")
+    target = back if back == "/feedback" or back.startswith("/feedback?") else "/feedback"
+    return redirect(target)
 
 
 # --- raising a directive ---------------------------------------------------------------------------------
