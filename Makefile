@@ -43,8 +43,10 @@ lint: $(STAMP)
 test: $(STAMP) system-packages postgres lint
 	$(BIN)/pytest
 
+# Every benchmark (bench/suite.py: generator, pages, timers, reports, storage, HTTP); writes bench/RESULTS.md.
+# Long (about an hour: 1,000,000 directives are generated in PostgreSQL); `BENCH_ARGS=--quick` for a smoke run.
 bench: $(STAMP) postgres
-	$(BIN)/python bench/engine_bench.py
+	$(BIN)/python bench/suite.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -6,10 +6,11 @@ Model: tests/bpmn/timer-escalate.bpmn (a timer at the `deadline`, then the `esca
 escalation row, its notification, the audit events, the instance completes).
 
 - **Firing delay** (default settings: poll 0.5 s, batch 100): one `tansiq serve` process runs its timer
-  loop as it runs by default; the bench starts `--spread` instances whose deadlines are spread over the
-  next ~20 s, waits, and reads each escalation's `raised_at` (the wall clock inside the firing
-  transaction): delay = raised_at − deadline. A round's figure is its p99 (and p50); then the median of
-  rounds. A burst variant makes `--burst` instances due at one moment (the delay of the last is the
+  loop as it runs by default; the bench starts `--spread` instances whose deadlines are spread over
+  20 s (from a moment far enough ahead that every start commits before its due moment), waits, and
+  reads each escalation's `raised_at` (the wall clock inside the firing transaction): delay =
+  raised_at − deadline. A round's figure is its p99 (and p50); then the median of rounds. A burst
+  variant copies one instance in SQL to `--burst` due at one moment (the delay of the last is the
   backlog's drain time).
 - **Escalation throughput**: one instance is started with a deadline a few seconds ahead and cloned in SQL
   (`INSERT ... SELECT generate_series`, as tests/test_faults.py does) to `--due` instances; once due,
@@ -46,8 +47,8 @@ from bench.common import (
     record,
     write_json,
 )
-from bench.engine_bench import Backend
-from engine import instances, migrate, process_models
+from bench.engine_bench import Backend, Probe
+from engine import instances, migrate, process_models, timers
 from engine.db import Database
 from engine.escalations import Escalation
 from engine.instances import ProcessInstance
@@ -79,15 +80,29 @@ def _delays(db: Database, due: dict[int, datetime]) -> list[float]:
     return [(raised[i] - due[i]).total_seconds() for i in due]
 
 
-def firing_round(db: Database, count: int, spread_seconds: float, lead: float = 3.0) -> list[float]:
-    """Start `count` instances due over `spread_seconds` (all at once when 0); the delay of each."""
-    first = datetime.now(UTC) + timedelta(seconds=lead + count * 0.02)
+def firing_round(db: Database, count: int, spread_seconds: float) -> list[float]:
+    """Start `count` instances due over `spread_seconds` from a moment far enough ahead that every start
+    has committed before its due moment; the delay of each."""
+    first = datetime.now(UTC) + timedelta(seconds=3 + 0.2 * count)
     due = {}
     for index in range(count):
-        moment = first + timedelta(seconds=spread_seconds * index / max(1, count - 1)) if spread_seconds else first
+        moment = first + timedelta(seconds=spread_seconds * index / max(1, count - 1))
         due[_start(db, moment)] = moment
-    _wait_fired(db, list(due), timeout=lead + spread_seconds + count * 0.05 + 120)
+    if datetime.now(UTC) >= first:
+        raise RuntimeError("starting the instances took longer than the lead: the round is not valid")
+    _wait_fired(db, list(due), timeout=(first - datetime.now(UTC)).total_seconds() + spread_seconds + 120)
     return _delays(db, due)
+
+
+def burst_round(db: Database, count: int) -> float:
+    """`count` instances due at one moment (copied in SQL); the delay of the last to fire."""
+    with db.reading() as session:
+        since = (session.scalar(select(func.max(ProcessInstance.id))) or 0) + 1
+    deadline = _clone_due(db, count, lead=3.0)
+    with db.reading() as session:
+        ids = list(session.scalars(select(ProcessInstance.id).where(ProcessInstance.id >= since)))
+    _wait_fired(db, ids, timeout=300)
+    return max(_delays(db, dict.fromkeys(ids, deadline)))
 
 
 def firing_delay(backend: Backend, db: Database, rounds: int, spread: int, burst: int) -> list[Record]:
@@ -98,8 +113,7 @@ def firing_delay(backend: Backend, db: Database, rounds: int, spread: int, burst
             delays = firing_round(db, spread, 20.0)
             p99s.append(percentile(delays, 0.99))
             p50s.append(percentile(delays, 0.5))
-            burst_delays = firing_round(db, burst, 0.0)
-            bursts.append(max(burst_delays))
+            bursts.append(burst_round(db, burst))
             print(f"[{backend.name}] firing round {index + 1}/{rounds}: p50 {p50s[-1]:.3f} s, p99 {p99s[-1]:.3f} s; "
                   f"burst of {burst}: last {bursts[-1]:.2f} s", file=sys.stderr, flush=True)
     finally:
@@ -142,7 +156,14 @@ def _running(db: Database, since_id: int) -> int:
             ProcessInstance.id >= since_id, ProcessInstance.status == instances.RUNNING))
 
 
-def throughput_round(backend: Backend, db: Database, count: int, workers: int) -> float:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a live process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def throughput_round(backend: Backend, db: Database, count: int, workers: int) -> tuple[float, float]:
+    """Due instances escalated per second, and the workers' CPU milliseconds per instance."""
     with db.reading() as session:
         since = (session.scalar(select(func.max(ProcessInstance.id))) or 0) + 1
     deadline = _clone_due(db, count, lead=2.0)
@@ -153,6 +174,7 @@ def throughput_round(backend: Backend, db: Database, count: int, workers: int) -
         limit = time.monotonic() + 600
         while _running(db, since) and time.monotonic() < limit:
             time.sleep(0.5)
+        cpu = sum(_cpu_seconds(proc.pid) for proc in procs)
     finally:
         for proc in procs:
             proc.terminate()
@@ -164,7 +186,7 @@ def throughput_round(backend: Backend, db: Database, count: int, workers: int) -
             .where(Escalation.instance_id >= since)).one()
     if done != count:
         raise RuntimeError(f"{done} of {count} due instances were escalated")
-    return count / max(1e-6, (last - first).total_seconds())
+    return count / max(1e-6, (last - first).total_seconds()), 1000 * cpu / count
 
 
 def escalation_throughput(backend: Backend, db: Database, rounds: int, due: int) -> list[Record]:
@@ -172,14 +194,34 @@ def escalation_throughput(backend: Backend, db: Database, rounds: int, due: int)
         [(1, "1 worker process", None)]
     records = []
     for workers, label, target in plans:
-        rates = []
+        rates, cpu = [], []
         for index in range(rounds):
-            rates.append(throughput_round(backend, db, due, workers))
-            print(f"[{backend.name}] {label}, round {index + 1}/{rounds}: {rates[-1]:.0f} due instances/s",
-                  file=sys.stderr, flush=True)
+            rate, cpu_ms = throughput_round(backend, db, due, workers)
+            rates.append(rate)
+            cpu.append(cpu_ms)
+            print(f"[{backend.name}] {label}, round {index + 1}/{rounds}: {rate:.0f} due instances/s, "
+                  f"worker CPU {cpu_ms:.2f} ms per instance", file=sys.stderr, flush=True)
         records.append(record(f"escalations processed, {label} ({due} due instances)", backend.name, rates,
                               "instances/s", target))
+        records.append(record(f"worker CPU per escalated instance (start-up included), {label}", backend.name,
+                              cpu, "ms"))
     return records
+
+
+def statements_per_firing(backend: Backend, db: Database, count: int = 300) -> list[Record]:
+    """What one firing sends to the database (engine_bench's Probe), measured in this process."""
+    deadline = _clone_due(db, count, lead=1.0)
+    time.sleep(max(0.0, (deadline - datetime.now(UTC)).total_seconds()) + 0.1)
+    probe = Probe(db)
+    probe.active = True
+    result = timers.run_until_idle(db)
+    probe.active = False
+    fired = max(1, result.processed)
+    name = backend.name
+    return [record("statements per escalated instance (in-process batch)", name,
+                   [sum(probe.statements.values()) / fired], "statements"),
+            record("time inside cursor.execute per escalated instance (in-process batch)", name,
+                   [1000 * probe.sql_seconds / fired], "ms")]
 
 
 def run_backend(backend: Backend, rounds: int, spread: int, burst: int, due: int) -> list[Record]:
@@ -190,6 +232,7 @@ def run_backend(backend: Backend, rounds: int, spread: int, burst: int, due: int
             process_models.deploy(session, MODEL.read_bytes(), MODEL.name, "bench")
         records = firing_delay(backend, db, rounds, spread, burst)
         records += escalation_throughput(backend, db, rounds, due)
+        records += statements_per_firing(backend, db)
     finally:
         db.dispose()
     ceilings, memory, commits = ceiling_records(backend)
@@ -205,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--spread", type=int, default=200, help="timers per firing-delay round")
+    parser.add_argument("--spread", type=int, default=100, help="timers per firing-delay round")
     parser.add_argument("--burst", type=int, default=500, help="timers due at one moment")
     parser.add_argument("--due", type=int, default=5000, help="due instances per throughput round")
     parser.add_argument("--json", help="write the records here")
