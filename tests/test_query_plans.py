@@ -1,0 +1,220 @@
+"""Every query behind a page and behind the timer poll is backed by an index (PostgreSQL).
+
+A database is filled by bench/generate.py (a short demo season as templates, then some 10,000 generated
+directives, VACUUM ANALYZE), every SQL statement the app sends while serving each page is captured, and
+EXPLAIN (FORMAT JSON) of each, with its own parameters, must contain no sequential scan of a table with
+more than `SMALL_TABLE` rows. Small tables (entities, seasons, models, users) may be read whole.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from argon2 import PasswordHasher
+from sqlalchemy import event, select, text
+
+from api.app import create_app
+from api.settings import ApiSettings
+from bench.generate import generate
+from engine import clock, timers, users
+from engine.db import Database
+from engine.directives import ACTIVE, Directive
+from engine.entities import Entity
+from tests.conftest import _create_pg_database, _drop_pg_database
+from tests.test_api_support import PASSWORD
+from tests.ui_support import Browser
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+pytestmark = pytest.mark.slow
+GENERATED = 10_000
+SMALL_TABLE = 2_000  # rows: a table this small may be scanned whole
+
+
+@dataclass
+class Captured:
+    statements: list[tuple[str, Any]] = field(default_factory=list)
+    active: bool = False
+
+    def __call__(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if self.active and statement.lstrip().upper().startswith(("SELECT", "WITH")):
+            self.statements.append((statement, parameters))
+
+
+@dataclass
+class Site:
+    db: Database
+    client: TestClient
+    captured: Captured
+    tokens: dict[str, str]
+    browsers: dict[str, Browser]
+    directive_id: int
+    entity_code: str
+    sizes: dict[str, int]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    name, url = _create_pg_database()
+    try:
+        generate(url, GENERATED, quiet=True, days=2, per_template=1)
+        yield _open_site(url, tmp_path_factory.mktemp("plans"))
+    finally:
+        _drop_pg_database(name)
+
+
+def _open_site(url: str, home: Any) -> Site:
+    db = Database(url)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+        entity_code, directive_id = _people(db)
+    settings = ApiSettings(home=home, database_url=url, secret_key=secrets.token_hex(32))
+    client = TestClient(create_app(settings, database=db), raise_server_exceptions=True)
+    tokens = {name: _token(client, name) for name in ("plans.entity", "plans.supervisor", "plans.admin")}
+    browsers = {}
+    for name in ("plans.entity", "plans.supervisor", "plans.admin"):
+        browser = Browser(SimpleNamespace(client=client))  # type: ignore[arg-type]
+        browser.sign_in(name, PASSWORD)
+        browsers[name] = browser
+    captured = Captured()
+    event.listen(db.engine, "before_cursor_execute", captured)
+    with db.engine.connect() as connection:
+        sizes = dict(connection.execute(text(
+            "SELECT relname, reltuples::bigint FROM pg_class WHERE relkind = 'r' AND relnamespace = "
+            "'public'::regnamespace")).all())
+    return Site(db, client, captured, tokens, browsers, directive_id, entity_code, sizes)
+
+
+def _people(db: Database) -> tuple[str, int]:
+    """An entity user of the busiest entity, a supervisor and an administrator; an active directive of it."""
+    with db.transaction() as session:
+        entity_id = session.scalar(select(Directive.responsible_entity_id).where(Directive.status == ACTIVE)
+                                   .order_by(Directive.id.desc()).limit(1))
+        code = session.get(Entity, entity_id).code
+        directive_id = session.scalar(select(Directive.id).where(Directive.responsible_entity_id == entity_id,
+                                                                Directive.status == ACTIVE)
+                                      .order_by(Directive.id.desc()).limit(1))
+        users.create_user(session, "plans.entity", PASSWORD, "entity_user", entity_code=code)
+        users.create_user(session, "plans.supervisor", PASSWORD, "supervisor")
+        users.create_user(session, "plans.admin", PASSWORD, "admin")
+    return code, directive_id
+
+
+def _token(client: TestClient, username: str) -> str:
+    response = client.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]
+
+
+# --- plans --------------------------------------------------------------------------------------------
+
+
+def _scans(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _scans(child)
+
+
+def _seq_scans(site: Site) -> list[str]:
+    """Each captured statement's sequential scans of tables bigger than SMALL_TABLE, as readable lines."""
+    found = []
+    with site.db.engine.connect() as connection:
+        for statement, parameters in site.captured.statements:
+            explained = connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters).scalar_one()
+            plan = (explained if isinstance(explained, list) else json.loads(explained))[0]["Plan"]
+            for node in _scans(plan):
+                table = node.get("Relation Name")
+                if node["Node Type"] == "Seq Scan" and site.sizes.get(table, 0) > SMALL_TABLE:
+                    found.append(f"Seq Scan on {table} ({site.sizes[table]} rows): {' '.join(statement.split())}")
+    return found
+
+
+def _served(site: Site, fetch: Any) -> list[str]:
+    site.captured.statements.clear()
+    site.captured.active = True
+    try:
+        response = fetch()
+    finally:
+        site.captured.active = False
+    assert response.status_code == 200, response.text[:500]
+    assert site.captured.statements, "no SQL was captured"
+    return _seq_scans(site)
+
+
+def _api(site: Site, user: str, path: str) -> Any:
+    return lambda: site.client.get(path, headers={"Authorization": f"Bearer {site.tokens[user]}"})
+
+
+def _page(site: Site, user: str, path: str) -> Any:
+    return lambda: site.browsers[user].get(path)
+
+
+PAGES = {
+    "inbox (API, entity user)": ("api", "plans.entity", "/api/v1/tasks"),
+    "inbox overdue (API, entity user)": ("api", "plans.entity", "/api/v1/tasks?overdue=true"),
+    "inbox (page, entity user)": ("page", "plans.entity", "/inbox"),
+    "escalation board (API, supervisor)": ("api", "plans.supervisor", "/api/v1/escalations"),
+    "escalation board (page, supervisor)": ("page", "plans.supervisor", "/escalations"),
+    "escalation board level 2 (page)": ("page", "plans.supervisor", "/escalations?level=2"),
+    "directive (API, entity user)": ("api", "plans.entity", "/api/v1/directives/{directive}"),
+    "directive (page, entity user)": ("page", "plans.entity", "/directives/{directive}"),
+    "register (API, admin)": ("api", "plans.admin", "/api/v1/directives"),
+    "register (API, entity user)": ("api", "plans.entity", "/api/v1/directives"),
+    "register active by deadline (API)": ("api", "plans.admin", "/api/v1/directives?status=active&sort=deadline"),
+    "register of an entity (API)": ("api", "plans.admin", "/api/v1/directives?entity={entity}"),
+    "register search (API)": ("api", "plans.admin", "/api/v1/directives?q=1448/00012"),
+    "register (page, admin)": ("page", "plans.admin", "/directives"),
+    "dashboard (page, admin)": ("page", "plans.admin", "/dashboard"),
+    "audit timeline (API, entity user)": ("api", "plans.entity", "/api/v1/audit?subject=directive:{directive}"),
+    "feedback list (API, supervisor)": ("api", "plans.supervisor", "/api/v1/feedback"),
+    "feedback list (page, supervisor)": ("page", "plans.supervisor", "/feedback"),
+}
+
+
+# Known gaps, in files this test's author may not change; each is reported with its EXPLAIN and a fix.
+# strict: once the query is fixed the test passes, and the mark must go.
+KNOWN_GAPS = {
+    "register (API, entity user)": "engine/access.visible_directives counts `responsible_entity_id = X OR id IN "
+                                   "(supporting)`: the OR with a sub-plan reads every directive; count the UNION "
+                                   "of the two indexed id lists instead",
+    "register of an entity (API)": "engine/directives._conditions (entity filter): the same OR ... IN as above",
+    "dashboard (page, admin)": "the dashboard's grouped queries read every directive and acknowledge step of the "
+                               "season by design; at season scale it needs a summary kept current or a cache",
+}
+
+
+def _marked(page: str) -> Any:
+    if page in KNOWN_GAPS:
+        return pytest.param(page, marks=pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[page]))
+    return page
+
+
+@pytest.mark.parametrize("page", [_marked(p) for p in PAGES])
+def test_every_query_of_the_page_uses_an_index(site: Site, page: str) -> None:
+    kind, user, path = PAGES[page]
+    path = path.format(directive=site.directive_id, entity=site.entity_code)
+    fetch = _api(site, user, path) if kind == "api" else _page(site, user, path)
+    scans = _served(site, fetch)
+    assert not scans, "\n".join(scans)
+
+
+def test_the_timer_poll_uses_an_index(site: Site) -> None:
+    site.captured.statements.clear()
+    site.captured.active = True
+    try:
+        timers.run_due_batch(site.db, 100, now=clock.now() + timedelta(hours=1))
+    finally:
+        site.captured.active = False
+    assert any("next_timer_at" in s for s, _ in site.captured.statements)
+    scans = _seq_scans(site)
+    assert not scans, "\n".join(scans)
