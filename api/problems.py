@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -196,6 +198,22 @@ def file_download(media_types: list[str], description: str) -> dict[int | str, d
     content = {media.split(";")[0]: {"schema": {} if media.startswith("application/json")
                                      else {"type": "string", "format": "binary"}} for media in media_types}
     return {200: {"content": content, "description": description}}
+
+
+def content_disposition(filename: str) -> str:
+    """`attachment`, with an ASCII fallback name and the real one in RFC 5987 form."""
+    ascii_name = "".join(ch if ch.isascii() and (ch.isalnum() or ch in " ._-()") else "_" for ch in filename)
+    ascii_name = ascii_name.strip() or "evidence"
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def attachment(path: Path, media_type: str, filename: str) -> FileResponse:
+    """A stored file as a download: never shown in place, never cached, sandboxed if opened anyway."""
+    return FileResponse(path, media_type=media_type, headers={
+        "Content-Disposition": content_disposition(filename),
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Cache-Control": "private, no-store",
+    })
 
 
 def retry_after(seconds: float) -> dict[str, str]:

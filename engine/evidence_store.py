@@ -20,7 +20,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -28,6 +28,10 @@ from sqlalchemy.orm import Session
 from engine import audit, clock
 from engine.errors import InvalidInput, NotFound
 from engine.evidence import Evidence
+
+if TYPE_CHECKING:
+    from engine.access import Actor
+    from engine.directives import Directive
 
 PDF, PNG, JPEG, XLSX, DOCX, TEXT = "pdf", "png", "jpeg", "xlsx", "docx", "txt"
 CONTENT_TYPES = {
@@ -258,6 +262,45 @@ def get(session: Session, evidence_id: int) -> Evidence:
     if row is None:
         raise NotFound(f"no evidence {evidence_id}")
     return row
+
+
+@dataclass(frozen=True)
+class Download:
+    """An evidence file as its caller receives it: where it is kept, its type, and the name to give it."""
+
+    path: Path
+    content_type: str
+    filename: str
+
+
+MAX_ID = 2_147_483_647  # the database's integer range: a larger id cannot exist
+
+
+def for_download(session: Session, home: Path, user: Actor, evidence_id: int) -> Download:
+    """Evidence `evidence_id` for `user`, who must be allowed to see its directive (or, for evidence
+    without one, read everything). A caller who may not see it is told it does not exist (`NotFound`),
+    as is everyone when its file is missing from the store."""
+    from engine import access  # engine.access imports engine.directives, which imports this module
+
+    row = session.get(Evidence, evidence_id) if 0 < evidence_id <= MAX_ID else None
+    if row is None:
+        raise NotFound(f"no evidence {evidence_id}")
+    directive = _directive_of(session, row)
+    if not (access.can_see_directive(session, user, directive) if directive else access.reads_all(user)):
+        raise NotFound(f"no evidence {evidence_id}")
+    path = path_for(home, row.sha256)
+    if not path.is_file():
+        raise NotFound(f"the file of evidence {evidence_id} is missing from the store")
+    return Download(path=path, content_type=row.content_type, filename=row.filename)
+
+
+def _directive_of(session: Session, row: Evidence) -> Directive | None:
+    from engine.directives import Directive
+
+    directive = session.get(Directive, row.directive_id) if row.directive_id is not None else None
+    if directive is None and row.instance_id is not None:
+        directive = session.scalar(select(Directive).where(Directive.instance_id == row.instance_id))
+    return directive
 
 
 def of_directive(session: Session, directive_id: int) -> list[Evidence]:

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
+from api.problems import attachment
 from api.web import i18n
 from api.web.core import WebRoute, is_htmx, redirect, render
 from api.web.forms import evidence_as_integers, fields_of, read_form
@@ -253,26 +254,8 @@ async def upload(request: Request, item_id: int) -> Response:
 @router.get("/evidence/{evidence_id}")
 def download(request: Request, evidence_id: int) -> Response:
     """An evidence file, only for those who may see its directive; always as an attachment."""
-    from fastapi.responses import FileResponse
-
-    from api.routes.evidence import content_disposition
-
     user = require_user(request)
     state = request.app.state.tansiq
     with state.db.reading() as session:
-        row = session.get(evidence_store.Evidence, evidence_id) if 0 < evidence_id <= 2_147_483_647 else None
-        if row is None:
-            raise NotFound(f"no evidence {evidence_id}")
-        directive = session.get(Directive, row.directive_id) if row.directive_id is not None else None
-        if directive is None and row.instance_id is not None:
-            directive = session.scalar(select(Directive).where(Directive.instance_id == row.instance_id))
-        visible = access.can_see_directive(session, user, directive) if directive else access.reads_all(user)
-        if not visible:
-            raise NotFound(f"no evidence {evidence_id}")
-        filename, content_type, sha256 = row.filename, row.content_type, row.sha256
-    path = evidence_store.path_for(state.settings.home, sha256)
-    if not path.is_file():
-        raise NotFound(f"the file of evidence {evidence_id} is missing")
-    return FileResponse(path, media_type=content_type, headers={
-        "Content-Disposition": content_disposition(filename), "Content-Security-Policy": "default-src 'none'; sandbox",
-        "Cache-Control": "private, no-store"})
+        found = evidence_store.for_download(session, state.settings.home, user, evidence_id)
+    return attachment(found.path, found.content_type, found.filename)
