@@ -156,6 +156,9 @@ def test_the_secretariat_registers_a_meeting_with_a_hijri_date_and_bad_input_cha
     with world.db.reading() as session:
         meeting = session.get(Meeting, meeting_id)
         assert meeting.chair == "وكيل الإمارة" and [e.code for e in meeting.attendees] == ["civil_defence"]
+    refused = browser.post(f"/meetings/{meeting_id}/edit", [*{**form, "chair": "x", "held_hijri_day": "31"}.items()])
+    assert refused.status_code == 422 and "not a Hijri date" in refused.text
+    assert browser.post("/meetings/999/edit", list(form.items())).status_code == 404
     assert _actions(world, meetings.subject(meeting_id)) == ["meeting.created", "meeting.updated"]
 
 
