@@ -24,7 +24,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from starlette.datastructures import UploadFile
 
-from api.routes.meetings import attachment
+from api.problems import content_disposition
 from api.web import i18n
 from api.web.core import WebRoute, is_htmx, redirect, render
 from api.web.labels import N_
@@ -201,7 +201,7 @@ def template(request: Request, lang: str = "ar") -> Response:
     with request.app.state.tansiq.db.reading() as session:
         content = directive_import.template(session, lang)
     return Response(content, media_type=XLSX, headers={
-        "Content-Disposition": attachment(f"tansiq-directives-template-{lang}.xlsx"),
+        "Content-Disposition": content_disposition(f"tansiq-directives-template-{lang}.xlsx"),
         "Cache-Control": "private, no-store"})
 
 

@@ -9,11 +9,11 @@ from datetime import date, datetime, time
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response
 from sqlalchemy import select
 from starlette.datastructures import UploadFile
 
-from api.routes.meetings import attachment
+from api.problems import attachment, content_disposition
 from api.web import i18n
 from api.web.core import WebRoute, redirect, render
 from api.web.forms import deadline_from_form
@@ -300,9 +300,7 @@ def download_minutes(request: Request, meeting_id: int, document_id: int) -> Res
                                                                                               row)
     if not path.is_file():
         raise NotFound(f"the file of document {document_id} is missing from the store")
-    return FileResponse(path, media_type=content_type, headers={
-        "Content-Disposition": attachment(filename), "Content-Security-Policy": "default-src 'none'; sandbox",
-        "Cache-Control": "private, no-store"})
+    return attachment(path, content_type, filename)
 
 
 AGENDA_TYPES = {"csv": "text/csv; charset=utf-8",
@@ -319,4 +317,5 @@ def agenda(request: Request, meeting_id: int, extension: str, lang: str = "ar") 
         content = meetings.agenda_csv(page, lang) if extension == "csv" else meetings.agenda_xlsx(page, lang)
         number = page.meeting.number
     return Response(content, media_type=AGENDA_TYPES[extension], headers={
-        "Content-Disposition": attachment(f"agenda-{number}.{extension}"), "Cache-Control": "private, no-store"})
+        "Content-Disposition": content_disposition(f"agenda-{number}.{extension}"),
+        "Cache-Control": "private, no-store"})
