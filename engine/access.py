@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from sqlalchemy import Select, false, or_, select
 from sqlalchemy.orm import Session, lazyload
 
-from engine.directives import Directive, directive_supporting_entity
+from engine.directives import Directive, addressed_to
 from engine.errors import Forbidden, NotFound  # Forbidden is defined in engine.errors; importable here too
 from engine.escalations import Escalation
 from engine.roles import ADMIN, ENTITY_USER, FOLLOW_UP_OFFICER, LEADERSHIP, SECRETARIAT, SUPERVISOR, VIEWER
@@ -99,10 +99,7 @@ def visible_directives(query: Select[Any], user: Actor) -> Select[Any]:
     if reads_all(user):
         return query
     if user.active and user.role == ENTITY_USER and user.entity_id is not None:
-        supporting = select(directive_supporting_entity.c.directive_id).where(
-            directive_supporting_entity.c.entity_id == user.entity_id
-        )
-        return query.where(or_(Directive.responsible_entity_id == user.entity_id, Directive.id.in_(supporting)))
+        return query.where(addressed_to(user.entity_id))
     return query.where(false())
 
 

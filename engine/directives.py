@@ -24,10 +24,12 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    union,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, lazyload, mapped_column, relationship
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import Date
 
 from engine import audit, clock, entities, escalations, instances, meetings, process_models, seasons
@@ -398,6 +400,15 @@ def search(session: Session, user: Actor, filters: DirectiveFilters | None = Non
     return rows, total
 
 
+def addressed_to(entity_id: Any) -> ColumnElement[bool]:
+    """Directives an entity is responsible for or supports. A UNION of the two indexed id lists, not an OR:
+    PostgreSQL answers `responsible = X OR id IN (...)` by reading every directive."""
+    return Directive.id.in_(union(
+        select(Directive.id).where(Directive.responsible_entity_id == entity_id),
+        select(directive_supporting_entity.c.directive_id).where(directive_supporting_entity.c.entity_id == entity_id),
+    ))
+
+
 def _check_filters(filters: DirectiveFilters) -> None:
     for label, value, allowed in (("status", filters.status, STATUSES), ("track", filters.track, TRACKS),
                                   ("kind", filters.kind, KINDS), ("priority", filters.priority, PRIORITIES)):
@@ -412,10 +423,7 @@ def _conditions(filters: DirectiveFilters) -> list[Any]:
     if filters.status is not None:
         conditions.append(Directive.status == filters.status)
     if filters.entity is not None:
-        entity_id = select(Entity.id).where(Entity.code == filters.entity).scalar_subquery()
-        supported = select(directive_supporting_entity.c.directive_id).where(
-            directive_supporting_entity.c.entity_id == entity_id)
-        conditions.append(or_(Directive.responsible_entity_id == entity_id, Directive.id.in_(supported)))
+        conditions.append(addressed_to(select(Entity.id).where(Entity.code == filters.entity).scalar_subquery()))
     for column, value in ((Directive.track, filters.track), (Directive.kind, filters.kind),
                           (Directive.priority, filters.priority)):
         if value is not None:
