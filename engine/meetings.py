@@ -418,6 +418,7 @@ class LaunchRow:
     outcome: str
     error: str | None = None
     code: str | None = None
+    title_en: str | None = None
 
 
 @dataclass(frozen=True)
@@ -458,7 +459,7 @@ def launch_all(session: Session, meeting_id: int, actor: str) -> LaunchReport:
     ))
     if not drafts:
         raise Conflict(f"meeting {meeting.number} has no draft directives to launch")
-    plan = [(d.id, d.reference, d.title, d.responsible_entity.code) for d in drafts]
+    plan = [(d.id, d.reference, d.title, d.responsible_entity.code, d.title_en) for d in drafts]
     start_mark = audit.mark(session)
     outer = session.begin_nested()
     outcomes: list[tuple[str, str | None, str | None]] = []
@@ -483,8 +484,9 @@ def launch_all(session: Session, meeting_id: int, actor: str) -> LaunchReport:
                     for outcome, error, code in outcomes]
     else:
         outer.commit()
-    rows = [LaunchRow(directive_id, reference, title, entity, outcome, error, code)
-            for (directive_id, reference, title, entity), (outcome, error, code) in zip(plan, outcomes, strict=True)]
+    rows = [LaunchRow(directive_id, reference, title, entity, outcome, error, code, title_en)
+            for (directive_id, reference, title, entity, title_en), (outcome, error, code)
+            in zip(plan, outcomes, strict=True)]
     report = LaunchReport(meeting.id, rows)
     if failed:
         audit.record(session, actor, "meeting.launch_all_refused", subject(meeting.id), {

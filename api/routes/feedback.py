@@ -44,8 +44,9 @@ LIMITS = feedback.PublicLimits()
 HONEYPOT = "website"
 
 
-def _secret(request: Request) -> bytes:
-    """A key for the public form, derived from the server's secret (kept apart from the token key)."""
+def public_form_key(request: Request) -> bytes:
+    """The key of the public form (its time tokens and rate-limit counters), derived from the server's secret
+    and kept apart from the token key. The API and the web page use this one key."""
     key = getattr(request.app.state, "tansiq_feedback_key", None)
     if key is None:
         secret = load_secret(request.app.state.tansiq.settings)
@@ -78,7 +79,7 @@ def public_form(request: Request, state: State) -> PublicFeedbackForm:
     """No sign-in. What the public form needs: a signed token to send back (not sooner than `min_seconds`),
     the services and entities, and the name of the honeypot field to render hidden and leave empty."""
     with state.db.reading() as session:
-        form = feedback.public_form(session, _secret(request))
+        form = feedback.public_form(session, public_form_key(request))
     return PublicFeedbackForm(token=form["token"], honeypot_field=HONEYPOT, min_seconds=LIMITS.min_seconds,
                               max_text=LIMITS.max_text, services=[NamedChoice(**s) for s in form["services"]],
                               entities=[NamedChoice(**e) for e in form["entities"]])
@@ -94,7 +95,7 @@ def public_submit(body: PublicFeedbackIn, request: Request, state: State) -> Pub
     submission = PublicSubmission(token=body.token, service=body.service, rating=body.rating,  # type: ignore[arg-type]
                                   text=body.text, entity=body.entity, website=body.website)
     try:
-        feedback.public_intake(state.db, _secret(request), address, submission, LIMITS)
+        feedback.public_intake(state.db, public_form_key(request), address, submission, LIMITS)
     except feedback.RateLimited as exc:
         raise ApiProblem("too-many-requests", exc.message, headers=retry_after(exc.retry_after)) from None
     return PublicFeedbackAccepted()

@@ -10,8 +10,7 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from api.deps import CurrentUser, State, requires
-from api.problems import MEDIA_TYPE, documented, problem_response
-from api.routes.meetings import attachment
+from api.problems import MEDIA_TYPE, content_disposition, documented, problem_response
 from api.schemas.meetings import ImportErrorOut, ImportReportOut, ImportRowOut
 from engine import access, directive_import
 from engine.directive_import import ImportReport, RowError
@@ -46,7 +45,8 @@ def template(state: State, caller: Annotated[CurrentUser, requires("directive.cr
     with state.db.reading() as session:
         content = directive_import.template(session, lang)
     return Response(content, media_type=XLSX, headers={
-        "Content-Disposition": attachment("tansiq-directives-template.xlsx"), "Cache-Control": "private, no-store"})
+        "Content-Disposition": content_disposition("tansiq-directives-template.xlsx"),
+        "Cache-Control": "private, no-store"})
 
 
 @router.post("/imports/directives", response_model=ImportReportOut,

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Literal
-from urllib.parse import quote
 
 from fastapi import APIRouter, File, Path, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.deps import Caller, CurrentUser, State, requires
-from api.problems import MEDIA_TYPE, documented, problem_response
+from api.problems import MEDIA_TYPE, content_disposition, documented, problem_response
 from api.schemas.common import MAX_ID, Page
 from api.schemas.directives import DirectiveOut
 from api.schemas.meetings import (
@@ -35,8 +33,8 @@ from api.schemas.meetings import (
     RecommendationCreate,
 )
 from api.views import directive_out, directive_summary, season_years
-from engine import access, directives, evidence_store, meetings
-from engine.directives import Directive, NewDirective
+from engine import access, evidence_store, meetings
+from engine.directives import NewDirective
 from engine.errors import NotFound
 from engine.meetings import Meeting, MeetingDocument
 
@@ -45,11 +43,6 @@ MeetingId = Annotated[int, Path(ge=1, le=MAX_ID)]
 DocumentId = Annotated[int, Path(ge=1, le=MAX_ID)]
 FILE_RESPONSE = {200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
                        "description": "The file, as an attachment"}}
-
-
-def attachment(filename: str) -> str:
-    ascii_name = "".join(ch if ch.isascii() and (ch.isalnum() or ch in " ._-()") else "_" for ch in filename)
-    return f"attachment; filename=\"{ascii_name.strip() or 'file'}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def meeting_out(meeting: Meeting, years: dict[int, int]) -> MeetingOut:
@@ -87,7 +80,8 @@ def launch_out(report: meetings.LaunchReport) -> LaunchReportOut:
     return LaunchReportOut(meeting_id=report.meeting_id, ok=report.ok, launched=report.launched,
                            failed=len(report.failed),
                            rows=[LaunchRowOut(directive_id=r.directive_id, reference=r.reference, title=r.title,
-                                              responsible_entity=r.responsible_entity, outcome=r.outcome,
+                                              title_en=r.title_en, responsible_entity=r.responsible_entity,
+                                              outcome=r.outcome,
                                               error=r.error, code=r.code) for r in report.rows])
 
 
@@ -102,15 +96,7 @@ def list_meetings(
     """The meetings the caller may see, newest first, with how many of their directives the caller sees."""
     with state.db.reading() as session:
         rows, total = meetings.list_meetings(session, caller, season_year=season, limit=limit, offset=offset)
-        counts: dict[int, list[int]] = {m.id: [0, 0] for m in rows}
-        if rows:
-            query = access.visible_directives(
-                select(Directive.meeting_id, Directive.status, func.count())
-                .where(Directive.meeting_id.in_(list(counts))), caller)
-            for meeting_id, status, count in session.execute(query.group_by(Directive.meeting_id, Directive.status)):
-                counts[meeting_id][0] += count
-                if status == directives.DRAFT:
-                    counts[meeting_id][1] += count
+        counts = meetings.directive_counts(session, caller, [m.id for m in rows])
         years = season_years(session)
         return Page(items=[MeetingSummary(**meeting_out(m, years).model_dump(), directives=counts[m.id][0],
                                           drafts=counts[m.id][1]) for m in rows],
@@ -173,7 +159,7 @@ def download(meeting_id: MeetingId, document_id: DocumentId, state: State, calle
     if not path.is_file():
         raise NotFound(f"the file of document {document_id} is missing from the store")
     return FileResponse(path, media_type=content_type, headers={
-        "Content-Disposition": attachment(filename), "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Content-Disposition": content_disposition(filename), "Content-Security-Policy": "default-src 'none'; sandbox",
         "Cache-Control": "private, no-store"})
 
 
@@ -235,4 +221,4 @@ def agenda(meeting_id: MeetingId, state: State, caller: Caller,
     media = "text/csv; charset=utf-8" if format == "csv" else (
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     return Response(content, media_type=media, headers={
-        "Content-Disposition": attachment(f"agenda-{number}.{format}"), "Cache-Control": "private, no-store"})
+        "Content-Disposition": content_disposition(f"agenda-{number}.{format}"), "Cache-Control": "private, no-store"})

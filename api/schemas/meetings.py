@@ -120,6 +120,7 @@ class LaunchRowOut(BaseModel):
     directive_id: int
     reference: str
     title: str
+    title_en: str | None
     responsible_entity: str
     outcome: str = Field(description="launched, failed, or not_launched (because another draft failed).")
     error: str | None

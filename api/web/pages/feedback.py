@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from api.routes.feedback import HONEYPOT, LIMITS
-from api.routes.feedback import _secret as feedback_key
+from api.routes.feedback import public_form_key as feedback_key
 from api.web import i18n
 from api.web.core import WebRoute, redirect, render
 from api.web.forms import deadline_from_form
