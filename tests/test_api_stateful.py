@@ -11,11 +11,14 @@ The links between operations come from two places:
   `steps[*].id` (task ids), and a step or an escalation names its directive under `directive.id`.
 
 Every scenario starts from the same database: the arranged world is copied table by table once, and
-put back (rows and id sequences) before each scenario. Hypothesis requires it: what a scenario may
-draw (which rules are valid, which bundles hold a response, which fields a link fills) follows from
-the responses, so a scenario that met what earlier ones left behind (more directives, other ids, a
-demoted or deactivated caller...) drew differently from the same choices, and hypothesis stopped
-with FlakyStrategyDefinition.
+put back (rows and id sequences) before each scenario. Hypothesis requires it: even in the generate
+phase it replays the choices of earlier scenarios (to mutate them, and to walk its tree of choices
+already made), and stops with FlakyStrategyDefinition when a draw is not of the kind it was the first
+time. What a scenario may draw (which rules are valid, which bundles hold a response, which fields a
+link fills) follows from the responses, and so from what earlier scenarios left in the database (more
+directives, other ids, a demoted or deactivated caller...).
+
+The same scenarios run every time; `--hypothesis-seed=N` runs others.
 """
 
 from __future__ import annotations
@@ -271,6 +274,7 @@ def test_stateful_sequences_get_no_5xx_and_conform(world: World, arranged: Snaps
           f"{elapsed:.1f} s, {cpu:.1f} s of CPU")
     assert counter["calls"] >= SCENARIOS[username] * 2, counter
     assert counter["linked"] >= counter["calls"] // 5, f"too few calls followed links: {counter}"
+    assert counter["applied"] >= counter["linked"] // 4, f"too few links carried their values: {counter}"
     assert cpu < CPU_BUDGET_SECONDS and elapsed < WALL_BUDGET_SECONDS, f"{counter}: {cpu:.0f} s of CPU, {elapsed:.0f} s"
 
 
