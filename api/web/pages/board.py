@@ -49,25 +49,22 @@ def board(request: Request, page: int = 1) -> Response:
     filters = _filters(request)
     now = clock.now()
     page = max(1, min(page, 10_000))
+    conditions = _conditions(filters, now)
     query = access.visible_escalations(
         select(Escalation, Directive).outerjoin(Directive, Directive.id == Escalation.directive_id), user)
-    status = filters.get("status", "open")
-    if status != "all":
-        query = query.where(Escalation.status == status)
-    if "level" in filters:
-        query = query.where(Escalation.level == int(filters["level"]))
-    if "entity" in filters:
-        query = query.where(Escalation.entity == filters["entity"])
+    # Counted on the escalation table (joined to directives only to filter by track): the outer join would make
+    # PostgreSQL read every matching row instead of the index.
+    counted = select(func.count()).select_from(Escalation)
     if "track" in filters:
-        query = query.where(Directive.track == filters["track"])
-    if "age" in filters:
-        query = query.where(Escalation.raised_at <= now - timedelta(hours=int(filters["age"])))
+        counted = counted.join(Directive, Directive.id == Escalation.directive_id)
+    counted = access.visible_escalations(counted, user)
     with request.app.state.tansiq.db.reading() as session:
-        total = session.scalar(select(func.count()).select_from(query.subquery()))
+        total = session.scalar(counted.where(*conditions))
         by_level = dict(session.execute(
             access.visible_escalations(select(Escalation.level, func.count()).where(Escalation.status == "open")
                                        .group_by(Escalation.level), user)).all())
-        rows = session.execute(query.order_by(Escalation.level.desc(), Escalation.raised_at, Escalation.id)
+        rows = session.execute(query.where(*conditions)
+                               .order_by(Escalation.level.desc(), Escalation.raised_at, Escalation.id)
                                .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
         entity_list = entities.list_entities(session)
         names = {e.code: e for e in entity_list}
@@ -80,6 +77,20 @@ def board(request: Request, page: int = 1) -> Response:
                "hijri_today": _hijri_today(), "hijri_months": i18n.HIJRI_MONTHS,
                "ages_of": {e.id: (now - e.raised_at).total_seconds() / 3600 for e, _ in rows}}
     return render(request, "partials/board_results.html" if is_htmx(request) else "board.html", context)
+
+
+def _conditions(filters: dict[str, str], now: Any) -> list[Any]:
+    status = filters.get("status", "open")
+    conditions: list[Any] = [] if status == "all" else [Escalation.status == status]
+    if "level" in filters:
+        conditions.append(Escalation.level == int(filters["level"]))
+    if "entity" in filters:
+        conditions.append(Escalation.entity == filters["entity"])
+    if "track" in filters:
+        conditions.append(Directive.track == filters["track"])
+    if "age" in filters:
+        conditions.append(Escalation.raised_at <= now - timedelta(hours=int(filters["age"])))
+    return conditions
 
 
 def _hijri_today():
