@@ -22,6 +22,8 @@ from engine.work_items import WorkItem
 # Indexes added after the first release (migration 0002), found by tests/test_query_plans.py.
 Index("ix_directive_created", Directive.created_at, Directive.id)
 Index("ix_escalation_board", Escalation.status, Escalation.level.desc(), Escalation.raised_at, Escalation.id)
+Index("ix_work_item_inbox_entity_due", WorkItem.assignee_entity, WorkItem.status, WorkItem.due_at, WorkItem.id,
+      postgresql_include=["assignee_role"])
 for _name, _column in (("ix_directive_reference_trgm", Directive.reference),
                        ("ix_directive_title_trgm", Directive.title),
                        ("ix_directive_title_en_trgm", Directive.title_en)):
