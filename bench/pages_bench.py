@@ -72,6 +72,7 @@ class People:
     entity_code: str
     directive_ids: list[int]
     open_items: int
+    directives: int
     clients: dict[str, httpx.Client] = field(default_factory=dict)
 
 
@@ -94,9 +95,10 @@ def prepare(url: str) -> People:
             for username, role, entity in people:
                 if session.scalar(select(users.User.id).where(users.User.username == username)) is None:
                     users.create_user(session, username, PASSWORD, role, entity_code=entity, actor="bench")
+            directives = session.scalar(select(func.count()).select_from(Directive))
     finally:
         db.dispose()
-    return People(code, ids, count)
+    return People(code, ids, count, directives)
 
 
 def sign_in(base: str, username: str, html: bool) -> httpx.Client:
@@ -171,7 +173,7 @@ def run_backend(backend: Backend, directives: int, rounds: int, requests: int, g
         for client in people.clients.values():
             client.close()
         api.stop()
-    scale = f"{directives:,} directives" if generated else "given database"
+    scale = f"{people.directives:,} directives"
     for page, (_, _, target) in PAGES.items():
         goal = f"<= {target}" if target is not None and name == "postgresql" else None
         records.append(record(f"{page} p50 ({scale})", name, p50s[page], "ms", goal))
@@ -200,8 +202,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="measure this database as it is (no generation)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=40, help="requests per page per round")
+    parser.add_argument("--only", nargs="*", help="measure only the pages whose name contains one of these")
     parser.add_argument("--json", help="write the records here")
     args = parser.parse_args(argv)
+    if args.only:
+        for name in [n for n in PAGES if not any(word in n for word in args.only)]:
+            del PAGES[name]
     records: list[Record] = []
     try:
         if args.url:

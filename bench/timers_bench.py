@@ -23,6 +23,7 @@ The in-memory ceiling and bare commit rate of the same database are measured in 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -80,14 +81,15 @@ def _delays(db: Database, due: dict[int, datetime]) -> list[float]:
     return [(raised[i] - due[i]).total_seconds() for i in due]
 
 
-def firing_round(db: Database, count: int, spread_seconds: float) -> list[float]:
-    """Start `count` instances due over `spread_seconds` from a moment far enough ahead that every start
-    has committed before its due moment; the delay of each."""
-    first = datetime.now(UTC) + timedelta(seconds=3 + 0.2 * count)
-    due = {}
-    for index in range(count):
-        moment = first + timedelta(seconds=spread_seconds * index / max(1, count - 1))
-        due[_start(db, moment)] = moment
+def firing_round(db: Database, count: int, spread_seconds: float, moments: int = 20) -> list[float]:
+    """`count` instances due at `moments` moments spread over `spread_seconds` (each moment's instances
+    copied in SQL from one started instance, so even a slow start commits before its due moment);
+    the delay of each."""
+    first = datetime.now(UTC) + timedelta(seconds=3 + 0.5 * moments)
+    due: dict[int, datetime] = {}
+    for index in range(moments):
+        moment = first + timedelta(seconds=spread_seconds * index / max(1, moments - 1))
+        due.update(dict.fromkeys(_clone_at(db, moment, max(1, count // moments)), moment))
     if datetime.now(UTC) >= first:
         raise RuntimeError("starting the instances took longer than the lead: the round is not valid")
     _wait_fired(db, list(due), timeout=(first - datetime.now(UTC)).total_seconds() + spread_seconds + 120)
@@ -96,11 +98,8 @@ def firing_round(db: Database, count: int, spread_seconds: float) -> list[float]
 
 def burst_round(db: Database, count: int) -> float:
     """`count` instances due at one moment (copied in SQL); the delay of the last to fire."""
-    with db.reading() as session:
-        since = (session.scalar(select(func.max(ProcessInstance.id))) or 0) + 1
-    deadline = _clone_due(db, count, lead=3.0)
-    with db.reading() as session:
-        ids = list(session.scalars(select(ProcessInstance.id).where(ProcessInstance.id >= since)))
+    deadline = datetime.now(UTC) + timedelta(seconds=3)
+    ids = _clone_at(db, deadline, count)
     _wait_fired(db, ids, timeout=300)
     return max(_delays(db, dict.fromkeys(ids, deadline)))
 
@@ -128,19 +127,26 @@ def firing_delay(backend: Backend, db: Database, rounds: int, spread: int, burst
 # Throughput ------------------------------------------------------------------------------------------
 
 
-def _clone_due(db: Database, count: int, lead: float) -> datetime:
-    """`count` identical instances due `lead` seconds from now (one started, the rest copied in SQL)."""
-    deadline = datetime.now(UTC) + timedelta(seconds=lead)
+def _clone_at(db: Database, deadline: datetime, count: int) -> list[int]:
+    """`count` identical instances due at `deadline`: one started, the rest copied in SQL; their ids."""
     first = _start(db, deadline)
     columns = ("model_id, business_key, status, business_status, state, next_timer_at, started_by, started_at, "
                "updated_at, lock_version")
-    copied = columns.replace("business_key", "business_key || n::text" if db.is_postgresql else
-                             "coalesce(business_key, '') || n")
+    copied = columns.replace("business_key", "coalesce(business_key, '') || n")
     series = ("generate_series(1, :copies) AS n" if db.is_postgresql else
               "(WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < :copies) SELECT n FROM s)")
     with db.engine.begin() as connection:
-        connection.execute(text(f"INSERT INTO process_instance ({columns}) SELECT {copied} FROM process_instance, "
-                                f"{series} WHERE id = :id"), {"copies": count - 1, "id": first})
+        if count > 1:
+            connection.execute(text(f"INSERT INTO process_instance ({columns}) SELECT {copied} "
+                                    f"FROM process_instance, {series} WHERE id = :id"),
+                               {"copies": count - 1, "id": first})
+        return [first, *connection.execute(text("SELECT id FROM process_instance WHERE id > :id AND "
+                                                "business_key IS NOT NULL"), {"id": first}).scalars()]
+
+
+def _clone_due(db: Database, count: int, lead: float) -> datetime:
+    deadline = datetime.now(UTC) + timedelta(seconds=lead)
+    _clone_at(db, deadline, count)
     return deadline
 
 
@@ -162,8 +168,23 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def throughput_round(backend: Backend, db: Database, count: int, workers: int) -> tuple[float, float]:
-    """Due instances escalated per second, and the workers' CPU milliseconds per instance."""
+def _server_cpu_seconds(db: Database) -> float:
+    """CPU of the PostgreSQL backends serving this database (other than this connection), from /proc."""
+    if not db.is_postgresql:
+        return 0.0
+    with db.engine.connect() as connection:
+        pids = connection.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                       "AND pid <> pg_backend_pid()")).scalars().all()
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):  # a backend that just ended
+            total += _cpu_seconds(pid)
+    return total
+
+
+def throughput_round(backend: Backend, db: Database, count: int, workers: int) -> tuple[float, float, float]:
+    """Due instances escalated per second; the workers' and the database server's CPU milliseconds per
+    instance (workers: start-up included; server: the backends of the workers' connections)."""
     with db.reading() as session:
         since = (session.scalar(select(func.max(ProcessInstance.id))) or 0) + 1
     deadline = _clone_due(db, count, lead=2.0)
@@ -175,6 +196,7 @@ def throughput_round(backend: Backend, db: Database, count: int, workers: int) -
         while _running(db, since) and time.monotonic() < limit:
             time.sleep(0.5)
         cpu = sum(_cpu_seconds(proc.pid) for proc in procs)
+        server_cpu = _server_cpu_seconds(db)
     finally:
         for proc in procs:
             proc.terminate()
@@ -186,7 +208,7 @@ def throughput_round(backend: Backend, db: Database, count: int, workers: int) -
             .where(Escalation.instance_id >= since)).one()
     if done != count:
         raise RuntimeError(f"{done} of {count} due instances were escalated")
-    return count / max(1e-6, (last - first).total_seconds()), 1000 * cpu / count
+    return count / max(1e-6, (last - first).total_seconds()), 1000 * cpu / count, 1000 * server_cpu / count
 
 
 def escalation_throughput(backend: Backend, db: Database, rounds: int, due: int) -> list[Record]:
@@ -194,17 +216,22 @@ def escalation_throughput(backend: Backend, db: Database, rounds: int, due: int)
         [(1, "1 worker process", None)]
     records = []
     for workers, label, target in plans:
-        rates, cpu = [], []
+        rates, cpu, server = [], [], []
         for index in range(rounds):
-            rate, cpu_ms = throughput_round(backend, db, due, workers)
+            rate, cpu_ms, server_ms = throughput_round(backend, db, due, workers)
             rates.append(rate)
             cpu.append(cpu_ms)
+            server.append(server_ms)
             print(f"[{backend.name}] {label}, round {index + 1}/{rounds}: {rate:.0f} due instances/s, "
-                  f"worker CPU {cpu_ms:.2f} ms per instance", file=sys.stderr, flush=True)
+                  f"CPU per instance: workers {cpu_ms:.2f} ms, PostgreSQL {server_ms:.2f} ms", file=sys.stderr,
+                  flush=True)
         records.append(record(f"escalations processed, {label} ({due} due instances)", backend.name, rates,
                               "instances/s", target))
         records.append(record(f"worker CPU per escalated instance (start-up included), {label}", backend.name,
                               cpu, "ms"))
+        if db.is_postgresql:
+            records.append(record(f"PostgreSQL backend CPU per escalated instance, {label}", backend.name,
+                                  server, "ms"))
     return records
 
 
