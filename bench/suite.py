@@ -95,15 +95,19 @@ def _load_average() -> str:
         return "?"
 
 
-def render(results: dict[str, list[dict[str, Any]]], load_before: str) -> str:
-    head = [BEGIN, "", f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.system()} "
-            f"{platform.machine()}, {os.cpu_count()} CPUs (shared), Python {platform.python_version()}; "
-            f"load average (1/5/15 min) {load_before} before, {_load_average()} after.", ""]
+def render(results: dict[str, list[dict[str, Any]]], load_before: str | None) -> str:
+    machine = (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs (shared), "
+               f"Python {platform.python_version()}")
+    when = (f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine}; load average (1/5/15 min) "
+            f"{load_before} before, {_load_average()} after." if load_before is not None else
+            f"Rendered {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from the scripts' latest records (bench/out), "
+            f"measured on {machine}.")
+    head = [BEGIN, "", when, ""]
     body = [table(name, records) for name, records in results.items() if records]
     return "\n".join([*head, "\n\n".join(body), "", END])
 
 
-def write(results: dict[str, list[dict[str, Any]]], load_before: str) -> None:
+def write(results: dict[str, list[dict[str, Any]]], load_before: str | None) -> None:
     block = render(results, load_before)
     text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n\n"
     if BEGIN in text and END in text:
@@ -136,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         if name not in results and earlier.exists():
             results[name] = json.loads(earlier.read_text(encoding="utf-8"))
     results = {name: results[name] for name in SCRIPTS if name in results}
-    write(results, load_before)
+    write(results, None if args.from_json else load_before)
     return 0 if all(r.get("backend") != "-" for records in results.values() for r in records) else 1
 
 
