@@ -127,6 +127,17 @@ def timed(function: Callable[[], Any]) -> tuple[float, Any]:
 # The API as a real process ------------------------------------------------------------------------
 
 
+def scratch_home(prefix: str) -> str:
+    """A TANSIQ_HOME for a process the bench starts, removed when the bench exits."""
+    import atexit
+    import shutil
+    import tempfile
+
+    home = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    return home
+
+
 def free_port() -> int:
     import socket
 

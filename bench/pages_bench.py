@@ -20,7 +20,6 @@ import random
 import re
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -42,6 +41,7 @@ from bench.common import (
     fresh_backend,
     percentile,
     record,
+    scratch_home,
     write_json,
 )
 from bench.engine_bench import Backend
@@ -165,7 +165,7 @@ def run_backend(backend: Backend, directives: int, rounds: int, requests: int, g
                       name, [result.seconds], "s")] if generated else []
     people = prepare(backend.url)
     ceilings, memory_ceiling, commit_ceiling = ceiling_records(backend)
-    home = tempfile.mkdtemp(prefix="tansiq-pages-")
+    home = scratch_home("tansiq-pages-")
     api = ApiProcess(backend.url, home)
     try:
         p50s, pooled, rss = measure(api, people, rounds, requests)

@@ -27,7 +27,6 @@ import contextlib
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,6 +45,7 @@ from bench.common import (
     fresh_backend,
     percentile,
     record,
+    scratch_home,
     write_json,
 )
 from bench.engine_bench import Backend, Probe
@@ -105,7 +105,7 @@ def burst_round(db: Database, count: int) -> float:
 
 
 def firing_delay(backend: Backend, db: Database, rounds: int, spread: int, burst: int) -> list[Record]:
-    api = ApiProcess(backend.url, tempfile.mkdtemp(prefix="tansiq-timers-"))
+    api = ApiProcess(backend.url, scratch_home("tansiq-timers-"))
     p99s, p50s, bursts = [], [], []
     try:
         for index in range(rounds):
@@ -189,7 +189,7 @@ def throughput_round(backend: Backend, db: Database, count: int, workers: int) -
         since = (session.scalar(select(func.max(ProcessInstance.id))) or 0) + 1
     deadline = _clone_due(db, count, lead=2.0)
     time.sleep(max(0.0, (deadline - datetime.now(UTC)).total_seconds()) + 0.2)
-    home = tempfile.mkdtemp(prefix="tansiq-workers-")
+    home = scratch_home("tansiq-workers-")
     procs = [_worker(backend.url, home) for _ in range(workers)]
     try:
         limit = time.monotonic() + 600
