@@ -43,26 +43,31 @@ def inbox(
 ) -> Page[TaskOut]:
     """Steps addressed to the caller's entity (entity users) or role; due and overdue first."""
     now = clock.now()
+    filters = []
+    if status != "all":
+        filters.append(WorkItem.status == status)
+    if overdue is True:
+        filters += [WorkItem.status == OPEN, WorkItem.due_at.is_not(None), WorkItem.due_at < now]
+    elif overdue is False:
+        filters.append((WorkItem.due_at.is_(None)) | (WorkItem.due_at >= now) | (WorkItem.status != OPEN))
+    if directive is not None:
+        filters.append(Directive.id == directive)
+    if element is not None:
+        filters.append(WorkItem.element_id == element)
+    if priority is not None:
+        filters.append(Directive.priority == priority)
     with state.db.reading() as session:
-        query = access.inbox(select(WorkItem, Directive).outerjoin(Directive, Directive.instance_id ==
-                                                                   WorkItem.instance_id),
-                             caller, access.entity_code(session, caller))
-        if status != "all":
-            query = query.where(WorkItem.status == status)
-        if overdue is True:
-            query = query.where(WorkItem.status == OPEN, WorkItem.due_at.is_not(None), WorkItem.due_at < now)
-        elif overdue is False:
-            query = query.where((WorkItem.due_at.is_(None)) | (WorkItem.due_at >= now) | (WorkItem.status != OPEN))
-        if directive is not None:
-            query = query.where(Directive.id == directive)
-        if element is not None:
-            query = query.where(WorkItem.element_id == element)
-        if priority is not None:
-            query = query.where(Directive.priority == priority)
-        rows = session.execute(query.order_by(WorkItem.due_at.is_(None), WorkItem.due_at, WorkItem.id)
+        code = access.entity_code(session, caller)
+        on_directive = Directive.instance_id == WorkItem.instance_id
+        listed = access.inbox(select(WorkItem, Directive).outerjoin(Directive, on_directive), caller, code)
+        rows = session.execute(listed.where(*filters).order_by(*work_items.INBOX_ORDER)
                                .options(lazyload(Directive.supporting_entities), lazyload(Directive.tags))
                                .limit(limit).offset(offset)).all()
-        total = page_total(session, query, len(rows), limit, offset)
+        # Counted on work_item alone (joined only when a filter needs the directive): the inbox index answers it.
+        counted = access.inbox(select(WorkItem.id), caller, code)
+        if directive is not None or priority is not None:
+            counted = counted.join(Directive, on_directive)
+        total = page_total(session, counted.where(*filters), len(rows), limit, offset)
         return Page(items=[task_out(item, d) for item, d in rows], total=total, limit=limit, offset=offset)
 
 

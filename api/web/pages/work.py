@@ -3,6 +3,7 @@ step's JSON Schema, progress updates, evidence upload, and a request for more ti
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -25,6 +26,7 @@ from engine.work_items import OPEN, WorkItem
 
 router = APIRouter(route_class=WebRoute)
 PAGE_SIZE = 50
+DONE_COUNT_CAP = 10_000
 
 
 @router.get("/inbox")
@@ -36,24 +38,18 @@ def inbox(request: Request, show: str = "open", page: int = 1) -> Response:
     page = max(1, min(page, 10_000))
     with request.app.state.tansiq.db.reading() as session:
         code = access.entity_code(session, user)
-        base = access.inbox(select(WorkItem, Directive).outerjoin(Directive, Directive.instance_id ==
-                                                                 WorkItem.instance_id), user, code)
-        open_query = base.where(WorkItem.status == OPEN)
-        counts = {
-            "open": _count(session, open_query),
-            "overdue": _count(session, open_query.where(WorkItem.due_at.is_not(None), WorkItem.due_at < now)),
-            "due_today": _count(session, open_query.where(WorkItem.due_at.is_not(None), WorkItem.due_at >= now,
-                                                          WorkItem.due_at < _end_of_local_day(now))),
-            "done": _count(session, base.where(WorkItem.status == work_items.COMPLETED)),
-        }
+        listed = access.inbox(select(WorkItem, Directive).outerjoin(Directive, Directive.instance_id ==
+                                                                   WorkItem.instance_id), user, code)
+        counted = access.inbox(select(WorkItem.id), user, code)
+        counts = _counts(session, counted, now)
         if show == "done":
-            query = base.where(WorkItem.status == work_items.COMPLETED).order_by(WorkItem.completed_at.desc(),
-                                                                                 WorkItem.id.desc())
+            query = listed.where(WorkItem.status == work_items.COMPLETED).order_by(WorkItem.completed_at.desc(),
+                                                                                   WorkItem.id.desc())
         else:
-            query = open_query
+            query = listed.where(WorkItem.status == OPEN)
             if show == "overdue":
                 query = query.where(WorkItem.due_at.is_not(None), WorkItem.due_at < now)
-            query = query.order_by(WorkItem.due_at.is_(None), WorkItem.due_at, WorkItem.id)
+            query = query.order_by(*work_items.INBOX_ORDER)
         rows = session.execute(query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
         total = counts["done"] if show == "done" else counts["overdue"] if show == "overdue" else counts["open"]
     context = {"rows": rows, "counts": counts, "show": show, "page": page,
@@ -61,13 +57,23 @@ def inbox(request: Request, show: str = "open", page: int = 1) -> Response:
     return render(request, "partials/inbox_results.html" if is_htmx(request) else "inbox.html", context)
 
 
+def _counts(session: Session, counted: Any, now: datetime) -> dict[str, Any]:
+    """The inbox's figures, counted on work_item alone so the inbox index answers them. Done steps only grow
+    through a season (hundreds of thousands for a busy entity): counted up to DONE_COUNT_CAP, shown as "N+"."""
+    open_steps = counted.where(WorkItem.status == OPEN)
+    dated = open_steps.where(WorkItem.due_at.is_not(None))
+    done = _count(session, counted.where(WorkItem.status == work_items.COMPLETED).limit(DONE_COUNT_CAP))
+    return {"open": _count(session, open_steps),
+            "overdue": _count(session, dated.where(WorkItem.due_at < now)),
+            "due_today": _count(session, dated.where(WorkItem.due_at >= now, WorkItem.due_at < _end_of_local_day(now))),
+            "done": done, "done_capped": done >= DONE_COUNT_CAP}
+
+
 def _count(session: Session, query: Any) -> int:
-    return session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    return session.scalar(select(func.count()).select_from(query.subquery())) or 0
 
 
-def _end_of_local_day(now):
-    from datetime import datetime, time, timedelta
-
+def _end_of_local_day(now: datetime) -> datetime:
     local = i18n.local(now)
     return datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=local.tzinfo)
 
