@@ -9,7 +9,6 @@ from fastapi.responses import FileResponse
 
 from api.deps import Caller, State
 from api.problems import attachment, documented, file_download
-from api.problems import content_disposition as content_disposition  # reports (API and UI) import it from here
 from api.schemas.common import MAX_ID
 from engine import evidence_store
 

@@ -9,8 +9,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import FileResponse
 
 from api.deps import CurrentUser, State, requires
-from api.problems import documented, file_download
-from api.routes.evidence import content_disposition
+from api.problems import attachment, documented, file_download
 from api.schemas.common import MAX_ID, Page
 from api.schemas.reports import ReportFileOut, ReportRunIn, ReportRunOut
 from engine.errors import NotFound
@@ -91,8 +90,4 @@ def download(
     path = archive.path_of(entry)
     if not path.is_file():
         raise NotFound(f"the {fmt} file of report run {run_id} is missing from the archive")
-    return FileResponse(path, media_type=archive.MEDIA_TYPES.get(fmt, "application/octet-stream"), headers={
-        "Content-Disposition": content_disposition(entry.get("name") or path.name),
-        "Content-Security-Policy": "default-src 'none'; sandbox",
-        "Cache-Control": "private, no-store",
-    })
+    return attachment(path, archive.MEDIA_TYPES.get(fmt, "application/octet-stream"), entry.get("name") or path.name)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response
 
-from api.routes.evidence import content_disposition
+from api.problems import attachment
 from api.web.core import WebRoute, render
 from api.web.session import require_user
 from engine import access
@@ -38,7 +38,4 @@ def download(request: Request, run_id: int, index: int) -> Response:
     if not path.is_file():
         raise NotFound("the archived file is missing")
     fmt = entry.get("format", "")
-    return FileResponse(path, media_type=archive.MEDIA_TYPES.get(fmt, "application/octet-stream"),
-                        headers={"Content-Disposition": content_disposition(path.name),
-                                 "Content-Security-Policy": "default-src 'none'; sandbox",
-                                 "Cache-Control": "private, no-store"})
+    return attachment(path, archive.MEDIA_TYPES.get(fmt, "application/octet-stream"), path.name)
