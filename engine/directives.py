@@ -337,8 +337,17 @@ def by_reference(session: Session, reference: str) -> Directive:
 
 
 def overdue(directive: Directive) -> bool:
-    due = directive.current_due_at
-    return directive.status == ACTIVE and due is not None and due < clock.now()
+    """Active and past its deadline, or with a step past its own due moment: the same rule as the reports
+    (past the deadline) and the inbox (a step overdue), so the register, dashboard and reports agree."""
+    now = clock.now()
+    late = [moment for moment in (directive.deadline_at, directive.current_due_at) if moment is not None]
+    return directive.status == ACTIVE and any(moment < now for moment in late)
+
+
+def overdue_condition(now: datetime) -> ColumnElement[bool]:
+    """`overdue` in SQL, never NULL (so that NOT of it is the directives that are not overdue)."""
+    past = [and_(moment.is_not(None), moment < now) for moment in (Directive.deadline_at, Directive.current_due_at)]
+    return and_(Directive.status == ACTIVE, or_(*past))
 
 
 def refresh(session: Session, directive: Directive) -> None:
@@ -432,8 +441,7 @@ def _conditions(filters: DirectiveFilters) -> list[Any]:
         season_id = select(seasons.Season.id).where(seasons.Season.hijri_year == filters.season).scalar_subquery()
         conditions.append(Directive.season_id == season_id)
     if filters.overdue is not None:
-        is_overdue = and_(Directive.status == ACTIVE, Directive.current_due_at.is_not(None),
-                          Directive.current_due_at < clock.now())
+        is_overdue = overdue_condition(clock.now())
         conditions.append(is_overdue if filters.overdue else not_(is_overdue))
     if filters.escalated is True:
         conditions.append(Directive.escalation_level > 0)

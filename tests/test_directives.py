@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select
@@ -71,7 +72,11 @@ def test_the_deadline_acts_and_the_directive_shows_it(world):
     with world.reading() as session:
         current = directives.get(session, directive.id)
         assert current.escalation_level == 1 and current.current_steps == ["supervisor_review"]
-        assert directives.overdue(current) is False  # the supervisor's review has no due moment
+        assert directives.overdue(current) is True  # past its deadline (the supervisor's review has no due moment)
+        admin = SimpleNamespace(username="admin", role="admin", entity_id=None, active=True)
+        late, total = directives.search(session, admin, directives.DirectiveFilters(overdue=True))
+        assert ([d.id for d in late], total) == ([directive.id], 1)
+        assert directives.search(session, admin, directives.DirectiveFilters(overdue=False)) == ([], 0)
         [escalation] = session.scalars(select(directives.Escalation)).all()
         assert escalation.directive_id == directive.id
 

@@ -5,9 +5,9 @@ I (transport, 1 h), C (housing, 2 h) and H (housing, 22 h) completed on time by 
 D (civil defence) completed late by the supervisor's review 7 h after launch; F cancelled, G a draft.
 Season 1446 adds P1 (housing, on time in 1 h) and P2 (transport, late, in 3 h, its escalation left open).
 
-"Overdue" here is an open directive whose current step is past its due time. B passed its deadline, but
-its acknowledge step was then replaced by the supervisor's review, which has no due time: the dashboard
-does not count it as overdue (the daily report, which looks at the directive's deadline, does)."""
+"Overdue" is engine.directives.overdue: an open directive past its deadline or with a step past its due
+time. B passed its deadline and its acknowledge step was replaced by the supervisor's review, which has
+no due time: B is overdue (as in the daily report, which looks at the deadline)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_a_season_is_counted_per_entity_most_overdue_first(world):
         ("transport", "Transport", "النقل"), ("housing", "Housing", "الإسكان"),
         ("civil_defence", "Civil Defence", "الدفاع المدني")]
     transport, housing, civil_defence = figures.entities
-    assert _counts(transport) == (2, 0, 1, 1, 1.0)  # B and E open; I on time
+    assert _counts(transport) == (2, 1, 1, 1, 1.0)  # B (overdue) and E open; I on time
     assert _counts(housing) == (1, 0, 2, 2, 1.0)  # A open; C and H on time (F cancelled)
     assert _counts(civil_defence) == (0, 0, 1, 0, 0.0)  # D late (G a draft)
     assert figures.scale == 2
@@ -57,13 +57,13 @@ def test_a_season_is_counted_per_track_and_in_total(world):
     figures = _kpis(world, 1447)
     business, technology, human_resources = figures.tracks
     assert [r.key for r in figures.tracks] == ["business", "technology", "human_resources"]
-    assert _counts(business) == (2, 0, 2, 2, 1.0)  # A, B open; I, C on time
+    assert _counts(business) == (2, 1, 2, 2, 1.0)  # A, B (overdue) open; I, C on time
     assert _counts(technology) == (1, 0, 0, 0, None)  # E open
     assert _counts(human_resources) == (0, 0, 2, 1, 0.5)  # H on time, D late
     assert business.acknowledge == DurationStats(2, 1.5, 2.0) and business.levels == {1: 1}
     assert human_resources.complete == DurationStats(2, 14.5, 22.0)
     totals = figures.totals
-    assert _counts(totals) == (3, 0, 4, 3, 0.75)
+    assert _counts(totals) == (3, 1, 4, 3, 0.75)
     assert totals.acknowledge == DurationStats(3, 8.33, 22.0)  # 1, 2 and 22 hours
     assert totals.complete == DurationStats(4, 8.0, 22.0)  # 1, 2, 22 and 7 hours
     assert totals.levels == {1: 1}
@@ -71,7 +71,7 @@ def test_a_season_is_counted_per_track_and_in_total(world):
 
 def test_without_a_season_every_directive_counts(world):
     totals = _kpis(world, None).totals
-    assert _counts(totals) == (3, 0, 6, 4, pytest.approx(4 / 6, abs=1e-4))  # with P1 on time and P2 late
+    assert _counts(totals) == (3, 1, 6, 4, pytest.approx(4 / 6, abs=1e-4))  # with P1 on time and P2 late
     assert totals.acknowledge == DurationStats(4, 6.5, 22.0)  # P1's 1 hour, and 1, 2 and 22
     assert totals.complete == DurationStats(6, 6.0, 22.0)  # 1, 3, 1, 2, 22 and 7 hours
     assert totals.levels == {1: 2}  # B's and P2's
@@ -80,8 +80,8 @@ def test_without_a_season_every_directive_counts(world):
 def test_an_overdue_step_counts_its_directive_as_overdue(world):
     clock.set_now(at(2026, 5, 20, 18))  # E's acknowledge was due at 17:00 (its timer has not run yet)
     figures = _kpis(world, 1447)
-    assert [(r.key, r.open, r.overdue) for r in figures.entities][:1] == [("transport", 2, 1)]
-    assert (figures.totals.overdue, figures.tracks[1].overdue) == (1, 1)  # E is on the technology track
+    assert [(r.key, r.open, r.overdue) for r in figures.entities][:1] == [("transport", 2, 2)]  # B and E
+    assert (figures.totals.overdue, figures.tracks[1].overdue) == (2, 1)  # E is on the technology track
 
 
 def test_the_season_shown_is_the_one_asked_for_else_today_s(world):
