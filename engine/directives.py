@@ -337,8 +337,8 @@ def by_reference(session: Session, reference: str) -> Directive:
 
 
 def overdue(directive: Directive) -> bool:
-    """Active and past its deadline, or with a step past its own due moment: the same rule as the reports
-    (past the deadline) and the inbox (a step overdue), so the register, dashboard and reports agree."""
+    """Active and past its deadline (the reports' rule), or with a step past its own due moment (the inbox's):
+    a directive the daily report lists as overdue is overdue on every page too."""
     now = clock.now()
     late = [moment for moment in (directive.deadline_at, directive.current_due_at) if moment is not None]
     return directive.status == ACTIVE and any(moment < now for moment in late)
