@@ -66,7 +66,7 @@ class DirectiveSummary(BaseModel):
     status: str
     responsible_entity: str
     deadline_at: datetime
-    overdue: bool
+    overdue: bool = Field(description="active and past its deadline, or with a step past its due moment")
 
 
 class DirectiveOut(DirectiveSummary):
