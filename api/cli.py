@@ -557,8 +557,8 @@ def serve(
     # found: ours only set `stop`, so the timer worker finishes its batch and the process exits cleanly.
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        uvicorn.run(application, host=host, port=port, log_level=settings.log_level.lower(),
-                    server_header=False, proxy_headers=False)
+        uvicorn.run(application, host=host, port=port, log_level=settings.log_level.lower(), server_header=False,
+                    proxy_headers=bool(settings.trusted_proxies), forwarded_allow_ips=settings.trusted_proxies or None)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -23,6 +23,14 @@ class ApiSettings(Settings):
     evidence_max_files: int = Field(default=5, ge=1, le=50, description="Evidence files in one request.")
     evidence_kinds: list[str] = Field(default_factory=lambda: sorted(CONTENT_TYPES),
                                       description="Accepted evidence kinds: pdf png jpeg xlsx docx txt.")
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses of the reverse proxies in front of `tansiq serve` "
+                    "(TANSIQ_TRUSTED_PROXIES). Their X-Forwarded-For gives the client's address, which the "
+                    "sign-in throttle and the public form's rate limit count by; unset behind a proxy, every "
+                    "client has the proxy's address and shares its limits.",
+        pattern=r"^[0-9A-Fa-f:., /*]*$",
+    )
     evidence_max_unzipped_bytes: int = Field(default=100_000_000, ge=1)
     evidence_max_zip_ratio: int = Field(default=100, ge=2)
 

@@ -4,6 +4,7 @@ security headers and the request size limit."""
 from __future__ import annotations
 
 import stat
+import warnings
 from datetime import timedelta
 
 import jwt
@@ -15,6 +16,7 @@ from engine import clock
 from engine.db import Database
 from engine.login_attempts import MAX_FAILURES
 from tests.test_api_support import NOW, PASSWORD, TestClient, World, assert_problem, make_settings, open_world
+from tests.ui_support import Browser, signed_in
 
 
 @pytest.fixture
@@ -110,6 +112,23 @@ def test_guessing_is_throttled_with_retry_after(world: World):
     assert world.client.post("/api/v1/auth/token", data={"username": "viewer", "password": PASSWORD}).status_code == 200
     clock.set_now(NOW + timedelta(minutes=15, seconds=1))
     assert world.login("secretariat")
+
+
+def test_a_guesser_elsewhere_cannot_lock_the_user_out_of_the_api_or_the_page(world: World):
+    guesser = Browser(world)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        guesser.client = TestClient(world.client.app, follow_redirects=False, client=("127.0.0.9", 40000))
+    for _ in range(MAX_FAILURES):
+        assert guesser.client.post("/api/v1/auth/token", data={"username": "secretariat", "password": "guess!!!!!"}
+                                   ).status_code == 401
+    assert_problem(guesser.client.post("/api/v1/auth/token", data={"username": "secretariat", "password": PASSWORD}),
+                   429, "too-many-requests")
+    guesser.get("/login")
+    page = guesser.post("/login", {"username": "secretariat", "password": PASSWORD})
+    assert page.status_code == 429 and "محاولات دخول فاشلة كثيرة." in page.text
+    assert world.login("secretariat")  # from the user's own address, over the API and the page
+    assert signed_in(world, "secretariat")
 
 
 def test_the_secret_key_is_generated_once_with_mode_600(db: Database, tmp_path):

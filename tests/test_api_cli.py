@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from api.settings import get_api_settings
 from engine import directives, entities, process_models, seasons, users
 from engine.db import Database
 from engine.directives import NewDirective
+from engine.login_attempts import MAX_FAILURES, LoginAttempt
 from engine.notifications import Notification
 from engine.settings import get_settings
 from tests.conftest import read_model
@@ -133,6 +136,51 @@ def test_serve_runs_the_api_and_the_timer_worker_and_stops_cleanly(env, db: Data
             raise
     assert process.returncode == 0, stderr
     assert "Tansiq API stopped" in stderr and "Traceback" not in stderr, stderr
+
+
+@contextmanager
+def _serving(env: dict[str, str], **extra: str) -> Iterator[str]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from api.cli import app; app()", "serve", "--port", str(port), "--no-reports",
+         "--no-timers"], env={**os.environ, **env, **extra}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+
+
+@pytest.mark.parametrize(("trusted", "separate"), [("127.0.0.1", True), ("127.0.0.2", False)])
+def test_behind_a_trusted_proxy_the_throttle_counts_by_the_forwarded_address(env, db: Database, trusted: str,
+                                                                             separate: bool):
+    """X-Forwarded-For is believed only from TANSIQ_TRUSTED_PROXIES: from them, a guesser's address is its
+    own; from anyone else the header is ignored (a client cannot pick the address it is counted under)."""
+    with db.transaction() as session:
+        users.create_user(session, "secretariat", "a long enough password", "secretariat")
+    with _serving(env, TANSIQ_TRUSTED_PROXIES=trusted) as base:
+        def sign_in(address: str, password: str) -> int:
+            return httpx.post(f"{base}/api/v1/auth/token", data={"username": "secretariat", "password": password},
+                              headers={"X-Forwarded-For": address}, timeout=10).status_code
+
+        assert [sign_in("127.0.0.9", "wrong guess") for _ in range(MAX_FAILURES)] == [401] * MAX_FAILURES
+        assert sign_in("127.0.0.9", "a long enough password") == 429
+        assert sign_in("127.0.0.10", "a long enough password") == (200 if separate else 429)
+    with db.reading() as session:
+        clients = set(session.scalars(select(LoginAttempt.client)))
+    assert clients == ({"127.0.0.9", "127.0.0.10"} if separate else {"127.0.0.1"})
 
 
 def test_serve_refuses_a_database_that_is_not_migrated(env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -296,20 +296,54 @@ def test_a_new_model_version_is_recorded_once_identical_content_not_at_all(db):
 
 # --- the login throttle ------------------------------------------------------------------------------
 
+HOME, ELSEWHERE = "127.0.0.1", "127.0.0.9"
+
+
 def test_retry_after_says_when_the_throttle_lifts(db):
     with db.transaction() as session:
-        assert login_attempts.retry_after(session, "someone") == timedelta(0)
+        assert login_attempts.retry_after(session, "someone", HOME) == timedelta(0)
         for minute in range(login_attempts.MAX_FAILURES + 1):
             clock.set_now(NOW + timedelta(minutes=minute))
-            login_attempts.record(session, "someone", "127.0.0.1", False)
+            login_attempts.record(session, "someone", HOME, False)
         clock.set_now(NOW + timedelta(minutes=12))
-        assert login_attempts.throttled(session, "someone")
+        assert login_attempts.throttled(session, "someone", HOME)
         # 11 failures at minutes 0-10: the throttle lifts when the one at minute 1 leaves the window
-        assert login_attempts.retry_after(session, "someone") == timedelta(minutes=1) + login_attempts.WINDOW \
+        assert login_attempts.retry_after(session, "someone", HOME) == timedelta(minutes=1) + login_attempts.WINDOW \
             - timedelta(minutes=12)
         clock.set_now(NOW + timedelta(minutes=16, seconds=1))
-        assert not login_attempts.throttled(session, "someone")
-        assert login_attempts.retry_after(session, "someone") == timedelta(0)
+        assert not login_attempts.throttled(session, "someone", HOME)
+        assert login_attempts.retry_after(session, "someone", HOME) == timedelta(0)
+
+
+def test_failures_from_one_address_do_not_lock_the_user_out_of_another(db):
+    with db.transaction() as session:
+        for _ in range(login_attempts.MAX_FAILURES):
+            login_attempts.record(session, "someone", ELSEWHERE, False)
+        assert login_attempts.throttled(session, "someone", ELSEWHERE)
+        assert not login_attempts.throttled(session, "someone", HOME)
+        assert not login_attempts.throttled(session, "someone", None)
+
+
+def test_one_address_trying_many_usernames_is_throttled_for_every_username(db):
+    with db.transaction() as session:
+        for number in range(login_attempts.MAX_CLIENT_FAILURES - 1):
+            login_attempts.record(session, f"user{number % 7}", ELSEWHERE, False)
+        assert not login_attempts.throttled(session, "fresh", ELSEWHERE)
+        login_attempts.record(session, "user0", ELSEWHERE, True)  # a success does not count
+        assert not login_attempts.throttled(session, "fresh", ELSEWHERE)
+        login_attempts.record(session, "user0", ELSEWHERE, False)
+        assert login_attempts.throttled(session, "fresh", ELSEWHERE)
+        assert not login_attempts.throttled(session, "fresh", HOME)
+
+
+def test_many_addresses_trying_one_username_meet_its_cap(db):
+    clock.set_now(NOW)
+    with db.transaction() as session:
+        for number in range(login_attempts.MAX_USERNAME_FAILURES):
+            login_attempts.record(session, "someone", f"127.0.{number // 200}.{number % 200 + 2}", False)
+        assert login_attempts.throttled(session, "someone", HOME)
+        assert not login_attempts.throttled(session, "someone else", HOME)
+        assert login_attempts.retry_after(session, "someone", HOME) == login_attempts.WINDOW
 
 
 # --- bulk escalation outcomes ------------------------------------------------------------------------

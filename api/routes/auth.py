@@ -23,10 +23,10 @@ def issue_token(request: Request, state: State, form: Annotated[OAuth2PasswordRe
     if "\x00" in username or "\x00" in form.password or len(form.password) > 1000:
         raise ApiProblem("unauthorized", "wrong username or password", headers={"WWW-Authenticate": "Bearer"})
     with state.db.transaction() as session:
-        if login_attempts.throttled(session, username):
-            wait = login_attempts.retry_after(session, username).total_seconds()
-            raise ApiProblem("too-many-requests", "too many failed sign-ins for this user; wait and try again",
-                             headers=retry_after(wait))
+        wait = login_attempts.retry_after(session, username, client)
+        if wait:
+            raise ApiProblem("too-many-requests", "too many failed sign-ins; wait and try again",
+                             headers=retry_after(wait.total_seconds()))
         user = users.authenticate(session, username, form.password)
         login_attempts.record(session, username, client, user is not None)
         user_id = user.id if user is not None else None

@@ -53,7 +53,7 @@ async def login(request: Request) -> Response:
         error = "wrong"
     else:
         with state.db.transaction() as session:
-            if login_attempts.throttled(session, username):
+            if login_attempts.throttled(session, username, client):
                 error = "throttled"
             else:
                 user = users.authenticate(session, username, password)
