@@ -49,9 +49,10 @@ PEOPLE = {"secretariat": ("secretariat", None), "housing.user": ("entity_user", 
 DIRECTIVE = {"title": "تجهيز مراكز الاستقبال قبل وصول الحجاج", "title_en": "Prepare the reception centres",
              "kind": "decision", "responsible_entity": "housing", "deadline": "P20D",
              "process_model_key": engine_bench.MODEL_KEY, "launch": True}
-TARGETS = {("lifecycles_per_s", "sqlite", 1): 180.0, ("lifecycles_per_s", "postgresql", 1): 125.0,
-           ("lifecycles_per_s", "postgresql", 16): 250.0}
-LATENCY_TARGETS = {("launch_p50_ms", "sqlite"): 5.0, ("complete_p50_ms", "sqlite"): 4.0}
+# Targets as bench/common.py's records write them ("<= 20", ">= 2000"), which bench/suite.py reads.
+TARGETS = {("lifecycles_per_s", "sqlite", 1): ">= 180", ("lifecycles_per_s", "postgresql", 1): ">= 125",
+           ("lifecycles_per_s", "postgresql", 16): ">= 250"}
+LATENCY_TARGETS = {("launch_p50_ms", "sqlite"): "<= 5", ("complete_p50_ms", "sqlite"): "<= 4"}
 
 
 class RequestFailed(Exception):
@@ -299,6 +300,10 @@ def records(scenario: Scenario) -> list[dict[str, Any]]:
                     "median": statistics.median(values), "min": min(values), "max": max(values), "unit": "ms",
                     "target": LATENCY_TARGETS.get((f"{name}_p50_ms", scenario.backend)) if scenario.clients == 1
                     else None})
+    for figure, value, unit in (("in-memory SpiffWorkflow lifecycles (two-steps)", scenario.ceiling_per_s,
+                                 "lifecycles/s"), ("bare one-row commits", scenario.commits_per_s, "commits/s")):
+        out.append({"figure": f"ceiling: {figure}, {label}", "backend": scenario.backend, "median": value,
+                    "min": value, "max": value, "unit": unit, "target": None})
     return out
 
 
