@@ -5,6 +5,7 @@ Run it with `tansiq serve`, or any ASGI server: `uvicorn --factory api.app:creat
 
 from __future__ import annotations
 
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -60,9 +61,16 @@ def _version() -> str:
         return "0"
 
 
+GIL_SWITCH_SECONDS = 0.0005
+
+
 def create_app(settings: ApiSettings | None = None, *, database: Database | None = None) -> FastAPI:
     """Build the application: `settings` default to the `TANSIQ_*` environment; `database` to its URL."""
     settings = settings or get_api_settings()
+    # A request hops between the event loop and the thread pool (sync dependencies and routes); a thread
+    # that waits for the GIL waits up to the switch interval (5 ms by default). 0.5 ms measured 13 % more
+    # HTTP lifecycles per second (bench/http_bench.py, SQLite, one client: 35.1 to 39.7).
+    sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_SECONDS))
     db = database or get_database(settings.effective_database_url)
     tokens = TokenService(load_secret(settings), settings.token_ttl_seconds)
 

@@ -52,7 +52,9 @@ class CurrentUser:
                    language=user.language, active=user.active, tokens_valid_after=user.tokens_valid_after)
 
 
-def get_state(request: Request) -> AppState:
+# Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` dependency in the thread pool,
+# and each such hop costs more than the work (only `current_user`, which reads the database, needs one).
+async def get_state(request: Request) -> AppState:
     return request.app.state.tansiq
 
 
@@ -85,7 +87,7 @@ Caller = Annotated[CurrentUser, Depends(current_user)]
 def requires(action: str) -> Any:
     """A dependency that lets only roles allowed to do `action` through (403 otherwise)."""
 
-    def check(user: Caller) -> CurrentUser:
+    async def check(user: Caller) -> CurrentUser:
         access.require(user, action)
         return user
 
