@@ -351,10 +351,10 @@ def overdue_condition(now: datetime) -> ColumnElement[bool]:
 
 
 def refresh(session: Session, directive: Directive) -> None:
-    """Recompute the projection (after an escalation is resolved, say)."""
+    """Recompute the projection (after an escalation is resolved, say), from the directive read afresh."""
     if directive.instance_id is not None:
-        _project(session, directive, instances.get_instance(session, directive.instance_id),
-                 escalations_changed=True)
+        _project(session, _fresh(session, Directive.id == directive.id),
+                 instances.get_instance(session, directive.instance_id), escalations_changed=True)
 
 
 def register(session: Session, *, status: str | None = None, limit: int = 50, offset: int = 0) -> list[Directive]:
@@ -541,12 +541,19 @@ def _next_number(session: Session, hijri_year: int) -> int:
 
 @instances.on_change
 def _sync(session: Session, instance: instances.ProcessInstance) -> None:
-    directive = session.scalar(
-        select(Directive).where(Directive.instance_id == instance.id)
-        .options(lazyload(Directive.supporting_entities), lazyload(Directive.tags))
-    )
+    directive = _fresh(session, Directive.instance_id == instance.id)
     if directive is not None:
         _project(session, directive, instance, escalations_changed=escalations.changed(session, instance.id))
+
+
+def _fresh(session: Session, condition: ColumnElement[bool]) -> Directive | None:
+    """The directive read afresh: a copy the request loaded before it took the instance's lock (for its
+    access check) may be stale, and assigning a stale copy's own value back to it would write nothing."""
+    return session.scalar(
+        select(Directive).where(condition)
+        .options(lazyload(Directive.supporting_entities), lazyload(Directive.tags))
+        .execution_options(populate_existing=True)
+    )
 
 
 def _project(session: Session, directive: Directive, instance: instances.ProcessInstance, *,

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from engine import audit, clock, directives, entities, instances, seasons, timers
 from engine.audit import AuditEvent
@@ -79,6 +79,24 @@ def test_the_deadline_acts_and_the_directive_shows_it(world):
         assert directives.search(session, admin, directives.DirectiveFilters(overdue=False)) == ([], 0)
         [escalation] = session.scalars(select(directives.Escalation)).all()
         assert escalation.directive_id == directive.id
+
+
+def test_the_projection_is_written_from_a_fresh_copy_of_the_directive(world):
+    """A request loads its directive before it takes the instance's lock (for its access check); another
+    request may change the projection meanwhile. Projecting must then still write what it computes, even
+    when that equals the stale copy's value (found by tests/test_lost_updates.py under 50 clients)."""
+    if world.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite has one writer at a time: no other write can commit while this transaction reads")
+    directive = _create(world, launch=True, deadline="PT6H")
+    with world.transaction() as session:
+        stale = directives.get(session, directive.id)
+        assert stale.current_steps == ["acknowledge"]
+        with world.transaction() as other:  # a concurrent writer's projection, committed meanwhile
+            other.execute(update(Directive).where(Directive.id == directive.id).values(current_steps=["gone"]))
+        instance = instances.lock(session, stale.instance_id)
+        directives._sync(session, instance)
+    with world.reading() as session:
+        assert directives.get(session, directive.id).current_steps == ["acknowledge"]
 
 
 def test_completion_closes_the_directive_on_time(world):
