@@ -4,7 +4,9 @@ Failures are counted in three scopes over a sliding window. The narrow one, a us
 stops a guesser early; it does not reach the user's other addresses, so nobody can lock a user out by
 failing to sign in as them from elsewhere. Two wider caps bound what the narrow one leaves open: one
 address trying many usernames, and many addresses trying one username (a distributed guesser can still
-hold a username's sign-in at that cap, the price of capping guessing at 400 an hour per account)."""
+hold a username's sign-in at that cap, the price of capping guessing at 400 an hour per account). The
+per-address cap is high because an office behind one NAT address shares it: 100 typos in 15 minutes
+from the whole office hold its sign-ins until the oldest ages out."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from engine.db import Base, UTCDateTime
 
 WINDOW = timedelta(minutes=15)
 MAX_FAILURES = 10  # one username from one address
-MAX_CLIENT_FAILURES = 50  # one address, any username
+MAX_CLIENT_FAILURES = 100  # one address, any username
 MAX_USERNAME_FAILURES = 100  # one username, any address
 
 
