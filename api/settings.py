@@ -23,6 +23,8 @@ class ApiSettings(Settings):
     evidence_max_files: int = Field(default=5, ge=1, le=50, description="Evidence files in one request.")
     evidence_kinds: list[str] = Field(default_factory=lambda: sorted(CONTENT_TYPES),
                                       description="Accepted evidence kinds: pdf png jpeg xlsx docx txt.")
+    evidence_max_unzipped_bytes: int = Field(default=100_000_000, ge=1)
+    evidence_max_zip_ratio: int = Field(default=100, ge=2)
     trusted_proxies: str = Field(
         default="",
         description="Comma-separated addresses of the reverse proxies in front of `tansiq serve` "
@@ -31,8 +33,6 @@ class ApiSettings(Settings):
                     "client has the proxy's address and shares its limits.",
         pattern=r"^[0-9A-Fa-f:., /*]*$",
     )
-    evidence_max_unzipped_bytes: int = Field(default=100_000_000, ge=1)
-    evidence_max_zip_ratio: int = Field(default=100, ge=2)
 
     @property
     def evidence_limits(self) -> Limits:

@@ -188,6 +188,12 @@ def can_see_item(session: Session, user: Actor, item: WorkItem) -> bool:
     return can_see_directive(session, user, directive)
 
 
+def inbox_steps(user: Actor, user_entity_code: str | None) -> Select[Any]:
+    """The steps in the user's inbox, each with its directive (None for a process without one)."""
+    return inbox(select(WorkItem, Directive).outerjoin(Directive, Directive.instance_id == WorkItem.instance_id),
+                 user, user_entity_code)
+
+
 def inbox(query: Select[Any], user: Actor, user_entity_code: str | None) -> Select[Any]:
     """Narrow a query over `WorkItem` to the steps in the user's inbox (what they may work)."""
     if not user.active or user.role == VIEWER:

@@ -51,7 +51,8 @@ def retry_after(session: Session, username: str, client: str | None) -> timedelt
     """How long until every scope's throttle has lifted (when enough of its failures have aged out of the
     window); zero when none holds."""
     now = clock.now()
-    by_address = LoginAttempt.client.is_(None) if _client(client) is None else LoginAttempt.client == _client(client)
+    address = _client(client)
+    by_address = LoginAttempt.client.is_(None) if address is None else LoginAttempt.client == address
     by_username = LoginAttempt.username == username[:60]
     scopes = ((MAX_FAILURES, [by_username, by_address]), (MAX_CLIENT_FAILURES, [by_address]),
               (MAX_USERNAME_FAILURES, [by_username]))

@@ -4,7 +4,6 @@ security headers and the request size limit."""
 from __future__ import annotations
 
 import stat
-import warnings
 from datetime import timedelta
 
 import jwt
@@ -115,10 +114,7 @@ def test_guessing_is_throttled_with_retry_after(world: World):
 
 
 def test_a_guesser_elsewhere_cannot_lock_the_user_out_of_the_api_or_the_page(world: World):
-    guesser = Browser(world)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        guesser.client = TestClient(world.client.app, follow_redirects=False, client=("127.0.0.9", 40000))
+    guesser = Browser(world, address="127.0.0.9")
     for _ in range(MAX_FAILURES):
         assert guesser.client.post("/api/v1/auth/token", data={"username": "secretariat", "password": "guess!!!!!"}
                                    ).status_code == 401

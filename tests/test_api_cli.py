@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -102,23 +103,8 @@ def test_serve_runs_the_api_and_the_timer_worker_and_stops_cleanly(env, db: Data
         directives.create(session, NewDirective(title="t", kind="decision", responsible_entity="housing",
                                                 deadline="PT30M", process_model_key="deadline"), "tester",
                           launch_now=True)
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from api.cli import app; app()", "serve", "--port", str(port), "--no-reports"],
-        env={**os.environ, **env, "TANSIQ_TIMER_POLL_SECONDS": "0.2"},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        health = None
-        while time.monotonic() < deadline:
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, process.communicate()
-                time.sleep(0.1)
-        assert health is not None and health.status_code == 200, health
+    with _serving(env, TANSIQ_TIMER_POLL_SECONDS="0.2") as served:
+        assert httpx.get(f"{served.base}/healthz", timeout=2).status_code == 200
         for _ in range(100):
             with db.reading() as session:
                 if session.scalar(select(func.count()).select_from(Notification)):
@@ -126,38 +112,40 @@ def test_serve_runs_the_api_and_the_timer_worker_and_stops_cleanly(env, db: Data
             time.sleep(0.1)
         else:
             pytest.fail("the timer worker did not fire the reminder")
-        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/me", timeout=5).status_code == 401
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            _, stderr = process.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
-    assert process.returncode == 0, stderr
-    assert "Tansiq API stopped" in stderr and "Traceback" not in stderr, stderr
+        assert httpx.get(f"{served.base}/api/v1/me", timeout=5).status_code == 401
+    assert served.process.returncode == 0, served.stderr
+    assert "Tansiq API stopped" in served.stderr and "Traceback" not in served.stderr, served.stderr
+
+
+@dataclass
+class Served:
+    base: str
+    process: subprocess.Popen[str]
+    stderr: str = ""  # what the server wrote, once it has stopped
 
 
 @contextmanager
-def _serving(env: dict[str, str], **extra: str) -> Iterator[str]:
+def _serving(env: dict[str, str], *flags: str, **extra: str) -> Iterator[Served]:
+    """`tansiq serve` on a free loopback port until the block ends, then stopped with SIGTERM."""
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-c", "from api.cli import app; app()", "serve", "--port", str(port), "--no-reports",
-         "--no-timers"], env={**os.environ, **env, **extra}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [sys.executable, "-c", "from api.cli import app; app()", "serve", "--port", str(port), "--no-reports", *flags],
+        env={**os.environ, **env, **extra}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    served = Served(f"http://127.0.0.1:{port}", process)
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                httpx.get(f"{served.base}/healthz", timeout=2)
                 break
             except httpx.TransportError:
                 assert process.poll() is None and time.monotonic() < deadline, process.communicate()
                 time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
+        yield served
     finally:
         process.send_signal(signal.SIGTERM)
         try:
-            process.communicate(timeout=20)
+            _, served.stderr = process.communicate(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
             raise
@@ -170,9 +158,10 @@ def test_behind_a_trusted_proxy_the_throttle_counts_by_the_forwarded_address(env
     own; from anyone else the header is ignored (a client cannot pick the address it is counted under)."""
     with db.transaction() as session:
         users.create_user(session, "secretariat", "a long enough password", "secretariat")
-    with _serving(env, TANSIQ_TRUSTED_PROXIES=trusted) as base:
+    with _serving(env, "--no-timers", TANSIQ_TRUSTED_PROXIES=trusted) as served:
         def sign_in(address: str, password: str) -> int:
-            return httpx.post(f"{base}/api/v1/auth/token", data={"username": "secretariat", "password": password},
+            return httpx.post(f"{served.base}/api/v1/auth/token",
+                              data={"username": "secretariat", "password": password},
                               headers={"X-Forwarded-For": address}, timeout=10).status_code
 
         assert [sign_in("127.0.0.9", "wrong guess") for _ in range(MAX_FAILURES)] == [401] * MAX_FAILURES

@@ -19,8 +19,9 @@ CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
 class Browser:
     """One person's cookies: signs in with the form, then gets pages and posts forms with the CSRF token."""
 
-    def __init__(self, world: World, language: str | None = None) -> None:
-        self.client = TestClient(world.client.app, follow_redirects=False, raise_server_exceptions=True)
+    def __init__(self, world: World, language: str | None = None, address: str = "testclient") -> None:
+        self.client = TestClient(world.client.app, follow_redirects=False, raise_server_exceptions=True,
+                                 client=(address, 50000))
         if language:
             self.client.cookies.set("tansiq_lang", language)
         self.token = ""

@@ -58,15 +58,13 @@ def inbox(
         filters.append(Directive.priority == priority)
     with state.db.reading() as session:
         code = access.entity_code(session, caller)
-        on_directive = Directive.instance_id == WorkItem.instance_id
-        listed = access.inbox(select(WorkItem, Directive).outerjoin(Directive, on_directive), caller, code)
-        rows = session.execute(listed.where(*filters).order_by(*work_items.INBOX_ORDER)
+        rows = session.execute(access.inbox_steps(caller, code).where(*filters).order_by(*work_items.INBOX_ORDER)
                                .options(lazyload(Directive.supporting_entities), lazyload(Directive.tags))
                                .limit(limit).offset(offset)).all()
         # Counted on work_item alone (joined only when a filter needs the directive): the inbox index answers it.
         counted = access.inbox(select(WorkItem.id), caller, code)
         if directive is not None or priority is not None:
-            counted = counted.join(Directive, on_directive)
+            counted = counted.join(Directive, Directive.instance_id == WorkItem.instance_id)
         total = page_total(session, counted.where(*filters), len(rows), limit, offset)
         return Page(items=[task_out(item, d) for item, d in rows], total=total, limit=limit, offset=offset)
 

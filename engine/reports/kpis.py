@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import and_, case, func, select, true
 from sqlalchemy.orm import Session
 
-from engine import clock, directives, entities, seasons
-from engine.directives import ACTIVE, COMPLETED, TRACKS, Directive
+from engine import clock, entities, seasons
+from engine.directives import ACTIVE, COMPLETED, TRACKS, Directive, overdue_condition
 from engine.entities import Entity
 from engine.errors import NotFound
 from engine.escalations import Escalation
@@ -104,7 +104,7 @@ def _count_directives(session: Session, scope: Any, now: datetime, rows: _Rows) 
     counts = session.execute(
         select(Directive.responsible_entity_id, Directive.track,
                func.sum(case((Directive.status == ACTIVE, 1), else_=0)),
-               func.sum(case((directives.overdue_condition(now), 1), else_=0)),
+               func.sum(case((overdue_condition(now), 1), else_=0)),
                func.sum(case((Directive.status == COMPLETED, 1), else_=0)),
                func.sum(case((and_(Directive.status == COMPLETED, Directive.completed_on_time.is_(True)), 1),
                              else_=0)))

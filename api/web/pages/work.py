@@ -18,7 +18,6 @@ from api.web.core import WebRoute, is_htmx, redirect, render
 from api.web.forms import evidence_as_integers, fields_of, read_form
 from api.web.session import form_of, require_user
 from engine import access, clock, evidence_store, instances, work_items
-from engine.directives import Directive
 from engine.errors import Conflict, InvalidInput, NotFound, TansiqError
 from engine.roles import ADMIN
 from engine.steps import claim, record_progress
@@ -38,8 +37,7 @@ def inbox(request: Request, show: str = "open", page: int = 1) -> Response:
     page = max(1, min(page, 10_000))
     with request.app.state.tansiq.db.reading() as session:
         code = access.entity_code(session, user)
-        listed = access.inbox(select(WorkItem, Directive).outerjoin(Directive, Directive.instance_id ==
-                                                                   WorkItem.instance_id), user, code)
+        listed = access.inbox_steps(user, code)
         counted = access.inbox(select(WorkItem.id), user, code)
         counts = _counts(session, counted, now)
         if show == "done":
