@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -37,11 +38,22 @@ def _clone_instances(db, instance_id: int, copies: int) -> None:
         ), {"copies": copies, "id": instance_id})
 
 
-def _worker(database_url: str) -> subprocess.Popen:
-    env = dict(os.environ, TANSIQ_DATABASE_URL=database_url, TANSIQ_TIMER_POLL_SECONDS="0.05",
-               TANSIQ_TIMER_BATCH_SIZE="10")
-    command = [sys.executable, "-m", "api.cli", "timers", "run", "--now", (DUE + timedelta(minutes=1)).isoformat()]
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+class _Worker:
+    """A `tansiq timers run` process, and whether it has finished a batch: from then on it runs batch after
+    batch while work remains, so a kill lands in the middle of one (a kill during start-up proves nothing)."""
+
+    def __init__(self, database_url: str) -> None:
+        env = dict(os.environ, TANSIQ_DATABASE_URL=database_url, TANSIQ_TIMER_POLL_SECONDS="0.05",
+                   TANSIQ_TIMER_BATCH_SIZE="10", TANSIQ_LOG_LEVEL="INFO", TANSIQ_LOG_FORMAT="json")
+        command = [sys.executable, "-m", "api.cli", "timers", "run", "--now", (DUE + timedelta(minutes=1)).isoformat()]
+        self.process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.batched = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout or ():  # also drains the pipe, so the worker never blocks on it
+            if '"timers fired"' in line:
+                self.batched.set()
 
 
 def _due(db) -> int:
@@ -58,29 +70,26 @@ def test_killed_timer_workers_escalate_every_instance_exactly_once(db, database_
     first = start(db, "timer_escalate", {"deadline": DUE.isoformat()})
     _clone_instances(db, first, INSTANCES - 1)
     rng = random.Random(7)
-    workers = [_worker(database_url) for _ in range(WORKERS)]
-    born = [time.monotonic()] * WORKERS
+    workers = [_Worker(database_url) for _ in range(WORKERS)]
     kills, deadline = 0, time.monotonic() + 240
     try:
         while _due(db) and time.monotonic() < deadline:
             time.sleep(rng.uniform(0.1, 0.3))
-            # Kill only a worker that has been up long enough to be in the middle of its batches
-            # (start-up takes about a second): a kill during start-up proves nothing.
-            ready = [n for n in range(WORKERS) if time.monotonic() - born[n] > 2.5]
+            ready = [n for n in range(WORKERS) if workers[n].batched.is_set()]
             if kills < KILLS and ready:
                 victim = rng.choice(ready)
-                workers[victim].send_signal(signal.SIGKILL)
-                workers[victim].wait(timeout=10)
-                workers[victim], born[victim] = _worker(database_url), time.monotonic()
+                workers[victim].process.send_signal(signal.SIGKILL)
+                workers[victim].process.wait(timeout=10)
+                workers[victim] = _Worker(database_url)
                 kills += 1
     finally:
         for worker in workers:
-            worker.terminate()
+            worker.process.terminate()
         for worker in workers:
             try:
-                worker.wait(timeout=20)
+                worker.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                worker.kill()
+                worker.process.kill()
     assert kills == KILLS, f"only {kills} kills happened before the work ran out; make the run longer"
     assert _due(db) == 0
     with db.reading() as session:
