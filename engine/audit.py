@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, event, select
+from sqlalchemy import Integer, String, event, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from engine import clock
@@ -104,14 +104,18 @@ def _write_pending(session: Session) -> None:
     pending = session.info.pop("audit_pending", None)
     if not pending:
         return
-    head = _locked_head(session)
+    session.flush()  # every other change first: the head's lock is the last one taken
+    last_id, last_hash = _locked_head(session)
+    rows = []
     for item in pending:
-        event_id = head.last_id + 1
-        digest = event_hash(event_id, item.at, item.actor, item.action, item.subject, item.payload, head.last_hash)
-        session.add(AuditEvent(id=event_id, at=item.at, actor=item.actor, action=item.action, subject=item.subject,
-                               payload=item.payload, prev_hash=head.last_hash, hash=digest))
-        head.last_id, head.last_hash = event_id, digest
-    session.flush()
+        event_id = last_id + 1
+        digest = event_hash(event_id, item.at, item.actor, item.action, item.subject, item.payload, last_hash)
+        rows.append({"id": event_id, "at": item.at, "actor": item.actor, "action": item.action,
+                     "subject": item.subject, "payload": item.payload, "prev_hash": last_hash, "hash": digest})
+        last_id, last_hash = event_id, digest
+    # Core statements, not ORM objects: nothing reads these rows back in this unit of work.
+    session.execute(insert(AuditEvent), rows)
+    session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_id=last_id, last_hash=last_hash))
 
 
 @event.listens_for(Session, "after_rollback")
@@ -120,15 +124,15 @@ def _drop_pending(session: Session) -> None:
         session.info.pop("audit_pending", None)
 
 
-def _locked_head(session: Session) -> AuditHead:
-    head = session.scalar(
-        select(AuditHead).where(AuditHead.id == 1).with_for_update().execution_options(populate_existing=True)
-    )
+def _locked_head(session: Session) -> tuple[int, str]:
+    """The last position and hash of the chain, with the head's row lock held to commit."""
+    head = session.execute(
+        select(AuditHead.last_id, AuditHead.last_hash).where(AuditHead.id == 1).with_for_update()
+    ).one_or_none()
     if head is None:  # the migration creates it; a database emptied by hand gets it back here
-        head = AuditHead(id=1, last_id=0, last_hash=GENESIS)
-        session.add(head)
-        session.flush()
-    return head
+        session.execute(insert(AuditHead).values(id=1, last_id=0, last_hash=GENESIS))
+        return 0, GENESIS
+    return head.last_id, head.last_hash
 
 
 def timeline(session: Session, *subjects: str, limit: int = 500) -> list[AuditEvent]:

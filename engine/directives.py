@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     and_,
     case,
+    event,
     func,
     not_,
     or_,
@@ -28,7 +29,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, lazyload, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, SessionTransaction, lazyload, mapped_column, relationship
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import Date
 
@@ -227,16 +228,19 @@ def _launch(session: Session, directive: Directive, actor: str) -> Directive:
         raise Conflict(f"directive {directive.reference} is {directive.status}, it was launched already")
     if directive.deadline_at <= clock.now():
         raise InvalidInput(f"the deadline of {directive.reference} has passed; set a new one before launching")
+
+    def link(instance: instances.ProcessInstance) -> None:  # before the first run, which projects onto it
+        directive.instance_id = instance.id
+        directive.status, directive.launched_by, directive.launched_at = ACTIVE, actor, clock.now()
+        if not session.in_nested_transaction():  # a savepoint rolled back could leave the entry stale
+            session.info.setdefault(_HELD, {})[instance.id] = directive
+
     instance = instances.start(
         session, directive.process_model_key or "directive_standard", process_data(directive), actor,
-        business_key=directive.reference,
+        business_key=directive.reference, on_created=link,
     )
-    directive.instance_id = instance.id
-    directive.status, directive.launched_by, directive.launched_at = ACTIVE, actor, clock.now()
-    session.flush()
     audit.record(session, actor, "directive.launched", subject(directive.id),
                  {"instance": instance.id, "model": directive.process_model_key})
-    _project(session, directive, instance, escalations_changed=escalations.changed(session, instance.id))
     return directive
 
 
@@ -354,7 +358,7 @@ def refresh(session: Session, directive: Directive) -> None:
     """Recompute the projection (after an escalation is resolved, say), from the directive read afresh."""
     if directive.instance_id is not None:
         _project(session, _fresh(session, Directive.id == directive.id),
-                 instances.get_instance(session, directive.instance_id), escalations_changed=True)
+                 instances.get_instance(session, directive.instance_id), None, escalations_changed=True)
 
 
 def register(session: Session, *, status: str | None = None, limit: int = 50, offset: int = 0) -> list[Directive]:
@@ -539,11 +543,21 @@ def _next_number(session: Session, hijri_year: int) -> int:
 
 # --- keeping the projection current ----------------------------------------------------------------
 
+_HELD = "tansiq.held_directives"  # session.info key: instance id -> its directive, locked by this transaction
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_held(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_HELD, None)
+
+
 @instances.on_change
-def _sync(session: Session, instance: instances.ProcessInstance) -> None:
-    directive = _fresh(session, Directive.instance_id == instance.id)
+def _sync(session: Session, instance: instances.ProcessInstance, open_steps: list[WorkItem] | None) -> None:
+    directive = session.info.get(_HELD, {}).get(instance.id) or _fresh(session, Directive.instance_id == instance.id)
     if directive is not None:
-        _project(session, directive, instance, escalations_changed=escalations.changed(session, instance.id))
+        _project(session, directive, instance, open_steps,
+                 escalations_changed=escalations.changed(session, instance.id))
 
 
 def _fresh(session: Session, condition: ColumnElement[bool]) -> Directive | None:
@@ -556,14 +570,16 @@ def _fresh(session: Session, condition: ColumnElement[bool]) -> Directive | None
     )
 
 
-def _project(session: Session, directive: Directive, instance: instances.ProcessInstance, *,
-             escalations_changed: bool) -> None:
-    """Copy what the directive's pages show from its instance: open steps, earliest due, escalation level,
-    incident and end. The escalation queries run only when escalations changed in this unit of work."""
-    open_steps = session.execute(
-        select(WorkItem.element_id, WorkItem.due_at).where(WorkItem.instance_id == instance.id,
-                                                           WorkItem.status == OPEN)
-    ).all()
+def _project(session: Session, directive: Directive, instance: instances.ProcessInstance,
+             open_steps: list[WorkItem] | None, *, escalations_changed: bool) -> None:
+    """Copy what the directive's pages show from its instance: open steps (read when not given), earliest
+    due, escalation level, incident and end. The escalation queries run only when escalations changed in
+    this unit of work."""
+    if open_steps is None:
+        open_steps = session.execute(
+            select(WorkItem.element_id, WorkItem.due_at).where(WorkItem.instance_id == instance.id,
+                                                               WorkItem.status == OPEN)
+        ).all()
     directive.current_steps = sorted({step.element_id for step in open_steps})
     dues = [step.due_at for step in open_steps if step.due_at is not None]
     directive.current_due_at = min(dues) if dues else None

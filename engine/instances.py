@@ -28,7 +28,8 @@ from engine.settings import get_settings
 RUNNING, COMPLETED, CANCELLED, INCIDENT = "running", "completed", "cancelled", "incident"
 STATUSES = (RUNNING, COMPLETED, CANCELLED, INCIDENT)
 
-ChangeListener = Callable[[Session, "ProcessInstance"], None]
+# A listener gets the instance's open steps after the change, or None where they are not known.
+ChangeListener = Callable[[Session, "ProcessInstance", "list[work_items.WorkItem] | None"], None]
 _listeners: list[ChangeListener] = []
 
 
@@ -76,8 +77,10 @@ def set_status(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
 
 
 def start(session: Session, model_key: str, data: dict[str, Any], actor: str, *,
-          version: int | None = None, business_key: str | None = None) -> ProcessInstance:
-    """Start an instance and run it to its first wait state."""
+          version: int | None = None, business_key: str | None = None,
+          on_created: Callable[[ProcessInstance], None] | None = None) -> ProcessInstance:
+    """Start an instance and run it to its first wait state; `on_created` sees it stored, before it runs
+    (to link what it belongs to, so that listeners of its first change find it)."""
     model = process_models.get_model(session, model_key, version)
     work_items.check_variables(data, "process data")
     now = clock.now()
@@ -93,15 +96,15 @@ def start(session: Session, model_key: str, data: dict[str, Any], actor: str, *,
     session.flush()
     audit.record(session, actor, "instance.started", subject(instance.id),
                  {"model": model.key, "version": model.version, "business_key": business_key})
+    if on_created is not None:
+        on_created(instance)
     _advance(session, instance, actor, Runtime.run_engine)
     return instance
 
 
 def complete_task(session: Session, work_item_id: int, data: dict[str, Any], actor: str) -> ProcessInstance:
     """Complete one open step with form data. Exactly one of concurrent completions succeeds."""
-    item = work_items.get_work_item(session, work_item_id)
-    instance = lock(session, item.instance_id)
-    session.refresh(item)
+    item, instance = lock_item(session, work_item_id)
     if item.status != work_items.OPEN:
         by = f" by {item.completed_by}" if item.completed_by else ""
         raise Conflict(f"step {item.id} is already {item.status}{by}")
@@ -158,7 +161,7 @@ def cancel(session: Session, instance_id: int, actor: str) -> ProcessInstance:
     work_items.project(session, instance.id, [])
     session.flush()
     audit.record(session, actor, "instance.cancelled", subject(instance.id), {})
-    _notify_listeners(session, instance)
+    _notify_listeners(session, instance, [])
     return instance
 
 
@@ -175,12 +178,14 @@ def retry(session: Session, instance_id: int, actor: str) -> ProcessInstance:
 
 
 _LOCKED = "tansiq.locked_instances"  # session.info key: instances locked by this session's open transaction
+_FRESH_ITEMS = "tansiq.fresh_work_items"  # session.info key: work items read afresh under those locks
 
 
 @event.listens_for(Session, "after_transaction_end")
 def _forget_locks(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
         session.info.pop(_LOCKED, None)
+        session.info.pop(_FRESH_ITEMS, None)
 
 
 def lock(session: Session, instance_id: int) -> ProcessInstance:
@@ -203,6 +208,21 @@ def lock(session: Session, instance_id: int) -> ProcessInstance:
     if not session.in_nested_transaction():
         session.info.setdefault(_LOCKED, {})[instance_id] = instance
     return instance
+
+
+def lock_item(session: Session, work_item_id: int) -> tuple[work_items.WorkItem, ProcessInstance]:
+    """A step read afresh under its instance's lock, and the instance: what a writer of a step starts with.
+
+    The step is re-read once per transaction; after that, this transaction is its only writer.
+    """
+    item = work_items.get_work_item(session, work_item_id)
+    instance = lock(session, item.instance_id)
+    fresh = session.info.setdefault(_FRESH_ITEMS, set())
+    if work_item_id not in fresh:
+        session.refresh(item)
+        if not session.in_nested_transaction():
+            fresh.add(work_item_id)
+    return item, instance
 
 
 def get_instance(session: Session, instance_id: int) -> ProcessInstance:
@@ -244,8 +264,8 @@ def _advance(session: Session, instance: ProcessInstance, actor: str, action: Ca
         with session.begin_nested():
             runtime = _load(instance, handler_for(context))
             action(runtime)
-            _save(session, instance, runtime, actor)
-        _notify_listeners(session, instance)
+            open_steps = _save(session, instance, runtime, actor)
+        _notify_listeners(session, instance, open_steps)
         return True
     except WorkflowFailure as failure:
         audit.discard_since(session, audit_mark)
@@ -254,13 +274,13 @@ def _advance(session: Session, instance: ProcessInstance, actor: str, action: Ca
         raise Conflict(f"instance {instance.id} was changed by another worker; nothing was done") from None
     except StaleDataError:
         raise Conflict(f"instance {instance.id} was changed concurrently; nothing was done") from None
-    applied = False
+    applied, open_steps = False, None
     if clean_part is not None:
         try:
             with session.begin_nested():
                 runtime = _load(instance, None)
                 clean_part(runtime)
-                _save(session, instance, runtime, actor)
+                open_steps = _save(session, instance, runtime, actor)
             applied = True
         except WorkflowFailure as failure:
             audit.discard_since(session, audit_mark)
@@ -269,26 +289,29 @@ def _advance(session: Session, instance: ProcessInstance, actor: str, action: Ca
     session.flush()
     audit.record(session, actor, "instance.incident", subject(instance.id),
                  {"element": incident.element_id, "message": incident.message[:1000]})
-    _notify_listeners(session, instance)
+    _notify_listeners(session, instance, open_steps)
     return applied
 
 
-def _notify_listeners(session: Session, instance: ProcessInstance) -> None:
+def _notify_listeners(session: Session, instance: ProcessInstance,
+                      open_steps: list[work_items.WorkItem] | None) -> None:
     for listener in _listeners:
-        listener(session, instance)
+        listener(session, instance, open_steps)
 
 
-def _save(session: Session, instance: ProcessInstance, runtime: Runtime, actor: str) -> None:
+def _save(session: Session, instance: ProcessInstance, runtime: Runtime, actor: str) -> list[work_items.WorkItem]:
+    """Store the runtime's state and project its steps; return the open steps."""
     instance.state = runtime.dump()
     instance.updated_at = clock.now()
     if runtime.completed:
         _end(instance, COMPLETED)
-        work_items.project(session, instance.id, [])
+        open_steps = work_items.project(session, instance.id, [])
         audit.record(session, actor, "instance.completed", subject(instance.id), {})
     else:
         instance.next_timer_at = runtime.next_timer_at()
-        work_items.project(session, instance.id, runtime.ready_user_tasks())
+        open_steps = work_items.project(session, instance.id, runtime.ready_user_tasks())
     session.flush()
+    return open_steps
 
 
 def _end(instance: ProcessInstance, status: str) -> None:

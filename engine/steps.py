@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from engine import audit, clock, instances, work_items
+from engine import audit, clock, instances
 from engine.errors import Conflict, InvalidInput
 from engine.work_items import OPEN, WorkItem
 
@@ -66,9 +66,7 @@ def record_progress(session: Session, item_id: int, actor: str, percent: int, no
 
 
 def _locked_open_item(session: Session, item_id: int) -> WorkItem:
-    item = work_items.get_work_item(session, item_id)
-    instances.lock(session, item.instance_id)  # one writer per instance, as for completion
-    session.refresh(item)
+    item, _ = instances.lock_item(session, item_id)  # one writer per instance, as for completion
     if item.status != OPEN:
         by = f" by {item.completed_by}" if item.completed_by else ""
         raise Conflict(f"step {item.id} is already {item.status}{by}")

@@ -58,8 +58,8 @@ class WorkItem(Base):
         return self.status == OPEN and self.due_at is not None and self.due_at < clock.now()
 
 
-def project(session: Session, instance_id: int, views: list[UserTaskView]) -> None:
-    """Make the open work items of an instance match its READY user tasks."""
+def project(session: Session, instance_id: int, views: list[UserTaskView]) -> list[WorkItem]:
+    """Make the open work items of an instance match its READY user tasks; return them (open, unflushed)."""
     open_items = {
         item.task_id: item
         for item in session.scalars(
@@ -67,13 +67,19 @@ def project(session: Session, instance_id: int, views: list[UserTaskView]) -> No
         )
     }
     ready_ids = {view.task_id for view in views}
+    still_open = []
     for task_id, item in open_items.items():
-        if task_id not in ready_ids:
+        if task_id in ready_ids:
+            still_open.append(item)
+        else:
             item.status = WITHDRAWN  # interrupted by an event, or the instance ended
             item.completed_at = clock.now()
     for view in views:
         if view.task_id not in open_items:
-            session.add(_new_item(instance_id, view))
+            item = _new_item(instance_id, view)
+            session.add(item)
+            still_open.append(item)
+    return still_open
 
 
 def _new_item(instance_id: int, view: UserTaskView) -> WorkItem:

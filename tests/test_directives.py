@@ -94,7 +94,7 @@ def test_the_projection_is_written_from_a_fresh_copy_of_the_directive(world):
         with world.transaction() as other:  # a concurrent writer's projection, committed meanwhile
             other.execute(update(Directive).where(Directive.id == directive.id).values(current_steps=["gone"]))
         instance = instances.lock(session, stale.instance_id)
-        directives._sync(session, instance)
+        directives._sync(session, instance, None)
     with world.reading() as session:
         assert directives.get(session, directive.id).current_steps == ["acknowledge"]
 

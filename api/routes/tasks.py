@@ -81,8 +81,7 @@ def _actionable_item(session: Session, caller: CurrentUser, item_id: int) -> Wor
     item = _visible_item(session, caller, item_id)
     if not access.can_act_on_item(caller, item, access.entity_code(session, caller)):
         raise access.Forbidden("this step is addressed to another entity or role")
-    instances.lock(session, item.instance_id)  # one writer per instance; before any row that refers to it
-    session.refresh(item)
+    item, _ = instances.lock_item(session, item.id)  # one writer per instance; before any row that refers to it
     return item
 
 

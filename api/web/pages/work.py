@@ -90,8 +90,7 @@ def _actionable_item(session: Session, user: Any, item_id: int) -> WorkItem:
     item = _visible_item(session, user, item_id)
     if not access.can_act_on_item(user, item, access.entity_code(session, user)):
         raise access.Forbidden("this step is addressed to another entity or role")
-    instances.lock(session, item.instance_id)
-    session.refresh(item)
+    item, _ = instances.lock_item(session, item.id)
     if item.status != OPEN:
         raise Conflict(f"this step is already {item.status}")
     if user.role != ADMIN and item.claimed_by not in (None, user.username):
