@@ -21,8 +21,9 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from sqlalchemy import Select, false, or_, select
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import Session
 
+from engine import directives
 from engine.directives import Directive, addressed_to
 from engine.errors import Forbidden, NotFound  # Forbidden is defined in engine.errors; importable here too
 from engine.escalations import Escalation
@@ -173,10 +174,7 @@ def _own_entity_code(user: Actor) -> str | None:
 def directive_of_item(session: Session, item: WorkItem, *, with_lists: bool = True) -> Directive | None:
     """The directive a step belongs to; `with_lists=False` leaves its supporting entities and tags to be
     loaded when first read (a summary does not need them)."""
-    query = select(Directive).where(Directive.instance_id == item.instance_id)
-    if not with_lists:
-        query = query.options(lazyload(Directive.supporting_entities), lazyload(Directive.tags))
-    return session.scalar(query)
+    return directives.of_instance(session, item.instance_id, with_lists=with_lists)
 
 
 def can_see_item(session: Session, user: Actor, item: WorkItem) -> bool:

@@ -232,8 +232,7 @@ def _launch(session: Session, directive: Directive, actor: str) -> Directive:
     def link(instance: instances.ProcessInstance) -> None:  # before the first run, which projects onto it
         directive.instance_id = instance.id
         directive.status, directive.launched_by, directive.launched_at = ACTIVE, actor, clock.now()
-        if not session.in_nested_transaction():  # a savepoint rolled back could leave the entry stale
-            session.info.setdefault(_HELD, {})[instance.id] = directive
+        _hold(session, instance.id, directive)
 
     instance = instances.start(
         session, directive.process_model_key or "directive_standard", process_data(directive), actor,
@@ -552,10 +551,30 @@ def _forget_held(session: Session, transaction: SessionTransaction) -> None:
         session.info.pop(_HELD, None)
 
 
+def _hold(session: Session, instance_id: int, directive: Directive) -> None:
+    """Remember a directive read afresh under its instance's lock (or created) in this transaction: every
+    other writer of its projection waits for that lock, so the copy stays current until the commit."""
+    if not session.in_nested_transaction():  # a savepoint rolled back could leave the entry stale
+        session.info.setdefault(_HELD, {})[instance_id] = directive
+
+
+def of_instance(session: Session, instance_id: int, *, with_lists: bool = True) -> Directive | None:
+    """The directive an instance runs for (None for a process without one); `with_lists=False` leaves its
+    supporting entities and tags to be loaded when first read."""
+    held = session.info.get(_HELD, {}).get(instance_id)
+    if held is not None:
+        return held
+    query = select(Directive).where(Directive.instance_id == instance_id)
+    if not with_lists:
+        query = query.options(lazyload(Directive.supporting_entities), lazyload(Directive.tags))
+    return session.scalar(query)
+
+
 @instances.on_change
 def _sync(session: Session, instance: instances.ProcessInstance, open_steps: list[WorkItem] | None) -> None:
     directive = session.info.get(_HELD, {}).get(instance.id) or _fresh(session, Directive.instance_id == instance.id)
     if directive is not None:
+        _hold(session, instance.id, directive)
         _project(session, directive, instance, open_steps,
                  escalations_changed=escalations.changed(session, instance.id))
 

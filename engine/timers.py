@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -38,8 +39,22 @@ class BatchResult:
 
 
 def run_due_batch(db: Database, batch_size: int = 100, now: datetime | None = None) -> BatchResult:
-    """Process one batch of due instances in one transaction; return what was done."""
+    """Process one batch of due instances in one transaction; return what was done.
+
+    A model's failure is an incident, recorded like any result. Anything else that goes wrong with one
+    instance rolls the batch back, and the batch runs again with each firing in a savepoint of its own,
+    which skips that instance: the savepoints, two statements a firing, are paid only then.
+    """
     moment = now or clock.now()
+    try:
+        return _run_batch(db, batch_size, moment, _fire)
+    except (TansiqError, IntegrityError) as exc:
+        log.info("timer batch retried firing by firing", error=str(exc))
+        return _run_batch(db, batch_size, moment, _fire_isolated)
+
+
+def _run_batch(db: Database, batch_size: int, moment: datetime,
+               fire: Callable[[Session, ProcessInstance], bool]) -> BatchResult:
     result = BatchResult()
     with db.transaction() as session:
         query = (
@@ -51,7 +66,7 @@ def run_due_batch(db: Database, batch_size: int = 100, now: datetime | None = No
         if db.is_postgresql:
             query = query.with_for_update(skip_locked=True, of=ProcessInstance)
         for instance in session.scalars(query).all():
-            if not _fire_one(session, instance):
+            if not fire(session, instance):
                 continue
             if instance.status == instances.INCIDENT:
                 result.incidents.append(instance.id)
@@ -60,7 +75,12 @@ def run_due_batch(db: Database, batch_size: int = 100, now: datetime | None = No
     return result
 
 
-def _fire_one(session: Session, instance: ProcessInstance) -> bool:
+def _fire(session: Session, instance: ProcessInstance) -> bool:
+    instances.fire_timers(session, instance)
+    return True
+
+
+def _fire_isolated(session: Session, instance: ProcessInstance) -> bool:
     """One instance's trouble must not hold up the batch: skip it, log it, and try it next poll."""
     mark = audit.mark(session)
     try:
