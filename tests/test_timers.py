@@ -89,6 +89,24 @@ def test_acknowledging_in_time_disarms_both_timers(db):
     assert escalations(db, instance_id) == [] and notifications(db, instance_id) == []
 
 
+def test_an_instance_that_cannot_fire_is_skipped_and_the_rest_of_its_batch_fires(db):
+    """A batch fires without a savepoint per instance; when one instance fails (here: its escalation's key
+    is taken, as when another worker got there first), the batch runs again with one savepoint each."""
+    deploy(db, "deadline.bpmn")
+    clock.set_now(T0)
+    blocked, healthy = start(db, "deadline", DATA), start(db, "deadline", DATA)
+    with db.transaction() as session:
+        session.add(Escalation(instance_id=blocked, source_key="escalate_level_1#1", element_id="planted", level=1,
+                               reason="manual", target_role="supervisor", raised_at=T0))
+    clock.set_now(DEADLINE + timedelta(seconds=1))
+    result = timers.run_due_batch(db)
+    assert (result.fired, result.incidents) == (1, [])
+    assert [e.element_id for e in escalations(db, healthy)] == ["escalate_level_1"]
+    assert [e.element_id for e in escalations(db, blocked)] == ["planted"]
+    assert notifications(db, blocked) == [] and instance(db, blocked).next_timer_at == DEADLINE - timedelta(hours=1)
+    assert the_open_item(db, blocked, "acknowledge").status == "open"
+
+
 def test_the_cli_fires_timers_at_a_given_moment(db, database_url):
     deploy(db, "deadline.bpmn")
     clock.set_now(T0)
