@@ -88,9 +88,9 @@ def create_app(settings: ApiSettings | None = None, *, database: Database | None
                        max_multipart_bytes=settings.max_request_bytes)
 
     # What any operation may answer (each route adds its own 403, 404, 409, 415, 429).
-    # Each module's router straight onto the app (not through a /api/v1 router of routers): every level of
-    # inclusion is walked again on each request, and one level fewer measured 0.1 ms less per request.
-    # The busiest first: a request is matched against the routes in this order.
+    # Each module's router straight onto the app, not through a /api/v1 router of routers: FastAPI walks
+    # every level of inclusion again on each request. Busiest first: a request is matched in this order.
+    # Measured in process (a refused completion: routing, dependencies, the problem): 0.44 to 0.31 ms.
     for module in (tasks, directives, auth, escalations, evidence, entities, users, seasons, process_models, audit,
                    meetings, imports, feedback, reports):
         app.include_router(module.router, prefix=API_PREFIX,
