@@ -172,8 +172,7 @@ def _own_entity_code(user: Actor) -> str | None:
 
 
 def directive_of_item(session: Session, item: WorkItem, *, with_lists: bool = True) -> Directive | None:
-    """The directive a step belongs to; `with_lists=False` leaves its supporting entities and tags to be
-    loaded when first read (a summary does not need them)."""
+    """The directive a step belongs to (`directives.of_instance`)."""
     return directives.of_instance(session, item.instance_id, with_lists=with_lists)
 
 

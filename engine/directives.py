@@ -558,10 +558,14 @@ def _hold(session: Session, instance_id: int, directive: Directive) -> None:
         session.info.setdefault(_HELD, {})[instance_id] = directive
 
 
+def _held(session: Session, instance_id: int) -> Directive | None:
+    return session.info.get(_HELD, {}).get(instance_id)
+
+
 def of_instance(session: Session, instance_id: int, *, with_lists: bool = True) -> Directive | None:
     """The directive an instance runs for (None for a process without one); `with_lists=False` leaves its
     supporting entities and tags to be loaded when first read."""
-    held = session.info.get(_HELD, {}).get(instance_id)
+    held = _held(session, instance_id)
     if held is not None:
         return held
     query = select(Directive).where(Directive.instance_id == instance_id)
@@ -572,7 +576,7 @@ def of_instance(session: Session, instance_id: int, *, with_lists: bool = True) 
 
 @instances.on_change
 def _sync(session: Session, instance: instances.ProcessInstance, open_steps: list[WorkItem] | None) -> None:
-    directive = session.info.get(_HELD, {}).get(instance.id) or _fresh(session, Directive.instance_id == instance.id)
+    directive = _held(session, instance.id) or _fresh(session, Directive.instance_id == instance.id)
     if directive is not None:
         _hold(session, instance.id, directive)
         _project(session, directive, instance, open_steps,

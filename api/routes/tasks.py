@@ -246,8 +246,7 @@ def complete_with_evidence(
         item = _actionable_item(session, caller, task_id)
         _require_open(item, caller)
         ids = _store(session, state.settings, caller, item, checked)
-        _complete(session, caller, item, parsed, ids)
-        session.refresh(item)
+        _complete(session, caller, item, parsed, ids)  # the engine updates `item` in this session
         return _detail(session, caller, item)
 
 

@@ -206,8 +206,7 @@ async def complete(request: Request, item_id: int) -> Response:
                 named = [int(v) for v in data["evidence"] if str(v).isdigit()]
                 evidence_store.require_in_instance(session, named, item.instance_id)
             work_items.validate_form(item, data)
-            instances.complete_task(session, item.id, data, user.username)
-            session.refresh(item)
+            instances.complete_task(session, item.id, data, user.username)  # updates `item` in this session
             finished = item.status == work_items.COMPLETED
             directive = access.directive_of_item(session, item)
     except TansiqError as exc:
