@@ -63,8 +63,11 @@ def directive_summary(directive: Directive) -> DirectiveSummary:
     )
 
 
+_SEASON_YEARS = select(Season.id, Season.hijri_year)
+
+
 def season_years(session: Session) -> dict[int, int]:
-    return dict(session.execute(select(Season.id, Season.hijri_year)).all())
+    return dict(session.execute(_SEASON_YEARS).all())
 
 
 def directive_out(directive: Directive, years: dict[int, int]) -> DirectiveOut:

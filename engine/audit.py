@@ -113,9 +113,11 @@ def _write_pending(session: Session) -> None:
         rows.append({"id": event_id, "at": item.at, "actor": item.actor, "action": item.action,
                      "subject": item.subject, "payload": item.payload, "prev_hash": last_hash, "hash": digest})
         last_id, last_hash = event_id, digest
-    # Core statements, not ORM objects: nothing reads these rows back in this unit of work.
-    session.execute(insert(AuditEvent), rows)
-    session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_id=last_id, last_hash=last_hash))
+    # Core statements on the transaction's connection, not ORM objects: nothing reads these rows back in
+    # this unit of work, and the ORM's bulk path cost four times as much per statement.
+    connection = session.connection()
+    connection.execute(_INSERT_EVENTS, rows)
+    connection.execute(_MOVE_HEAD, {"last_id": last_id, "last_hash": last_hash})
 
 
 @event.listens_for(Session, "after_rollback")
@@ -124,13 +126,17 @@ def _drop_pending(session: Session) -> None:
         session.info.pop("audit_pending", None)
 
 
+_INSERT_EVENTS = insert(AuditEvent.__table__)
+_LOCK_HEAD = select(AuditHead.last_id, AuditHead.last_hash).where(AuditHead.id == 1).with_for_update()
+_MOVE_HEAD = update(AuditHead.__table__).where(AuditHead.id == 1)
+
+
 def _locked_head(session: Session) -> tuple[int, str]:
     """The last position and hash of the chain, with the head's row lock held to commit."""
-    head = session.execute(
-        select(AuditHead.last_id, AuditHead.last_hash).where(AuditHead.id == 1).with_for_update()
-    ).one_or_none()
+    connection = session.connection()
+    head = connection.execute(_LOCK_HEAD).one_or_none()
     if head is None:  # the migration creates it; a database emptied by hand gets it back here
-        session.execute(insert(AuditHead).values(id=1, last_id=0, last_hash=GENESIS))
+        connection.execute(insert(AuditHead.__table__).values(id=1, last_id=0, last_hash=GENESIS))
         return 0, GENESIS
     return head.last_id, head.last_hash
 

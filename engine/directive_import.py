@@ -654,7 +654,7 @@ def _reserve_references(session: Session, hijri_year: int, count: int, given: se
     if count == 0:
         return []
     sequence = session.scalar(select(DirectiveSequence).where(DirectiveSequence.hijri_year == hijri_year)
-                              .with_for_update())
+                              .with_for_update().execution_options(populate_existing=True))
     if sequence is None:
         try:
             with session.begin_nested():

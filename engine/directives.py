@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     case,
     event,
     func,
@@ -36,7 +37,7 @@ from sqlalchemy.types import Date
 from engine import audit, clock, entities, escalations, instances, meetings, process_models, seasons
 from engine.bpmn_runtime import ServiceCall, WorkflowFailure
 from engine.business_calendar import BusinessCalendar, parse_deadline
-from engine.db import Base, JSONType, UTCDateTime
+from engine.db import Base, JSONType, UTCDateTime, write_row
 from engine.durations import RIYADH, parse_moment
 from engine.entities import Entity
 from engine.errors import Conflict, InvalidInput, NotFound
@@ -230,8 +231,8 @@ def _launch(session: Session, directive: Directive, actor: str) -> Directive:
         raise InvalidInput(f"the deadline of {directive.reference} has passed; set a new one before launching")
 
     def link(instance: instances.ProcessInstance) -> None:  # before the first run, which projects onto it
-        directive.instance_id = instance.id
-        directive.status, directive.launched_by, directive.launched_at = ACTIVE, actor, clock.now()
+        write_row(session, directive, {"instance_id": instance.id, "status": ACTIVE, "launched_by": actor,
+                                       "launched_at": clock.now()})
         _hold(session, instance.id, directive)
 
     instance = instances.start(
@@ -515,29 +516,34 @@ def _reference(session: Session, given: str | None, hijri_year: int) -> str:
         given = given.strip()
         if not REFERENCE_PATTERN.match(given):
             raise InvalidInput(f"a reference is 1-40 letters, digits, / . _ or -: {given!r}")
-        if session.scalar(select(Directive.id).where(Directive.reference == given)) is not None:
+        if session.scalar(_REFERENCE_TAKEN, {"reference": given}) is not None:
             raise Conflict(f"the reference {given} is taken")
         return given
     while True:
         candidate = f"{hijri_year}/{_next_number(session, hijri_year):04d}"
-        if session.scalar(select(Directive.id).where(Directive.reference == candidate)) is None:
+        if session.scalar(_REFERENCE_TAKEN, {"reference": candidate}) is None:
             return candidate
 
 
+_SEQUENCE = DirectiveSequence.__table__
+# One statement takes the next number and the row's lock (held to commit: numbers are given without gaps).
+_TAKE_NUMBER = (
+    update(_SEQUENCE).where(_SEQUENCE.c.hijri_year == bindparam("year"))
+    .values(last_number=_SEQUENCE.c.last_number + 1).returning(_SEQUENCE.c.last_number)
+)
+_REFERENCE_TAKEN = select(Directive.id).where(Directive.reference == bindparam("reference"))
+
+
 def _next_number(session: Session, hijri_year: int) -> int:
-    sequence = session.scalar(
-        select(DirectiveSequence).where(DirectiveSequence.hijri_year == hijri_year).with_for_update()
-    )
-    if sequence is None:
-        try:
-            with session.begin_nested():
-                sequence = DirectiveSequence(hijri_year=hijri_year, last_number=0)
-                session.add(sequence)
-        except IntegrityError:  # another writer created it first: lock theirs
-            return _next_number(session, hijri_year)
-    sequence.last_number += 1
-    session.flush()
-    return sequence.last_number
+    number = session.connection().execute(_TAKE_NUMBER, {"year": hijri_year}).scalar_one_or_none()
+    if number is not None:
+        return number
+    try:
+        with session.begin_nested():
+            session.connection().execute(_SEQUENCE.insert().values(hijri_year=hijri_year, last_number=0))
+    except IntegrityError:  # another writer created it first: take from theirs
+        pass
+    return _next_number(session, hijri_year)
 
 
 # --- keeping the projection current ----------------------------------------------------------------
@@ -562,35 +568,39 @@ def _held(session: Session, instance_id: int) -> Directive | None:
     return session.info.get(_HELD, {}).get(instance_id)
 
 
+_OF_INSTANCE = select(Directive).where(Directive.instance_id == bindparam("instance_id"))
+_OF_INSTANCE_WITHOUT_LISTS = _OF_INSTANCE.options(lazyload(Directive.supporting_entities), lazyload(Directive.tags))
+
+
 def of_instance(session: Session, instance_id: int, *, with_lists: bool = True) -> Directive | None:
     """The directive an instance runs for (None for a process without one); `with_lists=False` leaves its
     supporting entities and tags to be loaded when first read."""
     held = _held(session, instance_id)
     if held is not None:
         return held
-    query = select(Directive).where(Directive.instance_id == instance_id)
-    if not with_lists:
-        query = query.options(lazyload(Directive.supporting_entities), lazyload(Directive.tags))
-    return session.scalar(query)
+    return session.scalar(_OF_INSTANCE if with_lists else _OF_INSTANCE_WITHOUT_LISTS, {"instance_id": instance_id})
 
 
 @instances.on_change
 def _sync(session: Session, instance: instances.ProcessInstance, open_steps: list[WorkItem] | None) -> None:
-    directive = _held(session, instance.id) or _fresh(session, Directive.instance_id == instance.id)
+    directive = _held(session, instance.id) or session.scalar(_FRESH_OF_INSTANCE, {"instance_id": instance.id})
     if directive is not None:
         _hold(session, instance.id, directive)
         _project(session, directive, instance, open_steps,
                  escalations_changed=escalations.changed(session, instance.id))
 
 
+_FRESH = (
+    select(Directive).options(lazyload(Directive.supporting_entities), lazyload(Directive.tags))
+    .execution_options(populate_existing=True)
+)
+_FRESH_OF_INSTANCE = _FRESH.where(Directive.instance_id == bindparam("instance_id"))
+
+
 def _fresh(session: Session, condition: ColumnElement[bool]) -> Directive | None:
     """The directive read afresh: a copy the request loaded before it took the instance's lock (for its
-    access check) may be stale, and assigning a stale copy's own value back to it would write nothing."""
-    return session.scalar(
-        select(Directive).where(condition)
-        .options(lazyload(Directive.supporting_entities), lazyload(Directive.tags))
-        .execution_options(populate_existing=True)
-    )
+    access check) may be stale, and a projection compared with a stale copy could skip a change."""
+    return session.scalar(_FRESH.where(condition))
 
 
 def _project(session: Session, directive: Directive, instance: instances.ProcessInstance,
@@ -603,28 +613,39 @@ def _project(session: Session, directive: Directive, instance: instances.Process
             select(WorkItem.element_id, WorkItem.due_at).where(WorkItem.instance_id == instance.id,
                                                                WorkItem.status == OPEN)
         ).all()
-    directive.current_steps = sorted({step.element_id for step in open_steps})
     dues = [step.due_at for step in open_steps if step.due_at is not None]
-    directive.current_due_at = min(dues) if dues else None
+    projected: dict[str, Any] = {
+        "current_steps": sorted({step.element_id for step in open_steps}),
+        "current_due_at": min(dues) if dues else None,
+        "incident": (instance.incident_message or "")[:500] or None,
+    }
     if escalations_changed:
         session.execute(
             update(Escalation).where(Escalation.instance_id == instance.id, Escalation.directive_id.is_(None))
             .values(directive_id=directive.id)
         )
-        directive.escalation_level = session.scalar(
+        projected["escalation_level"] = session.scalar(
             select(func.coalesce(func.max(Escalation.level), 0))
             .where(Escalation.instance_id == instance.id, Escalation.status == "open")
         )
-    directive.incident = (instance.incident_message or "")[:500] or None
-    if instance.status == instances.COMPLETED and directive.status == ACTIVE:
-        directive.status = CANCELLED if instance.business_status == "cancelled" else COMPLETED
-        directive.ended_at = instance.ended_at
-        directive.completed_on_time = directive.status == COMPLETED and instance.ended_at <= directive.deadline_at
-    elif instance.status == instances.CANCELLED and directive.status == ACTIVE:
-        directive.status, directive.ended_at = CANCELLED, instance.ended_at
-    if directive.status in (COMPLETED, CANCELLED):
-        directive.current_due_at = None
-    session.flush()
+    if directive.status == ACTIVE:
+        projected |= _ending(directive, instance)
+    if projected.get("status", directive.status) in (COMPLETED, CANCELLED):
+        projected["current_due_at"] = None
+    changed = {name: value for name, value in projected.items() if getattr(directive, name) != value}
+    if changed:
+        write_row(session, directive, changed)
+
+
+def _ending(directive: Directive, instance: instances.ProcessInstance) -> dict[str, Any]:
+    """What ends an active directive when its instance ended (nothing while it runs)."""
+    if instance.status == instances.COMPLETED:
+        status = CANCELLED if instance.business_status == "cancelled" else COMPLETED
+        return {"status": status, "ended_at": instance.ended_at,
+                "completed_on_time": status == COMPLETED and instance.ended_at <= directive.deadline_at}
+    if instance.status == instances.CANCELLED:
+        return {"status": CANCELLED, "ended_at": instance.ended_at}
+    return {}
 
 
 # --- operations a directive's model calls ----------------------------------------------------------

@@ -6,7 +6,7 @@ import re
 import unicodedata
 from datetime import datetime
 
-from sqlalchemy import Boolean, Integer, String, select
+from sqlalchemy import Boolean, Integer, String, bindparam, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from engine import audit, clock
@@ -65,9 +65,12 @@ def get_by_code(session: Session, code: str) -> Entity:
     return entity
 
 
+_BY_CODES = select(Entity).where(Entity.code.in_(bindparam("codes", expanding=True)))
+
+
 def require_active(session: Session, codes: list[str]) -> list[Entity]:
     """Resolve entity codes, refusing unknown or inactive ones (all named in one message)."""
-    found = {e.code: e for e in session.scalars(select(Entity).where(Entity.code.in_(codes)))}
+    found = {e.code: e for e in session.scalars(_BY_CODES, {"codes": codes})}
     unknown = [c for c in codes if c not in found or not found[c].active]
     if unknown:
         raise InvalidInput(f"unknown entity: {', '.join(map(str, unknown))}")

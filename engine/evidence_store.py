@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from engine import audit, clock
@@ -307,8 +307,11 @@ def of_directive(session: Session, directive_id: int) -> list[Evidence]:
     return list(session.scalars(select(Evidence).where(Evidence.directive_id == directive_id).order_by(Evidence.id)))
 
 
+_OF_WORK_ITEM = select(Evidence).where(Evidence.work_item_id == bindparam("work_item_id")).order_by(Evidence.id)
+
+
 def of_work_item(session: Session, work_item_id: int) -> list[Evidence]:
-    return list(session.scalars(select(Evidence).where(Evidence.work_item_id == work_item_id).order_by(Evidence.id)))
+    return list(session.scalars(_OF_WORK_ITEM, {"work_item_id": work_item_id}))
 
 
 def require_in_instance(session: Session, evidence_ids: list[int], instance_id: int) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, func, select
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -96,10 +96,12 @@ def deploy(session: Session, content: bytes, filename: str, deployed_by: str) ->
     return Deployment(model, created=True)
 
 
+_LATEST = (select(ProcessModel).where(ProcessModel.key == bindparam("key"))
+           .order_by(ProcessModel.version.desc()).limit(1))
+
+
 def latest_version(session: Session, key: str) -> ProcessModel | None:
-    return session.scalar(
-        select(ProcessModel).where(ProcessModel.key == key).order_by(ProcessModel.version.desc()).limit(1)
-    )
+    return session.scalar(_LATEST, {"key": key})
 
 
 def get_model(session: Session, key: str, version: int | None = None) -> ProcessModel:

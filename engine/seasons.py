@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, select
+from sqlalchemy import Integer, String, bindparam, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.types import Date
 
@@ -95,12 +95,13 @@ def list_seasons(session: Session) -> list[Season]:
     return list(session.scalars(select(Season).order_by(Season.hijri_year.desc())))
 
 
+_LATEST_STARTED = select(Season).where(Season.starts_on <= bindparam("day")).order_by(Season.starts_on.desc()).limit(1)
+
+
 def season_for(session: Session, moment: datetime) -> Season:
     """The season whose dates hold `moment`, else the latest that started before it."""
     day = moment.date()
-    season = session.scalar(
-        select(Season).where(Season.starts_on <= day).order_by(Season.starts_on.desc()).limit(1)
-    )
+    season = session.scalar(_LATEST_STARTED, {"day": day})
     if season is None:
         raise NotFound("no season covers this date; create one first")
     return season

@@ -8,7 +8,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Boolean, Connection, ForeignKey, Integer, Row, String, func, select
+from sqlalchemy import Boolean, Connection, ForeignKey, Integer, Row, String, bindparam, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from engine import audit, clock
@@ -41,14 +41,19 @@ class User(Base):
     entity: Mapped[Entity | None] = relationship(lazy="joined")
 
 
+# Built once: every request reads its caller, and building and keying this statement took three times
+# as long as running it on SQLite (200 of 270 µs).
+_PROFILE = (
+    select(User.id, User.username, User.full_name, User.email, User.role, User.entity_id, User.language,
+           User.active, User.tokens_valid_after, Entity.code.label("entity_code"),
+           Entity.name_ar.label("entity_name_ar"), Entity.name_en.label("entity_name_en"))
+    .outerjoin(Entity, Entity.id == User.entity_id).where(User.id == bindparam("user_id"))
+)
+
+
 def profile(connection: Connection, user_id: int) -> Row[Any] | None:
     """What a request needs to know of its caller, in one light query (no ORM objects)."""
-    return connection.execute(
-        select(User.id, User.username, User.full_name, User.email, User.role, User.entity_id, User.language,
-               User.active, User.tokens_valid_after, Entity.code.label("entity_code"),
-               Entity.name_ar.label("entity_name_ar"), Entity.name_en.label("entity_name_en"))
-        .outerjoin(Entity, Entity.id == User.entity_id).where(User.id == user_id)
-    ).first()
+    return connection.execute(_PROFILE, {"user_id": user_id}).first()
 
 
 def subject(username: str) -> str:

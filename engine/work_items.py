@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import jsonschema
-from sqlalchemy import ForeignKey, Index, Integer, String, select
+from sqlalchemy import ForeignKey, Index, Integer, String, bindparam, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from engine import clock, durations, expressions
@@ -58,14 +58,17 @@ class WorkItem(Base):
         return self.status == OPEN and self.due_at is not None and self.due_at < clock.now()
 
 
+# Statements on every step's path are built once: building and keying a statement each time took longer
+# than running it (bench/RESULTS.md).
+_OPEN_OF_INSTANCE = select(WorkItem).where(WorkItem.instance_id == bindparam("instance_id"), WorkItem.status == OPEN)
+
+
 def project(session: Session, instance_id: int, views: list[UserTaskView]) -> list[WorkItem]:
     """Make the open work items of an instance match its READY user tasks; return them (open, unflushed)."""
-    open_items = {
-        item.task_id: item
-        for item in session.scalars(
-            select(WorkItem).where(WorkItem.instance_id == instance_id, WorkItem.status == OPEN)
-        )
-    }
+    open_items = {item.task_id: item for item in session.scalars(_OPEN_OF_INSTANCE, {"instance_id": instance_id})}
+    new_items = [_new_item(instance_id, view) for view in views if view.task_id not in open_items]
+    # Nothing changes before every new step is built: building one may fail (its expressions), and the
+    # caller relies on a failed projection leaving the session as it was.
     ready_ids = {view.task_id for view in views}
     still_open = []
     for task_id, item in open_items.items():
@@ -74,12 +77,8 @@ def project(session: Session, instance_id: int, views: list[UserTaskView]) -> li
         else:
             item.status = WITHDRAWN  # interrupted by an event, or the instance ended
             item.completed_at = clock.now()
-    for view in views:
-        if view.task_id not in open_items:
-            item = _new_item(instance_id, view)
-            session.add(item)
-            still_open.append(item)
-    return still_open
+    session.add_all(new_items)
+    return [*still_open, *new_items]
 
 
 def _new_item(instance_id: int, view: UserTaskView) -> WorkItem:

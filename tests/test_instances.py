@@ -219,3 +219,23 @@ def test_expression_errors_name_the_expression():
         from engine import expressions
 
         expressions.evaluate("1 / 0", {})
+
+
+def test_a_step_that_cannot_be_projected_fails_its_run_and_changes_no_step(db):
+    """The boundary timer interrupts `report` and opens `explain`, whose due moment divides by zero: the
+    firing is an incident, and `report` is still open, not withdrawn by the run that failed."""
+    from engine import timers
+
+    deploy(db, "due-fails.bpmn")
+    clock.set_now(datetime(2026, 6, 1, 8, tzinfo=UTC))
+    instance_id = start(db, "due_fails", {**HOUSING, "grace_days": 2})
+    report = the_open_item(db, instance_id, "report")
+
+    clock.set_now(datetime(2026, 6, 2, 8, tzinfo=UTC))
+    assert timers.run_until_idle(db).incidents == [instance_id]
+
+    failed = instance(db, instance_id)
+    assert failed.status == instances.INCIDENT and failed.incident_element == "explain"
+    assert "division by zero" in failed.incident_message
+    assert [(i.id, i.element_id) for i in open_items(db, instance_id)] == [(report.id, "report")]
+    assert count(db, WorkItem) == 1

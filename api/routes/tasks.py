@@ -78,10 +78,11 @@ def _visible_item(session: Session, caller: CurrentUser, item_id: int) -> WorkIt
 
 def _actionable_item(session: Session, caller: CurrentUser, item_id: int) -> WorkItem:
     """The step, locked for writing, if the caller may work it (404 if unseen, 403 if not theirs)."""
-    item = _visible_item(session, caller, item_id)
+    item, _ = instances.lock_item(session, item_id)  # one writer per instance; before any row that refers to it
+    if not access.can_see_item(session, caller, item):
+        raise NotFound(f"no step {item_id}")
     if not access.can_act_on_item(caller, item, access.entity_code(session, caller)):
         raise access.Forbidden("this step is addressed to another entity or role")
-    item, _ = instances.lock_item(session, item.id)  # one writer per instance; before any row that refers to it
     return item
 
 

@@ -87,10 +87,13 @@ def _visible_item(session: Session, user: Any, item_id: int) -> WorkItem:
 
 def _actionable_item(session: Session, user: Any, item_id: int) -> WorkItem:
     """The step, locked, if the user may work it (404 unseen, 403 not theirs, 409 no longer open)."""
-    item = _visible_item(session, user, item_id)
+    if not 0 < item_id <= 2_147_483_647:
+        raise NotFound(f"no step {item_id}")
+    item, _ = instances.lock_item(session, item_id)
+    if not access.can_see_item(session, user, item):
+        raise NotFound(f"no step {item_id}")
     if not access.can_act_on_item(user, item, access.entity_code(session, user)):
         raise access.Forbidden("this step is addressed to another entity or role")
-    item, _ = instances.lock_item(session, item.id)
     if item.status != OPEN:
         raise Conflict(f"this step is already {item.status}")
     if user.role != ADMIN and item.claimed_by not in (None, user.username):
