@@ -72,7 +72,7 @@ def current_user(state: State, token: Annotated[str | None, Depends(oauth2)]) ->
         claims = state.tokens.read(token)
     except InvalidToken as exc:
         raise _unauthorized(str(exc)) from None
-    with state.db.engine.connect() as connection:
+    with state.db.single_read() as connection:
         row = users.profile(connection, claims.user_id)
     if row is None or not row.active:
         raise _unauthorized("the account is not active")
