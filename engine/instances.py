@@ -83,22 +83,26 @@ def start(session: Session, model_key: str, data: dict[str, Any], actor: str, *,
     (to link what it belongs to, so that listeners of its first change find it)."""
     model = process_models.get_model(session, model_key, version)
     work_items.check_variables(data, "process data")
+    settings = get_settings()
+
+    def started(handler: ServiceHandler | None) -> Runtime:
+        return Runtime.start(process_models.compiled_model(model), data, handler,
+                             settings.max_loop_visits, settings.max_instance_tasks)
+
     now = clock.now()
-    instance = ProcessInstance(
+    instance = ProcessInstance(  # its state is written by its first run (or by its incident, below)
         model=model, business_key=business_key, status=RUNNING, started_by=actor,
         started_at=now, updated_at=now, state={},
     )
     session.add(instance)
-    settings = get_settings()
-    runtime = Runtime.start(process_models.compiled_model(model), data, None,
-                            settings.max_loop_visits, settings.max_instance_tasks)
-    instance.state = runtime.dump()  # the clean point an incident falls back to
     session.flush()
     audit.record(session, actor, "instance.started", subject(instance.id),
                  {"model": model.key, "version": model.version, "business_key": business_key})
     if on_created is not None:
         on_created(instance)
-    _advance(session, instance, actor, Runtime.run_engine)
+    _advance(session, instance, actor, Runtime.run_engine, started=started)
+    if instance.status == INCIDENT:  # the clean point it falls back to: started, not yet run
+        write_row(session, instance, {"state": started(None).dump()}, version="lock_version")
     return instance
 
 
@@ -273,18 +277,21 @@ def _load(instance: ProcessInstance, handler: ServiceHandler | None) -> Runtime:
 
 
 def _advance(session: Session, instance: ProcessInstance, actor: str, action: Callable[[Runtime], None],
-             clean_part: Callable[[Runtime], None] | None = None) -> bool:
+             clean_part: Callable[[Runtime], None] | None = None, *,
+             started: Callable[[ServiceHandler | None], Runtime] | None = None) -> bool:
     """Apply `action` and save; on a model failure keep only `clean_part` and record an incident.
 
+    `started` builds the runtime of an instance created in this transaction (nothing to load, no step yet).
     Returns False when not even the clean part could be applied (the instance is unchanged).
     """
     savepoint = _SavepointOnFirstWrite(session)
     context = ExecutionContext(session, instance, actor)
     audit_mark = audit.mark(session)
     try:
-        runtime = _load(instance, savepoint.before(handler_for(context)))
+        handler = savepoint.before(handler_for(context))
+        runtime = started(handler) if started is not None else _load(instance, handler)
         action(runtime)
-        open_steps = _save(session, instance, runtime, actor)
+        open_steps = _save(session, instance, runtime, actor, has_steps=started is None)
         savepoint.release()
         _notify_listeners(session, instance, open_steps)
         return True
@@ -352,15 +359,16 @@ def _notify_listeners(session: Session, instance: ProcessInstance,
         listener(session, instance, open_steps)
 
 
-def _save(session: Session, instance: ProcessInstance, runtime: Runtime, actor: str) -> list[work_items.WorkItem]:
+def _save(session: Session, instance: ProcessInstance, runtime: Runtime, actor: str,
+          has_steps: bool = True) -> list[work_items.WorkItem]:
     """Project the runtime's steps and store its state; return the open steps."""
     now = clock.now()
     if runtime.completed:
-        open_steps = work_items.project(session, instance.id, [])
+        open_steps = work_items.project(session, instance.id, [], has_steps)
         changes = _ended(COMPLETED, now)
         audit.record(session, actor, "instance.completed", subject(instance.id), {})
     else:
-        open_steps = work_items.project(session, instance.id, runtime.ready_user_tasks())
+        open_steps = work_items.project(session, instance.id, runtime.ready_user_tasks(), has_steps)
         changes = {"next_timer_at": runtime.next_timer_at()}
     # Last in the savepoint, after every flush: if it rolls back, nothing ran after the row was written.
     write_row(session, instance, {**changes, "state": runtime.dump(), "updated_at": now}, version="lock_version")

@@ -63,9 +63,12 @@ class WorkItem(Base):
 _OPEN_OF_INSTANCE = select(WorkItem).where(WorkItem.instance_id == bindparam("instance_id"), WorkItem.status == OPEN)
 
 
-def project(session: Session, instance_id: int, views: list[UserTaskView]) -> list[WorkItem]:
-    """Make the open work items of an instance match its READY user tasks; return them (open, unflushed)."""
-    open_items = {item.task_id: item for item in session.scalars(_OPEN_OF_INSTANCE, {"instance_id": instance_id})}
+def project(session: Session, instance_id: int, views: list[UserTaskView], has_steps: bool = True) -> list[WorkItem]:
+    """Make the open work items of an instance match its READY user tasks; return them (open, unflushed).
+    `has_steps=False` says the instance has no step yet (it was just created): nothing to read."""
+    open_items = {}
+    if has_steps:
+        open_items = {item.task_id: item for item in session.scalars(_OPEN_OF_INSTANCE, {"instance_id": instance_id})}
     new_items = [_new_item(instance_id, view) for view in views if view.task_id not in open_items]
     # Nothing changes before every new step is built: building one may fail (its expressions), and the
     # caller relies on a failed projection leaving the session as it was.

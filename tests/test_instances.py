@@ -239,3 +239,23 @@ def test_a_step_that_cannot_be_projected_fails_its_run_and_changes_no_step(db):
     assert "division by zero" in failed.incident_message
     assert [(i.id, i.element_id) for i in open_items(db, instance_id)] == [(report.id, "report")]
     assert count(db, WorkItem) == 1
+
+
+def test_an_instance_whose_first_run_fails_keeps_its_start_to_run_again(db):
+    """The first run notifies, then fails: the notification goes with the failed run, and the instance
+    keeps its clean point (started, not run), from which a retry runs it once it can."""
+    deploy(db, "incident-at-start.bpmn")
+    clock.set_now(datetime(2026, 6, 1, 8, tzinfo=UTC))
+    instance_id = start(db, "incident_at_start", {"go_live": "2026-06-01T10:00:00Z"})
+
+    failed = instance(db, instance_id)
+    assert failed.status == instances.INCIDENT and failed.incident_element == "compute"
+    assert failed.state["data"] == {} and failed.state["tasks"]  # the workflow as started
+    assert open_items(db, instance_id) == [] and notifications(db, instance_id) == []
+
+    clock.set_now(datetime(2026, 6, 1, 11, tzinfo=UTC))
+    with db.transaction() as session:
+        instances.retry(session, instance_id, "admin")
+    assert instance(db, instance_id).status == instances.RUNNING
+    assert [n.template for n in notifications(db, instance_id)] == ["submitted"]
+    assert the_open_item(db, instance_id, "verify").assignee_role == "follow_up_officer"
