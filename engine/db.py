@@ -69,7 +69,12 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 
 class GzipJSON(TypeDecorator[Any]):
-    """JSON compressed with gzip: instance state is ~10 kB as JSON and ~1.6 kB compressed."""
+    """JSON compressed with gzip: a directive's state is ~28 kB as JSON and ~4.2 kB compressed.
+
+    Level 1, written on every step: 2.6 times as fast as level 5 (49 against 127 µs on that state) for
+    10 % more bytes. (orjson would encode it in 13 µs instead of 200, but writes NaN and infinities, which
+    expressions can compute, as null: a value would change between two steps.)
+    """
 
     impl = LargeBinary
     cache_ok = True
@@ -77,7 +82,7 @@ class GzipJSON(TypeDecorator[Any]):
     def process_bind_param(self, value: Any, dialect: Any) -> bytes | None:
         if value is None:
             return None
-        return gzip.compress(json.dumps(value, separators=(",", ":")).encode(), compresslevel=5)
+        return gzip.compress(json.dumps(value, separators=(",", ":")).encode(), compresslevel=1)
 
     def process_result_value(self, value: bytes | None, dialect: Any) -> Any:
         return None if value is None else json.loads(gzip.decompress(value))
