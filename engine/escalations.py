@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, func, select
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, bindparam, func, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from engine import audit, clock
@@ -66,44 +66,42 @@ def escalate(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
     target = call.params.get("to_role") or DEFAULT_TARGETS.get(level, LEADERSHIP)
     if target not in ROLES:
         raise WorkflowFailure(f"unknown role {target!r}", element_id=call.element_id)
-    earlier = context.session.scalar(
-        select(func.count()).select_from(Escalation)
-        .where(Escalation.instance_id == context.instance.id, Escalation.element_id == call.element_id)
-    )
-    escalation = Escalation(
-        instance_id=context.instance.id,
+    instance_id = context.instance.id
+    connection = context.session.connection()  # Core rows: the timer worker's hot path reads none of them back
+    earlier = connection.execute(_EARLIER, {"instance_id": instance_id, "element_id": call.element_id}).scalar_one()
+    escalation = {
+        "instance_id": instance_id,
         # The n-th firing of this element in this instance: two workers replaying one saved state would
         # compute the same key, and the unique constraint lets only one of them commit.
-        source_key=f"{call.element_id}#{earlier + 1}",
-        element_id=call.element_id,
-        level=level,
-        reason=reason,
-        target_role=target,
-        entity=call.params.get("entity"),
-        note=call.params.get("note"),
-        raised_at=clock.now(),
-    )
-    context.session.add(escalation)
-    context.session.flush()
-    note_change(context.session, context.instance.id)
+        "source_key": f"{call.element_id}#{earlier + 1}",
+        "element_id": call.element_id, "level": level, "reason": reason, "target_role": target,
+        "entity": call.params.get("entity"), "note": call.params.get("note"), "status": "open",
+        "raised_at": clock.now(),
+    }
+    escalation_id = connection.execute(_INSERT, escalation).scalar_one()
+    note_change(context.session, instance_id)
     _tell(context, escalation)
-    audit.record(context.session, context.actor, "escalation.raised", f"instance:{context.instance.id}",
-                 {"escalation": escalation.id, "level": level, "reason": reason, "to": target,
+    audit.record(context.session, context.actor, "escalation.raised", f"instance:{instance_id}",
+                 {"escalation": escalation_id, "level": level, "reason": reason, "to": target,
                   "element": call.element_id})
-    return {"escalation_id": escalation.id, "level": level}
+    return {"escalation_id": escalation_id, "level": level}
 
 
-def _tell(context: ExecutionContext, escalation: Escalation) -> None:
+_EARLIER = select(func.count()).select_from(Escalation).where(
+    Escalation.instance_id == bindparam("instance_id"), Escalation.element_id == bindparam("element_id"))
+_INSERT = insert(Escalation.__table__).returning(Escalation.__table__.c.id)
+_INSERT_NOTIFICATION = insert(Notification.__table__)
+
+
+def _tell(context: ExecutionContext, escalation: dict[str, Any]) -> None:
     """Whoever an escalation goes to hears of it, in the same transaction (the outbox)."""
-    context.session.add(Notification(
-        instance_id=context.instance.id,
-        source_key=f"instance:{context.instance.id}:escalation:{escalation.source_key}",
-        template="escalation",
-        recipient_role=escalation.target_role,
-        recipient_entity=None,
-        payload={"level": escalation.level, "reason": escalation.reason, "entity": escalation.entity},
-        created_at=escalation.raised_at,
-    ))
+    context.session.connection().execute(_INSERT_NOTIFICATION, {
+        "instance_id": escalation["instance_id"],
+        "source_key": f"instance:{escalation['instance_id']}:escalation:{escalation['source_key']}",
+        "template": "escalation", "recipient_role": escalation["target_role"], "recipient_entity": None,
+        "payload": {"level": escalation["level"], "reason": escalation["reason"], "entity": escalation["entity"]},
+        "status": "pending", "created_at": escalation["raised_at"],
+    })
 
 
 def escalations_of(session: Session, instance_id: int) -> list[Escalation]:

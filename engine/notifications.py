@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, func, select
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, func, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from engine import audit, clock
@@ -69,20 +69,19 @@ def notify(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
         select(func.count()).select_from(Notification)
         .where(Notification.source_key.startswith(prefix, autoescape=True))
     )
-    notification = Notification(
-        instance_id=context.instance.id,
-        source_key=f"{prefix}{earlier + 1}",  # the n-th firing; unique, so a replay cannot queue it twice
-        template=template,
-        recipient_role=role,
-        recipient_entity=entity,
-        payload={k: v for k, v in call.params.items() if k not in {"template", "to_role", "to_entity"}},
-        created_at=clock.now(),
-    )
-    context.session.add(notification)
-    context.session.flush()
+    notification_id = context.session.connection().execute(_QUEUE, {  # a Core row: nothing here reads it back
+        "instance_id": context.instance.id,
+        "source_key": f"{prefix}{earlier + 1}",  # the n-th firing; unique, so a replay cannot queue it twice
+        "template": template, "recipient_role": role, "recipient_entity": entity,
+        "payload": {k: v for k, v in call.params.items() if k not in {"template", "to_role", "to_entity"}},
+        "status": "pending", "created_at": clock.now(),
+    }).scalar_one()
     audit.record(context.session, context.actor, "notification.queued", f"instance:{context.instance.id}",
-                 {"notification": notification.id, "template": template, "to_role": role, "to_entity": entity})
-    return {"notification_id": notification.id}
+                 {"notification": notification_id, "template": template, "to_role": role, "to_entity": entity})
+    return {"notification_id": notification_id}
+
+
+_QUEUE = insert(Notification.__table__).returning(Notification.__table__.c.id)
 
 
 def notifications_of(session: Session, instance_id: int) -> list[Notification]:
