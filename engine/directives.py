@@ -603,6 +603,16 @@ def _fresh(session: Session, condition: ColumnElement[bool]) -> Directive | None
     return session.scalar(_FRESH.where(condition))
 
 
+_ESCALATION = Escalation.__table__
+_CLAIM_ESCALATIONS = (  # those raised by the instance since (escalations.escalate does not know the directive)
+    update(_ESCALATION)
+    .where(_ESCALATION.c.instance_id == bindparam("of_instance"), _ESCALATION.c.directive_id.is_(None))
+    .values(directive_id=bindparam("claiming_directive"))
+)
+_OPEN_LEVEL = select(func.coalesce(func.max(_ESCALATION.c.level), 0)).where(
+    _ESCALATION.c.instance_id == bindparam("instance_id"), _ESCALATION.c.status == "open")
+
+
 def _project(session: Session, directive: Directive, instance: instances.ProcessInstance,
              open_steps: list[WorkItem] | None, *, escalations_changed: bool) -> None:
     """Copy what the directive's pages show from its instance: open steps (read when not given), earliest
@@ -620,14 +630,9 @@ def _project(session: Session, directive: Directive, instance: instances.Process
         "incident": (instance.incident_message or "")[:500] or None,
     }
     if escalations_changed:
-        session.execute(
-            update(Escalation).where(Escalation.instance_id == instance.id, Escalation.directive_id.is_(None))
-            .values(directive_id=directive.id)
-        )
-        projected["escalation_level"] = session.scalar(
-            select(func.coalesce(func.max(Escalation.level), 0))
-            .where(Escalation.instance_id == instance.id, Escalation.status == "open")
-        )
+        connection = session.connection()
+        connection.execute(_CLAIM_ESCALATIONS, {"of_instance": instance.id, "claiming_directive": directive.id})
+        projected["escalation_level"] = connection.execute(_OPEN_LEVEL, {"instance_id": instance.id}).scalar_one()
     if directive.status == ACTIVE:
         projected |= _ending(directive, instance)
     if projected.get("status", directive.status) in (COMPLETED, CANCELLED):
