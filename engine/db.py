@@ -168,8 +168,7 @@ def get_database(url: str | None = None) -> Database:
 # --- writing a loaded row without the unit of work --------------------------------------------------
 
 _WRITTEN = "tansiq.rows_written"  # session.info key: objects whose row `write_row` changed in this transaction
-_by_id: dict[Table, Update] = {}
-_by_id_and_version: dict[tuple[Table, str], Update] = {}
+_updates: dict[tuple[Table, str | None], Update] = {}
 
 
 def write_row(session: Session, obj: Base, changes: dict[str, Any], *, version: str | None = None) -> None:
@@ -183,26 +182,28 @@ def write_row(session: Session, obj: Base, changes: dict[str, Any], *, version: 
     """
     session.flush()  # returns at once when nothing is pending
     table = obj.__table__
-    params: dict[str, Any] = {**changes, "row_id": obj.id}
-    if version is None:
-        statement = _by_id.get(table)
-        if statement is None:
-            statement = _by_id[table] = table.update().where(table.c.id == bindparam("row_id"))
-    else:
-        seen = getattr(obj, version)
-        params |= {version: seen + 1, "seen_version": seen}
-        statement = _by_id_and_version.get((table, version))
-        if statement is None:
-            statement = _by_id_and_version[(table, version)] = (
-                table.update().where(table.c.id == bindparam("row_id"), table.c[version] == bindparam("seen_version"))
-            )
-    written = session.connection().execute(statement, params)
+    values = dict(changes)
+    keys: dict[str, Any] = {"row_id": obj.id}
+    if version is not None:
+        keys["seen_version"] = getattr(obj, version)
+        values[version] = keys["seen_version"] + 1
+    written = session.connection().execute(_update_by_id(table, version), {**values, **keys})
     if version is not None and written.rowcount != 1:
-        raise StaleDataError(f"{table.name} {obj.id} is no longer at version {params['seen_version']}")
-    for name, value in params.items():
-        if name not in ("row_id", "seen_version"):
-            set_committed_value(obj, name, value)
+        raise StaleDataError(f"{table.name} {obj.id} is no longer at version {keys['seen_version']}")
+    for name, value in values.items():
+        set_committed_value(obj, name, value)
     session.info.setdefault(_WRITTEN, set()).add(obj)
+
+
+def _update_by_id(table: Table, version: str | None) -> Update:
+    """`UPDATE table SET <the parameters' columns> WHERE id = :row_id [AND version = :seen_version]`, built once."""
+    statement = _updates.get((table, version))
+    if statement is None:
+        condition = table.c.id == bindparam("row_id")
+        if version is not None:
+            condition &= table.c[version] == bindparam("seen_version")
+        statement = _updates[(table, version)] = table.update().where(condition)
+    return statement
 
 
 @event.listens_for(Session, "after_soft_rollback")

@@ -150,9 +150,16 @@ def send_message(session: Session, instance_id: int, name: str, payload: Any, ac
     return instance
 
 
-def fire_timers(session: Session, instance: ProcessInstance, actor: str = "timer") -> None:
-    """Fire what is due in an instance the caller has locked."""
-    _advance(session, instance, actor, Runtime.fire_timers)
+class WroteBeforeFailing(Conflict):
+    """A run told to take no savepoint failed after a service task had written: the caller rolls its
+    transaction back and runs it again with savepoints (`fire_timers(..., savepoints=True)`)."""
+
+
+def fire_timers(session: Session, instance: ProcessInstance, actor: str = "timer", *, savepoints: bool = True) -> None:
+    """Fire what is due in an instance the caller has locked. With `savepoints=False` (a batch that can
+    run again) a model failure after a service task wrote raises WroteBeforeFailing instead of undoing
+    that write in a savepoint: two statements less per firing that calls a service task."""
+    _advance(session, instance, actor, Runtime.fire_timers, savepoints=savepoints)
 
 
 def cancel(session: Session, instance_id: int, actor: str) -> ProcessInstance:
@@ -278,13 +285,13 @@ def _load(instance: ProcessInstance, handler: ServiceHandler | None) -> Runtime:
 
 def _advance(session: Session, instance: ProcessInstance, actor: str, action: Callable[[Runtime], None],
              clean_part: Callable[[Runtime], None] | None = None, *,
-             started: Callable[[ServiceHandler | None], Runtime] | None = None) -> bool:
+             started: Callable[[ServiceHandler | None], Runtime] | None = None, savepoints: bool = True) -> bool:
     """Apply `action` and save; on a model failure keep only `clean_part` and record an incident.
 
     `started` builds the runtime of an instance created in this transaction (nothing to load, no step yet).
     Returns False when not even the clean part could be applied (the instance is unchanged).
     """
-    savepoint = _SavepointOnFirstWrite(session)
+    savepoint = _SavepointOnFirstWrite(session, take=savepoints)
     context = ExecutionContext(session, instance, actor)
     audit_mark = audit.mark(session)
     try:
@@ -296,7 +303,7 @@ def _advance(session: Session, instance: ProcessInstance, actor: str, action: Ca
         _notify_listeners(session, instance, open_steps)
         return True
     except WorkflowFailure as failure:
-        savepoint.roll_back()
+        savepoint.undo()
         audit.discard_since(session, audit_mark)
         incident = failure
     except IntegrityError:
@@ -332,14 +339,17 @@ class _SavepointOnFirstWrite:
     steps call none, and a savepoint was two statements and a fifth of the time of a completion.
     """
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, *, take: bool = True) -> None:
         self.session = session
+        self.take = take
+        self.wrote = False
         self.transaction: SessionTransaction | None = None
 
     def before(self, handler: ServiceHandler) -> ServiceHandler:
         def handle(call: ServiceCall) -> Any:
-            if self.transaction is None:
+            if self.take and self.transaction is None:
                 self.transaction = self.session.begin_nested()
+            self.wrote = True
             return handler(call)
 
         return handle
@@ -347,6 +357,12 @@ class _SavepointOnFirstWrite:
     def release(self) -> None:
         if self.transaction is not None:
             self.transaction.commit()
+
+    def undo(self) -> None:
+        """Undo what the failed run wrote (WroteBeforeFailing if it wrote without a savepoint)."""
+        if self.wrote and not self.take:
+            raise WroteBeforeFailing("a model failed after a service task wrote; run it again with savepoints")
+        self.roll_back()
 
     def roll_back(self) -> None:
         if self.transaction is not None and self.transaction.is_active:

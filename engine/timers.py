@@ -42,8 +42,10 @@ def run_due_batch(db: Database, batch_size: int = 100, now: datetime | None = No
     """Process one batch of due instances in one transaction; return what was done.
 
     A model's failure is an incident, recorded like any result. Anything else that goes wrong with one
-    instance rolls the batch back, and the batch runs again with each firing in a savepoint of its own,
-    which skips that instance: the savepoints, two statements a firing, are paid only then.
+    instance rolls the batch back, and so does a model failure after a service task wrote (the batch
+    takes no savepoints to undo one); the batch runs again with each firing in a savepoint of its own,
+    which skips that instance, and with savepoints around service tasks' writes, which makes that
+    failure an incident: the savepoints, two statements each, are paid only then.
     """
     moment = now or clock.now()
     try:
@@ -76,7 +78,7 @@ def _run_batch(db: Database, batch_size: int, moment: datetime,
 
 
 def _fire(session: Session, instance: ProcessInstance) -> bool:
-    instances.fire_timers(session, instance)
+    instances.fire_timers(session, instance, savepoints=False)  # the batch runs again with them if need be
     return True
 
 

@@ -107,6 +107,24 @@ def test_an_instance_that_cannot_fire_is_skipped_and_the_rest_of_its_batch_fires
     assert the_open_item(db, blocked, "acknowledge").status == "open"
 
 
+def test_a_model_failing_after_its_escalation_is_an_incident_and_keeps_no_escalation(db):
+    """The batch takes no savepoints: the failure after `escalate` wrote sends it round again with them,
+    where it is an incident without the escalation; the healthy instance of the batch fires once."""
+    deploy(db, "timer-escalate-then-fail.bpmn")
+    clock.set_now(T0)
+    failing = start(db, "timer_escalate_then_fail", {**DATA, "fail": True})
+    healthy = start(db, "timer_escalate_then_fail", {**DATA, "fail": False})
+    clock.set_now(DEADLINE + timedelta(seconds=1))
+    result = timers.run_due_batch(db)
+    assert (result.fired, result.incidents) == (1, [failing])
+    stopped = instance(db, failing)
+    assert stopped.status == instances.INCIDENT and stopped.incident_element == "check"
+    assert escalations(db, failing) == [] and notifications(db, failing) == []
+    assert instance(db, healthy).status == instances.COMPLETED
+    assert [e.element_id for e in escalations(db, healthy)] == ["escalate_overdue"]
+    assert len(notifications(db, healthy)) == 1
+
+
 def test_the_cli_fires_timers_at_a_given_moment(db, database_url):
     deploy(db, "deadline.bpmn")
     clock.set_now(T0)
