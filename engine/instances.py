@@ -386,7 +386,8 @@ def _save(session: Session, instance: ProcessInstance, runtime: Runtime, actor: 
     else:
         open_steps = work_items.project(session, instance.id, runtime.ready_user_tasks(), has_steps)
         changes = {"next_timer_at": runtime.next_timer_at()}
-    # Last in the savepoint, after every flush: if it rolls back, nothing ran after the row was written.
+    # Last: nothing of this run can fail once its row is written (and should a savepoint around it roll
+    # back, write_row's objects are expired and read again).
     write_row(session, instance, {**changes, "state": runtime.dump(), "updated_at": now}, version="lock_version")
     return open_steps
 
