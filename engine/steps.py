@@ -9,13 +9,29 @@ imports `engine.work_items`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.orm import Session
 
-from engine import audit, clock, instances
-from engine.errors import Conflict, InvalidInput
+from engine import access, audit, clock, instances
+from engine.errors import Conflict, InvalidInput, NotFound
 from engine.work_items import OPEN, WorkItem
 
 MAX_NOTE = 2000
+MAX_ID = 2_147_483_647
+
+
+def workable(session: Session, user: Any, item_id: int) -> WorkItem:
+    """The step, read afresh under its instance's lock, if the user may work it (NotFound if they may not
+    see it, Forbidden if it is addressed to another entity or role). What every writer of a step starts with."""
+    if not 0 < item_id <= MAX_ID:
+        raise NotFound(f"no step {item_id}")
+    item, _ = instances.lock_item(session, item_id)  # one writer per instance; before any row that refers to it
+    if not access.can_see_item(session, user, item):
+        raise NotFound(f"no step {item_id}")
+    if not access.can_act_on_item(user, item, access.entity_code(session, user)):
+        raise access.Forbidden("this step is addressed to another entity or role")
+    return item
 
 
 def claim(session: Session, item_id: int, actor: str) -> WorkItem:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from engine import clock, durations, expressions
 from engine.bpmn_runtime import UserTaskView, WorkflowFailure
 from engine.db import Base, JSONType, UTCDateTime
-from engine.errors import ExpressionError, InvalidInput, NotFound
+from engine.errors import ExpressionError, InvalidInput
 from engine.roles import ENTITY_USER, ROLES
 
 OPEN, COMPLETED, WITHDRAWN = "open", "completed", "withdrawn"
@@ -172,13 +172,6 @@ def validate_form(item: WorkItem, data: Any) -> dict[str, Any]:
 # Due first, undated last. Written NULLS LAST (not `due_at IS NULL, due_at`) so PostgreSQL reads the
 # inbox index in order and stops after a page instead of sorting every open step of the entity.
 INBOX_ORDER = (WorkItem.due_at.asc().nulls_last(), WorkItem.id)
-
-
-def get_work_item(session: Session, item_id: int) -> WorkItem:
-    item = session.get(WorkItem, item_id)
-    if item is None:
-        raise NotFound(f"no step {item_id}")
-    return item
 
 
 def open_items(session: Session, *, entity: str | None = None, role: str | None = None,

@@ -19,6 +19,11 @@ def _entity(db) -> int:
         return entities.create_entity(session, "housing", "الإسكان", "Housing").id
 
 
+def _stored(db, entity_id: int) -> Entity:
+    with db.reading() as session:
+        return session.get(Entity, entity_id)
+
+
 def test_the_object_shows_what_was_written_and_the_row_holds_it(db):
     entity_id = _entity(db)
     with db.transaction() as session:
@@ -26,8 +31,7 @@ def test_the_object_shows_what_was_written_and_the_row_holds_it(db):
         write_row(session, entity, {"name_en": "Housing and camps"})
         assert entity.name_en == "Housing and camps"
         assert not session.dirty  # written, not pending
-    with db.reading() as session:
-        assert session.get(Entity, entity_id).name_en == "Housing and camps"
+    assert _stored(db, entity_id).name_en == "Housing and camps"
 
 
 def test_a_savepoint_rolled_back_takes_the_write_back_on_the_object_too(db):
@@ -39,8 +43,7 @@ def test_a_savepoint_rolled_back_takes_the_write_back_on_the_object_too(db):
         write_row(session, entity, {"name_en": "Inside the savepoint"})
         savepoint.rollback()
         assert entity.name_en == "Before the savepoint"  # expired and read again, not the rolled-back value
-    with db.reading() as session:
-        assert session.get(Entity, entity_id).name_en == "Before the savepoint"
+    assert _stored(db, entity_id).name_en == "Before the savepoint"
 
 
 def test_pending_changes_are_flushed_before_the_write(db):
@@ -49,9 +52,8 @@ def test_pending_changes_are_flushed_before_the_write(db):
         entity = session.get(Entity, entity_id)
         entity.name_ar = "الإسكان والمخيمات"  # through the unit of work, not yet flushed
         write_row(session, entity, {"name_en": "Housing and camps"})
-    with db.reading() as session:
-        stored = session.get(Entity, entity_id)
-        assert (stored.name_ar, stored.name_en) == ("الإسكان والمخيمات", "Housing and camps")
+    stored = _stored(db, entity_id)
+    assert (stored.name_ar, stored.name_en) == ("الإسكان والمخيمات", "Housing and camps")
 
 
 def test_a_versioned_write_refuses_a_row_that_moved_on(db):

@@ -76,16 +76,6 @@ def _visible_item(session: Session, caller: CurrentUser, item_id: int) -> WorkIt
     return item
 
 
-def _actionable_item(session: Session, caller: CurrentUser, item_id: int) -> WorkItem:
-    """The step, locked for writing, if the caller may work it (404 if unseen, 403 if not theirs)."""
-    item, _ = instances.lock_item(session, item_id)  # one writer per instance; before any row that refers to it
-    if not access.can_see_item(session, caller, item):
-        raise NotFound(f"no step {item_id}")
-    if not access.can_act_on_item(caller, item, access.entity_code(session, caller)):
-        raise access.Forbidden("this step is addressed to another entity or role")
-    return item
-
-
 def _detail(session: Session, caller: CurrentUser, item: WorkItem) -> TaskDetail:
     directive = access.directive_of_item(session, item, with_lists=False)
     base = task_out(item, directive)
@@ -105,7 +95,7 @@ def read(task_id: TaskId, state: State, caller: Caller) -> TaskDetail:
 def claim_task(task_id: TaskId, state: State, caller: Caller) -> TaskDetail:
     """Take the step so colleagues see who works on it (claiming one's own claim again is harmless)."""
     with state.db.transaction() as session:
-        _actionable_item(session, caller, task_id)
+        steps.workable(session, caller, task_id)
         item = steps.claim(session, task_id, caller.username)
         return _detail(session, caller, item)
 
@@ -115,7 +105,7 @@ def claim_task(task_id: TaskId, state: State, caller: Caller) -> TaskDetail:
 def release_task(task_id: TaskId, state: State, caller: Caller) -> TaskDetail:
     """Give a claimed step back (administrators may release anyone's claim)."""
     with state.db.transaction() as session:
-        _actionable_item(session, caller, task_id)
+        steps.workable(session, caller, task_id)
         item = steps.release(session, task_id, caller.username, force=caller.role == ADMIN)
         return _detail(session, caller, item)
 
@@ -146,7 +136,7 @@ def upload_evidence(task_id: TaskId, state: State, caller: Caller, files: Files)
     """Attach evidence files to an open step (name their ids under `evidence` when completing it)."""
     checked = _check_files(state.settings, files)
     with state.db.transaction() as session:
-        item = _actionable_item(session, caller, task_id)
+        item = steps.workable(session, caller, task_id)
         _require_open(item, caller)
         ids = _store(session, state.settings, caller, item, checked)
         return [evidence_out(evidence_store.get(session, i)) for i in ids]
@@ -157,7 +147,7 @@ def upload_evidence(task_id: TaskId, state: State, caller: Caller, files: Files)
 def progress(task_id: TaskId, body: TaskProgress, state: State, caller: Caller) -> TaskDetail:
     """Report how far the work is (0-100 %) with a note."""
     with state.db.transaction() as session:
-        item = _actionable_item(session, caller, task_id)
+        item = steps.workable(session, caller, task_id)
         _require_open(item, caller)
         item = steps.record_progress(session, task_id, caller.username, body.percent, body.note)
         return _detail(session, caller, item)
@@ -176,7 +166,7 @@ def progress_with_evidence(
         raise InvalidInput("text may not contain NUL characters")
     checked = _check_files(state.settings, files)
     with state.db.transaction() as session:
-        item = _actionable_item(session, caller, task_id)
+        item = steps.workable(session, caller, task_id)
         _require_open(item, caller)
         ids = _store(session, state.settings, caller, item, checked)
         item = steps.record_progress(session, task_id, caller.username, percent, note, evidence_ids=ids)
@@ -225,7 +215,7 @@ def _complete(session: Session, caller: CurrentUser, item: WorkItem, data: dict[
 def complete(task_id: TaskId, body: TaskComplete, state: State, caller: Caller) -> TaskDetail:
     """Complete the step with its form data; exactly one of concurrent completions succeeds (409 for the rest)."""
     with state.db.transaction() as session:
-        item = _actionable_item(session, caller, task_id)
+        item = steps.workable(session, caller, task_id)
         _complete(session, caller, item, body.data, [])  # the engine updates `item` in this session
         return _detail(session, caller, item)
 
@@ -244,7 +234,7 @@ def complete_with_evidence(
     work_items.check_variables(parsed)  # refuses data nested too deep, before any file is read
     checked = _check_files(state.settings, files)
     with state.db.transaction() as session:
-        item = _actionable_item(session, caller, task_id)
+        item = steps.workable(session, caller, task_id)
         _require_open(item, caller)
         ids = _store(session, state.settings, caller, item, checked)
         _complete(session, caller, item, parsed, ids)  # the engine updates `item` in this session
@@ -256,7 +246,7 @@ def complete_with_evidence(
 def extension_request(task_id: TaskId, body: ExtensionRequest, state: State, caller: Caller) -> DirectiveOut:
     """Ask for a later deadline for the directive this step belongs to."""
     with state.db.transaction() as session:
-        item = _actionable_item(session, caller, task_id)
+        item = steps.workable(session, caller, task_id)
         _require_open(item, caller)
         directive = access.directive_of_item(session, item)
         if directive is None:

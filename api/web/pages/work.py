@@ -20,7 +20,7 @@ from api.web.session import form_of, require_user
 from engine import access, clock, evidence_store, instances, work_items
 from engine.errors import Conflict, InvalidInput, NotFound, TansiqError
 from engine.roles import ADMIN
-from engine.steps import claim, record_progress
+from engine.steps import MAX_ID, claim, record_progress, workable
 from engine.work_items import OPEN, WorkItem
 
 router = APIRouter(route_class=WebRoute)
@@ -79,7 +79,7 @@ def _end_of_local_day(now: datetime) -> datetime:
 # --- one step -----------------------------------------------------------------------------------------
 
 def _visible_item(session: Session, user: Any, item_id: int) -> WorkItem:
-    item = session.get(WorkItem, item_id) if 0 < item_id <= 2_147_483_647 else None
+    item = session.get(WorkItem, item_id) if 0 < item_id <= MAX_ID else None
     if item is None or not access.can_see_item(session, user, item):
         raise NotFound(f"no step {item_id}")
     return item
@@ -87,13 +87,7 @@ def _visible_item(session: Session, user: Any, item_id: int) -> WorkItem:
 
 def _actionable_item(session: Session, user: Any, item_id: int) -> WorkItem:
     """The step, locked, if the user may work it (404 unseen, 403 not theirs, 409 no longer open)."""
-    if not 0 < item_id <= 2_147_483_647:
-        raise NotFound(f"no step {item_id}")
-    item, _ = instances.lock_item(session, item_id)
-    if not access.can_see_item(session, user, item):
-        raise NotFound(f"no step {item_id}")
-    if not access.can_act_on_item(user, item, access.entity_code(session, user)):
-        raise access.Forbidden("this step is addressed to another entity or role")
+    item = workable(session, user, item_id)
     if item.status != OPEN:
         raise Conflict(f"this step is already {item.status}")
     if user.role != ADMIN and item.claimed_by not in (None, user.username):
