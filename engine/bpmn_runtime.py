@@ -6,6 +6,7 @@ into plain JSON (without the spec, which is stored once per model version) and b
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from collections import Counter
@@ -20,6 +21,7 @@ from SpiffWorkflow.bpmn.parser.BpmnParser import XSD_PATH
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.specs.event_definitions import timer as spiff_timer
 from SpiffWorkflow.bpmn.util import BpmnEvent
@@ -54,8 +56,25 @@ class _EngineClockDatetime(datetime):
 spiff_timer.datetime = _EngineClockDatetime
 spiff_timer.LOCALTZ = UTC
 
-_registry = BpmnWorkflowSerializer.configure(SPIFF_CONFIG)
-_serializer = BpmnWorkflowSerializer(_registry)
+
+
+class _StateConverter(BpmnWorkflowConverter):
+    """A workflow as an instance's state: SpiffWorkflow's conversion without the specs.
+
+    The specs come from the model's compiled, cached version on every load; converting them again on every
+    save (a third of a dump's time with the shipped directive model) only to drop them was waste. What is
+    left is BpmnWorkflowConverter.to_dict of SpiffWorkflow 3.2 (pinned; tests/test_runtime_state.py holds
+    the two side by side).
+    """
+
+    def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
+        dct = WorkflowConverter.to_dict(self, workflow)
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+
+_registry = BpmnWorkflowSerializer.configure({**SPIFF_CONFIG, BpmnWorkflow: _StateConverter})
 
 
 class WorkflowFailure(TansiqError):
@@ -177,6 +196,24 @@ class _RestrictedScriptEngine(PythonScriptEngine):
         return json.dumps(self._service_handler(call))
 
 
+def _restorable(state: dict[str, Any], model: CompiledModel) -> dict[str, Any]:
+    """What SpiffWorkflow's restore may consume, the stored state left whole.
+
+    The restore pops each sub-process from the mapping it is given and keeps the correlations dictionaries
+    it finds; the state is loaded again when a failed run's clean part is applied, and a sub-process taken
+    out of it then (a directive's deadline watch) was lost for good. The spec objects come from the
+    per-version cache; the registry passes them through untouched.
+    """
+    subprocesses = {key: dict(sub, correlations=_copied(sub.get("correlations")))
+                    for key, sub in state.get("subprocesses", {}).items()}
+    return dict(state, spec=model.spec, subprocess_specs=dict(model.subprocess_specs), subprocesses=subprocesses,
+                correlations=_copied(state.get("correlations")))
+
+
+def _copied(value: dict[str, Any] | None) -> dict[str, Any]:
+    return copy.deepcopy(value) if value else {}
+
+
 def _all_tasks(workflow: BpmnWorkflow) -> list[Any]:
     """Every task of the instance, sub-processes included (SpiffWorkflow's search skips some of them)."""
     tasks = list(workflow.tasks.values())
@@ -216,17 +253,12 @@ class Runtime:
     @classmethod
     def load(cls, model: CompiledModel, state: dict[str, Any], handler: ServiceHandler | None,
              max_visits: int, max_tasks: int) -> Runtime:
-        # The spec objects come from the per-version cache; the registry passes them through untouched.
-        dct = dict(state, spec=model.spec, subprocess_specs=dict(model.subprocess_specs))
-        workflow = _registry.restore(dct)
+        workflow = _registry.restore(_restorable(state, model))
         workflow.script_engine = _RestrictedScriptEngine(handler)  # never the unrestricted default
         return cls(model, workflow, max_visits, max_tasks)
 
     def dump(self) -> dict[str, Any]:
-        dct = _registry.convert(self.workflow)
-        dct.pop("spec", None)
-        dct.pop("subprocess_specs", None)
-        return dct
+        return _registry.convert(self.workflow)
 
     # Advancing -------------------------------------------------------------------------------
 

@@ -259,3 +259,23 @@ def test_an_instance_whose_first_run_fails_keeps_its_start_to_run_again(db):
     assert instance(db, instance_id).status == instances.RUNNING
     assert [n.template for n in notifications(db, instance_id)] == ["submitted"]
     assert the_open_item(db, instance_id, "verify").assignee_role == "follow_up_officer"
+
+
+def test_an_incident_beside_a_subprocess_keeps_the_subprocess(db):
+    """The clean part of a failed run is applied to the state as loaded: loading it a first time must not
+    have taken anything out of it (SpiffWorkflow's restore pops the sub-processes from what it is given)."""
+    deploy(db, "incident-beside-subprocess.bpmn")
+    clock.set_now(datetime(2026, 6, 1, 8, tzinfo=UTC))
+    instance_id = start(db, "incident_beside_subprocess", {"go_live": "2026-06-01T10:00:00Z"})
+    complete(db, the_open_item(db, instance_id, "submit").id, {}, actor="entity.user")
+
+    failed = instance(db, instance_id)
+    assert failed.status == instances.INCIDENT and failed.incident_element == "compute"
+    assert [item.element_id for item in open_items(db, instance_id)] == ["watch_step"]
+    assert len(failed.state["subprocesses"]) == 1
+
+    clock.set_now(datetime(2026, 6, 1, 11, tzinfo=UTC))
+    with db.transaction() as session:
+        instances.retry(session, instance_id, "admin")
+    complete(db, the_open_item(db, instance_id, "watch_step").id, {}, actor="officer")
+    assert instance(db, instance_id).status == instances.COMPLETED
