@@ -17,6 +17,7 @@ same model and the bare one-row-commit rate of the same database, and prints rat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -38,6 +39,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.pool import NullPool  # noqa: E402
 
 from bench import engine_bench  # noqa: E402  (sets TANSIQ_HOME for this process before engine imports)
 from engine import entities, migrate, process_models, seasons, users  # noqa: E402
@@ -236,6 +240,7 @@ class Scenario:
     rounds: list[Round]
     ceiling_per_s: float
     commits_per_s: float
+    lock_waits: LockWaits | None = None
 
     def rates(self) -> list[float]:
         return [r.rate for r in self.rounds]
@@ -251,13 +256,55 @@ class Scenario:
 
 def measure(backend: engine_bench.Backend, n: int, repeat: int, clients: int, processes: int) -> Scenario:
     _prepare(backend.url)
+    sampler = LockWaits(backend.url) if backend.name == "postgresql" and clients > 1 else None
     with api_process(backend.url, processes) as port:
         tokens = sign_in(port)
         run_round(port, tokens, clients, max(3, 20 // clients))  # warm-up: imports, caches, connections
-        rounds = [run_round(port, tokens, clients, max(1, n // clients)) for _ in range(repeat)]
+        with sampler or contextlib.nullcontext():
+            rounds = [run_round(port, tokens, clients, max(1, n // clients)) for _ in range(repeat)]
     ceiling = engine_bench.in_memory_rate(n)
     commits = engine_bench.bare_commit_rate(backend.url, 3 * n)
-    return Scenario(backend.name, clients, processes, rounds, ceiling, commits)
+    return Scenario(backend.name, clients, processes, rounds, ceiling, commits, sampler)
+
+
+class LockWaits:
+    """What the API's connections wait for while the rounds run: pg_stat_activity sampled every 10 ms from a
+    connection of its own. `waiting[statement]` is the mean number of connections waiting on a lock there."""
+
+    INTERVAL = 0.01
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.samples = 0
+        self.counts: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> LockWaits:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        engine = create_engine(self.url, poolclass=NullPool)
+        query = text("SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 60) FROM pg_stat_activity "
+                     "WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'")
+        try:
+            with engine.connect() as connection:
+                connection.execution_options(isolation_level="AUTOCOMMIT")
+                while not self._stop.wait(self.INTERVAL):
+                    self.samples += 1
+                    for (statement,) in connection.execute(query):
+                        self.counts[statement] = self.counts.get(statement, 0) + 1
+        finally:
+            engine.dispose()
+
+    def waiting(self) -> list[tuple[str, float]]:
+        """(statement, mean connections waiting on a lock in it), most waited first."""
+        return sorted(((s, c / max(1, self.samples)) for s, c in self.counts.items()), key=lambda p: -p[1])
 
 
 # Report -----------------------------------------------------------------------------------------
@@ -282,6 +329,12 @@ def render(scenario: Scenario) -> str:
               f"| bare one-row commits per s | {scenario.commits_per_s:,.0f} | |",
               f"| Tansiq ÷ ceiling | {median / scenario.ceiling_per_s:.3f} | |",
               f"| a lifecycle costs this many bare commits | {scenario.commits_per_s / median:.1f} | |", ""]
+    if scenario.lock_waits is not None:
+        lines += [f"Connections waiting on a lock, mean over {scenario.lock_waits.samples} samples of pg_stat_activity "
+                  f"(of {scenario.clients} clients):", ""]
+        waits = scenario.lock_waits.waiting()[:3]
+        lines += [f"- {mean:.2f} in `{statement}…`" for statement, mean in waits] or ["- none"]
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -300,6 +353,10 @@ def records(scenario: Scenario) -> list[dict[str, Any]]:
                     "median": statistics.median(values), "min": min(values), "max": max(values), "unit": "ms",
                     "target": LATENCY_TARGETS.get((f"{name}_p50_ms", scenario.backend)) if scenario.clients == 1
                     else None})
+    if scenario.lock_waits is not None:
+        waited = sum(mean for _, mean in scenario.lock_waits.waiting())
+        out.append({"figure": f"connections waiting on a lock (mean), {label}", "backend": scenario.backend,
+                    "median": waited, "min": waited, "max": waited, "unit": "connections", "target": None})
     for figure, value, unit in (("in-memory SpiffWorkflow lifecycles (two-steps)", scenario.ceiling_per_s,
                                  "lifecycles/s"), ("bare one-row commits", scenario.commits_per_s, "commits/s")):
         out.append({"figure": f"ceiling: {figure}, {label}", "backend": scenario.backend, "median": value,

@@ -25,11 +25,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -49,13 +52,19 @@ from bench.common import (
     write_json,
 )
 from bench.engine_bench import Backend, Probe
-from engine import instances, migrate, process_models, timers
+from engine import clock, directives, entities, instances, migrate, process_models, seasons, timers
+from engine.bpmn_runtime import Runtime
 from engine.db import Database
 from engine.escalations import Escalation
 from engine.instances import ProcessInstance
+from engine.model_validation import validate_model
+from engine.service_tasks import operation_names
+from engine.settings import get_settings
 
 MODEL = ROOT / "tests" / "bpmn" / "timer-escalate.bpmn"
 KEY = "timer_escalate"
+DIRECTIVE_MODEL = ROOT / "bpmn" / "directive-standard.bpmn"
+LAUNCHES_PER_TRANSACTION = 50
 
 
 def _start(db: Database, deadline: datetime) -> int:
@@ -156,12 +165,6 @@ def _worker(url: str, home: str) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
-def _running(db: Database, since_id: int) -> int:
-    with db.reading() as session:
-        return session.scalar(select(func.count()).select_from(ProcessInstance).where(
-            ProcessInstance.id >= since_id, ProcessInstance.status == instances.RUNNING))
-
-
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU of a live process, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -189,11 +192,24 @@ def throughput_round(backend: Backend, db: Database, count: int, workers: int) -
         since = (session.scalar(select(func.max(ProcessInstance.id))) or 0) + 1
     deadline = _clone_due(db, count, lead=2.0)
     time.sleep(max(0.0, (deadline - datetime.now(UTC)).total_seconds()) + 0.2)
+    escalated = (select(func.min(Escalation.raised_at), func.max(Escalation.raised_at), func.count())
+                 .where(Escalation.instance_id >= since))
+    return _drain(backend, db, workers, escalated, count)
+
+
+def _drain(backend: Backend, db: Database, workers: int, escalated: Any, count: int) -> tuple[float, float, float]:
+    """Run `workers` timer workers until `escalated` (first and last raised_at, count) counts `count`; the
+    escalations per second between the first and the last, and the CPU milliseconds per escalation of the
+    workers (start-up included) and of the database server."""
     home = scratch_home("tansiq-workers-")
     procs = [_worker(backend.url, home) for _ in range(workers)]
     try:
         limit = time.monotonic() + 600
-        while _running(db, since) and time.monotonic() < limit:
+        while time.monotonic() < limit:
+            with db.reading() as session:
+                first, last, done = session.execute(escalated).one()
+            if done >= count:
+                break
             time.sleep(0.5)
         cpu = sum(_cpu_seconds(proc.pid) for proc in procs)
         server_cpu = _server_cpu_seconds(db)
@@ -202,13 +218,23 @@ def throughput_round(backend: Backend, db: Database, count: int, workers: int) -
             proc.terminate()
         for proc in procs:
             proc.wait(timeout=60)
-    with db.reading() as session:
-        first, last, done = session.execute(
-            select(func.min(Escalation.raised_at), func.max(Escalation.raised_at), func.count())
-            .where(Escalation.instance_id >= since)).one()
     if done != count:
         raise RuntimeError(f"{done} of {count} due instances were escalated")
     return count / max(1e-6, (last - first).total_seconds()), 1000 * cpu / count, 1000 * server_cpu / count
+
+
+def _rounds(label: str, rounds: int, run: Callable[[], tuple[float, float, float]]
+            ) -> tuple[list[float], list[float], list[float]]:
+    """Rates, workers' and server's CPU per escalation of each round, printed as they come."""
+    rates, cpu, server = [], [], []
+    for index in range(rounds):
+        rate, cpu_ms, server_ms = run()
+        rates.append(rate)
+        cpu.append(cpu_ms)
+        server.append(server_ms)
+        print(f"{label}, round {index + 1}/{rounds}: {rate:.0f} escalations/s, CPU per escalation: workers "
+              f"{cpu_ms:.2f} ms, PostgreSQL {server_ms:.2f} ms", file=sys.stderr, flush=True)
+    return rates, cpu, server
 
 
 def escalation_throughput(backend: Backend, db: Database, rounds: int, due: int) -> list[Record]:
@@ -216,15 +242,8 @@ def escalation_throughput(backend: Backend, db: Database, rounds: int, due: int)
         [(1, "1 worker process", None)]
     records = []
     for workers, label, target in plans:
-        rates, cpu, server = [], [], []
-        for index in range(rounds):
-            rate, cpu_ms, server_ms = throughput_round(backend, db, due, workers)
-            rates.append(rate)
-            cpu.append(cpu_ms)
-            server.append(server_ms)
-            print(f"[{backend.name}] {label}, round {index + 1}/{rounds}: {rate:.0f} due instances/s, "
-                  f"CPU per instance: workers {cpu_ms:.2f} ms, PostgreSQL {server_ms:.2f} ms", file=sys.stderr,
-                  flush=True)
+        rates, cpu, server = _rounds(f"[{backend.name}] {label}", rounds,
+                                     lambda workers=workers: throughput_round(backend, db, due, workers))
         records.append(record(f"escalations processed, {label} ({due} due instances)", backend.name, rates,
                               "instances/s", target))
         records.append(record(f"worker CPU per escalated instance (start-up included), {label}", backend.name,
@@ -232,6 +251,108 @@ def escalation_throughput(backend: Backend, db: Database, rounds: int, due: int)
         if db.is_postgresql:
             records.append(record(f"PostgreSQL backend CPU per escalated instance, {label}", backend.name,
                                   server, "ms"))
+    return records
+
+
+def _prepare_directives(db: Database) -> None:
+    """The shipped model, a season around today and the responsible entity (once per backend)."""
+    today = datetime.now(UTC).date()
+    with db.transaction() as session:
+        process_models.deploy(session, DIRECTIVE_MODEL.read_bytes(), DIRECTIVE_MODEL.name, "bench")
+        seasons.create_season(session, 1448, today.replace(year=today.year - 1), today.replace(year=today.year + 1))
+        entities.create_entity(session, "housing", "الإسكان", "Housing")
+
+
+def _launch(db: Database, count: int, deadline: datetime) -> None:
+    for start in range(0, count, LAUNCHES_PER_TRANSACTION):
+        with db.transaction() as session:
+            for _ in range(min(LAUNCHES_PER_TRANSACTION, count - start)):
+                directives.create(session, directives.NewDirective(
+                    title="تجهيز مراكز الاستقبال قبل وصول الحجاج", title_en="Prepare the reception centres",
+                    kind="decision", responsible_entity="housing", deadline=deadline,
+                    process_model_key="directive_standard"), "bench", launch_now=True)
+
+
+def _launch_due(db: Database, count: int) -> datetime:
+    """`count` directives due at one moment, far enough ahead that every launch commits before it (the
+    pace is timed on a few launches due in a day, which the round never reaches)."""
+    began = time.perf_counter()
+    _launch(db, 20, datetime.now(UTC) + timedelta(days=1))
+    pace = (time.perf_counter() - began) / 20
+    deadline = datetime.now(UTC) + timedelta(seconds=3 + 2 * pace * count)
+    _launch(db, count, deadline)
+    if datetime.now(UTC) >= deadline:
+        raise RuntimeError("launching the directives took longer than the lead: the round is not valid")
+    return deadline
+
+
+def directive_escalation_round(backend: Backend, db: Database, count: int, workers: int) -> tuple[float, float, float]:
+    """Level-1 escalations of launched directives per second, and the CPU milliseconds per escalation of the
+    workers (start-up included) and of the database server."""
+    with db.reading() as session:
+        since = (session.scalar(select(func.max(Escalation.id))) or 0) + 1
+    deadline = _launch_due(db, count)
+    time.sleep(max(0.0, (deadline - datetime.now(UTC)).total_seconds()) + 0.2)
+    escalated = (select(func.min(Escalation.raised_at), func.max(Escalation.raised_at), func.count())
+                 .where(Escalation.id >= since, Escalation.level == 1))
+    return _drain(backend, db, workers, escalated, count)
+
+
+def directive_escalation_ceiling(count: int = 300) -> list[float]:
+    """Level-1 escalations per second of one core doing only SpiffWorkflow's part of a firing, no database:
+    restore a waiting `directive_standard` instance (its reminder sent), fire its due timer (the service
+    tasks answered in memory), convert it back to a state. Three rounds."""
+    settings = get_settings()
+    compiled = validate_model(DIRECTIVE_MODEL.read_bytes(), DIRECTIVE_MODEL.name, operation_names(),
+                              max_bytes=settings.model_max_bytes, max_elements=settings.model_max_elements).compiled
+    launched = datetime.now(UTC)
+    deadline = launched + timedelta(days=3)
+    data = {"directive_id": 1, "reference": "1448/0001", "title": "تجهيز مراكز الاستقبال", "kind": "decision",
+            "priority": "normal", "responsible_entity": "housing", "supporting_entities": [],
+            "addressed_entities": ["housing"], "deadline": deadline.isoformat(), "reminder_lead": "P1D",
+            "grace": "P1D", "max_returns": directives.MAX_RETURNS}
+
+    def runtime(state: dict[str, Any] | None = None) -> Runtime:
+        limits = (settings.max_loop_visits, settings.max_instance_tasks)
+        if state is None:
+            return Runtime.start(compiled, data, lambda call: {"id": 1}, *limits)
+        return Runtime.load(compiled, state, lambda call: {"id": 1}, *limits)
+
+    with clock.frozen_at(launched):
+        waiting = runtime()
+        waiting.run_engine()
+    with clock.frozen_at(deadline - timedelta(hours=12)):
+        waiting.fire_timers()
+    state = waiting.dump()
+    rates = []
+    with clock.frozen_at(deadline + timedelta(seconds=1)):
+        for _ in range(3):
+            began = time.process_time()
+            for _ in range(count):
+                fired = runtime(state)
+                fired.fire_timers()
+                fired.dump()
+            rates.append(count / (time.process_time() - began))
+    return rates
+
+
+def directive_escalations(backend: Backend, db: Database, rounds: int, due: int) -> list[Record]:
+    workers, label = (2, "2 worker processes") if db.is_postgresql else (1, "1 worker process")
+    _prepare_directives(db)
+    rates, cpu, server = _rounds(f"[{backend.name}] directives, {label}", rounds,
+                                 lambda: directive_escalation_round(backend, db, due, workers))
+    ceiling = directive_escalation_ceiling()
+    # Its own ceiling, not the two-step lifecycle's of the other figures (run_backend's ratios skip this unit).
+    per_core = statistics.median(ceiling)
+    records = [record(f"escalations of directives (shipped model), {label} ({due} due)", backend.name, rates,
+                      "escalations/s", ">= 2000" if db.is_postgresql else None),
+               record("ceiling: SpiffWorkflow alone, one core (restore, fire the due timer, convert; no database)",
+                      backend.name, ceiling, "escalations/s"),
+               record(f"escalations of directives ÷ SpiffWorkflow alone on {workers} core(s)", backend.name,
+                      [rate / (per_core * workers) for rate in rates], "×"),
+               record(f"worker CPU per directive escalation (start-up included), {label}", backend.name, cpu, "ms")]
+    if db.is_postgresql:
+        records.append(record(f"PostgreSQL backend CPU per directive escalation, {label}", backend.name, server, "ms"))
     return records
 
 
@@ -251,7 +372,8 @@ def statements_per_firing(backend: Backend, db: Database, count: int = 300) -> l
                    [1000 * probe.sql_seconds / fired], "ms")]
 
 
-def run_backend(backend: Backend, rounds: int, spread: int, burst: int, due: int) -> list[Record]:
+def run_backend(backend: Backend, rounds: int, spread: int, burst: int, due: int,
+                directive_due: int) -> list[Record]:
     migrate.upgrade(backend.url)
     db = Database(backend.url)
     try:
@@ -260,6 +382,8 @@ def run_backend(backend: Backend, rounds: int, spread: int, burst: int, due: int
         records = firing_delay(backend, db, rounds, spread, burst)
         records += escalation_throughput(backend, db, rounds, due)
         records += statements_per_firing(backend, db)
+        if directive_due:
+            records += directive_escalations(backend, db, rounds, directive_due)
     finally:
         db.dispose()
     ceilings, memory, commits = ceiling_records(backend)
@@ -278,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spread", type=int, default=100, help="timers per firing-delay round")
     parser.add_argument("--burst", type=int, default=500, help="timers due at one moment")
     parser.add_argument("--due", type=int, default=5000, help="due instances per throughput round")
+    parser.add_argument("--directive-due", type=int, default=2000,
+                        help="launched directives due per round of the shipped-model run (0: skip it)")
     parser.add_argument("--json", help="write the records here")
     args = parser.parse_args(argv)
     names = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
@@ -287,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
             check_postgresql()
         for name in names:
             with fresh_backend(name) as backend:
-                records += run_backend(backend, args.rounds, args.spread, args.burst, args.due)
+                records += run_backend(backend, args.rounds, args.spread, args.burst, args.due, args.directive_due)
     except Unreachable as exc:
         print(f"timers_bench: {exc}", file=sys.stderr)
         return 2
