@@ -50,8 +50,8 @@ from engine.seasons import Season  # noqa: E402
 
 # What a generated season looks like, by the template's status (the demo plays every fate).
 MIX = {"completed": 0.70, "active": 0.22, "cancelled": 0.05, "draft": 0.03}
-TABLES = ("process_instance", "directive", "directive_supporting_entity", "directive_tag", "work_item",
-          "escalation", "notification", "audit_event")
+TABLES = ("process_instance", "directive", "directive_supporting_entity", "directive_addressee", "directive_tag",
+          "work_item", "escalation", "notification", "audit_event")
 SHIFT_DAYS = 7
 TIMER_AHEAD = timedelta(days=365)  # a copy's timers are not its own: keep them out of the timer poll
 _RAW = MetaData()
@@ -93,6 +93,7 @@ def load_templates(engine: Engine) -> list[Template]:
         if row["id"] in by_instance:
             by_instance[row["id"]].rows["process_instance"].append(row)
     for name, key, owners in (("directive_supporting_entity", "directive_id", by_directive),
+                              ("directive_addressee", "directive_id", by_directive),
                               ("directive_tag", "directive_id", by_directive),
                               ("work_item", "instance_id", by_instance), ("escalation", "instance_id", by_instance),
                               ("notification", "instance_id", by_instance)):
@@ -189,6 +190,8 @@ class Cloner:
                                        escalation_level=level))
         for name in ("directive_supporting_entity", "directive_tag"):
             out[name].extend(dict(row, directive_id=new_directive) for row in template.rows[name])
+        out["directive_addressee"].extend(_moved(row, shift, directive_id=new_directive)
+                                          for row in template.rows["directive_addressee"])
         for row in template.rows["audit_event"]:
             out["audit_event"].append(self._chained(_moved(row, shift, subject=subjects[row["subject"]])))
         return out

@@ -99,9 +99,16 @@ def visible_directives(query: Select[Any], user: Actor) -> Select[Any]:
     """Narrow a query over `Directive` to the directives the user may see."""
     if reads_all(user):
         return query
-    if user.active and user.role == ENTITY_USER and user.entity_id is not None:
-        return query.where(addressed_to(user.entity_id))
-    return query.where(false())
+    entity_id = directive_scope(user)
+    return query.where(addressed_to(entity_id) if entity_id is not None else false())
+
+
+def directive_scope(user: Actor) -> int | None:
+    """The entity whose directives are all an entity user may see; None for everyone else (who reads all
+    directives or none)."""
+    if not reads_all(user) and user.active and user.role == ENTITY_USER and user.entity_id is not None:
+        return user.entity_id
+    return None
 
 
 def can_see_directive(session: Session, user: Actor, directive: Directive) -> bool:

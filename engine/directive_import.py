@@ -632,6 +632,7 @@ def _insert(session: Session, valid: list[_Valid], season: seasons.Season, actor
                       for e in item.supporting]
         if supporting:
             session.execute(directive_supporting_entity.insert(), supporting)
+        directives.address(session, batch_ids, new=True)
         for directive_id, item in zip(batch_ids, batch, strict=True):
             audit.record(session, actor, "directive.created", directives.subject(directive_id), {
                 "reference": item.reference, "kind": item.values["kind"], "title": item.values["title"],

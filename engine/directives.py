@@ -6,6 +6,7 @@ transaction as every change of its instance, so no question about directives loa
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -21,8 +22,10 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    delete,
     event,
     func,
+    insert,
     not_,
     or_,
     select,
@@ -68,6 +71,20 @@ class DirectiveTag(Base):
 
     directive_id: Mapped[int] = mapped_column(ForeignKey("directive.id", ondelete="CASCADE"), primary_key=True)
     tag: Mapped[str] = mapped_column(String(60), primary_key=True, index=True)
+
+
+class DirectiveAddressee(Base):
+    """An entity a directive is addressed to (its responsible entity or a supporting one), with the
+    directive's creation moment: an entity's register, newest first, is read from this table's index and
+    stops after a page, however many directives the entity has. Kept by `address`."""
+
+    __tablename__ = "directive_addressee"
+    __table_args__ = (Index("ix_directive_addressee_register", "entity_id", "created_at", "directive_id"),)
+
+    entity_id: Mapped[int] = mapped_column(ForeignKey("entity.id"), primary_key=True)
+    directive_id: Mapped[int] = mapped_column(ForeignKey("directive.id", ondelete="CASCADE"), primary_key=True,
+                                              index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class DirectiveSequence(Base):
@@ -193,6 +210,7 @@ def create(session: Session, new: NewDirective, actor: str, *, launch_now: bool 
     directive.tags = [DirectiveTag(tag=t) for t in _clean_tags(new.tags)]
     session.add(directive)
     session.flush()
+    address(session, [directive.id], new=True)
     audit.record(session, actor, "directive.created", subject(directive.id), {
         "reference": directive.reference, "kind": directive.kind, "title": directive.title,
         "responsible": responsible.code, "supporting": [e.code for e in supporting],
@@ -402,23 +420,72 @@ def search(session: Session, user: Actor, filters: DirectiveFilters | None = Non
         raise InvalidInput(f"unknown sort {sort!r} (known: {', '.join(SORTS)}, each optionally after -)")
     if limit < 1 or offset < 0:
         raise InvalidInput("a page has a limit of at least 1 and an offset of at least 0")
+    descending = sort.startswith("-")
+    if key == "created" and (entity := _register_entity(user, filters)) is not None:
+        return _register_of(session, user, filters, entity, descending, limit, offset)
     query = access.visible_directives(select(Directive), user)
     for condition in _conditions(filters):
         query = query.where(condition)
     column = _sort_column(key)
-    descending = sort.startswith("-")
     ordering = [column.desc(), Directive.id.desc()] if descending else [column.asc(), Directive.id.asc()]
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
     rows = list(session.scalars(query.order_by(*ordering).limit(limit).offset(offset)))
     return rows, total
 
 
+def _register_entity(user: Actor, filters: DirectiveFilters) -> Any:
+    """The one entity whose directives a search is limited to, if any: the `entity` filter's (a subquery of
+    its code), else the entity an entity user is confined to."""
+    from engine import access
+
+    if filters.entity is not None:
+        return select(Entity.id).where(Entity.code == filters.entity).scalar_subquery()
+    return access.directive_scope(user)
+
+
+def _register_of(session: Session, user: Actor, filters: DirectiveFilters, entity: Any, descending: bool,
+                 limit: int, offset: int) -> tuple[list[Directive], int]:
+    """An entity's directives in creation order, read along its addressee index: a page reads a page of
+    entries, however many directives the entity has (the same rows and order as the general search)."""
+    from engine import access
+
+    addressee = DirectiveAddressee
+    query = select(Directive).join(addressee, and_(addressee.directive_id == Directive.id,
+                                                   addressee.entity_id == entity))
+    narrowed = filters.entity is not None and not access.reads_all(user)
+    if narrowed:  # without the entity filter, the entity is the caller's scope: the join is the narrowing
+        query = access.visible_directives(query, user)
+    conditions = _conditions(replace(filters, entity=None))
+    query = query.where(*conditions)
+    if conditions or narrowed:
+        total = session.scalar(select(func.count()).select_from(query.subquery()))
+    else:  # the entity's addressee entries alone, an index-only count
+        total = session.scalar(select(func.count()).select_from(addressee).where(addressee.entity_id == entity))
+    keys = (addressee.created_at, addressee.directive_id)
+    ordering = [key.desc() for key in keys] if descending else [key.asc() for key in keys]
+    return list(session.scalars(query.order_by(*ordering).limit(limit).offset(offset))), total
+
+
 def addressed_to(entity_id: Any) -> ColumnElement[bool]:
-    """Directives an entity is responsible for or supports. A UNION of the two indexed id lists, not an OR:
-    PostgreSQL answers `responsible = X OR id IN (...)` by reading every directive."""
-    return Directive.id.in_(union(
-        select(Directive.id).where(Directive.responsible_entity_id == entity_id),
-        select(directive_supporting_entity.c.directive_id).where(directive_supporting_entity.c.entity_id == entity_id),
+    """Directives an entity is responsible for or supports (their addressee rows)."""
+    return Directive.id.in_(select(DirectiveAddressee.directive_id).where(DirectiveAddressee.entity_id == entity_id))
+
+
+def address(session: Session, directive_ids: Sequence[int], *, new: bool = False) -> None:
+    """Make the addressee rows of these directives (flushed) match their responsible and supporting
+    entities; `new` says they have none yet."""
+    connection = session.connection()
+    if not new:
+        connection.execute(delete(DirectiveAddressee).where(DirectiveAddressee.directive_id.in_(directive_ids)))
+    supporting = directive_supporting_entity.c
+    connection.execute(insert(DirectiveAddressee).from_select(
+        ["entity_id", "directive_id", "created_at"],
+        union(
+            select(Directive.responsible_entity_id, Directive.id, Directive.created_at)
+            .where(Directive.id.in_(directive_ids)),
+            select(supporting.entity_id, Directive.id, Directive.created_at)
+            .join(Directive, Directive.id == supporting.directive_id).where(supporting.directive_id.in_(directive_ids)),
+        ),
     ))
 
 
@@ -689,6 +756,8 @@ def reassign(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
         raise WorkflowFailure(exc.message, element_id=call.element_id) from None
     previous = directive.responsible_entity.code
     directive.responsible_entity_id = entity.id
+    context.session.flush()
+    address(context.session, [directive.id])
     audit.record(context.session, context.actor, "directive.reassigned", subject(directive.id),
                  {"from": previous, "to": entity.code})
     return {"entity": entity.code}

@@ -174,6 +174,7 @@ PAGES = {
     "register of an entity (API)": ("api", "plans.admin", "/api/v1/directives?entity={entity}"),
     "register search (API)": ("api", "plans.admin", "/api/v1/directives?q=1448/00012"),
     "register (page, admin)": ("page", "plans.admin", "/directives"),
+    "register (page, entity user)": ("page", "plans.entity", "/directives"),
     "dashboard (page, admin)": ("page", "plans.admin", "/dashboard"),
     "audit timeline (API, entity user)": ("api", "plans.entity", "/api/v1/audit?subject=directive:{directive}"),
     "feedback list (API, supervisor)": ("api", "plans.supervisor", "/api/v1/feedback"),
@@ -184,13 +185,6 @@ PAGES = {
 # Known gaps, in files this test's author may not change; each is reported with its EXPLAIN and a fix.
 # strict: once the query is fixed the test passes, and the mark must go.
 KNOWN_GAPS = {
-    "register (API, entity user)": "engine.directives.search: the total counts the UNION of two indexed id lists, "
-                                   "but the page joins that whole UNION (every directive the entity leads or "
-                                   "supports) to the directives in creation order to keep the newest 50: a scan "
-                                   "of directive (1.26 s p50 at 1,000,000 directives, 208,522 of them the "
-                                   "entity's). Needs an addressee table (entity, created_at, directive) kept in "
-                                   "the directive's transaction",
-    "register of an entity (API)": "engine.directives._conditions (entity filter): the same UNION join as above",
     "dashboard (page, admin)": "the dashboard's grouped queries read every directive and acknowledge step of the "
                                "season by design; at season scale it needs a summary kept current or a cache",
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -168,6 +169,14 @@ def data_of(db, run: Launched, element_id: str) -> dict[str, Any]:
         runtime = bpmn_runtime.Runtime.load(process_models.compiled_model(model), stored.state, None, 25, 2000)
     [view] = [v for v in runtime.ready_user_tasks() if v.element_id == element_id]
     return view.data
+
+
+def register(db, code: str) -> list[int]:
+    """The directives in the register of an entity user of `code`."""
+    with db.reading() as session:
+        user = SimpleNamespace(username=f"{code}.user", role="entity_user", active=True,
+                               entity_id=entities.get_by_code(session, code).id)
+        return [d.id for d in directives.search(session, user)[0]]
 
 
 def entity_work(db, run: Launched, rework: bool = False) -> None:
@@ -425,6 +434,7 @@ def test_a_reassignment_recreates_the_open_step_for_the_new_entity(world, key):
     supervisor_action(world, run, "reassign", entity="departure")
     directive = the_directive(world, run)
     assert directive.responsible_entity.code == "departure"
+    assert run.directive_id in register(world, "departure") and run.directive_id not in register(world, "housing")
     assert step(world, run, "acknowledge", "departure").due_at == DEADLINE
     assert [i for i in open_items(world, run.instance_id) if i.assignee_entity == "housing"] == []
     at(world, DEADLINE - run.lead + MINUTE)
