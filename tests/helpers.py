@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from sqlalchemy import func, select
 
-from engine import instances, process_models
+from engine import entities, instances, process_models, seasons
 from engine.db import Database
 from engine.escalations import Escalation
 from engine.instances import ProcessInstance
@@ -18,6 +19,14 @@ from tests.conftest import read_model
 def deploy(db: Database, *names: str) -> list[process_models.ProcessModel]:
     with db.transaction() as session:
         return [process_models.deploy(session, read_model(n), n, "tester").model for n in names]
+
+
+def season_1447(db: Database, *entity_names: tuple[str, str, str]) -> None:
+    """The 1447 season (2026-04-18 to 2026-07-16) and these entities (code, Arabic name, English name)."""
+    with db.transaction() as session:
+        seasons.create_season(session, 1447, date(2026, 4, 18), date(2026, 7, 16))
+        for code, name_ar, name_en in entity_names:
+            entities.create_entity(session, code, name_ar, name_en)
 
 
 def start(db: Database, key: str, data: dict[str, Any] | None = None, actor: str = "secretariat") -> int:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select, update
 
-from engine import audit, clock, directives, entities, instances, seasons, timers
+from engine import audit, clock, directives, instances, timers
 from engine.audit import AuditEvent
 from engine.directives import Directive, NewDirective
 from engine.errors import Conflict, InvalidInput, NotFound
-from tests.helpers import complete, count, deploy, the_open_item
+from tests.helpers import complete, count, deploy, season_1447, the_open_item
 
 NOW = datetime(2026, 5, 20, 6, tzinfo=UTC)  # 1447-12-03, in the season
 
@@ -21,11 +21,8 @@ NOW = datetime(2026, 5, 20, 6, tzinfo=UTC)  # 1447-12-03, in the season
 def world(db):
     clock.set_now(NOW)
     deploy(db, "deadline.bpmn")
-    with db.transaction() as session:
-        seasons.create_season(session, 1447, date(2026, 4, 18), date(2026, 7, 16))
-        for code, ar, en in (("housing", "الإسكان", "Housing"), ("transport", "النقل", "Transport"),
-                             ("civil_defence", "الدفاع المدني", "Civil Defence")):
-            entities.create_entity(session, code, ar, en)
+    season_1447(db, ("housing", "الإسكان", "Housing"), ("transport", "النقل", "Transport"),
+                ("civil_defence", "الدفاع المدني", "Civil Defence"))
     return db
 
 

@@ -8,15 +8,15 @@ reassignment.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
 
-from engine import clock, directives, entities, migrate, seasons
+from engine import clock, directives, entities, migrate
 from engine.directives import Directive, DirectiveAddressee, DirectiveFilters, NewDirective
-from tests.helpers import deploy
+from tests.helpers import deploy, season_1447
 
 NOW = datetime(2026, 5, 20, 6, tzinfo=UTC)  # 1447-12-03, in the season
 ENTITIES = (("housing", "الإسكان", "Housing"), ("transport", "النقل", "Transport"),
@@ -31,10 +31,7 @@ ADMIN = SimpleNamespace(username="admin", role="admin", entity_id=None, active=T
 def world(db):
     clock.set_now(NOW)
     deploy(db, "deadline.bpmn")
-    with db.transaction() as session:
-        seasons.create_season(session, 1447, date(2026, 4, 18), date(2026, 7, 16))
-        for code, ar, en in ENTITIES:
-            entities.create_entity(session, code, ar, en)
+    season_1447(db, *ENTITIES)
     for index, (responsible, supporting) in enumerate(PLAN):
         # two directives share each moment: ties are broken by id
         clock.set_now(NOW + timedelta(minutes=index // 2))
