@@ -171,15 +171,20 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _server_cpu_seconds(db: Database) -> float:
-    """CPU of the PostgreSQL backends serving this database (other than this connection), from /proc."""
+def _backends(db: Database) -> set[int]:
+    """The PostgreSQL backends serving this database now (other than the asking connection)."""
     if not db.is_postgresql:
-        return 0.0
+        return set()
     with db.engine.connect() as connection:
-        pids = connection.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                                       "AND pid <> pg_backend_pid()")).scalars().all()
+        return set(connection.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                           "AND pid <> pg_backend_pid()")).scalars())
+
+
+def _server_cpu_seconds(db: Database, earlier: set[int]) -> float:
+    """CPU of the PostgreSQL backends that serve this database and were not among `earlier` (the
+    workers' connections, not the bench's own that set the round up), from /proc."""
     total = 0.0
-    for pid in pids:
+    for pid in _backends(db) - earlier:
         with contextlib.suppress(OSError):  # a backend that just ended
             total += _cpu_seconds(pid)
     return total
@@ -202,6 +207,7 @@ def _drain(backend: Backend, db: Database, workers: int, escalated: Any, count: 
     escalations per second between the first and the last, and the CPU milliseconds per escalation of the
     workers (start-up included) and of the database server."""
     home = scratch_home("tansiq-workers-")
+    earlier = _backends(db)
     procs = [_worker(backend.url, home) for _ in range(workers)]
     try:
         limit = time.monotonic() + 600
@@ -212,7 +218,7 @@ def _drain(backend: Backend, db: Database, workers: int, escalated: Any, count: 
                 break
             time.sleep(0.5)
         cpu = sum(_cpu_seconds(proc.pid) for proc in procs)
-        server_cpu = _server_cpu_seconds(db)
+        server_cpu = _server_cpu_seconds(db, earlier)
     finally:
         for proc in procs:
             proc.terminate()
