@@ -269,7 +269,7 @@ def measure(backend: engine_bench.Backend, n: int, repeat: int, clients: int, pr
 
 class LockWaits:
     """What the API's connections wait for while the rounds run: pg_stat_activity sampled every 10 ms from a
-    connection of its own. `waiting[statement]` is the mean number of connections waiting on a lock there."""
+    connection of its own; `waiting()` gives, by statement, the mean number of connections waiting on a lock."""
 
     INTERVAL = 0.01
 

@@ -57,7 +57,6 @@ spiff_timer.datetime = _EngineClockDatetime
 spiff_timer.LOCALTZ = UTC
 
 
-
 class _StateConverter(BpmnWorkflowConverter):
     """A workflow as an instance's state: SpiffWorkflow's conversion without the specs.
 

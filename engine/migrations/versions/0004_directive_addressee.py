@@ -28,8 +28,8 @@ def upgrade() -> None:
         sa.Column('entity_id', sa.Integer(), nullable=False),
         sa.Column('directive_id', sa.Integer(), nullable=False),
         sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(['directive_id'], ['directive.id'], name=op.f('fk_directive_addressee_directive_id_directive'),
-                                ondelete='CASCADE'),
+        sa.ForeignKeyConstraint(['directive_id'], ['directive.id'], ondelete='CASCADE',
+                                name=op.f('fk_directive_addressee_directive_id_directive')),
         sa.ForeignKeyConstraint(['entity_id'], ['entity.id'], name=op.f('fk_directive_addressee_entity_id_entity')),
         sa.PrimaryKeyConstraint('entity_id', 'directive_id', name=op.f('pk_directive_addressee')),
     )
