@@ -32,6 +32,8 @@ from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
+MAX_ID = 2_147_483_647  # the integer range of every id column: a larger id cannot exist
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",

@@ -12,10 +12,9 @@ from typing import Any
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, bindparam, func, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from engine import audit, clock
+from engine import audit, clock, notifications
 from engine.bpmn_runtime import ServiceCall, WorkflowFailure
 from engine.db import Base, UTCDateTime
-from engine.notifications import Notification
 from engine.roles import LEADERSHIP, ROLES, SUPERVISOR
 from engine.service_tasks import ExecutionContext, operation
 
@@ -90,18 +89,17 @@ def escalate(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
 _EARLIER = select(func.count()).select_from(Escalation).where(
     Escalation.instance_id == bindparam("instance_id"), Escalation.element_id == bindparam("element_id"))
 _INSERT = insert(Escalation.__table__).returning(Escalation.__table__.c.id)
-_INSERT_NOTIFICATION = insert(Notification.__table__)
 
 
 def _tell(context: ExecutionContext, escalation: dict[str, Any]) -> None:
     """Whoever an escalation goes to hears of it, in the same transaction (the outbox)."""
-    context.session.connection().execute(_INSERT_NOTIFICATION, {
-        "instance_id": escalation["instance_id"],
-        "source_key": f"instance:{escalation['instance_id']}:escalation:{escalation['source_key']}",
-        "template": "escalation", "recipient_role": escalation["target_role"], "recipient_entity": None,
-        "payload": {"level": escalation["level"], "reason": escalation["reason"], "entity": escalation["entity"]},
-        "status": "pending", "created_at": escalation["raised_at"],
-    })
+    notifications.queue(
+        context.session, escalation["instance_id"],
+        f"instance:{escalation['instance_id']}:escalation:{escalation['source_key']}", "escalation",
+        escalation["target_role"], None,
+        {"level": escalation["level"], "reason": escalation["reason"], "entity": escalation["entity"]},
+        escalation["raised_at"],
+    )
 
 
 def escalations_of(session: Session, instance_id: int) -> list[Escalation]:

@@ -26,6 +26,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from engine import audit, clock
+from engine.db import MAX_ID
 from engine.errors import InvalidInput, NotFound
 from engine.evidence import Evidence
 
@@ -273,7 +274,6 @@ class Download:
     filename: str
 
 
-MAX_ID = 2_147_483_647  # the database's integer range: a larger id cannot exist
 
 
 def for_download(session: Session, home: Path, user: Actor, evidence_id: int) -> Download:

@@ -69,19 +69,26 @@ def notify(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
         select(func.count()).select_from(Notification)
         .where(Notification.source_key.startswith(prefix, autoescape=True))
     )
-    notification_id = context.session.connection().execute(_QUEUE, {  # a Core row: nothing here reads it back
-        "instance_id": context.instance.id,
-        "source_key": f"{prefix}{earlier + 1}",  # the n-th firing; unique, so a replay cannot queue it twice
-        "template": template, "recipient_role": role, "recipient_entity": entity,
-        "payload": {k: v for k, v in call.params.items() if k not in {"template", "to_role", "to_entity"}},
-        "status": "pending", "created_at": clock.now(),
-    }).scalar_one()
+    payload = {k: v for k, v in call.params.items() if k not in {"template", "to_role", "to_entity"}}
+    notification_id = queue(context.session, context.instance.id, f"{prefix}{earlier + 1}",  # the n-th firing
+                            template, role, entity, payload)
     audit.record(context.session, context.actor, "notification.queued", f"instance:{context.instance.id}",
                  {"notification": notification_id, "template": template, "to_role": role, "to_entity": entity})
     return {"notification_id": notification_id}
 
 
 _QUEUE = insert(Notification.__table__).returning(Notification.__table__.c.id)
+
+
+def queue(session: Session, instance_id: int, source_key: str, template: str, role: str | None, entity: str | None,
+          payload: dict[str, Any], created_at: datetime | None = None) -> int:
+    """Put a notification in the outbox of this transaction; its id. A Core row: the service tasks that
+    queue one (on the timer worker's path) never read it back. `source_key` is unique: a replayed firing
+    cannot queue the same notification twice."""
+    return session.connection().execute(_QUEUE, {
+        "instance_id": instance_id, "source_key": source_key, "template": template, "recipient_role": role,
+        "recipient_entity": entity, "payload": payload, "status": "pending", "created_at": created_at or clock.now(),
+    }).scalar_one()
 
 
 def notifications_of(session: Session, instance_id: int) -> list[Notification]:

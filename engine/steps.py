@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from engine import access, audit, clock, instances
+from engine.db import MAX_ID
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.work_items import OPEN, WorkItem
 
 MAX_NOTE = 2000
-MAX_ID = 2_147_483_647
 
 
 def workable(session: Session, user: Any, item_id: int) -> WorkItem:

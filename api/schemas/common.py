@@ -6,9 +6,8 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from engine.db import MAX_ID
 from engine.work_items import MAX_DEPTH, nesting_depth
-
-MAX_ID = 2_147_483_647  # the database's integer range: larger ids cannot exist
 
 
 def _no_nul(value: str) -> str:

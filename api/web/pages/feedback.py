@@ -25,6 +25,7 @@ from api.web.forms import deadline_from_form
 from api.web.labels import N_
 from api.web.session import form_of, require_user
 from engine import access, entities, feedback, process_models
+from engine.db import MAX_ID
 from engine.directives import KINDS, PRIORITIES, TRACKS, Directive, NewDirective
 from engine.durations import RIYADH
 from engine.errors import InvalidInput, NotFound, TansiqError
@@ -32,7 +33,6 @@ from engine.feedback import FeedbackFilters, PublicSubmission
 
 router = APIRouter(route_class=WebRoute)
 PAGE_SIZE = 50
-MAX_ID = 2_147_483_647
 SERVICE_WORDS = {"housing": N_("Housing"), "transport": N_("Transport"), "reception": N_("Reception"),
                  "departure": N_("Departure"), "other": N_("Other")}
 STATUS_WORDS = {"new": N_("New"), "reviewed": N_("Reviewed"), "raised": N_("Directive raised"),

@@ -21,13 +21,13 @@ from api.web.labels import N_
 from api.web.session import form_of, require_user
 from engine import access, clock, directives, entities, evidence_store, meetings, process_models
 from engine.business_calendar import gregorian_to_hijri, hijri_to_gregorian
+from engine.db import MAX_ID
 from engine.directives import KINDS, PRIORITIES, PROGRAMME_TRACKS, TRACKS, NewDirective
 from engine.durations import RIYADH
 from engine.errors import InvalidInput, NotFound, TansiqError
 from engine.seasons import Season
 
 router = APIRouter(route_class=WebRoute)
-MAX_ID = 2_147_483_647
 PAGE_SIZE = 50
 MESSAGES = {
     "meeting_saved": N_("The meeting was saved."),

@@ -18,9 +18,10 @@ from api.web.core import WebRoute, is_htmx, redirect, render
 from api.web.forms import evidence_as_integers, fields_of, read_form
 from api.web.session import form_of, require_user
 from engine import access, clock, evidence_store, instances, work_items
+from engine.db import MAX_ID
 from engine.errors import Conflict, InvalidInput, NotFound, TansiqError
 from engine.roles import ADMIN
-from engine.steps import MAX_ID, claim, record_progress, workable
+from engine.steps import claim, record_progress, workable
 from engine.work_items import OPEN, WorkItem
 
 router = APIRouter(route_class=WebRoute)
