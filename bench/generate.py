@@ -41,7 +41,7 @@ from sqlalchemy import JSON, Column, LargeBinary, MetaData, Table, create_engine
 from sqlalchemy.engine import Engine  # noqa: E402
 
 import bench.common  # noqa: E402, F401  (a temporary TANSIQ_HOME before engine imports)
-from engine import demo, migrate  # noqa: E402
+from engine import demo, migrate, tallies  # noqa: E402
 from engine.audit import AuditHead, event_hash  # noqa: E402
 from engine.db import Database, GzipJSON  # noqa: E402
 from engine.directives import DirectiveSequence  # noqa: E402
@@ -394,6 +394,8 @@ def generate(url: str, directives: int, *, open_share: float = 0.1, seed: int = 
     writer.after()
     engine = create_engine(url)
     _store_counters(engine, counters)
+    with engine.begin() as connection:
+        tallies.recount(connection)  # the copies went in as rows, past the engine that keeps the totals
     engine.dispose()
     return Generated(directives, rows, time.perf_counter() - began, seed_seconds, len(templates))
 

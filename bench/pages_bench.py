@@ -65,6 +65,7 @@ PAGES: dict[str, tuple[str, str, float | None]] = {
     "directive HTML, GET /directives/{id}": ("entity:html", "/directives/{id}", None),
     "register, GET /api/v1/directives (administrator)": ("admin", "/api/v1/directives", None),
     "register, GET /api/v1/directives (entity user)": ("entity", "/api/v1/directives", None),
+    "dashboard HTML, GET /dashboard (administrator)": ("admin:html", "/dashboard", None),
 }
 
 

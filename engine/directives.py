@@ -37,7 +37,7 @@ from sqlalchemy.orm import Mapped, Session, SessionTransaction, lazyload, mapped
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import Date
 
-from engine import audit, clock, entities, escalations, instances, meetings, process_models, seasons
+from engine import audit, clock, entities, escalations, instances, meetings, process_models, seasons, tallies
 from engine.bpmn_runtime import ServiceCall, WorkflowFailure
 from engine.business_calendar import BusinessCalendar, parse_deadline
 from engine.db import Base, JSONType, UTCDateTime, write_row
@@ -251,6 +251,7 @@ def _launch(session: Session, directive: Directive, actor: str) -> Directive:
     def link(instance: instances.ProcessInstance) -> None:  # before the first run, which projects onto it
         write_row(session, directive, {"instance_id": instance.id, "status": ACTIVE, "launched_by": actor,
                                        "launched_at": clock.now()})
+        _count(session, directive, active=1)
         _hold(session, instance.id, directive)
 
     instance = instances.start(
@@ -705,8 +706,35 @@ def _project(session: Session, directive: Directive, instance: instances.Process
     if projected.get("status", directive.status) in (COMPLETED, CANCELLED):
         projected["current_due_at"] = None
     changed = {name: value for name, value in projected.items() if getattr(directive, name) != value}
+    if "status" in changed:
+        _count_ending(session, directive, changed)
     if changed:
         write_row(session, directive, changed)
+
+
+def _count(session: Session, directive: Directive, entity: str | None = None, **changes: float) -> None:
+    """Add to the dashboard's totals of the directive's season, entity (its own unless named) and track."""
+    tallies.add(session, directive.season_id, entity or directive.responsible_entity.code, directive.track,
+                **changes)
+
+
+def _count_ending(session: Session, directive: Directive, ending: dict[str, Any]) -> None:
+    """An active directive ends (`ending` as `_ending` gives it; the directive is not yet changed)."""
+    if ending["status"] != COMPLETED:
+        _count(session, directive, active=-1)
+        return
+    _count(session, directive, active=-1, completed=1, on_time=int(ending["completed_on_time"]),
+           completion_hours=tallies.hours_between(directive.launched_at, ending["ended_at"]))
+
+
+@instances.on_step_completed
+def _count_acknowledgement(session: Session, instance: instances.ProcessInstance, item: WorkItem) -> None:
+    if item.element_id != tallies.ACKNOWLEDGE:
+        return
+    directive = of_instance(session, instance.id, with_lists=False)
+    if directive is not None:
+        _count(session, directive, item.assignee_entity or tallies.NO_ENTITY, acknowledged=1,
+               acknowledge_hours=tallies.hours_between(item.created_at, item.completed_at))
 
 
 def _ending(directive: Directive, instance: instances.ProcessInstance) -> dict[str, Any]:
@@ -755,6 +783,9 @@ def reassign(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
     except InvalidInput as exc:
         raise WorkflowFailure(exc.message, element_id=call.element_id) from None
     previous = directive.responsible_entity.code
+    if directive.status == ACTIVE:
+        _count(context.session, directive, active=-1)
+        _count(context.session, directive, entity.code, active=1)
     directive.responsible_entity_id = entity.id
     context.session.flush()
     address(context.session, [directive.id])

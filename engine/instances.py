@@ -31,11 +31,20 @@ STATUSES = (RUNNING, COMPLETED, CANCELLED, INCIDENT)
 # A listener gets the instance's open steps after the change, or None where they are not known.
 ChangeListener = Callable[[Session, "ProcessInstance", "list[work_items.WorkItem] | None"], None]
 _listeners: list[ChangeListener] = []
+StepListener = Callable[[Session, "ProcessInstance", "work_items.WorkItem"], None]
+_step_listeners: list[StepListener] = []
 
 
 def on_change(listener: ChangeListener) -> ChangeListener:
     """Call `listener` in the same transaction after every change of an instance (projections use it)."""
     _listeners.append(listener)
+    return listener
+
+
+def on_step_completed(listener: StepListener) -> StepListener:
+    """Call `listener` in the same transaction after a step's completion was applied (not when the run it
+    started failed: the step is open again then)."""
+    _step_listeners.append(listener)
     return listener
 
 
@@ -130,6 +139,9 @@ def complete_task(session: Session, work_item_id: int, data: dict[str, Any], act
         audit.retract(session, event)
         write_row(session, item, {"status": work_items.OPEN, "completed_by": None, "completed_at": None,
                                   "completion_data": None})
+        return instance
+    for listener in _step_listeners:
+        listener(session, instance, item)
     return instance
 
 

@@ -16,6 +16,7 @@ from engine.notifications import Delivery, Notification
 from engine.process_models import ProcessModel
 from engine.reports.runs import ReportRun
 from engine.seasons import Season
+from engine.tallies import Tally
 from engine.users import User
 from engine.work_items import WorkItem
 
@@ -54,6 +55,7 @@ __all__ = [
     "PublicRateLimit",
     "ReportRun",
     "Season",
+    "Tally",
     "User",
     "WorkItem",
 ]

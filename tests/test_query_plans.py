@@ -182,21 +182,7 @@ PAGES = {
 }
 
 
-# Known gaps, in files this test's author may not change; each is reported with its EXPLAIN and a fix.
-# strict: once the query is fixed the test passes, and the mark must go.
-KNOWN_GAPS = {
-    "dashboard (page, admin)": "the dashboard's grouped queries read every directive and acknowledge step of the "
-                               "season by design; at season scale it needs a summary kept current or a cache",
-}
-
-
-def _marked(page: str) -> Any:
-    if page in KNOWN_GAPS:
-        return pytest.param(page, marks=pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[page]))
-    return page
-
-
-@pytest.mark.parametrize("page", [_marked(p) for p in PAGES])
+@pytest.mark.parametrize("page", list(PAGES))
 def test_every_query_of_the_page_uses_an_index(site: Site, page: str) -> None:
     kind, user, path = PAGES[page]
     path = path.format(directive=site.directive_id, entity=site.entity_code)

@@ -1,9 +1,11 @@
 """The dashboard's KPIs per entity and per track: open, overdue, on-time rate, mean time to acknowledge
 and to complete, open escalations by level.
 
-Every figure comes from a few grouped queries over the indexed projection columns (no workflow state is
-loaded); durations use the reports' definitions (engine/reports/periodic.py): time to acknowledge is an
-`acknowledge` step's creation to its completion, time to complete a directive's launch to its end.
+Active, completed and on-time counts and the hours come from the running totals kept per season, entity
+and track (engine/tallies.py): a few rows, where counting them read the whole season. Overdue (it changes
+with the clock) and open escalations (few) are counted from the rows through their indexes. Durations use
+the reports' definitions (engine/reports/periodic.py): time to acknowledge is an `acknowledge` step's
+creation to its completion, time to complete a directive's launch to its end.
 """
 
 from __future__ import annotations
@@ -13,21 +15,34 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, select, true
+from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 
-from engine import clock, entities, seasons
-from engine.directives import ACTIVE, COMPLETED, TRACKS, Directive, overdue_condition
+from engine import clock, entities, seasons, tallies
+from engine.directives import TRACKS, Directive, overdue_condition
 from engine.entities import Entity
 from engine.errors import NotFound
 from engine.escalations import Escalation
-from engine.reports.common import DurationStats, hours_between, rate
+from engine.reports.common import rate
 from engine.seasons import Season
-from engine.work_items import COMPLETED as STEP_DONE
-from engine.work_items import WorkItem
+from engine.tallies import NO_ENTITY
 
 LEVELS = (1, 2, 3)  # escalation levels shown; higher ones count under the last
-Hours = dict[tuple[str, str], list[float]]  # ("entity", code) or ("track", track) -> durations in hours
+
+
+@dataclass(frozen=True)
+class MeanHours:
+    """How many durations and their sum in hours; the mean rounded to hundredths, None when there are none."""
+
+    count: int = 0
+    hours: float = 0.0
+
+    @property
+    def mean_hours(self) -> float | None:
+        return round(self.hours / self.count, 2) if self.count else None
+
+    def plus(self, count: int, hours: float) -> MeanHours:
+        return MeanHours(self.count + count, self.hours + hours)
 
 
 @dataclass
@@ -39,8 +54,8 @@ class Row:
     overdue: int = 0
     completed: int = 0
     on_time: int = 0
-    acknowledge: DurationStats = field(default_factory=lambda: DurationStats(0, None, None))
-    complete: DurationStats = field(default_factory=lambda: DurationStats(0, None, None))
+    acknowledge: MeanHours = field(default_factory=MeanHours)
+    complete: MeanHours = field(default_factory=MeanHours)
     levels: dict[int, int] = field(default_factory=dict)
 
     @property
@@ -92,50 +107,34 @@ class _Rows:
     def track(self, track: str) -> Row:
         return self.tracks.setdefault(track, Row(track, track, track))
 
-    def of(self, kind: str, key: str) -> Row:
-        return self.entity(key) if kind == "entity" else self.track(key)
-
 
 def _level(level: int) -> int:
     return min(level, LEVELS[-1])
 
 
-def _count_directives(session: Session, scope: Any, now: datetime, rows: _Rows) -> None:
-    counts = session.execute(
-        select(Directive.responsible_entity_id, Directive.track,
-               func.sum(case((Directive.status == ACTIVE, 1), else_=0)),
-               func.sum(case((overdue_condition(now), 1), else_=0)),
-               func.sum(case((Directive.status == COMPLETED, 1), else_=0)),
-               func.sum(case((and_(Directive.status == COMPLETED, Directive.completed_on_time.is_(True)), 1),
-                             else_=0)))
-        .where(scope).group_by(Directive.responsible_entity_id, Directive.track)).all()
-    for entity_id, track, open_, overdue, done, on_time in counts:
+def _count_tallies(session: Session, season: Season | None, rows: _Rows) -> tuple[list[float], list[float]]:
+    """Active, completed and on-time counts and mean hours from the running totals (engine/tallies.py);
+    returns the totals' (count, hours) to acknowledge and to complete."""
+    acknowledge, complete = [0, 0.0], [0, 0.0]
+    for tally in tallies.of_season(session, season.id if season is not None else None):
+        if not any(tally.figures().values()):
+            continue  # all taken away again (a directive reassigned to another entity): as if never met
+        for row in (rows.entity(tally.entity), rows.track(tally.track)):
+            row.add_counts(tally.active, 0, tally.completed, tally.on_time)
+            row.acknowledge = row.acknowledge.plus(tally.acknowledged, tally.acknowledge_hours)
+            row.complete = row.complete.plus(tally.completed, tally.completion_hours)
+        acknowledge = [acknowledge[0] + tally.acknowledged, acknowledge[1] + tally.acknowledge_hours]
+        complete = [complete[0] + tally.completed, complete[1] + tally.completion_hours]
+    return acknowledge, complete
+
+
+def _count_overdue(session: Session, scope: Any, now: datetime, rows: _Rows) -> None:
+    found = session.execute(
+        select(Directive.responsible_entity_id, Directive.track, func.count())
+        .where(scope, overdue_condition(now)).group_by(Directive.responsible_entity_id, Directive.track)).all()
+    for entity_id, track, overdue in found:
         for row in (rows.entity(rows.code_of(entity_id)), rows.track(track)):
-            row.add_counts(open_ or 0, overdue or 0, done or 0, on_time or 0)
-
-
-def _acknowledge_hours(session: Session, scope: Any) -> Hours:
-    found = session.execute(
-        select(WorkItem.assignee_entity, Directive.track, WorkItem.created_at, WorkItem.completed_at)
-        .join(Directive, Directive.instance_id == WorkItem.instance_id)
-        .where(scope, WorkItem.element_id == "acknowledge", WorkItem.status == STEP_DONE)).all()
-    hours: Hours = defaultdict(list)
-    for code, track, created, completed in found:
-        hours[("entity", code or "-")].append(hours_between(created, completed))
-        hours[("track", track)].append(hours_between(created, completed))
-    return hours
-
-
-def _completion_hours(session: Session, scope: Any, rows: _Rows) -> Hours:
-    found = session.execute(
-        select(Directive.responsible_entity_id, Directive.track, Directive.launched_at, Directive.ended_at)
-        .where(scope, Directive.status == COMPLETED, Directive.launched_at.is_not(None),
-               Directive.ended_at.is_not(None))).all()
-    hours: Hours = defaultdict(list)
-    for entity_id, track, launched, ended in found:
-        hours[("entity", rows.code_of(entity_id))].append(hours_between(launched, ended))
-        hours[("track", track)].append(hours_between(launched, ended))
-    return hours
+            row.add_counts(0, overdue, 0, 0)
 
 
 def _count_escalations(session: Session, scope: Any, rows: _Rows) -> dict[int, int]:
@@ -147,22 +146,18 @@ def _count_escalations(session: Session, scope: Any, rows: _Rows) -> dict[int, i
         .group_by(Escalation.entity, Directive.track, Escalation.level)).all()
     totals: dict[int, int] = defaultdict(int)
     for code, track, level, count in found:
-        rows.entity(code or "-").add_escalations(_level(level), count)
+        rows.entity(code or NO_ENTITY).add_escalations(_level(level), count)
         rows.track(track).add_escalations(_level(level), count)
         totals[_level(level)] += count
     return dict(totals)
 
 
-def _all_hours(hours: Hours) -> list[float]:
-    return [h for (kind, _), values in hours.items() if kind == "track" for h in values]
-
-
-def _totals(ordered: list[Row], acknowledge: Hours, complete: Hours, levels: dict[int, int]) -> Row:
+def _totals(ordered: list[Row], acknowledge: list[float], complete: list[float], levels: dict[int, int]) -> Row:
     totals = Row("all", "", "")
     for row in ordered:
         totals.add_counts(row.open, row.overdue, row.completed, row.on_time)
-    totals.acknowledge = DurationStats.of(_all_hours(acknowledge))
-    totals.complete = DurationStats.of(_all_hours(complete))
+    totals.acknowledge = MeanHours(*acknowledge)
+    totals.complete = MeanHours(*complete)
     totals.levels = levels
     return totals
 
@@ -172,14 +167,9 @@ def kpis(session: Session, season: Season | None) -> Kpis:
     now = clock.now()
     scope = (Directive.season_id == season.id) if season is not None else true()
     rows = _Rows({e.id: e for e in entities.list_entities(session)})
-    _count_directives(session, scope, now, rows)
-    acknowledge = _acknowledge_hours(session, scope)
-    complete = _completion_hours(session, scope, rows)
+    acknowledge, complete = _count_tallies(session, season, rows)
+    _count_overdue(session, scope, now, rows)
     levels = _count_escalations(session, scope, rows)
-    for (kind, key), hours in acknowledge.items():
-        rows.of(kind, key).acknowledge = DurationStats.of(hours)
-    for (kind, key), hours in complete.items():
-        rows.of(kind, key).complete = DurationStats.of(hours)
     ordered = sorted(rows.entities.values(), key=lambda r: (-r.overdue, -r.open, r.key))
     return Kpis(entities=ordered, tracks=[rows.tracks[t] for t in TRACKS if t in rows.tracks],
                 totals=_totals(ordered, acknowledge, complete, levels), levels=LEVELS,

@@ -1,0 +1,70 @@
+"""running totals per season, entity and track for the dashboard
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-27 13:20:00
+
+The dashboard counted every directive and every acknowledge step of the season on each view: sequential
+scans of both tables (tests/test_query_plans.py's last known gap). One row per (season, entity, track) with
+the directives active, completed, completed on time, the hours to complete, and the acknowledge steps
+completed with their hours, kept by engine.directives in the transaction of each change
+(engine/tallies.py), replaces those scans. Filled here from the rows.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0005'
+down_revision = '0004'
+branch_labels = None
+depends_on = None
+
+
+def _hours(dialect: str, start: str, end: str) -> str:
+    if dialect == 'postgresql':
+        return f"EXTRACT(EPOCH FROM ({end} - {start})) / 3600.0"
+    return f"(julianday({end}) - julianday({start})) * 24.0"
+
+
+def upgrade() -> None:
+    op.create_table(
+        'tally',
+        sa.Column('season_id', sa.Integer(), nullable=False),
+        sa.Column('entity', sa.String(length=50), nullable=False),
+        sa.Column('track', sa.String(length=20), nullable=False),
+        sa.Column('active', sa.Integer(), nullable=False),
+        sa.Column('completed', sa.Integer(), nullable=False),
+        sa.Column('on_time', sa.Integer(), nullable=False),
+        sa.Column('completion_hours', sa.Float(), nullable=False),
+        sa.Column('acknowledged', sa.Integer(), nullable=False),
+        sa.Column('acknowledge_hours', sa.Float(), nullable=False),
+        sa.ForeignKeyConstraint(['season_id'], ['season.id'], name=op.f('fk_tally_season_id_season')),
+        sa.PrimaryKeyConstraint('season_id', 'entity', 'track', name=op.f('pk_tally')),
+    )
+    dialect = op.get_bind().dialect.name
+    op.execute(
+        "INSERT INTO tally (season_id, entity, track, active, completed, on_time, completion_hours, acknowledged, "
+        "acknowledge_hours) "
+        "SELECT d.season_id, e.code, d.track, "
+        "SUM(CASE WHEN d.status = 'active' THEN 1 ELSE 0 END), SUM(CASE WHEN d.status = 'completed' THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN d.status = 'completed' AND d.completed_on_time THEN 1 ELSE 0 END), "
+        f"SUM(CASE WHEN d.status = 'completed' THEN {_hours(dialect, 'd.launched_at', 'd.ended_at')} ELSE 0 END), 0, 0 "
+        "FROM directive d JOIN entity e ON e.id = d.responsible_entity_id GROUP BY d.season_id, e.code, d.track"
+    )
+    op.execute(
+        "INSERT INTO tally (season_id, entity, track, active, completed, on_time, completion_hours, acknowledged, "
+        "acknowledge_hours) "
+        "SELECT d.season_id, COALESCE(w.assignee_entity, '-'), d.track, 0, 0, 0, 0, COUNT(*), "
+        f"SUM({_hours(dialect, 'w.created_at', 'w.completed_at')}) "
+        "FROM work_item w JOIN directive d ON d.instance_id = w.instance_id "
+        "WHERE w.element_id = 'acknowledge' AND w.status = 'completed' "
+        "GROUP BY d.season_id, COALESCE(w.assignee_entity, '-'), d.track "
+        "ON CONFLICT (season_id, entity, track) DO UPDATE SET acknowledged = excluded.acknowledged, "
+        "acknowledge_hours = excluded.acknowledge_hours"
+    )
+
+
+def downgrade() -> None:
+    op.drop_table('tally')

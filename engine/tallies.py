@@ -1,0 +1,139 @@
+"""Running totals of each season's directives per entity and track, kept in the transaction of each change.
+
+The dashboard read every directive and every acknowledge step of the season to count them (a sequential
+scan of both tables at season scale, tests/test_query_plans.py); it now reads these few rows. Counted:
+directives active, completed and completed on time, the hours from launch to end of the completed ones, and
+the acknowledge steps completed with their hours from creation to completion. What changes with the clock
+(overdue) or is few (open escalations) is still counted from the rows, through their indexes.
+
+`engine.directives` adds to the totals where a directive is launched, reassigned or ends and where an
+acknowledge step is completed; `recount` computes them all from the rows again (the generator, and the
+test that holds the kept totals to the recounted ones).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Float, ForeignKey, Integer, String, case, func, literal_column, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
+
+from engine.db import Base
+
+ACKNOWLEDGE = "acknowledge"  # the element id of a directive model's acknowledge step
+NO_ENTITY = "-"  # the entity of an acknowledge step assigned to a role only
+FIGURES = ("active", "completed", "on_time", "completion_hours", "acknowledged", "acknowledge_hours")
+
+
+class Tally(Base):
+    __tablename__ = "tally"
+
+    season_id: Mapped[int] = mapped_column(ForeignKey("season.id"), primary_key=True)
+    entity: Mapped[str] = mapped_column(String(50), primary_key=True)  # the entity's code
+    track: Mapped[str] = mapped_column(String(20), primary_key=True)
+    active: Mapped[int] = mapped_column(Integer, default=0)
+    completed: Mapped[int] = mapped_column(Integer, default=0)
+    on_time: Mapped[int] = mapped_column(Integer, default=0)
+    completion_hours: Mapped[float] = mapped_column(Float, default=0.0)  # the sum over the completed
+    acknowledged: Mapped[int] = mapped_column(Integer, default=0)
+    acknowledge_hours: Mapped[float] = mapped_column(Float, default=0.0)  # the sum over the acknowledged
+
+    def figures(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in FIGURES}
+
+
+def hours_between(start: datetime, end: datetime) -> float:
+    return (end - start).total_seconds() / 3600
+
+
+def add(session: Session, season_id: int, entity: str, track: str, **changes: float) -> None:
+    """Add `changes` (figure -> amount, negative to take away) to one row, made when first needed."""
+    unknown = set(changes) - set(FIGURES)
+    if unknown:
+        raise ValueError(f"no such figure: {', '.join(sorted(unknown))}")
+    connection = session.connection()
+    statement = _upsert(connection.dialect.name, tuple(sorted(changes)))
+    connection.execute(statement, {"season_id": season_id, "entity": entity, "track": track,
+                                   **{name: changes.get(name, 0) for name in FIGURES}})
+
+
+_UPSERTS: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+
+def _upsert(dialect: str, changed: tuple[str, ...]) -> Any:
+    """INSERT the row, or add to the figures of the one there: one statement, built once per shape."""
+    key = (dialect, changed)
+    if key not in _UPSERTS:
+        table = Tally.__table__
+        insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+        _UPSERTS[key] = insert.on_conflict_do_update(
+            index_elements=[table.c.season_id, table.c.entity, table.c.track],
+            set_={name: table.c[name] + insert.excluded[name] for name in changed})
+    return _UPSERTS[key]
+
+
+def of_season(session: Session, season_id: int | None) -> list[Tally]:
+    """The rows of a season, or of every season when None."""
+    query = select(Tally).order_by(Tally.season_id, Tally.entity, Tally.track)
+    if season_id is not None:
+        query = query.where(Tally.season_id == season_id)
+    return list(session.scalars(query))
+
+
+# --- counting from the rows ---------------------------------------------------------------------------
+
+
+def recount(connection: Connection) -> None:
+    """Replace every row by the totals counted from the directives and their acknowledge steps."""
+    totals: dict[tuple[int, str, str], dict[str, float]] = defaultdict(lambda: dict.fromkeys(FIGURES, 0))
+    for key, figures in _counted(connection):
+        for name, value in figures.items():
+            totals[key][name] += value or 0
+    table = Tally.__table__
+    connection.execute(table.delete())
+    rows = [{"season_id": s, "entity": e, "track": t, **figures} for (s, e, t), figures in sorted(totals.items())]
+    if rows:
+        connection.execute(table.insert(), rows)
+
+
+def _counted(connection: Connection) -> Any:
+    from engine.directives import ACTIVE, COMPLETED, Directive  # engine.directives adds to the tallies
+    from engine.entities import Entity
+    from engine.work_items import COMPLETED as STEP_DONE
+    from engine.work_items import WorkItem
+
+    hours = _hours_expression(connection.dialect.name)
+    done = Directive.status == COMPLETED
+    directives = connection.execute(
+        select(Directive.season_id, Entity.code, Directive.track,
+               func.sum(case((Directive.status == ACTIVE, 1), else_=0)), func.sum(case((done, 1), else_=0)),
+               func.sum(case((done & Directive.completed_on_time.is_(True), 1), else_=0)),
+               func.sum(case((done, hours(Directive.launched_at, Directive.ended_at)), else_=0.0)))
+        .join(Entity, Entity.id == Directive.responsible_entity_id)
+        .group_by(Directive.season_id, Entity.code, Directive.track))
+    for season_id, code, track, active, completed, on_time, completion_hours in directives:
+        yield (season_id, code, track), {"active": active, "completed": completed, "on_time": on_time,
+                                         "completion_hours": completion_hours}
+    entity = func.coalesce(WorkItem.assignee_entity, NO_ENTITY)
+    acknowledged = connection.execute(
+        select(Directive.season_id, entity, Directive.track, func.count(),
+               func.sum(hours(WorkItem.created_at, WorkItem.completed_at)))
+        .join(Directive, Directive.instance_id == WorkItem.instance_id)
+        .where(WorkItem.element_id == ACKNOWLEDGE, WorkItem.status == STEP_DONE)
+        .group_by(Directive.season_id, entity, Directive.track))
+    for season_id, code, track, count, acknowledge_hours in acknowledged:
+        yield (season_id, code, track), {"acknowledged": count, "acknowledge_hours": acknowledge_hours}
+
+
+def _hours_expression(dialect: str) -> Any:
+    """SQL for the hours between two moments: SQLite keeps them as text, PostgreSQL as timestamps."""
+    def hours(start: Any, end: Any) -> ColumnElement[float]:
+        if dialect == "postgresql":
+            return func.extract("epoch", end - start) / literal_column("3600.0")
+        return (func.julianday(end) - func.julianday(start)) * literal_column("24.0")
+
+    return hours

@@ -1,0 +1,119 @@
+"""The dashboard's running totals (engine/tallies.py) stay what counting the rows gives, after launches,
+completions on time and late, cancellations, reassignments, failed completions and the migration, on
+SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from engine import clock, directives, instances, migrate, process_models, supervision, tallies
+from engine.directives import NewDirective
+from engine.tallies import FIGURES, Tally
+from tests.helpers import read_model, season_1447, the_open_item
+from tests.test_reports_world import build
+from tests.test_supervision import DEADLINE, overdue  # noqa: F401  (a fixture)
+
+Totals = dict[tuple[int, str, str], dict[str, float]]
+
+
+def _kept(db) -> Totals:
+    with db.reading() as session:
+        return _without_zeros({(t.season_id, t.entity, t.track): t.figures() for t in tallies.of_season(session, None)})
+
+
+def _recounted(db) -> Totals:
+    """What `tallies.recount` gives, in a transaction rolled back (the kept rows stay as they are)."""
+    with db.engine.connect() as connection:
+        transaction = connection.begin()
+        tallies.recount(connection)
+        rows = connection.execute(select(Tally.__table__)).mappings().all()
+        transaction.rollback()
+    return _without_zeros({(r["season_id"], r["entity"], r["track"]): {n: r[n] for n in FIGURES} for r in rows})
+
+
+def _without_zeros(totals: Totals) -> Totals:
+    return {key: figures for key, figures in totals.items() if any(figures.values())}
+
+
+def _assert_kept_as_counted(db) -> Totals:
+    kept, counted = _kept(db), _recounted(db)
+    assert kept.keys() == counted.keys()
+    for key, figures in kept.items():
+        assert figures == pytest.approx(counted[key], abs=1e-6), key
+    return kept
+
+
+def _season_of(db, directive_id: int) -> int:
+    with db.reading() as session:
+        return directives.get(session, directive_id).season_id
+
+
+def test_the_report_world_is_counted_as_its_rows(db):
+    world = build(db)
+    kept = _assert_kept_as_counted(db)
+    housing = kept[(_season_of(db, world.ids["C"]), "housing", "business")]
+    assert (housing["active"], housing["completed"], housing["on_time"]) == (1, 1, 1)  # A open, C on time
+    assert housing["completion_hours"] == pytest.approx(2.0) and housing["acknowledged"] == 1
+
+
+def test_a_reassignment_moves_the_active_directive_to_the_new_entity(overdue):  # noqa: F811
+    db, directive, escalation = overdue
+    with db.transaction() as session:
+        supervision.resolve(session, escalation.id, "reassign", "supervisor", "to transport", entity="transport")
+    kept = _assert_kept_as_counted(db)
+    assert kept[(directive.season_id, "transport", directive.track)]["active"] == 1
+    assert (directive.season_id, "housing", directive.track) not in kept
+
+
+def test_a_directive_closed_after_its_deadline_is_completed_late(overdue):  # noqa: F811
+    db, directive, escalation = overdue
+    with db.transaction() as session:
+        supervision.resolve(session, escalation.id, "close", "supervisor", "done", outcome="done")
+    figures = _assert_kept_as_counted(db)[(directive.season_id, "housing", directive.track)]
+    assert (figures["active"], figures["completed"], figures["on_time"]) == (0, 1, 0)
+    assert figures["completion_hours"] == pytest.approx(48 + 1 / 60)  # launched at T0, closed 2 days 1 min on
+
+
+def test_a_cancelled_directive_is_no_longer_active(overdue):  # noqa: F811
+    db, directive, escalation = overdue
+    with db.transaction() as session:
+        supervision.resolve(session, escalation.id, "close", "supervisor", "not needed", outcome="cancelled")
+    figures = _assert_kept_as_counted(db).get((directive.season_id, "housing", directive.track))
+    assert figures is None  # nothing active, nothing completed: as if never counted
+
+
+def test_a_completion_that_fails_is_not_counted(db):
+    """The acknowledge step's completion runs into a failing script: the step is open again, not counted."""
+    clock.set_now(DEADLINE - timedelta(days=2))
+    source = read_model("incident.bpmn").decode().replace('"submit"', '"acknowledge"').replace(
+        'id="incident"', 'id="acknowledge_then_fail"')
+    with db.transaction() as session:
+        process_models.deploy(session, source.encode(), "acknowledge-then-fail.bpmn", "tester")
+    season_1447(db, ("housing", "الإسكان", "Housing"))
+    with db.transaction() as session:
+        directive = directives.create(session, NewDirective(
+            title="استكمال تصاريح المساكن", kind="directive", responsible_entity="housing",
+            deadline=DEADLINE.isoformat(), process_model_key="acknowledge_then_fail"), "secretariat", launch_now=True)
+    step = the_open_item(db, directive.instance_id, "acknowledge")
+    with db.transaction() as session:
+        instances.complete_task(session, step.id, {}, "housing.user")
+    with db.reading() as session:
+        assert instances.get_instance(session, directive.instance_id).status == instances.INCIDENT
+    figures = _assert_kept_as_counted(db)[(directive.season_id, "housing", directive.track)]
+    assert (figures["active"], figures["acknowledged"]) == (1, 0)
+
+
+def test_the_migration_counts_what_was_there_before_it(db):
+    build(db)
+    before = _kept(db)
+    url = db.engine.url.render_as_string(hide_password=False)
+    db.dispose()
+    migrate.downgrade(url, "0004")  # drops the totals with their table
+    migrate.upgrade(url)
+    after = _kept(db)
+    assert after.keys() == before.keys()
+    for key, figures in after.items():
+        assert figures == pytest.approx(before[key], abs=1e-6), key
