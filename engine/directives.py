@@ -784,7 +784,7 @@ def reassign(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
         raise WorkflowFailure(exc.message, element_id=call.element_id) from None
     previous = directive.responsible_entity.code
     if directive.status == ACTIVE:
-        _count(context.session, directive, active=-1)
+        _count(context.session, directive, previous, active=-1)
         _count(context.session, directive, entity.code, active=1)
     directive.responsible_entity_id = entity.id
     context.session.flush()

@@ -7,19 +7,23 @@ the acknowledge steps completed with their hours from creation to completion. Wh
 (overdue) or is few (open escalations) is still counted from the rows, through their indexes.
 
 `engine.directives` adds to the totals where a directive is launched, reassigned or ends and where an
-acknowledge step is completed; `recount` computes them all from the rows again (the generator, and the
-test that holds the kept totals to the recounted ones).
+acknowledge step is completed. The additions wait in the session and are written when the transaction
+commits, row by row in key order, just before the audit chain: a row's lock is held only for the commit (a
+bulk import does not hold the rows of its entities for its whole run) and two writers cannot deadlock on
+them. What a savepoint added is taken back when it rolls back. `recount` computes every total from the rows
+again (the generator, and the test that holds the kept totals to the recounted ones).
 """
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Float, ForeignKey, Integer, String, case, func, literal_column, select
+from sqlalchemy import Connection, Float, ForeignKey, Integer, String, case, event, func, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
 from engine.db import Base
@@ -50,15 +54,60 @@ def hours_between(start: datetime, end: datetime) -> float:
     return (end - start).total_seconds() / 3600
 
 
+Key = tuple[int, str, str]  # season id, entity code, track
+_PENDING = "tansiq.tallies"  # session.info: key -> figure -> amount, written at the commit
+_SAVED = "tansiq.tallies.saved"  # session.info: open savepoint -> the pending additions when it began
+
+
 def add(session: Session, season_id: int, entity: str, track: str, **changes: float) -> None:
-    """Add `changes` (figure -> amount, negative to take away) to one row, made when first needed."""
+    """Add `changes` (figure -> amount, negative to take away) to one row, made when first needed, when the
+    transaction commits."""
     unknown = set(changes) - set(FIGURES)
     if unknown:
         raise ValueError(f"no such figure: {', '.join(sorted(unknown))}")
+    row = _pending(session).setdefault((season_id, entity, track), {})
+    for name, amount in changes.items():
+        row[name] = row.get(name, 0) + amount
+
+
+def _pending(session: Session) -> dict[Key, dict[str, float]]:
+    return session.info.setdefault(_PENDING, {})
+
+
+@event.listens_for(Session, "before_commit", insert=True)  # before the audit chain's head: its lock is last
+def _write_pending(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released: write at the real commit
+    pending = session.info.pop(_PENDING, None)
+    if not pending:
+        return
     connection = session.connection()
-    statement = _upsert(connection.dialect.name, tuple(sorted(changes)))
-    connection.execute(statement, {"season_id": season_id, "entity": entity, "track": track,
-                                   **{name: changes.get(name, 0) for name in FIGURES}})
+    for (season_id, entity, track), changes in sorted(pending.items()):
+        changed = tuple(sorted(name for name, amount in changes.items() if amount))
+        if changed:
+            connection.execute(_upsert(connection.dialect.name, changed),
+                               {"season_id": season_id, "entity": entity, "track": track,
+                                **{name: changes.get(name, 0) for name in FIGURES}})
+
+
+@event.listens_for(Session, "after_transaction_create")
+def _remember_at_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        session.info.setdefault(_SAVED, {})[transaction] = copy.deepcopy(session.info.get(_PENDING, {}))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _take_back(session: Session, transaction: SessionTransaction) -> None:
+    """A savepoint rolled back: its additions go (SQLAlchemy calls this after the savepoint's end)."""
+    if transaction.nested:
+        session.info[_PENDING] = session.info.get(_SAVED, {}).pop(transaction, {})
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # committed (written), rolled back or closed: nothing stays pending
+        session.info.pop(_PENDING, None)
+        session.info.pop(_SAVED, None)
 
 
 _UPSERTS: dict[tuple[str, tuple[str, ...]], Any] = {}

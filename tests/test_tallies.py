@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from engine import clock, directives, instances, migrate, process_models, supervision, tallies
+from engine import clock, directives, instances, migrate, process_models, seasons, supervision, tallies
 from engine.directives import NewDirective
 from engine.tallies import FIGURES, Tally
 from tests.helpers import read_model, season_1447, the_open_item
@@ -117,3 +117,51 @@ def test_the_migration_counts_what_was_there_before_it(db):
     assert after.keys() == before.keys()
     for key, figures in after.items():
         assert figures == pytest.approx(before[key], abs=1e-6), key
+
+
+def _season_1447_id(db) -> int:
+    with db.reading() as session:
+        return seasons.get_season(session, 1447).id
+
+
+def test_what_a_rolled_back_savepoint_added_is_taken_back(db):
+    season_1447(db, ("housing", "الإسكان", "Housing"))
+    key = (_season_1447_id(db), "housing", "business")
+    with db.transaction() as session:
+        tallies.add(session, *key, active=1)
+        with pytest.raises(RuntimeError), session.begin_nested():
+            tallies.add(session, *key, active=5, completed=1)
+            raise RuntimeError("the savepoint rolls back")
+        with session.begin_nested():
+            tallies.add(session, *key, completed=1, completion_hours=2.5)
+    with pytest.raises(RuntimeError), db.transaction() as session:
+        tallies.add(session, *key, active=100)
+        raise RuntimeError("the transaction rolls back")
+    assert _kept(db)[key] == {**dict.fromkeys(FIGURES, 0), "active": 1, "completed": 1, "completion_hours": 2.5}
+
+
+def test_a_reassignment_in_a_run_that_fails_is_not_counted(db):
+    """The step's completion reassigns the directive, then a script fails: the incident undoes both."""
+    clock.set_now(DEADLINE - timedelta(days=2))
+    source = read_model("incident.bpmn").decode().replace('id="incident"', 'id="reassign_then_fail"').replace(
+        '<spiffworkflow:serviceTaskOperator id="notify" resultVariable="notified">',
+        '<spiffworkflow:serviceTaskOperator id="reassign" resultVariable="reassigned">').replace(
+        """<spiffworkflow:parameter id="template" type="str" value="'submitted'" />
+            <spiffworkflow:parameter id="to_role" type="str" value="'follow_up_officer'" />""",
+        """<spiffworkflow:parameter id="entity" type="str" value="'transport'" />""")
+    assert "'transport'" in source
+    with db.transaction() as session:
+        process_models.deploy(session, source.encode(), "reassign-then-fail.bpmn", "tester")
+    season_1447(db, ("housing", "الإسكان", "Housing"), ("transport", "النقل", "Transport"))
+    with db.transaction() as session:
+        directive = directives.create(session, NewDirective(
+            title="استكمال تصاريح المساكن", kind="directive", responsible_entity="housing",
+            deadline=DEADLINE.isoformat(), process_model_key="reassign_then_fail"), "secretariat", launch_now=True)
+    with db.transaction() as session:
+        instances.complete_task(session, the_open_item(db, directive.instance_id, "submit").id, {}, "housing.user")
+    with db.reading() as session:
+        assert directives.get(session, directive.id).responsible_entity.code == "housing"
+        assert instances.get_instance(session, directive.instance_id).status == instances.INCIDENT
+    kept = _assert_kept_as_counted(db)
+    assert kept[(directive.season_id, "housing", directive.track)]["active"] == 1
+    assert (directive.season_id, "transport", directive.track) not in kept
