@@ -102,6 +102,9 @@ class Directive(Base):
         Index("ix_directive_register", "season_id", "status", "priority"),
         Index("ix_directive_entity_status", "responsible_entity_id", "status", "current_due_at"),
         Index("ix_directive_escalated", "escalation_level", "status"),
+        # The dashboard counts a season's overdue directives per entity and track from this index alone.
+        Index("ix_directive_overdue", "status", "season_id", "responsible_entity_id", "track", "deadline_at",
+              "current_due_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

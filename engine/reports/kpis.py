@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, true
+from sqlalchemy import func, literal, select, true
 from sqlalchemy.orm import Session
 
 from engine import clock, entities, seasons, tallies
@@ -142,7 +142,7 @@ def _count_escalations(session: Session, scope: Any, rows: _Rows) -> dict[int, i
     found = session.execute(
         select(Escalation.entity, Directive.track, Escalation.level, func.count())
         .join(Directive, Directive.id == Escalation.directive_id)
-        .where(scope, Escalation.status == "open")
+        .where(scope, Escalation.status == literal("open", literal_execute=True))
         .group_by(Escalation.entity, Directive.track, Escalation.level)).all()
     totals: dict[int, int] = defaultdict(int)
     for code, track, level, count in found:
@@ -165,7 +165,10 @@ def _totals(ordered: list[Row], acknowledge: list[float], complete: list[float],
 def kpis(session: Session, season: Season | None) -> Kpis:
     """The dashboard's figures over `season`'s directives (every directive when None), as of now."""
     now = clock.now()
-    scope = (Directive.season_id == season.id) if season is not None else true()
+    # Values written into the SQL, not parameters: once psycopg prepares a statement (its fifth run on a
+    # connection) PostgreSQL may plan it for any value, and the plan for any season and any escalation
+    # status joined every directive of the season by hash (463 ms against 190 ms at 1,000,000 directives).
+    scope = (Directive.season_id == literal(season.id, literal_execute=True)) if season is not None else true()
     rows = _Rows({e.id: e for e in entities.list_entities(session)})
     acknowledge, complete = _count_tallies(session, season, rows)
     _count_overdue(session, scope, now, rows)

@@ -8,7 +8,9 @@ The dashboard counted every directive and every acknowledge step of the season o
 scans of both tables (tests/test_query_plans.py's last known gap). One row per (season, entity, track) with
 the directives active, completed, completed on time, the hours to complete, and the acknowledge steps
 completed with their hours, kept by engine.directives in the transaction of each change
-(engine/tallies.py), replaces those scans. Filled here from the rows.
+(engine/tallies.py), replaces those scans. Filled here from the rows. Overdue directives, which change with
+the clock, are still counted from the rows: `ix_directive_overdue` covers that count (an index-only scan;
+43 ms against 323 ms for 198,189 overdue of 1,000,000 directives).
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(['season_id'], ['season.id'], name=op.f('fk_tally_season_id_season')),
         sa.PrimaryKeyConstraint('season_id', 'entity', 'track', name=op.f('pk_tally')),
     )
+    with op.batch_alter_table('directive', schema=None) as batch_op:
+        batch_op.create_index('ix_directive_overdue', ['status', 'season_id', 'responsible_entity_id', 'track',
+                                                       'deadline_at', 'current_due_at'], unique=False)
     dialect = op.get_bind().dialect.name
     op.execute(
         "INSERT INTO tally (season_id, entity, track, active, completed, on_time, completion_hours, acknowledged, "
@@ -68,3 +73,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('tally')
+    with op.batch_alter_table('directive', schema=None) as batch_op:
+        batch_op.drop_index('ix_directive_overdue')
