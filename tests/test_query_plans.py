@@ -2,8 +2,10 @@
 
 A database is filled by bench/generate.py (a short demo season as templates, then some 10,000 generated
 directives, VACUUM ANALYZE), every SQL statement the app sends while serving each page is captured, and
-EXPLAIN (FORMAT JSON) of each, with its own parameters, must contain no sequential scan of a table with
-more than `SMALL_TABLE` rows. Small tables (entities, seasons, models, users) may be read whole.
+both its plans must contain no sequential scan of a table with more than `SMALL_TABLE` rows: the plan for
+its own parameters (EXPLAIN) and the generic plan, for any parameters, that PostgreSQL may keep once psycopg
+prepares the statement (its fifth run on a connection). Small tables (entities, seasons, models, users)
+may be read whole.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
+import psycopg
 import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import event, select, text
@@ -51,6 +54,28 @@ class Captured:
             self.statements.append((statement, parameters))
 
 
+class GenericPlans:
+    """The generic plan of a statement, from auto_explain, which sends it to this connection as a notice."""
+
+    SETTINGS = ("LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
+                "SET auto_explain.log_format = json", "SET client_min_messages = log",
+                "SET plan_cache_mode = force_generic_plan")
+
+    def __init__(self, url: str) -> None:
+        self.notices: list[str] = []
+        self.connection = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
+        self.connection.add_notice_handler(lambda notice: self.notices.append(notice.message_primary or ""))
+        for setting in self.SETTINGS:
+            self.connection.execute(setting)
+
+    def of(self, statement: str, parameters: Any) -> dict[str, Any]:
+        self.notices.clear()
+        self.connection.execute(statement, parameters, prepare=True)  # the captured statements only read
+        logged = [n for n in self.notices if n.startswith("duration:")]
+        assert logged, f"auto_explain logged no plan for {statement}"
+        return json.loads(logged[-1].split("\n", 1)[1])["Plan"]
+
+
 @dataclass
 class Site:
     db: Database
@@ -61,6 +86,7 @@ class Site:
     directive_id: int
     entity_code: str
     sizes: dict[str, int]
+    generic: GenericPlans
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +118,7 @@ def _open_site(url: str, home: Any) -> Site:
         sizes = dict(connection.execute(text(
             "SELECT relname, reltuples::bigint FROM pg_class WHERE relkind = 'r' AND relnamespace = "
             "'public'::regnamespace")).all())
-    return Site(db, client, captured, tokens, browsers, directive_id, entity_code, sizes)
+    return Site(db, client, captured, tokens, browsers, directive_id, entity_code, sizes, GenericPlans(url))
 
 
 def _people(db: Database) -> tuple[str, int]:
@@ -126,16 +152,20 @@ def _scans(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def _seq_scans(site: Site) -> list[str]:
-    """Each captured statement's sequential scans of tables bigger than SMALL_TABLE, as readable lines."""
+    """Each captured statement's sequential scans of tables bigger than SMALL_TABLE, in its plan for its
+    parameters or in its generic plan, as readable lines."""
     found = []
     with site.db.engine.connect() as connection:
         for statement, parameters in site.captured.statements:
             explained = connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters).scalar_one()
-            plan = (explained if isinstance(explained, list) else json.loads(explained))[0]["Plan"]
-            for node in _scans(plan):
-                table = node.get("Relation Name")
-                if node["Node Type"] == "Seq Scan" and site.sizes.get(table, 0) > SMALL_TABLE:
-                    found.append(f"Seq Scan on {table} ({site.sizes[table]} rows): {' '.join(statement.split())}")
+            plans = {"": (explained if isinstance(explained, list) else json.loads(explained))[0]["Plan"],
+                     " (generic plan)": site.generic.of(statement, parameters)}
+            for which, plan in plans.items():
+                for node in _scans(plan):
+                    table = node.get("Relation Name")
+                    if node["Node Type"] == "Seq Scan" and site.sizes.get(table, 0) > SMALL_TABLE:
+                        found.append(f"Seq Scan on {table} ({site.sizes[table]} rows){which}: "
+                                     f"{' '.join(statement.split())}")
     return found
 
 
