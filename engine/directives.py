@@ -679,6 +679,7 @@ _CLAIM_ESCALATIONS = (  # those raised by the instance since (escalations.escala
     update(_ESCALATION)
     .where(_ESCALATION.c.instance_id == bindparam("of_instance"), _ESCALATION.c.directive_id.is_(None))
     .values(directive_id=bindparam("claiming_directive"))
+    .returning(_ESCALATION.c.entity, _ESCALATION.c.level)
 )
 _OPEN_LEVEL = select(func.coalesce(func.max(_ESCALATION.c.level), 0)).where(
     _ESCALATION.c.instance_id == bindparam("instance_id"), _ESCALATION.c.status == "open")
@@ -702,7 +703,9 @@ def _project(session: Session, directive: Directive, instance: instances.Process
     }
     if escalations_changed:
         connection = session.connection()
-        connection.execute(_CLAIM_ESCALATIONS, {"of_instance": instance.id, "claiming_directive": directive.id})
+        raised = connection.execute(_CLAIM_ESCALATIONS, {"of_instance": instance.id,
+                                                         "claiming_directive": directive.id}).all()
+        count_escalations(session, directive, raised, 1)
         projected["escalation_level"] = connection.execute(_OPEN_LEVEL, {"instance_id": instance.id}).scalar_one()
     if directive.status == ACTIVE:
         projected |= _ending(directive, instance)
@@ -728,6 +731,13 @@ def _count_ending(session: Session, directive: Directive, ending: dict[str, Any]
         return
     _count(session, directive, active=-1, completed=1, on_time=int(ending["completed_on_time"]),
            completion_hours=tallies.hours_between(directive.launched_at, ending["ended_at"]))
+
+
+def count_escalations(session: Session, directive: Directive, escalated: Sequence[tuple[str | None, int]],
+                      change: int) -> None:
+    """Open escalations (entity, level) of the directive raised (`change` 1) or resolved (-1)."""
+    for entity, level in escalated:
+        _count(session, directive, entity or tallies.NO_ENTITY, **{tallies.escalation_figure(level): change})
 
 
 @instances.on_step_completed

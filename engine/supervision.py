@@ -35,7 +35,9 @@ def resolve(session: Session, escalation_id: int, action: str, actor: str, note:
     escalation.status = "resolved"
     escalation.resolved_action, escalation.resolution_note = action, (note or "").strip() or None
     escalation.resolved_by, escalation.resolved_at = actor, clock.now()
-    directives.refresh(session, directives.get(session, escalation.directive_id))
+    directive = directives.get(session, escalation.directive_id)
+    directives.count_escalations(session, directive, [(escalation.entity, escalation.level)], -1)
+    directives.refresh(session, directive)
     audit.record(session, actor, "escalation.resolved", directives.subject(escalation.directive_id),
                  {"escalation": escalation.id, "action": action, "note": note, **fields})
     return escalation

@@ -2,16 +2,18 @@
 
 The dashboard read every directive and every acknowledge step of the season to count them (a sequential
 scan of both tables at season scale, tests/test_query_plans.py); it now reads these few rows. Counted:
-directives active, completed and completed on time, the hours from launch to end of the completed ones, and
-the acknowledge steps completed with their hours from creation to completion. What changes with the clock
-(overdue) or is few (open escalations) is still counted from the rows, through their indexes.
+directives active, completed and completed on time, the hours from launch to end of the completed ones,
+the acknowledge steps completed with their hours from creation to completion, and the open escalations by
+level (keyed by the escalation's entity). Overdue, which changes with the clock, is still counted from the
+rows, through an index that covers that count.
 
-`engine.directives` adds to the totals where a directive is launched, reassigned or ends and where an
-acknowledge step is completed. The additions wait in the session and are written when the transaction
-commits, row by row in key order, just before the audit chain: a row's lock is held only for the commit (a
-bulk import does not hold the rows of its entities for its whole run) and two writers cannot deadlock on
-them. What a savepoint added is taken back when it rolls back. `recount` computes every total from the rows
-again (the generator, and the test that holds the kept totals to the recounted ones).
+`engine.directives` adds to the totals where a directive is launched, reassigned or ends, where an
+acknowledge step is completed and where its escalations are raised or resolved. The additions wait in the
+session and are written when the transaction commits, row by row in key order, just before the audit chain:
+a row's lock is held only for the commit (a bulk import does not hold the rows of its entities for its whole
+run) and two writers cannot deadlock on them. What a savepoint added is taken back when it rolls back.
+`recount` computes every total from the rows again (the generator, and the test that holds the kept totals
+to the recounted ones).
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from engine.db import Base
 
 ACKNOWLEDGE = "acknowledge"  # the element id of a directive model's acknowledge step
 NO_ENTITY = "-"  # the entity of an acknowledge step assigned to a role only
-FIGURES = ("active", "completed", "on_time", "completion_hours", "acknowledged", "acknowledge_hours")
+ESCALATION_LEVELS = (1, 2, 3)  # open escalations are counted by these levels; higher ones count under the last
+FIGURES = ("active", "completed", "on_time", "completion_hours", "acknowledged", "acknowledge_hours",
+           *(f"escalations_{level}" for level in ESCALATION_LEVELS))
 
 
 class Tally(Base):
@@ -45,9 +49,22 @@ class Tally(Base):
     completion_hours: Mapped[float] = mapped_column(Float, default=0.0)  # the sum over the completed
     acknowledged: Mapped[int] = mapped_column(Integer, default=0)
     acknowledge_hours: Mapped[float] = mapped_column(Float, default=0.0)  # the sum over the acknowledged
+    escalations_1: Mapped[int] = mapped_column(Integer, default=0)  # open, at level 1
+    escalations_2: Mapped[int] = mapped_column(Integer, default=0)
+    escalations_3: Mapped[int] = mapped_column(Integer, default=0)  # open, at level 3 or higher
 
     def figures(self) -> dict[str, float]:
         return {name: getattr(self, name) for name in FIGURES}
+
+    def escalations(self) -> dict[int, int]:
+        """Open escalations by level (those counted, not the zeros)."""
+        counts = {level: getattr(self, escalation_figure(level)) for level in ESCALATION_LEVELS}
+        return {level: count for level, count in counts.items() if count}
+
+
+def escalation_figure(level: int) -> str:
+    """The figure an open escalation of `level` counts under."""
+    return f"escalations_{min(level, ESCALATION_LEVELS[-1])}"
 
 
 def hours_between(start: datetime, end: datetime) -> float:
@@ -152,6 +169,7 @@ def recount(connection: Connection) -> None:
 def _counted(connection: Connection) -> Any:
     from engine.directives import ACTIVE, COMPLETED, Directive  # engine.directives adds to the tallies
     from engine.entities import Entity
+    from engine.escalations import Escalation
     from engine.work_items import COMPLETED as STEP_DONE
     from engine.work_items import WorkItem
 
@@ -176,6 +194,13 @@ def _counted(connection: Connection) -> Any:
         .group_by(Directive.season_id, entity, Directive.track))
     for season_id, code, track, count, acknowledge_hours in acknowledged:
         yield (season_id, code, track), {"acknowledged": count, "acknowledge_hours": acknowledge_hours}
+    entity = func.coalesce(Escalation.entity, NO_ENTITY)
+    escalated = connection.execute(
+        select(Directive.season_id, entity, Directive.track, Escalation.level, func.count())
+        .join(Directive, Directive.id == Escalation.directive_id).where(Escalation.status == "open")
+        .group_by(Directive.season_id, entity, Directive.track, Escalation.level))
+    for season_id, code, track, level, count in escalated:
+        yield (season_id, code, track), {escalation_figure(level): count}
 
 
 def _hours_expression(dialect: str) -> Any:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from engine import clock, directives, instances, migrate, process_models, seasons, supervision, tallies
 from engine.directives import NewDirective
 from engine.tallies import FIGURES, Tally
-from tests.helpers import read_model, season_1447, the_open_item
+from tests.helpers import escalations, read_model, season_1447, the_open_item
 from tests.test_reports_world import build
 from tests.test_supervision import DEADLINE, overdue  # noqa: F401  (a fixture)
 
@@ -165,3 +165,23 @@ def test_a_reassignment_in_a_run_that_fails_is_not_counted(db):
     kept = _assert_kept_as_counted(db)
     assert kept[(directive.season_id, "housing", directive.track)]["active"] == 1
     assert (directive.season_id, "transport", directive.track) not in kept
+
+
+def _open_escalations(totals: Totals) -> dict[str, int]:
+    figures = [f"escalations_{level}" for level in tallies.ESCALATION_LEVELS]
+    return {name: sum(row[name] for row in totals.values()) for name in figures}
+
+
+def test_open_escalations_are_counted_by_level_until_resolved(overdue):  # noqa: F811
+    db, directive, escalation = overdue
+    assert _open_escalations(_assert_kept_as_counted(db)) == {"escalations_1": 1, "escalations_2": 0,
+                                                              "escalations_3": 0}
+    with db.transaction() as session:
+        supervision.resolve(session, escalation.id, "escalate", "supervisor", "to leadership")
+    assert _open_escalations(_assert_kept_as_counted(db)) == {"escalations_1": 0, "escalations_2": 1,
+                                                              "escalations_3": 0}
+    [level_two] = [e for e in escalations(db, directive.instance_id) if e.status == "open"]
+    with db.transaction() as session:
+        supervision.resolve(session, level_two.id, "extend", "supervisor", "two more days",
+                            new_deadline=(DEADLINE + timedelta(days=2)).isoformat())
+    assert _open_escalations(_assert_kept_as_counted(db)) == dict.fromkeys(_open_escalations({}), 0)

@@ -1,33 +1,30 @@
 """The dashboard's KPIs per entity and per track: open, overdue, on-time rate, mean time to acknowledge
 and to complete, open escalations by level.
 
-Active, completed and on-time counts and the hours come from the running totals kept per season, entity
-and track (engine/tallies.py): a few rows, where counting them read the whole season. Overdue (it changes
-with the clock) and open escalations (few) are counted from the rows through their indexes. Durations use
+Active, completed and on-time counts, the hours and the open escalations come from the running totals kept
+per season, entity and track (engine/tallies.py): a few rows, where counting them read the whole season.
+Overdue, which changes with the clock, is counted from the directives through an index that covers it. Durations use
 the reports' definitions (engine/reports/periodic.py): time to acknowledge is an `acknowledge` step's
 creation to its completion, time to complete a directive's launch to its end.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, literal, select, true
+from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 
 from engine import clock, entities, seasons, tallies
 from engine.directives import TRACKS, Directive, overdue_condition
 from engine.entities import Entity
 from engine.errors import NotFound
-from engine.escalations import Escalation
 from engine.reports.common import rate
 from engine.seasons import Season
-from engine.tallies import NO_ENTITY
 
-LEVELS = (1, 2, 3)  # escalation levels shown; higher ones count under the last
+LEVELS = tallies.ESCALATION_LEVELS  # escalation levels shown; higher ones count under the last
 
 
 @dataclass(frozen=True)
@@ -108,24 +105,34 @@ class _Rows:
         return self.tracks.setdefault(track, Row(track, track, track))
 
 
-def _level(level: int) -> int:
-    return min(level, LEVELS[-1])
+@dataclass
+class _Sums:
+    """What the totals row adds up over every tally row."""
+
+    acknowledge: MeanHours = field(default_factory=MeanHours)
+    complete: MeanHours = field(default_factory=MeanHours)
+    levels: dict[int, int] = field(default_factory=dict)
 
 
-def _count_tallies(session: Session, season: Season | None, rows: _Rows) -> tuple[list[float], list[float]]:
-    """Active, completed and on-time counts and mean hours from the running totals (engine/tallies.py);
-    returns the totals' (count, hours) to acknowledge and to complete."""
-    acknowledge, complete = [0, 0.0], [0, 0.0]
+def _count_tallies(session: Session, season: Season | None, rows: _Rows) -> _Sums:
+    """Active, completed and on-time counts, mean hours and open escalations by level from the running
+    totals (engine/tallies.py)."""
+    sums = _Sums()
     for tally in tallies.of_season(session, season.id if season is not None else None):
         if not any(tally.figures().values()):
             continue  # all taken away again (a directive reassigned to another entity): as if never met
+        escalations = tally.escalations()
         for row in (rows.entity(tally.entity), rows.track(tally.track)):
             row.add_counts(tally.active, 0, tally.completed, tally.on_time)
             row.acknowledge = row.acknowledge.plus(tally.acknowledged, tally.acknowledge_hours)
             row.complete = row.complete.plus(tally.completed, tally.completion_hours)
-        acknowledge = [acknowledge[0] + tally.acknowledged, acknowledge[1] + tally.acknowledge_hours]
-        complete = [complete[0] + tally.completed, complete[1] + tally.completion_hours]
-    return acknowledge, complete
+            for level, count in escalations.items():
+                row.add_escalations(level, count)
+        sums.acknowledge = sums.acknowledge.plus(tally.acknowledged, tally.acknowledge_hours)
+        sums.complete = sums.complete.plus(tally.completed, tally.completion_hours)
+        for level, count in escalations.items():
+            sums.levels[level] = sums.levels.get(level, 0) + count
+    return sums
 
 
 def _count_overdue(session: Session, scope: Any, now: datetime, rows: _Rows) -> None:
@@ -137,46 +144,24 @@ def _count_overdue(session: Session, scope: Any, now: datetime, rows: _Rows) -> 
             row.add_counts(0, overdue, 0, 0)
 
 
-def _count_escalations(session: Session, scope: Any, rows: _Rows) -> dict[int, int]:
-    """Open escalations per row and level; returns the totals by level."""
-    found = session.execute(
-        select(Escalation.entity, Directive.track, Escalation.level, func.count())
-        .join(Directive, Directive.id == Escalation.directive_id)
-        .where(scope, Escalation.status == literal("open", literal_execute=True))
-        .group_by(Escalation.entity, Directive.track, Escalation.level)).all()
-    totals: dict[int, int] = defaultdict(int)
-    for code, track, level, count in found:
-        rows.entity(code or NO_ENTITY).add_escalations(_level(level), count)
-        rows.track(track).add_escalations(_level(level), count)
-        totals[_level(level)] += count
-    return dict(totals)
-
-
-def _totals(ordered: list[Row], acknowledge: list[float], complete: list[float], levels: dict[int, int]) -> Row:
+def _totals(ordered: list[Row], sums: _Sums) -> Row:
     totals = Row("all", "", "")
     for row in ordered:
         totals.add_counts(row.open, row.overdue, row.completed, row.on_time)
-    totals.acknowledge = MeanHours(*acknowledge)
-    totals.complete = MeanHours(*complete)
-    totals.levels = levels
+    totals.acknowledge, totals.complete, totals.levels = sums.acknowledge, sums.complete, sums.levels
     return totals
 
 
 def kpis(session: Session, season: Season | None) -> Kpis:
     """The dashboard's figures over `season`'s directives (every directive when None), as of now."""
     now = clock.now()
-    # Values written into the SQL, not parameters: once psycopg prepares a statement (its fifth run on a
-    # connection) PostgreSQL may plan it for any value, and the plan for any season and any escalation
-    # status joined every directive of the season by hash (463 ms against 190 ms at 1,000,000 directives).
-    scope = (Directive.season_id == literal(season.id, literal_execute=True)) if season is not None else true()
     rows = _Rows({e.id: e for e in entities.list_entities(session)})
-    acknowledge, complete = _count_tallies(session, season, rows)
+    sums = _count_tallies(session, season, rows)
+    scope = (Directive.season_id == season.id) if season is not None else true()
     _count_overdue(session, scope, now, rows)
-    levels = _count_escalations(session, scope, rows)
     ordered = sorted(rows.entities.values(), key=lambda r: (-r.overdue, -r.open, r.key))
     return Kpis(entities=ordered, tracks=[rows.tracks[t] for t in TRACKS if t in rows.tracks],
-                totals=_totals(ordered, acknowledge, complete, levels), levels=LEVELS,
-                scale=max([r.open for r in ordered] + [1]), now=now)
+                totals=_totals(ordered, sums), levels=LEVELS, scale=max([r.open for r in ordered] + [1]), now=now)
 
 
 def season_choice(session: Session, hijri_year: int | None) -> tuple[list[Season], Season | None]:
