@@ -27,6 +27,7 @@ from engine import (
     migrate,
     notification_delivery,
     process_models,
+    tallies,
     timers,
 )
 from engine.db import Database, get_database
@@ -90,6 +91,15 @@ def db_upgrade() -> None:
     url = get_settings().effective_database_url
     migrate.upgrade(url)
     typer.echo(f"database at revision {migrate.current_revision(url)}")
+
+
+@db_app.command("recount")
+def db_recount() -> None:
+    """Count the dashboard's running totals again from the directives, steps and escalations (they are kept
+    with every change; this is for a database changed by hand)."""
+    with _one_line_errors(), get_database().transaction() as session:
+        rows = tallies.recount(session.connection())
+    typer.echo(f"dashboard totals counted again: {rows} rows (season, entity, track)")
 
 
 @models_app.command("deploy")

@@ -799,7 +799,7 @@ def reassign(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
     if directive.status == ACTIVE:
         _count(context.session, directive, previous, active=-1)
         _count(context.session, directive, entity.code, active=1)
-    directive.responsible_entity_id = entity.id
+    directive.responsible_entity = entity  # the relationship with the key: a later count reads its code
     context.session.flush()
     address(context.session, [directive.id])
     audit.record(context.session, context.actor, "directive.reassigned", subject(directive.id),

@@ -153,9 +153,14 @@ def of_season(session: Session, season_id: int | None) -> list[Tally]:
 # --- counting from the rows ---------------------------------------------------------------------------
 
 
-def recount(connection: Connection) -> None:
-    """Replace every row by the totals counted from the directives and their acknowledge steps."""
-    totals: dict[tuple[int, str, str], dict[str, float]] = defaultdict(lambda: dict.fromkeys(FIGURES, 0))
+def recount(connection: Connection) -> int:
+    """Replace every row by the totals counted from the directives, their acknowledge steps and escalations;
+    return how many rows there are. Writers that commit meanwhile wait for it (PostgreSQL: the table's
+    lock, taken before counting; SQLite has one writer), so none of their additions is lost or counted twice.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("LOCK TABLE tally IN EXCLUSIVE MODE")
+    totals: dict[Key, dict[str, float]] = defaultdict(lambda: dict.fromkeys(FIGURES, 0))
     for key, figures in _counted(connection):
         for name, value in figures.items():
             totals[key][name] += value or 0
@@ -164,6 +169,7 @@ def recount(connection: Connection) -> None:
     rows = [{"season_id": s, "entity": e, "track": t, **figures} for (s, e, t), figures in sorted(totals.items())]
     if rows:
         connection.execute(table.insert(), rows)
+    return len(rows)
 
 
 def _counted(connection: Connection) -> Any:

@@ -28,6 +28,7 @@ from engine.directives import NewDirective
 from engine.login_attempts import MAX_FAILURES, LoginAttempt
 from engine.notifications import Notification
 from engine.settings import get_settings
+from engine.tallies import Tally
 from tests.conftest import read_model
 
 runner = CliRunner()
@@ -178,3 +179,21 @@ def test_serve_refuses_a_database_that_is_not_migrated(env, tmp_path: Path, monk
     get_api_settings.cache_clear()
     result = runner.invoke(cli.app, ["serve", "--no-reports", "--no-timers"])
     assert result.exit_code == 1 and "tansiq db upgrade" in result.output
+
+
+def test_db_recount_counts_the_dashboard_totals_again(env, db: Database):
+    with db.transaction() as session:
+        seasons.create_season(session, 1447, date(2026, 4, 18), date(2026, 7, 16))
+        entities.create_entity(session, "housing", "الإسكان", "Housing")
+        process_models.deploy(session, read_model("two-steps.bpmn"), "two-steps.bpmn", "tester")
+        directives.create(session, NewDirective(title="تجهيز مراكز الاستقبال", kind="directive",
+                                                responsible_entity="housing", deadline="P10D",
+                                                process_model_key="two_steps", season_year=1447),
+                          "secretariat", launch_now=True)
+    with db.transaction() as session:
+        session.execute(Tally.__table__.update().values(active=7))  # a total changed by hand
+    result = CliRunner().invoke(cli.app, ["db", "recount"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "dashboard totals counted again: 1 rows (season, entity, track)"
+    with db.reading() as session:
+        assert [t.active for t in session.scalars(select(Tally))] == [1]
