@@ -12,7 +12,8 @@ own audit events appended to the hash chain (the chain verifies). Escalations of
 probability `--open-escalations` (a season's supervisors resolve most), the rest are resolved; the
 directive's escalation level follows. On PostgreSQL the rows go in with COPY (psycopg), foreign-key
 triggers off for the load (`session_replication_role = replica`), secondary indexes dropped before and
-built after, then VACUUM ANALYZE; on SQLite with executemany in large transactions.
+built after, then VACUUM ANALYZE; on SQLite with executemany in large transactions. The dashboard's running
+totals (engine/tallies.py) are then counted from the rows, which went in past the engine that keeps them.
 
 Copies are read-only replicas: their workflow state is the template's (its task ids are not theirs), so
 their timers are moved a year ahead and nothing should complete their steps; make fresh directives
