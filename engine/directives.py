@@ -41,7 +41,7 @@ from engine import audit, clock, entities, escalations, instances, meetings, pro
 from engine.bpmn_runtime import ServiceCall, WorkflowFailure
 from engine.business_calendar import BusinessCalendar, parse_deadline
 from engine.db import Base, JSONType, UTCDateTime, write_row
-from engine.durations import RIYADH, parse_moment
+from engine.durations import RIYADH, hours_between, parse_moment
 from engine.entities import Entity
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.escalations import Escalation
@@ -730,7 +730,7 @@ def _count_ending(session: Session, directive: Directive, ending: dict[str, Any]
         _count(session, directive, active=-1)
         return
     _count(session, directive, active=-1, completed=1, on_time=int(ending["completed_on_time"]),
-           completion_hours=tallies.hours_between(directive.launched_at, ending["ended_at"]))
+           completion_hours=hours_between(directive.launched_at, ending["ended_at"]))
 
 
 def count_escalations(session: Session, directive: Directive, escalated: Sequence[tuple[str | None, int]],
@@ -747,7 +747,7 @@ def _count_acknowledgement(session: Session, instance: instances.ProcessInstance
     directive = of_instance(session, instance.id, with_lists=False)
     if directive is not None:
         _count(session, directive, item.assignee_entity or tallies.NO_ENTITY, acknowledged=1,
-               acknowledge_hours=tallies.hours_between(item.created_at, item.completed_at))
+               acknowledge_hours=hours_between(item.created_at, item.completed_at))
 
 
 def _ending(directive: Directive, instance: instances.ProcessInstance) -> dict[str, Any]:

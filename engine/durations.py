@@ -68,3 +68,7 @@ def add_working_days(start: str | datetime, days: int) -> str:
 def earliest(*moments: str | None) -> str | None:
     present = [parse_moment(m) for m in moments if m]
     return iso(min(present)) if present else None
+
+
+def hours_between(start: datetime, end: datetime) -> float:
+    return (end - start).total_seconds() / 3600

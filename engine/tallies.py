@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Float, ForeignKey, Integer, String, case, event, func, literal_column, select
@@ -65,10 +64,6 @@ class Tally(Base):
 def escalation_figure(level: int) -> str:
     """The figure an open escalation of `level` counts under."""
     return f"escalations_{min(level, ESCALATION_LEVELS[-1])}"
-
-
-def hours_between(start: datetime, end: datetime) -> float:
-    return (end - start).total_seconds() / 3600
 
 
 Key = tuple[int, str, str]  # season id, entity code, track

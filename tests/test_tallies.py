@@ -85,25 +85,55 @@ def test_a_cancelled_directive_is_no_longer_active(overdue):  # noqa: F811
     assert figures is None  # nothing active, nothing completed: as if never counted
 
 
-def test_a_completion_that_fails_is_not_counted(db):
-    """The acknowledge step's completion runs into a failing script: the step is open again, not counted."""
+HOUSING, TRANSPORT = ("housing", "الإسكان", "Housing"), ("transport", "النقل", "Transport")
+
+
+def _launched_on_a_failing_model(db, process_id: str, replacements: dict[str, str]) -> directives.Directive:
+    """A housing directive on a copy of tests/bpmn/incident.bpmn (a user step, a service task, then a script
+    that always fails here), changed by `replacements`."""
     clock.set_now(DEADLINE - timedelta(days=2))
-    source = read_model("incident.bpmn").decode().replace('"submit"', '"acknowledge"').replace(
-        'id="incident"', 'id="acknowledge_then_fail"')
+    source = read_model("incident.bpmn").decode().replace('id="incident"', f'id="{process_id}"')
+    for old, new in replacements.items():
+        assert old in source
+        source = source.replace(old, new)
     with db.transaction() as session:
-        process_models.deploy(session, source.encode(), "acknowledge-then-fail.bpmn", "tester")
-    season_1447(db, ("housing", "الإسكان", "Housing"))
+        process_models.deploy(session, source.encode(), f"{process_id}.bpmn", "tester")
+    season_1447(db, HOUSING, TRANSPORT)
     with db.transaction() as session:
-        directive = directives.create(session, NewDirective(
+        return directives.create(session, NewDirective(
             title="استكمال تصاريح المساكن", kind="directive", responsible_entity="housing",
-            deadline=DEADLINE.isoformat(), process_model_key="acknowledge_then_fail"), "secretariat", launch_now=True)
-    step = the_open_item(db, directive.instance_id, "acknowledge")
+            deadline=DEADLINE.isoformat(), process_model_key=process_id), "secretariat", launch_now=True)
+
+
+def _complete_into_an_incident(db, directive: directives.Directive, element_id: str) -> None:
     with db.transaction() as session:
-        instances.complete_task(session, step.id, {}, "housing.user")
+        instances.complete_task(session, the_open_item(db, directive.instance_id, element_id).id, {}, "housing.user")
     with db.reading() as session:
         assert instances.get_instance(session, directive.instance_id).status == instances.INCIDENT
+
+
+def test_a_completion_that_fails_is_not_counted(db):
+    """The acknowledge step's completion runs into a failing script: the step is open again, not counted."""
+    directive = _launched_on_a_failing_model(db, "acknowledge_then_fail", {'"submit"': '"acknowledge"'})
+    _complete_into_an_incident(db, directive, "acknowledge")
     figures = _assert_kept_as_counted(db)[(directive.season_id, "housing", directive.track)]
     assert (figures["active"], figures["acknowledged"]) == (1, 0)
+
+
+def test_a_reassignment_in_a_run_that_fails_is_not_counted(db):
+    """The step's completion reassigns the directive, then a script fails: the incident undoes both."""
+    directive = _launched_on_a_failing_model(db, "reassign_then_fail", {
+        '<spiffworkflow:serviceTaskOperator id="notify" resultVariable="notified">':
+            '<spiffworkflow:serviceTaskOperator id="reassign" resultVariable="reassigned">',
+        """<spiffworkflow:parameter id="template" type="str" value="'submitted'" />
+            <spiffworkflow:parameter id="to_role" type="str" value="'follow_up_officer'" />""":
+            """<spiffworkflow:parameter id="entity" type="str" value="'transport'" />"""})
+    _complete_into_an_incident(db, directive, "submit")
+    with db.reading() as session:
+        assert directives.get(session, directive.id).responsible_entity.code == "housing"
+    kept = _assert_kept_as_counted(db)
+    assert kept[(directive.season_id, "housing", directive.track)]["active"] == 1
+    assert (directive.season_id, "transport", directive.track) not in kept
 
 
 def test_the_migration_counts_what_was_there_before_it(db):
@@ -125,7 +155,7 @@ def _season_1447_id(db) -> int:
 
 
 def test_what_a_rolled_back_savepoint_added_is_taken_back(db):
-    season_1447(db, ("housing", "الإسكان", "Housing"))
+    season_1447(db, HOUSING)
     key = (_season_1447_id(db), "housing", "business")
     with db.transaction() as session:
         tallies.add(session, *key, active=1)
@@ -138,33 +168,6 @@ def test_what_a_rolled_back_savepoint_added_is_taken_back(db):
         tallies.add(session, *key, active=100)
         raise RuntimeError("the transaction rolls back")
     assert _kept(db)[key] == {**dict.fromkeys(FIGURES, 0), "active": 1, "completed": 1, "completion_hours": 2.5}
-
-
-def test_a_reassignment_in_a_run_that_fails_is_not_counted(db):
-    """The step's completion reassigns the directive, then a script fails: the incident undoes both."""
-    clock.set_now(DEADLINE - timedelta(days=2))
-    source = read_model("incident.bpmn").decode().replace('id="incident"', 'id="reassign_then_fail"').replace(
-        '<spiffworkflow:serviceTaskOperator id="notify" resultVariable="notified">',
-        '<spiffworkflow:serviceTaskOperator id="reassign" resultVariable="reassigned">').replace(
-        """<spiffworkflow:parameter id="template" type="str" value="'submitted'" />
-            <spiffworkflow:parameter id="to_role" type="str" value="'follow_up_officer'" />""",
-        """<spiffworkflow:parameter id="entity" type="str" value="'transport'" />""")
-    assert "'transport'" in source
-    with db.transaction() as session:
-        process_models.deploy(session, source.encode(), "reassign-then-fail.bpmn", "tester")
-    season_1447(db, ("housing", "الإسكان", "Housing"), ("transport", "النقل", "Transport"))
-    with db.transaction() as session:
-        directive = directives.create(session, NewDirective(
-            title="استكمال تصاريح المساكن", kind="directive", responsible_entity="housing",
-            deadline=DEADLINE.isoformat(), process_model_key="reassign_then_fail"), "secretariat", launch_now=True)
-    with db.transaction() as session:
-        instances.complete_task(session, the_open_item(db, directive.instance_id, "submit").id, {}, "housing.user")
-    with db.reading() as session:
-        assert directives.get(session, directive.id).responsible_entity.code == "housing"
-        assert instances.get_instance(session, directive.instance_id).status == instances.INCIDENT
-    kept = _assert_kept_as_counted(db)
-    assert kept[(directive.season_id, "housing", directive.track)]["active"] == 1
-    assert (directive.season_id, "transport", directive.track) not in kept
 
 
 def _open_escalations(totals: Totals) -> dict[str, int]:

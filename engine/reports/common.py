@@ -132,10 +132,6 @@ def percentile(values: Iterable[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def hours_between(start: datetime, end: datetime) -> float:
-    return (end - start).total_seconds() / 3600
-
-
 def rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 

@@ -3,9 +3,9 @@ and to complete, open escalations by level.
 
 Active, completed and on-time counts, the hours and the open escalations come from the running totals kept
 per season, entity and track (engine/tallies.py): a few rows, where counting them read the whole season.
-Overdue, which changes with the clock, is counted from the directives through an index that covers it. Durations use
-the reports' definitions (engine/reports/periodic.py): time to acknowledge is an `acknowledge` step's
-creation to its completion, time to complete a directive's launch to its end.
+Overdue, which changes with the clock, is counted from the directives through an index that covers it.
+Durations use the reports' definitions (engine/reports/periodic.py): time to acknowledge is an
+`acknowledge` step's creation to its completion, time to complete a directive's launch to its end.
 """
 
 from __future__ import annotations

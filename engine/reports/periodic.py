@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from engine import clock
 from engine.directives import CANCELLED, COMPLETED, TRACKS, Directive
+from engine.durations import hours_between
 from engine.escalations import Escalation
 from engine.reports.common import (
     PERIODIC,
@@ -34,7 +35,6 @@ from engine.reports.common import (
     day_windows,
     entity_refs,
     entity_refs_by_code,
-    hours_between,
     make_period,
     rate,
     unknown_entity,

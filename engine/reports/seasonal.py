@@ -28,6 +28,7 @@ from engine.directives import (
     TRACKS,
     Directive,
 )
+from engine.durations import hours_between
 from engine.escalations import Escalation
 from engine.obstacles import Obstacle
 from engine.obstacles import recurring as recurring_obstacles
@@ -42,7 +43,6 @@ from engine.reports.common import (
     SeasonRef,
     data_source,
     entity_refs,
-    hours_between,
     local_midnight,
     rate,
     unknown_entity,
