@@ -274,8 +274,6 @@ class Download:
     filename: str
 
 
-
-
 def for_download(session: Session, home: Path, user: Actor, evidence_id: int) -> Download:
     """Evidence `evidence_id` for `user`, who must be allowed to see its directive (or, for evidence
     without one, read everything). A caller who may not see it is told it does not exist (`NotFound`),

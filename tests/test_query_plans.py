@@ -94,7 +94,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     name, url = _create_pg_database()
     try:
         generate(url, GENERATED, quiet=True, days=2, per_template=1)
-        yield _open_site(url, tmp_path_factory.mktemp("plans"))
+        site = _open_site(url, tmp_path_factory.mktemp("plans"))
+        try:
+            yield site
+        finally:
+            site.generic.connection.close()
+            site.db.dispose()
     finally:
         _drop_pg_database(name)
 
