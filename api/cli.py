@@ -23,6 +23,7 @@ from engine import (
     demo,
     directives,
     durations,
+    heap,
     instances,
     migrate,
     notification_delivery,
@@ -195,6 +196,7 @@ def timers_run(
         result = timers.run_until_idle(db, size)
         typer.echo(f"fired {result.fired}, incidents {len(result.incidents)}")
         return
+    heap.settle()
     typer.echo("timer worker running; Ctrl+C to stop")
     timers.run_forever(db, size, settings.timer_poll_seconds)
 
@@ -295,6 +297,7 @@ def notifications_run(
             report = notification_delivery.run_once(db)
         typer.echo(f"sent {report.sent}, retrying {report.retrying}, failed {report.failed}")
         return
+    heap.settle()
     typer.echo("notification worker running; Ctrl+C to stop")
     notification_delivery.run_forever(db)
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import ast
 import copy
 import operator
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from functools import lru_cache
 from numbers import Number
 from typing import Any
@@ -260,17 +262,39 @@ def check(source: str, *, script: bool = False) -> None:
     compile_script(source) if script else compile_expression(source)
 
 
+class _Evaluators(threading.local):
+    """Idle evaluators of this thread, to reuse: building one (simpleeval binds ~30 node handlers and
+    resets the warning filters) cost more than the evaluation, and SpiffWorkflow evaluates dozens of
+    expressions in one timer firing. A stack, because a runtime function may evaluate in turn."""
+
+    def __init__(self) -> None:
+        self.idle: list[simpleeval.EvalWithCompoundTypes] = []
+
+
+_evaluators = _Evaluators()
+_COMPOUND_TYPES = {"list": list, "tuple": tuple, "dict": dict, "set": set}  # as EvalWithCompoundTypes adds them
+
+
+@contextmanager
 def _evaluator(
     data: dict[str, Any], extra: Mapping[str, Callable[..., Any]] | None
-) -> simpleeval.EvalWithCompoundTypes:
+) -> Iterator[simpleeval.EvalWithCompoundTypes]:
+    """An evaluator of this thread bound to `data` and the library (plus `extra`), fresh as a new one."""
     shadowed = sorted(RESERVED_NAMES.intersection(data))
     if shadowed:
         raise ExpressionError(f"task data shadows library names: {', '.join(shadowed)}")
-    functions = dict(LIBRARY)
-    functions.update(extra or {})
-    return simpleeval.EvalWithCompoundTypes(
-        operators=OPERATORS, functions=functions, names=data, allowed_attrs=ALLOWED_ATTRIBUTES
-    )
+    functions = {**LIBRARY, **(extra or {}), **_COMPOUND_TYPES}
+    if any(function in simpleeval.DISALLOW_FUNCTIONS for function in (extra or {}).values()):
+        raise ExpressionError("a function given to the evaluator is not allowed")
+    idle = _evaluators.idle
+    evaluator = idle.pop() if idle else simpleeval.EvalWithCompoundTypes(
+        operators=OPERATORS, functions={}, names={}, allowed_attrs=ALLOWED_ATTRIBUTES)
+    evaluator.functions, evaluator.names, evaluator._max_count = functions, data, 0
+    try:
+        yield evaluator
+    finally:
+        evaluator.functions, evaluator.names = {}, {}  # hold no task data while idle
+        idle.append(evaluator)
 
 
 def _run(evaluator: simpleeval.EvalWithCompoundTypes, node: ast.AST, source: str) -> Any:
@@ -287,16 +311,17 @@ def _run(evaluator: simpleeval.EvalWithCompoundTypes, node: ast.AST, source: str
 
 def evaluate(source: str, data: Mapping[str, Any], extra: Mapping[str, Callable[..., Any]] | None = None) -> Any:
     node = compile_expression(source)
-    return _run(_evaluator(dict(data), extra), node, source)
+    with _evaluator(dict(data), extra) as evaluator:
+        return _run(evaluator, node, source)
 
 
 def execute(source: str, data: dict[str, Any], extra: Mapping[str, Callable[..., Any]] | None = None) -> None:
     """Run a script against `data`, changing it in place only if every statement succeeds."""
     statements = compile_script(source)
     scratch = copy.deepcopy(data)
-    evaluator = _evaluator(scratch, extra)
-    for statement in statements:
-        _run_statement(evaluator, statement, scratch, source)
+    with _evaluator(scratch, extra) as evaluator:
+        for statement in statements:
+            _run_statement(evaluator, statement, scratch, source)
     data.clear()
     data.update(scratch)
 

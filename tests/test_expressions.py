@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -330,6 +331,42 @@ def test_now_follows_the_engine_clock() -> None:
 def test_runtime_functions_are_callable_but_not_assignable() -> None:
     assert expressions.evaluate("visits('review') + 1", {}, {"visits": lambda element: 2}) == 3
     refused_at_check("visits = 1", script=True)
+
+
+# Evaluators are reused within a thread (building one cost more than most evaluations): nothing of one
+# evaluation may be seen by the next, nested or concurrent ones included.
+def test_a_reused_evaluator_forgets_the_names_and_functions_of_the_last_evaluation() -> None:
+    assert expressions.evaluate("secret + visits('x')", {"secret": 1}, {"visits": lambda element: 2}) == 3
+    assert "secret" in refused_at_evaluation("secret").message
+    assert "visits" in refused_at_evaluation("visits('x')").message
+    data: dict = {"items": [1, 2]}
+    expressions.execute("kept = [i for i in items]", data)
+    assert "kept" in refused_at_evaluation("kept").message
+
+
+def test_the_comprehension_budget_is_per_evaluation_not_per_evaluator() -> None:
+    some, too_many = {"items": list(range(6000))}, {"items": list(range(20000))}
+    for _ in range(3):  # 3 × 6,000 items: more than simpleeval's 10,000 if the count carried over
+        assert expressions.evaluate("len([i for i in items])", some) == 6000
+    assert "comprehension" in refused_at_evaluation("len([i for i in items])", too_many).message.lower()
+    assert expressions.evaluate("len([i for i in items])", some) == 6000
+
+
+def test_an_evaluation_inside_an_evaluation_keeps_both_apart() -> None:
+    def visits(element: str) -> int:  # a runtime function that evaluates in turn
+        return expressions.evaluate("len(element) * 10", {"element": element})
+
+    assert expressions.evaluate("outer + visits('abcd')", {"outer": 4}, {"visits": visits}) == 44
+    assert expressions.evaluate("outer", {"outer": 5}) == 5
+
+
+def test_threads_evaluate_side_by_side() -> None:
+    def work(n: int) -> list[int]:
+        return [expressions.evaluate("n * 1000 + i", {"n": n, "i": i}) for i in range(300)]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(work, range(8)))
+    assert results == [[n * 1000 + i for i in range(300)] for n in range(8)]
 
 
 def test_scripts_run() -> None:
