@@ -356,7 +356,9 @@ def test_an_evaluation_inside_an_evaluation_keeps_both_apart() -> None:
     def visits(element: str) -> int:  # a runtime function that evaluates in turn
         return expressions.evaluate("len(element) * 10", {"element": element})
 
-    assert expressions.evaluate("outer + visits('abcd')", {"outer": 4}, {"visits": visits}) == 44
+    expressions.evaluate("1", {})  # an evaluator of this thread is idle: the outer evaluation takes it
+    # the outer name is read after the inner evaluation ended
+    assert expressions.evaluate("visits('abcd') + outer", {"outer": 4}, {"visits": visits}) == 44
     assert expressions.evaluate("outer", {"outer": 5}) == 5
 
 
