@@ -181,6 +181,17 @@ def test_serve_refuses_a_database_that_is_not_migrated(env, tmp_path: Path, monk
     assert result.exit_code == 1 and "tansiq db upgrade" in result.output
 
 
+@pytest.mark.parametrize("command", [["timers", "run"], ["notifications", "run"]])
+def test_long_running_workers_settle_their_heap_before_they_loop(env, monkeypatch: pytest.MonkeyPatch, command):
+    calls = []
+    monkeypatch.setattr(cli.heap, "settle", lambda: calls.append("settle"))
+    monkeypatch.setattr(cli.timers, "run_forever", lambda *args, **kwargs: calls.append("loop"))
+    monkeypatch.setattr(cli.notification_delivery, "run_forever", lambda *args, **kwargs: calls.append("loop"))
+    result = runner.invoke(cli.app, command)
+    assert result.exit_code == 0, result.output
+    assert calls == ["settle", "loop"]
+
+
 def test_db_recount_counts_the_dashboard_totals_again(env, db: Database):
     with db.transaction() as session:
         seasons.create_season(session, 1447, date(2026, 4, 18), date(2026, 7, 16))
