@@ -5,8 +5,8 @@
 Each script in `SCRIPTS` runs as its own process with `--json PATH` (plus its arguments) and writes a
 list of records {"figure", "backend", "median", "min", "max", "unit", "target"}; a script that is not
 there is skipped, one that fails is reported and the others still run. The records are kept in
-bench/out/<name>.json; RESULTS.md shows each script's latest records (`--only` reruns some, the others'
-earlier records stay); `--from-json DIR` renders RESULTS.md from such files without running anything.
+bench/out/<name>.json; RESULTS.md shows each script's latest records (`--only` reruns some, the others' earlier
+records stay: from bench/out, or where a clone has none, the tables RESULTS.md shows, with their date); `--from-json DIR` renders RESULTS.md from such files without running anything.
 RESULTS.md's figures go between the `suite:begin` / `suite:end` markers; text outside them is kept.
 """
 
@@ -95,21 +95,46 @@ def _load_average() -> str:
         return "?"
 
 
-def render(results: dict[str, list[dict[str, Any]]], load_before: str | None) -> str:
+def render(results: dict[str, list[dict[str, Any]]], load_before: str | None,
+           earlier: dict[str, str] | None = None) -> str:
+    """The suite's block of RESULTS.md: a table per script with records; a script without any keeps the table
+    `earlier` holds for it (bench/out is not kept between clones: a partial run must not drop the others)."""
     machine = (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs (shared), "
                f"Python {platform.python_version()}")
     when = (f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine}; load average (1/5/15 min) "
             f"{load_before} before, {_load_average()} after." if load_before is not None else
             f"Rendered {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from the scripts' latest records (bench/out), "
             f"measured on {machine}.")
-    head = [BEGIN, "", when, ""]
-    body = [table(name, records) for name, records in results.items() if records]
-    return "\n".join([*head, "\n\n".join(body), "", END])
+    earlier = earlier or {}
+    kept = [name for name in SCRIPTS if name not in results and name in earlier]
+    if kept:
+        when += f" Not measured in this run, kept as they were: {', '.join(kept)} (each says when)."
+    body = [table(name, results[name]) if name in results else earlier[name]
+            for name in SCRIPTS if results.get(name) or name in kept]
+    return "\n".join([BEGIN, "", when, "", "\n\n".join(body), "", END])
+
+
+def earlier_tables(text: str) -> dict[str, str]:
+    """The tables of the suite's block in `text`, by script name, each headed by when it was measured."""
+    if BEGIN not in text or END not in text:
+        return {}
+    block = text[text.index(BEGIN) + len(BEGIN):text.index(END)].strip()
+    header, _, rest = block.partition("\n### ")
+    measured = header.splitlines()[0].split(" Not measured in this run")[0] if header.strip() else ""
+    tables = {}
+    for chunk in ("### " + rest).split("\n### ") if rest else []:
+        chunk = chunk if chunk.startswith("### ") else "### " + chunk
+        name, _, table_text = chunk.partition("\n")
+        table_text = table_text.strip()
+        if measured and not table_text.startswith("_"):
+            table_text = f"_{measured}_\n\n{table_text}"
+        tables[name.removeprefix("### ").strip()] = f"{name}\n\n{table_text}"
+    return tables
 
 
 def write(results: dict[str, list[dict[str, Any]]], load_before: str | None) -> None:
-    block = render(results, load_before)
     text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n\n"
+    block = render(results, load_before, earlier_tables(text))
     if BEGIN in text and END in text:
         text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
     else:
