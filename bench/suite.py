@@ -5,9 +5,10 @@
 Each script in `SCRIPTS` runs as its own process with `--json PATH` (plus its arguments) and writes a
 list of records {"figure", "backend", "median", "min", "max", "unit", "target"}; a script that is not
 there is skipped, one that fails is reported and the others still run. The records are kept in
-bench/out/<name>.json; RESULTS.md shows each script's latest records (`--only` reruns some, the others' earlier
-records stay: from bench/out, or where a clone has none, the tables RESULTS.md shows, with their date); `--from-json DIR` renders RESULTS.md from such files without running anything.
-RESULTS.md's figures go between the `suite:begin` / `suite:end` markers; text outside them is kept.
+bench/out/<name>.json; RESULTS.md shows each script's latest records (`--only` reruns some, the others'
+earlier records stay: from bench/out, or where a clone has none, the tables RESULTS.md shows, with their
+date); `--from-json DIR` renders RESULTS.md from such files without running anything. RESULTS.md's
+figures go between the `suite:begin` / `suite:end` markers; text outside them is kept.
 """
 
 from __future__ import annotations
