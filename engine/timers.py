@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -59,15 +59,7 @@ def _run_batch(db: Database, batch_size: int, moment: datetime,
                fire: Callable[[Session, ProcessInstance], bool]) -> BatchResult:
     result = BatchResult()
     with db.transaction() as session:
-        query = (
-            select(ProcessInstance)
-            .where(ProcessInstance.status == instances.RUNNING, ProcessInstance.next_timer_at < moment)
-            .order_by(ProcessInstance.next_timer_at)
-            .limit(batch_size)
-        )
-        if db.is_postgresql:
-            query = query.with_for_update(skip_locked=True, of=ProcessInstance)
-        for instance in session.scalars(query).all():
+        for instance in session.scalars(due(moment, batch_size, skip_locked=db.is_postgresql)).all():
             if not fire(session, instance):
                 continue
             if instance.status == instances.INCIDENT:
@@ -75,6 +67,19 @@ def _run_batch(db: Database, batch_size: int, moment: datetime,
             else:
                 result.fired += 1
     return result
+
+
+def due(moment: datetime, batch_size: int, *, skip_locked: bool) -> Select[tuple[ProcessInstance]]:
+    """The next `batch_size` running instances with a timer due before `moment`, earliest first (read from
+    `ix_process_instance_due`); with `skip_locked`, locked for this transaction, skipping those another
+    worker holds."""
+    query = (
+        select(ProcessInstance)
+        .where(ProcessInstance.status == instances.RUNNING, ProcessInstance.next_timer_at < moment)
+        .order_by(ProcessInstance.next_timer_at)
+        .limit(batch_size)
+    )
+    return query.with_for_update(skip_locked=True, of=ProcessInstance) if skip_locked else query
 
 
 def _fire(session: Session, instance: ProcessInstance) -> bool:

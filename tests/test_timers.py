@@ -167,3 +167,23 @@ def test_two_worker_processes_share_due_instances_exactly_once(db, database_url)
         assert session.scalar(select(func.count()).select_from(Notification)) == 2000
         assert session.scalar(select(func.count(func.distinct(Notification.instance_id)))) == 1000
     print(f"\nworker share of 1,000 due instances: {fired}")
+
+
+def test_the_poll_reads_only_due_instances_in_order_on_sqlite(tmp_path) -> None:
+    """SQLite keeps no statistics: with next_timer_at indexed alone it chose the status index, read every
+    running instance and sorted them all (PostgreSQL's plans: tests/test_query_plans.py)."""
+    from engine import migrate
+    from engine.db import Database
+
+    url = f"sqlite:///{tmp_path / 'plan.db'}"
+    migrate.upgrade(url)
+    database = Database(url)
+    try:
+        compiled = timers.due(T0, 100, skip_locked=False).compile(database.engine)
+        with database.engine.connect() as connection:
+            plan = [row[-1] for row in connection.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {compiled}", tuple(compiled.params[name] for name in compiled.positiontup))]
+    finally:
+        database.dispose()
+    assert any("USING INDEX ix_process_instance_due (status=? AND next_timer_at<?)" in step for step in plan), plan
+    assert not any("TEMP B-TREE" in step for step in plan), plan
