@@ -283,9 +283,10 @@ def _evaluator(
     shadowed = sorted(RESERVED_NAMES.intersection(data))
     if shadowed:
         raise ExpressionError(f"task data shadows library names: {', '.join(shadowed)}")
-    functions = {**LIBRARY, **(extra or {}), **_COMPOUND_TYPES}
-    if any(function in simpleeval.DISALLOW_FUNCTIONS for function in (extra or {}).values()):
+    extra = extra or {}
+    if any(function in simpleeval.DISALLOW_FUNCTIONS for function in extra.values()):
         raise ExpressionError("a function given to the evaluator is not allowed")
+    functions = {**LIBRARY, **extra, **_COMPOUND_TYPES}
     idle = _evaluators.idle
     evaluator = idle.pop() if idle else simpleeval.EvalWithCompoundTypes(
         operators=OPERATORS, functions={}, names={}, allowed_attrs=ALLOWED_ATTRIBUTES)

@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from engine import clock, instances, timers
+from engine import clock, instances, migrate, timers
+from engine.db import Database
 from engine.escalations import Escalation
 from engine.notifications import Notification
 from tests.helpers import deploy, escalations, instance, notifications, open_items, start, the_open_item
@@ -172,9 +173,6 @@ def test_two_worker_processes_share_due_instances_exactly_once(db, database_url)
 def test_the_poll_reads_only_due_instances_in_order_on_sqlite(tmp_path) -> None:
     """SQLite keeps no statistics: with next_timer_at indexed alone it chose the status index, read every
     running instance and sorted them all (PostgreSQL's plans: tests/test_query_plans.py)."""
-    from engine import migrate
-    from engine.db import Database
-
     url = f"sqlite:///{tmp_path / 'plan.db'}"
     migrate.upgrade(url)
     database = Database(url)
