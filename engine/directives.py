@@ -37,7 +37,18 @@ from sqlalchemy.orm import Mapped, Session, SessionTransaction, lazyload, mapped
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import Date
 
-from engine import audit, clock, entities, escalations, instances, meetings, process_models, seasons, tallies
+from engine import (
+    audit,
+    clock,
+    entities,
+    escalations,
+    instances,
+    meetings,
+    process_models,
+    seasons,
+    tallies,
+    text_search,
+)
 from engine.bpmn_runtime import ServiceCall, WorkflowFailure
 from engine.business_calendar import BusinessCalendar, parse_deadline
 from engine.db import Base, JSONType, UTCDateTime, write_row
@@ -524,10 +535,8 @@ def _conditions(filters: DirectiveFilters) -> list[Any]:
         conditions.append(Directive.escalation_level == 0)
     text = (filters.text or "").strip()
     if text:
-        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        conditions.append(or_(Directive.reference.ilike(pattern, escape="\\"),
-                              Directive.title.ilike(pattern, escape="\\"),
-                              Directive.title_en.ilike(pattern, escape="\\")))
+        conditions.append(text_search.contains(Directive.id, [Directive.reference, Directive.title,
+                                                              Directive.title_en], text))
     return conditions
 
 

@@ -50,7 +50,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from engine import audit, clock, directives, entities, seasons
+from engine import audit, clock, directives, entities, seasons, text_search
 from engine.db import Base, Database, UTCDateTime
 from engine.entities import Entity
 from engine.errors import Conflict, InvalidInput, NotFound, TansiqError
@@ -577,9 +577,7 @@ def _conditions(filters: FeedbackFilters) -> list[Any]:
         conditions.append(FeedbackItem.id.in_(select(FeedbackTag.feedback_id).where(FeedbackTag.tag == tag)))
     text = (filters.text or "").strip()
     if text:
-        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        conditions.append(FeedbackItem.text_ar.ilike(pattern, escape="\\") |
-                          FeedbackItem.text_en.ilike(pattern, escape="\\"))
+        conditions.append(text_search.contains(FeedbackItem.id, [FeedbackItem.text_ar, FeedbackItem.text_en], text))
     if filters.received_from is not None:
         conditions.append(FeedbackItem.received_at >= clock.as_utc(filters.received_from))
     if filters.received_to is not None:

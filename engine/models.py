@@ -25,10 +25,14 @@ Index("ix_directive_created", Directive.created_at, Directive.id)
 Index("ix_escalation_board", Escalation.status, Escalation.level.desc(), Escalation.raised_at, Escalation.id)
 Index("ix_work_item_inbox_entity_due", WorkItem.assignee_entity, WorkItem.status, WorkItem.due_at, WorkItem.id,
       postgresql_include=["assignee_role"])
+Index("ix_pilgrim_feedback_figures", FeedbackItem.service, FeedbackItem.rating, FeedbackItem.entity_id)  # 0007
 for _name, _column in (("ix_directive_reference_trgm", Directive.reference),
                        ("ix_directive_title_trgm", Directive.title),
-                       ("ix_directive_title_en_trgm", Directive.title_en)):
-    # PostgreSQL only: trigram indexes for the register's ILIKE '%text%' search (pg_trgm).
+                       ("ix_directive_title_en_trgm", Directive.title_en),
+                       ("ix_pilgrim_feedback_text_ar_trgm", FeedbackItem.text_ar),  # migration 0007
+                       ("ix_pilgrim_feedback_text_en_trgm", FeedbackItem.text_en)):
+    # PostgreSQL only: trigram indexes for the text searches' ILIKE '%text%' (pg_trgm); SQLite's FTS5
+    # tables (migration 0007) are not in the metadata: engine/text_search.py.
     Index(_name, _column, postgresql_using="gin", postgresql_ops={_column.key: "gin_trgm_ops"}).ddl_if(
         dialect="postgresql")
 del _name, _column

@@ -1,16 +1,22 @@
-"""Every query behind a page and behind the timer poll is backed by an index (PostgreSQL).
+"""Every query behind a page and behind the timer poll is backed by an index, on PostgreSQL and SQLite.
 
 A database is filled by bench/generate.py (a short demo season as templates, then some 10,000 generated
-directives, VACUUM ANALYZE), every SQL statement the app sends while serving each page is captured, and
-both its plans must contain no sequential scan of a table with more than `SMALL_TABLE` rows: the plan for
-its own parameters (EXPLAIN) and the generic plan, for any parameters, that PostgreSQL may keep once psycopg
-prepares the statement (its fifth run on a connection). Small tables (entities, seasons, models, users)
-may be read whole.
+directives), every SQL statement the app sends while serving each page is captured, and its plans must
+contain no full scan of a table with more than `SMALL_TABLE` rows. Small tables (entities, seasons,
+models, users) may be read whole.
+
+- PostgreSQL (after VACUUM ANALYZE): no Seq Scan, neither in the plan for the statement's own parameters
+  (EXPLAIN) nor in the generic plan, for any parameters, that PostgreSQL may keep once psycopg prepares
+  the statement (its fifth run on a connection).
+- SQLite: no `SCAN table` without an index in `EXPLAIN QUERY PLAN`. Tansiq never runs ANALYZE on SQLite,
+  so the generator's statistics are dropped first: the planner chooses as it does in the embedded
+  default, from its rules alone (that is how the timer poll once read every running instance).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import warnings
 from collections.abc import Iterator
@@ -42,6 +48,7 @@ with warnings.catch_warnings():
 pytestmark = pytest.mark.slow
 GENERATED = 10_000
 SMALL_TABLE = 2_000  # rows: a table this small may be scanned whole
+FEEDBACK_COPIES = 300
 
 
 @dataclass
@@ -86,22 +93,65 @@ class Site:
     directive_id: int
     entity_code: str
     sizes: dict[str, int]
-    generic: GenericPlans
+    generic: GenericPlans | None  # PostgreSQL's generic plans; SQLite has none
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
+def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    home = tmp_path_factory.mktemp("plans")
+    if request.param == "sqlite":
+        url = f"sqlite:///{home / 'plans.db'}"
+        generate(url, GENERATED, quiet=True, days=2, per_template=1)
+        _forget_statistics(url)
+        yield from _serving(url, home)
+        return
     name, url = _create_pg_database()
     try:
         generate(url, GENERATED, quiet=True, days=2, per_template=1)
-        site = _open_site(url, tmp_path_factory.mktemp("plans"))
-        try:
-            yield site
-        finally:
-            site.generic.connection.close()
-            site.db.dispose()
+        yield from _serving(url, home)
     finally:
         _drop_pg_database(name)
+
+
+def _serving(url: str, home: Any) -> Iterator[Site]:
+    _more_feedback(url)
+    site = _open_site(url, home)
+    try:
+        yield site
+    finally:
+        if site.generic is not None:
+            site.generic.connection.close()
+        site.db.dispose()
+
+
+def _more_feedback(url: str) -> None:
+    """The generator writes no feedback: FEEDBACK_COPIES of the demo's each, numbered ("… [17]") so that a
+    search for one number selects a few rows, as a search for words does in a season's feedback."""
+    database = Database(url)
+    try:
+        with database.engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO pilgrim_feedback (season_id, received_at, channel, service, entity_id, rating, language, "
+                "text_ar, text_en, status, submitted_by) "
+                "WITH RECURSIVE copy(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM copy WHERE n < :copies) "
+                "SELECT season_id, received_at, channel, service, entity_id, rating, language, "
+                "text_ar || ' [' || CAST(n AS TEXT) || ']', text_en || ' [' || CAST(n AS TEXT) || ']', status, "
+                "submitted_by FROM pilgrim_feedback CROSS JOIN copy"), {"copies": FEEDBACK_COPIES})
+        if not database.is_sqlite:  # as the generator leaves its tables, and autovacuum would soon
+            with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.execute(text("VACUUM ANALYZE pilgrim_feedback"))
+    finally:
+        database.dispose()
+
+
+def _forget_statistics(url: str) -> None:
+    database = Database(url)
+    try:
+        with database.engine.begin() as connection:
+            connection.exec_driver_sql("DROP TABLE IF EXISTS sqlite_stat1")
+            connection.exec_driver_sql("DROP TABLE IF EXISTS sqlite_stat4")
+    finally:
+        database.dispose()
 
 
 def _open_site(url: str, home: Any) -> Site:
@@ -119,11 +169,18 @@ def _open_site(url: str, home: Any) -> Site:
         browsers[name] = browser
     captured = Captured()
     event.listen(db.engine, "before_cursor_execute", captured)
+    generic = None if db.is_sqlite else GenericPlans(url)
+    return Site(db, client, captured, tokens, browsers, directive_id, entity_code, _table_sizes(db), generic)
+
+
+def _table_sizes(db: Database) -> dict[str, int]:
     with db.engine.connect() as connection:
-        sizes = dict(connection.execute(text(
-            "SELECT relname, reltuples::bigint FROM pg_class WHERE relkind = 'r' AND relnamespace = "
-            "'public'::regnamespace")).all())
-    return Site(db, client, captured, tokens, browsers, directive_id, entity_code, sizes, GenericPlans(url))
+        if not db.is_sqlite:
+            return dict(connection.execute(text(
+                "SELECT relname, reltuples::bigint FROM pg_class WHERE relkind = 'r' AND relnamespace = "
+                "'public'::regnamespace")).all())
+        tables = connection.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'").scalars().all()
+        return {t: connection.exec_driver_sql(f'SELECT count(*) FROM "{t}"').scalar_one() for t in tables}
 
 
 def _people(db: Database) -> tuple[str, int]:
@@ -157,8 +214,13 @@ def _scans(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def _seq_scans(site: Site) -> list[str]:
-    """Each captured statement's sequential scans of tables bigger than SMALL_TABLE, in its plan for its
-    parameters or in its generic plan, as readable lines."""
+    """Each captured statement's full scans of tables bigger than SMALL_TABLE, as readable lines."""
+    return _sqlite_full_scans(site) if site.db.is_sqlite else _pg_seq_scans(site)
+
+
+def _pg_seq_scans(site: Site) -> list[str]:
+    """Sequential scans in a statement's plan for its parameters or in its generic plan."""
+    assert site.generic is not None
     found = []
     with site.db.engine.connect() as connection:
         for statement, parameters in site.captured.statements:
@@ -171,6 +233,25 @@ def _seq_scans(site: Site) -> list[str]:
                     if node["Node Type"] == "Seq Scan" and site.sizes.get(table, 0) > SMALL_TABLE:
                         found.append(f"Seq Scan on {table} ({site.sizes[table]} rows){which}: "
                                      f"{' '.join(statement.split())}")
+    return found
+
+
+# "SCAN directive", "SCAN directive_1" (an alias), "SCAN work_item USING INDEX …", "SCAN t USING COVERING INDEX …"
+_SQLITE_SCAN = re.compile(r"^SCAN (?P<name>\w+)(?P<index> USING (?:COVERING |INTEGER PRIMARY KEY|INDEX).*)?$")
+_ALIAS = re.compile(r"\b(\w+) AS (\w+)\b")
+
+
+def _sqlite_full_scans(site: Site) -> list[str]:
+    """Tables read whole, row by row without an index, in a statement's EXPLAIN QUERY PLAN."""
+    found = []
+    with site.db.engine.connect() as connection:
+        for statement, parameters in site.captured.statements:
+            tables = {alias: table for table, alias in _ALIAS.findall(statement) if table in site.sizes}
+            for step in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all():
+                scan = _SQLITE_SCAN.match(step.detail)
+                table = scan and tables.get(scan["name"], scan["name"])
+                if scan and not scan["index"] and site.sizes.get(table, 0) > SMALL_TABLE:
+                    found.append(f"{step.detail} ({table}, {site.sizes[table]} rows): {' '.join(statement.split())}")
     return found
 
 
@@ -208,12 +289,16 @@ PAGES = {
     "register active by deadline (API)": ("api", "plans.admin", "/api/v1/directives?status=active&sort=deadline"),
     "register of an entity (API)": ("api", "plans.admin", "/api/v1/directives?entity={entity}"),
     "register search (API)": ("api", "plans.admin", "/api/v1/directives?q=1448/00012"),
+    "register search in Arabic (API, entity user)": ("api", "plans.entity", "/api/v1/directives?q=مخيمات"),
+    "register search (page, admin)": ("page", "plans.admin", "/directives?q=reception+camps"),
     "register (page, admin)": ("page", "plans.admin", "/directives"),
     "register (page, entity user)": ("page", "plans.entity", "/directives"),
     "dashboard (page, admin)": ("page", "plans.admin", "/dashboard"),
     "audit timeline (API, entity user)": ("api", "plans.entity", "/api/v1/audit?subject=directive:{directive}"),
     "feedback list (API, supervisor)": ("api", "plans.supervisor", "/api/v1/feedback"),
     "feedback list (page, supervisor)": ("page", "plans.supervisor", "/feedback"),
+    "feedback search (API, supervisor)": ("api", "plans.supervisor", "/api/v1/feedback?q=[123]"),
+    "feedback search (page, supervisor)": ("page", "plans.supervisor", "/feedback?q=[45]"),
 }
 
 
