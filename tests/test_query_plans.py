@@ -37,6 +37,9 @@ from engine import clock, timers, users
 from engine.db import Database
 from engine.directives import ACTIVE, Directive
 from engine.entities import Entity
+from engine.feedback import FeedbackItem
+from engine.instances import ProcessInstance
+from engine.work_items import OPEN, WorkItem
 from tests.conftest import _create_pg_database, _drop_pg_database
 from tests.test_api_support import PASSWORD
 from tests.ui_support import Browser
@@ -90,8 +93,7 @@ class Site:
     captured: Captured
     tokens: dict[str, str]
     browsers: dict[str, Browser]
-    directive_id: int
-    entity_code: str
+    ids: dict[str, Any]  # what the pages' paths name: directive, entity, step, feedback
     sizes: dict[str, int]
     generic: GenericPlans | None  # PostgreSQL's generic plans; SQLite has none
 
@@ -158,7 +160,7 @@ def _open_site(url: str, home: Any) -> Site:
     db = Database(url)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-        entity_code, directive_id = _people(db)
+        ids = _people(db)
     settings = ApiSettings(home=home, database_url=url, secret_key=secrets.token_hex(32))
     client = TestClient(create_app(settings, database=db), raise_server_exceptions=True)
     tokens = {name: _token(client, name) for name in ("plans.entity", "plans.supervisor", "plans.admin")}
@@ -170,7 +172,7 @@ def _open_site(url: str, home: Any) -> Site:
     captured = Captured()
     event.listen(db.engine, "before_cursor_execute", captured)
     generic = None if db.is_sqlite else GenericPlans(url)
-    return Site(db, client, captured, tokens, browsers, directive_id, entity_code, _table_sizes(db), generic)
+    return Site(db, client, captured, tokens, browsers, ids, _table_sizes(db), generic)
 
 
 def _table_sizes(db: Database) -> dict[str, int]:
@@ -183,8 +185,9 @@ def _table_sizes(db: Database) -> dict[str, int]:
         return {t: connection.exec_driver_sql(f'SELECT count(*) FROM "{t}"').scalar_one() for t in tables}
 
 
-def _people(db: Database) -> tuple[str, int]:
-    """An entity user of the busiest entity, a supervisor and an administrator; an active directive of it."""
+def _people(db: Database) -> dict[str, Any]:
+    """An entity user of the busiest entity, a supervisor and an administrator; an active directive of it,
+    its open step and a feedback item."""
     with db.transaction() as session:
         entity_id = session.scalar(select(Directive.responsible_entity_id).where(Directive.status == ACTIVE)
                                    .order_by(Directive.id.desc()).limit(1))
@@ -195,7 +198,11 @@ def _people(db: Database) -> tuple[str, int]:
         users.create_user(session, "plans.entity", PASSWORD, "entity_user", entity_code=code)
         users.create_user(session, "plans.supervisor", PASSWORD, "supervisor")
         users.create_user(session, "plans.admin", PASSWORD, "admin")
-    return code, directive_id
+        step_id = session.scalar(select(WorkItem.id).join(ProcessInstance, ProcessInstance.id == WorkItem.instance_id)
+                                 .join(Directive, Directive.instance_id == ProcessInstance.id)
+                                 .where(Directive.id == directive_id, WorkItem.status == OPEN).limit(1))
+        feedback_id = session.scalar(select(FeedbackItem.id).order_by(FeedbackItem.id.desc()).limit(1))
+    return {"entity": code, "directive": directive_id, "step": step_id, "feedback": feedback_id}
 
 
 def _token(client: TestClient, username: str) -> str:
@@ -247,12 +254,20 @@ def _sqlite_full_scans(site: Site) -> list[str]:
     with site.db.engine.connect() as connection:
         for statement, parameters in site.captured.statements:
             tables = {alias: table for table, alias in _ALIAS.findall(statement) if table in site.sizes}
-            for step in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all():
+            steps = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
+            for step in steps:
                 scan = _SQLITE_SCAN.match(step.detail)
                 table = scan and tables.get(scan["name"], scan["name"])
-                if scan and not scan["index"] and site.sizes.get(table, 0) > SMALL_TABLE:
+                if (scan and not scan["index"] and site.sizes.get(table, 0) > SMALL_TABLE
+                        and not _page_in_key_order(statement, scan["name"], steps)):
                     found.append(f"{step.detail} ({table}, {site.sizes[table]} rows): {' '.join(statement.split())}")
     return found
+
+
+def _page_in_key_order(statement: str, name: str, steps: list[Any]) -> bool:
+    """`FROM t ORDER BY t.id LIMIT n`: SQLite walks the table in its key order and stops after the page."""
+    in_order = re.search(rf"FROM {name} ORDER BY {name}\.id( ASC| DESC)? LIMIT", " ".join(statement.split()))
+    return bool(in_order) and not any("TEMP B-TREE" in step.detail for step in steps)
 
 
 def _served(site: Site, fetch: Any) -> list[str]:
@@ -299,15 +314,39 @@ PAGES = {
     "feedback list (page, supervisor)": ("page", "plans.supervisor", "/feedback"),
     "feedback search (API, supervisor)": ("api", "plans.supervisor", "/api/v1/feedback?q=[123]"),
     "feedback search (page, supervisor)": ("page", "plans.supervisor", "/feedback?q=[45]"),
+    "feedback figures (API, supervisor)": ("api", "plans.supervisor", "/api/v1/feedback/figures"),
+    "feedback item (API, supervisor)": ("api", "plans.supervisor", "/api/v1/feedback/{feedback}"),
+    "step (API, entity user)": ("api", "plans.entity", "/api/v1/tasks/{step}"),
+    "step (page, entity user)": ("page", "plans.entity", "/steps/{step}"),
+    "recurring obstacles (API, admin)": ("api", "plans.admin", "/api/v1/obstacles"),
+    "recurring obstacles (page, admin)": ("page", "plans.admin", "/obstacles"),
+    "audit log (API, admin)": ("api", "plans.admin", "/api/v1/audit"),
+    "reports (API, admin)": ("api", "plans.admin", "/api/v1/reports"),
+    "reports (page, admin)": ("page", "plans.admin", "/reports"),
+    "meetings (API, admin)": ("api", "plans.admin", "/api/v1/meetings"),
+    "meetings (page, admin)": ("page", "plans.admin", "/meetings"),
+}
+
+
+_OBSTACLES = ("counts every tag of the directives and feedback of two seasons, which reads them all whatever "
+              "the plan: 100 ms at 100,000 directives (133,664 tags) on PostgreSQL; kept running totals, as "
+              "the dashboard's, would be the fix should seasons outgrow that")
+KNOWN_GAPS = {  # (page, dialect): why its plan may read a large table whole
+    ("recurring obstacles (API, admin)", "postgresql"): _OBSTACLES,
+    ("recurring obstacles (page, admin)", "postgresql"): _OBSTACLES,
 }
 
 
 @pytest.mark.parametrize("page", list(PAGES))
 def test_every_query_of_the_page_uses_an_index(site: Site, page: str) -> None:
     kind, user, path = PAGES[page]
-    path = path.format(directive=site.directive_id, entity=site.entity_code)
+    path = path.format(**site.ids)
     fetch = _api(site, user, path) if kind == "api" else _page(site, user, path)
     scans = _served(site, fetch)
+    gap = KNOWN_GAPS.get((page, site.db.engine.dialect.name))
+    if gap is not None:
+        assert scans, f"the known gap is closed: take it out of KNOWN_GAPS ({gap})"
+        pytest.xfail(gap)
     assert not scans, "\n".join(scans)
 
 

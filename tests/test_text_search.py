@@ -34,7 +34,10 @@ FEEDBACK = [
     "Bus AC not working; 100% full",
 ]
 SEARCHES = ["الحافلات", "حافل", "AIRPORT", "Airport Line", "50%", "%", "_", "سكن_", '"التفويج"', '"', "خط",
-            "ab", "1447/", "/000", "the pilgrims arr", "لا يوجد هذا النص", "  المطار  "]
+            "ab", "1447/", "/000", "the pilgrims arr", "لا يوجد هذا النص", "  المطار  ",
+            # FTS5's query syntax must stay text: quotes, operators, column filters, prefixes
+            'ing" pl', '"grouping" plan', "grouping OR camps", "NEAR(grouping plan)", "title_en: More", "Mo*",
+            "^More", "a'b", "50% OR 1=1"]
 
 
 @pytest.fixture
