@@ -62,7 +62,7 @@ class ProcessInstance(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("process_model.id"), index=True)
     business_key: Mapped[str | None] = mapped_column(String(200), index=True)
-    status: Mapped[str] = mapped_column(String(20), index=True)
+    status: Mapped[str] = mapped_column(String(20))  # indexed first in ix_process_instance_due
     business_status: Mapped[str | None] = mapped_column(String(60))
     state: Mapped[dict[str, Any]] = mapped_column(GzipJSON)
     next_timer_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
