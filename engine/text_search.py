@@ -58,5 +58,5 @@ def contains(id_column: Any, columns: list[Any], text: str) -> ColumnElement[boo
         raise ValueError(f"{fts_table} indexes {indexed}, not {[column.key for column in columns]}")
     phrase = '"' + text.replace('"', '""') + '"'
     matching = (select(literal_column("rowid")).select_from(table(fts_table))
-                .where(literal_column(fts_table).op("MATCH")(bindparam("phrase", phrase))))
+                .where(literal_column(fts_table).op("MATCH")(bindparam("phrase", phrase, unique=True))))
     return _ContainsText(ilike, id_column.in_(matching))
