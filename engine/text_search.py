@@ -52,7 +52,7 @@ def contains(id_column: Any, columns: list[Any], text: str) -> ColumnElement[boo
     pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     ilike = or_(*(column.ilike(pattern, escape="\\") for column in columns)).self_group()
     if len(text) < TRIGRAM:
-        return _ContainsText(ilike, ilike)
+        return ilike
     fts_table, indexed = SEARCH_TABLES[id_column.table.name]
     if tuple(column.key for column in columns) != indexed:
         raise ValueError(f"{fts_table} indexes {indexed}, not {[column.key for column in columns]}")
