@@ -6,8 +6,10 @@ STAMP  := $(VENV)/.installed-stamp
 PGPORT ?= 5432
 
 # Debian packages: Arabic fonts and HarfBuzz for WeasyPrint's PDFs, poppler to check them in tests.
-# Chromium (Debian's, never a downloaded one) for the browser tests.
-SYSTEM_PACKAGES := fonts-noto-core libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0 poppler-utils chromium
+# Chromium (Debian's, never a downloaded one) for the browser tests. nginx, prometheus and systemd for the
+# production topology test (the proxy and units in deploy/, the real scraper); postgresql-client for backups.
+SYSTEM_PACKAGES := fonts-noto-core libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0 poppler-utils chromium \
+                   nginx prometheus systemd postgresql-client
 
 .PHONY: run test lint postgres system-packages bench clean
 

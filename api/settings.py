@@ -34,6 +34,10 @@ class ApiSettings(Settings):
         pattern=r"^[0-9A-Fa-f:., /*]*$",
     )
 
+    secure_cookies: bool = Field(
+        default=False, description="Mark the session cookies Secure even when the request reached Tansiq over "
+                                   "plain HTTP (behind a proxy that ends TLS); on when TANSIQ_PUBLIC_URL is https.")
+
     @property
     def evidence_limits(self) -> Limits:
         return Limits(max_bytes=self.evidence_max_bytes, max_files=self.evidence_max_files,
