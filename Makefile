@@ -7,9 +7,9 @@ PGPORT ?= 5432
 
 # Debian packages: Arabic fonts and HarfBuzz for WeasyPrint's PDFs, poppler to check them in tests.
 # Chromium (Debian's, never a downloaded one) for the browser tests. nginx, prometheus and systemd for the
-# production topology test (the proxy and units in deploy/, the real scraper); postgresql-client for backups.
+# production topology test (the proxy and units in deploy/, the real scraper); postgresql-client for backups (the server's major version).
 SYSTEM_PACKAGES := fonts-noto-core libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0 poppler-utils chromium \
-                   nginx prometheus systemd postgresql-client
+                   nginx prometheus systemd postgresql-client-15
 
 .PHONY: run test lint postgres system-packages bench clean
 
