@@ -69,6 +69,48 @@ def test_wrong_password_missing_csrf_and_foreign_origin_are_refused(world: World
     assert browser.post(f"/directives/{directive['id']}/launch", {}).status_code == 303
 
 
+def test_forms_work_behind_a_proxy_that_ends_tls_without_forwarded_headers(world: World):
+    """The browser sends `Origin: https://...`; Tansiq, behind a proxy it does not trust, sees plain http.
+    nginx's `$host` drops the port, `$http_host` keeps it: both must pass; another host must not."""
+    browser = signed_in(world, "secretariat")
+    directive = world.create_directive(launch=False, deadline="PT6H")
+    launch = f"/directives/{directive['id']}/launch"
+    for host in ("tansiq.example.org", "tansiq.example.org:8443"):
+        draft = world.create_directive(launch=False, deadline="PT6H")
+        response = browser.post(f"/directives/{draft['id']}/launch", {},
+                                headers={"Origin": "https://tansiq.example.org:8443", "Host": host})
+        assert response.status_code == 303, (host, response.text)
+    forwarded = browser.post(launch, {}, headers={"Origin": "https://tansiq.example.org",
+                                                  "X-Forwarded-Host": "tansiq.example.org"})
+    assert forwarded.status_code == 303
+    for origin, host in (("https://evil.example", "tansiq.example.org"),
+                         ("https://tansiq.example.org.evil.example", "tansiq.example.org"),
+                         ("https://tansiq.example.org:9443", "tansiq.example.org:8443")):
+        assert browser.post(launch, {}, headers={"Origin": origin, "Host": host}).status_code == 403, origin
+
+
+def test_the_public_url_decides_the_origin_and_the_cookies(world: World, tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from tests.test_api_support import make_settings
+
+    settings = make_settings(tmp_path, world.db.url.render_as_string(hide_password=False),
+                             public_url="https://tansiq.example.org")
+    browser = Browser(world)
+    browser.client = TestClient(create_app(settings, database=world.db), follow_redirects=False)
+    response = browser.client.get("/login")  # plain http inside the proxy, https for users: Secure
+    cookies = [v for k, v in response.headers.multi_items() if k == "set-cookie"]
+    assert cookies and all("Secure" in c for c in cookies)
+    browser.client.base_url = "https://testserver"  # so that the client sends Secure cookies back
+    browser.sign_in("secretariat")
+    draft = world.create_directive(launch=False, deadline="PT6H")
+    launch = f"/directives/{draft['id']}/launch"
+    # The request's own address no longer counts: only the public one.
+    assert browser.post(launch, {}, headers={"Origin": "http://testserver"}).status_code == 403
+    assert browser.post(launch, {}, headers={"Origin": "https://tansiq.example.org:443"}).status_code == 303
+
+
 def test_pages_need_a_session_and_a_revoked_one_stops_at_once(world: World):
     anonymous = Browser(world)
     response = anonymous.get("/directives?status=active")

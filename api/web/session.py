@@ -3,19 +3,23 @@
 The cookie holds the same signed token `POST /api/v1/auth/token` gives (api/security.py): it is read
 with the same code, refused when expired or revoked, and the user is read afresh from the database on
 every request, so role changes and deactivation apply at once. The cookie is HttpOnly, SameSite=Lax,
-and Secure when the request came over TLS (or TANSIQ_SECURE_COOKIES=1 behind a proxy that ends TLS).
+and Secure when the request came over TLS: directly, through a proxy's `X-Forwarded-Proto: https`, or
+when TANSIQ_PUBLIC_URL is https (TANSIQ_SECURE_COOKIES=1 forces it).
 
 CSRF: a random value in its own HttpOnly cookie; every form carries HMAC(secret, that value) in the
 `csrf_token` field (htmx sends it as the `X-CSRF-Token` header). Any POST without a matching token is
-refused, and a cross-site `Origin` is refused too. Both cookies are renewed at sign-in and sign-out.
+refused, and a cross-site `Origin` is refused too: with TANSIQ_PUBLIC_URL set, the Origin must be that
+address's; without it, its host must be the one the request was sent to (`Host`, or a proxy's
+`X-Forwarded-Host`), whatever the scheme, since a proxy that ends TLS turns https into http.
+Both cookies are renewed at sign-in and sign-out.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
+from urllib.parse import urlsplit
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -53,7 +57,15 @@ def _key(request: Request) -> bytes:
 
 
 def secure_cookies(request: Request) -> bool:
-    return request.url.scheme == "https" or os.environ.get("TANSIQ_SECURE_COOKIES", "") in ("1", "true", "yes")
+    settings = _state(request).settings
+    return (settings.secure_cookies or request.url.scheme == "https"
+            or (settings.public_url or "").startswith("https:")
+            or _first(request.headers.get("x-forwarded-proto")) == "https")
+
+
+def _first(header: str | None) -> str:
+    """The first value of a header a chain of proxies may have appended to."""
+    return (header or "").split(",", 1)[0].strip().lower()
 
 
 def set_cookie(response: Response, request: Request, name: str, value: str, *, max_age: int | None = None) -> None:
@@ -126,10 +138,8 @@ def remember_new_seed(request: Request, response: Response) -> None:
 def check_csrf(request: Request, submitted: str | None) -> None:
     """Refuse a state-changing request without a valid token, or sent from another origin."""
     origin = request.headers.get("origin")
-    if origin and origin != "null":
-        expected = f"{request.url.scheme}://{request.headers.get('host', '')}"
-        if origin.rstrip("/") != expected:
-            raise CsrfRefused("the form was sent from another site")
+    if origin and origin != "null" and not same_origin(request, origin):
+        raise CsrfRefused("the form was sent from another site")
     seed = request.cookies.get(CSRF_COOKIE)
     given = submitted or request.headers.get(CSRF_HEADER) or ""
     if not seed or not given:
@@ -137,6 +147,41 @@ def check_csrf(request: Request, submitted: str | None) -> None:
     expected_token = hmac.new(_key(request), seed.encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected_token, given):
         raise CsrfRefused("the form's security token does not match")
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _authority(scheme: str, netloc: str) -> tuple[str, int | None]:
+    """(host, port) of an address, the scheme's default port made explicit; port None when unknown."""
+    parts = urlsplit(f"{scheme}://{netloc}")
+    try:
+        port = parts.port
+    except ValueError:
+        return (netloc.lower(), None)
+    return ((parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme))
+
+
+def same_origin(request: Request, origin: str) -> bool:
+    """Whether a form's `Origin` is Tansiq's own address (see the module docstring)."""
+    sent = urlsplit(origin.rstrip("/"))
+    public_url = _state(request).settings.public_url
+    if public_url:
+        public = urlsplit(public_url)
+        return _authority(sent.scheme, sent.netloc) == _authority(public.scheme, public.netloc)
+    sent_host, sent_port = _authority(sent.scheme, sent.netloc)
+    for candidate in (request.headers.get("host"), _first(request.headers.get("x-forwarded-host"))):
+        if not candidate:
+            continue
+        given = urlsplit(f"//{candidate}")
+        try:
+            port = given.port
+        except ValueError:
+            continue
+        # A proxy that passes on the bare host name (nginx's $host) drops the port: the host must match.
+        if (given.hostname or "").lower() == sent_host and port in (None, sent_port):
+            return True
+    return False
 
 
 async def form_of(request: Request):
