@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -35,6 +36,10 @@ from engine.db import Database, get_database
 from engine.errors import TansiqError
 from engine.logs import configure_logging
 from engine.settings import get_settings
+
+if TYPE_CHECKING:
+    from api.settings import ApiSettings
+    from workflows.serve import EmbeddedReports
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -198,7 +203,8 @@ def timers_run(
         return
     heap.settle()
     typer.echo("timer worker running; Ctrl+C to stop")
-    timers.run_forever(db, size, settings.timer_poll_seconds)
+    timers.run_forever(db, size, settings.timer_poll_seconds)  # until SIGTERM or Ctrl+C
+    typer.echo("timer worker stopped")
 
 
 @app.command("backup")
@@ -299,7 +305,8 @@ def notifications_run(
         return
     heap.settle()
     typer.echo("notification worker running; Ctrl+C to stop")
-    notification_delivery.run_forever(db)
+    notification_delivery.run_forever(db)  # until SIGTERM or Ctrl+C
+    typer.echo("notification worker stopped")
 
 
 @notifications_app.command("digest")
@@ -352,7 +359,7 @@ def run(
             for path in files:
                 process_models.deploy(session, path.read_bytes(), path.name, "tansiq run")
     typer.echo(f"Tansiq on {url}: {len(files)} shipped models deployed; open http://{host}:{port}/ (Ctrl+C to stop)")
-    serve(host=host, port=port, no_timers=False, no_reports=False)
+    serve(host=host, port=port, workers=1, no_timers=False, no_notifications=False, no_reports=False)
 
 
 
@@ -525,17 +532,18 @@ def users_create(
 def serve(
     host: Annotated[str, typer.Option(help="The address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="The port to listen on.")] = 8000,
-    no_timers: Annotated[bool, typer.Option("--no-timers", help="Do not run the timer worker here.")] = False,
-    no_reports: Annotated[bool, typer.Option("--no-reports", help="Do not serve the scheduled reports here.")]
+    workers: Annotated[int, typer.Option(min=1, max=64, help="API processes sharing the port (each answers any "
+                                                              "request: nothing is kept in one process).")] = 1,
+    no_timers: Annotated[bool, typer.Option("--no-timers", help="Do not run the timer worker here "
+                                                                 "(`tansiq timers run` is its own service).")] = False,
+    no_notifications: Annotated[bool, typer.Option(
+        "--no-notifications", help="Do not run the notification worker here (`tansiq notifications run`).")] = False,
+    no_reports: Annotated[bool, typer.Option("--no-reports", help="Do not serve the scheduled reports here "
+                                                                   "(`tansiq reports serve`, or a Prefect worker).")]
     = False,
 ) -> None:
-    """Serve the REST API (and docs at /api/docs) with the timer worker and the report scheduler beside it."""
-    import signal
-    import threading
-
-    import uvicorn
-
-    from api.app import create_app
+    """Serve the web UI and REST API (docs at /api/docs), with the timer, notification and report workers beside
+    it unless they run as services of their own."""
     from api.settings import get_api_settings
     from engine import migrate
 
@@ -544,44 +552,100 @@ def serve(
     with _one_line_errors():
         if migrate.current_revision(url) != migrate.head_revision():
             raise TansiqError("the database schema is not current; run `tansiq db upgrade` first")
-        application = create_app(settings)
+    reports = None if no_reports else _start_reports(settings)
+    if reports is not None:
+        settings = get_api_settings()  # now with the report scheduler's TANSIQ_PREFECT_API_URL
     db = get_database(url)
     stop = threading.Event()
-    worker = None
-    if not no_timers:
-        worker = threading.Thread(target=timers.run_forever, name="tansiq-timers", daemon=True,
-                                  args=(db, settings.timer_batch_size, settings.timer_poll_seconds, stop))
-        worker.start()
-    mailer = threading.Thread(target=notification_delivery.run_forever, name="tansiq-notifications", daemon=True,
-                              kwargs={"db": db, "stop": stop})
-    mailer.start()
-    reports = None
-    if not no_reports:
-        try:
-            from workflows.serve import start_embedded
-
-            reports = start_embedded()
-        except Exception as exc:  # the API serves on without scheduled reports; say so
-            typer.echo(f"warning: scheduled reports are not running ({exc}); `tansiq reports serve` runs them",
-                       err=True)
-    typer.echo(f"Tansiq API on http://{host}:{port}/api/v1 (docs at /api/docs); timers "
-               f"{'off' if no_timers else 'on'}, reports {'on' if reports else 'off'}", err=True)
-    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then raises the signal again with the handlers it
-    # found: ours only set `stop`, so the timer worker finishes its batch and the process exits cleanly.
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    workers_here = _start_workers(db, settings, stop, timers_on=not no_timers, notifications_on=not no_notifications)
+    roles = [name for name, on in (("timers", not no_timers), ("notifications", not no_notifications),
+                                   ("reports", reports is not None)) if on]
+    typer.echo(f"Tansiq on http://{host}:{port}/ ({workers} API process{'es' if workers > 1 else ''}; "
+               f"API at /api/v1, docs at /api/docs); also here: {', '.join(roles) or 'nothing else'}", err=True)
+    if reports is not None:
+        typer.echo(f"Prefect UI at {reports.ui_url} (report runs and their artifacts)", err=True)
     try:
-        uvicorn.run(application, host=host, port=port, log_level=settings.log_level.lower(), server_header=False,
-                    proxy_headers=bool(settings.trusted_proxies), forwarded_allow_ips=settings.trusted_proxies or None)
+        _run_uvicorn(settings, host, port, workers, stop)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         stop.set()
-        if worker is not None:
-            worker.join(timeout=30)
-        mailer.join(timeout=30)
+        for thread in workers_here:
+            thread.join(timeout=30)
         if reports is not None:
             reports.stop()
         typer.echo("Tansiq API stopped", err=True)
+
+
+def _start_reports(settings: ApiSettings) -> EmbeddedReports | None:
+    """The report scheduler beside the API: the embedded Prefect server on TANSIQ_PREFECT_PORT (or the Prefect API
+    of TANSIQ_PREFECT_API_URL) serving the report deployments. API processes learn its address from the
+    environment, so their "run now" goes through it."""
+    import os
+
+    try:
+        from workflows.serve import start_embedded
+
+        reports = start_embedded(port=settings.prefect_port, api_url=settings.prefect_api_url)
+    except Exception as exc:  # the API serves on without scheduled reports; say so
+        typer.echo(f"warning: scheduled reports are not running ({exc}); `tansiq reports serve` runs them", err=True)
+        return None
+    os.environ["TANSIQ_PREFECT_API_URL"] = reports.api_url
+    _forget_settings()
+    return reports
+
+
+def _forget_settings() -> None:
+    from api.settings import get_api_settings
+
+    get_settings.cache_clear()
+    get_api_settings.cache_clear()
+
+
+def _start_workers(db: Database, settings: ApiSettings, stop: threading.Event, *, timers_on: bool,
+                   notifications_on: bool) -> list[threading.Thread]:
+    started = []
+    if timers_on:
+        started.append(threading.Thread(target=timers.run_forever, name="tansiq-timers", daemon=True,
+                                        args=(db, settings.timer_batch_size, settings.timer_poll_seconds, stop)))
+    if notifications_on:
+        started.append(threading.Thread(target=notification_delivery.run_forever, name="tansiq-notifications",
+                                        daemon=True, kwargs={"db": db, "stop": stop}))
+    for thread in started:
+        thread.start()
+    return started
+
+
+def _run_uvicorn(settings: ApiSettings, host: str, port: int, workers: int, stop: threading.Event) -> None:
+    """One API process here, or `workers` processes started by uvicorn's supervisor (each builds its own app from
+    the same TANSIQ_* environment; a worker that dies is replaced)."""
+    import signal
+
+    import uvicorn
+
+    from api import metrics
+    from engine.logs import uvicorn_log_config
+
+    options = {"host": host, "port": port, "server_header": False, "log_level": settings.log_level.lower(),
+               "log_config": uvicorn_log_config(settings.log_level, settings.log_format),
+               "proxy_headers": bool(settings.trusted_proxies),
+               "forwarded_allow_ips": settings.trusted_proxies or None}
+    if workers > 1:
+        metrics.prepare_multiprocess(settings.home / "metrics" / f"serve-{port}")
+        uvicorn.run("api.app:create_app", factory=True, workers=workers, **options)
+        return
+    from api.app import create_app
+
+    with _one_line_errors():
+        application = create_app(settings)
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then raises the signal again with the handlers it
+    # found: ours only set `stop`, so the workers finish their batch and the process exits cleanly.
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        uvicorn.run(application, **options)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 # ==== end of REST API ===============================================================================
 
 

@@ -1,8 +1,11 @@
 """Report runs: one row per production of a report (by a Prefect flow, the CLI or the API), with its
 period, status, archived files and, when Prefect ran it, the flow run's id.
 
-    running ──► succeeded
-        └─────► failed (error kept)
+    queued ──► running ──► succeeded
+  (asked to Prefect)  └──► failed (error kept)
+
+A run asked for through Prefect (the API's or the page's "run now") is recorded as queued with its flow
+run's id before the flow starts, so the user sees it at once; the flow moves it to running.
 
 `files` lists what was archived, paths relative to the reports folder (see `settings.archive_dir`):
     [{"format": "pdf", "language": "ar", "path": "daily/2026-05-20/run-000012/daily-2026-05-20.ar.pdf",
@@ -23,9 +26,9 @@ from engine.db import Base, JSONType, UTCDateTime
 from engine.errors import InvalidInput, NotFound
 from engine.reports.common import KINDS
 
-RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
-STATUSES = (RUNNING, SUCCEEDED, FAILED)
-TRIGGERS = ("schedule", "flow", "cli", "api")
+QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
+STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED)
+TRIGGERS = ("schedule", "flow", "cli", "api", "web")
 
 
 class ReportRun(Base):
@@ -63,18 +66,38 @@ def subject(run_id: int) -> str:
 
 def start(session: Session, kind: str, period_start: date, period_end: date, *, season_id: int | None,
           trigger: str, requested_by: str, formats: list[str], languages: list[str],
-          prefect_flow_run_id: str | None = None) -> ReportRun:
+          prefect_flow_run_id: str | None = None, status: str = RUNNING) -> ReportRun:
     if kind not in KINDS:
         raise InvalidInput(f"unknown report kind {kind!r} (known: {', '.join(KINDS)})")
     if trigger not in TRIGGERS:
         raise InvalidInput(f"unknown trigger {trigger!r} (known: {', '.join(TRIGGERS)})")
+    if status not in (QUEUED, RUNNING):
+        raise InvalidInput(f"a run starts queued or running, not {status!r}")
     run = ReportRun(kind=kind, period_start=period_start, period_end=period_end, season_id=season_id,
-                    status=RUNNING, trigger=trigger, requested_by=requested_by[:200], formats=list(formats),
+                    status=status, trigger=trigger, requested_by=requested_by[:200], formats=list(formats),
                     languages=list(languages), files=[], prefect_flow_run_id=prefect_flow_run_id,
                     started_at=clock.now())
     session.add(run)
     session.flush()
     return run
+
+
+def begin(session: Session, run_id: int, prefect_flow_run_id: str | None) -> ReportRun:
+    """The flow asked for by "run now" starts on the run recorded for it. Its own retry may start it again;
+    a run that belongs to another flow run, or has succeeded, is refused."""
+    run = get(session, run_id)
+    if run.status == SUCCEEDED or (run.prefect_flow_run_id and prefect_flow_run_id
+                                   and run.prefect_flow_run_id != prefect_flow_run_id):
+        raise InvalidInput(f"report run {run_id} is {run.status} and belongs to another flow run")
+    run.status, run.error, run.finished_at = RUNNING, None, None
+    run.prefect_flow_run_id = prefect_flow_run_id or run.prefect_flow_run_id
+    session.flush()
+    return run
+
+
+def attach_flow_run(session: Session, run_id: int, prefect_flow_run_id: str) -> None:
+    get(session, run_id).prefect_flow_run_id = prefect_flow_run_id
+    session.flush()
 
 
 def succeed(session: Session, run_id: int, files: list[dict[str, Any]], summary: dict[str, Any]) -> ReportRun:

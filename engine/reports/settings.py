@@ -8,6 +8,7 @@
     TANSIQ_REPORTS_DAILY_CRON     cron of the daily report, in TIMEZONE (default: 15 0 * * *: the day before)
     TANSIQ_REPORTS_PERIODIC_CRON  cron of the periodic report (default: 30 0 * * 0: Sunday, the 7 days before)
     TANSIQ_REPORTS_SEASONAL_CRON  cron of the seasonal report (default: 45 0 * * 0: Sunday, the season so far)
+    TANSIQ_REPORTS_DIGEST_CRON    cron of the entities' daily digests (default: 0 6 * * *)
     TANSIQ_REPORTS_PUBLIC_URL     Tansiq's web address, for links to archived files in Prefect artifacts
     TANSIQ_REPORTS_LONGEST_OVERDUE  rows in the longest-overdue list (default: 15)
 """
@@ -39,6 +40,8 @@ class ReportSettings(BaseSettings):
     daily_cron: str = "15 0 * * *"
     periodic_cron: str = "30 0 * * 0"
     seasonal_cron: str = "45 0 * * 0"
+    digest_cron: str = Field(default="0 6 * * *", description="Cron of each entity's daily digest of its open "
+                                                              "steps, in TIMEZONE (default: every day at 06:00).")
     public_url: str | None = None
     longest_overdue: int = Field(default=15, ge=1, le=500)
 
