@@ -39,6 +39,7 @@ from engine.settings import get_settings
 
 if TYPE_CHECKING:
     from api.settings import ApiSettings
+    from engine.reports.runs import ReportRun
     from workflows.serve import EmbeddedReports
 
 app = typer.Typer(
@@ -408,25 +409,56 @@ def reports_run(
                                                       "comma-separate; default TANSIQ_REPORTS_FORMATS).")] = None,
     languages: Annotated[list[str] | None, typer.Option("--lang", help="ar, en (default TANSIQ_REPORTS_LANGUAGES).")]
     = None,
-    now: Annotated[str | None, typer.Option(help="Act as if it were this moment (ISO 8601).")] = None,
+    now: Annotated[str | None, typer.Option(help="Act as if it were this moment (ISO 8601); implies --here.")]
+    = None,
     by: Annotated[str, typer.Option(help="Who asks (recorded).")] = "cli",
+    here: Annotated[bool, typer.Option("--here", help="Make it in this process even when a Prefect API is "
+                                                      "configured (TANSIQ_PREFECT_API_URL).")] = False,
+    wait: Annotated[int, typer.Option(min=0, max=7200, help="Through Prefect: seconds to wait for the run to "
+                                                            "finish (0: print the queued run and return).")] = 900,
 ) -> None:
-    """Make one report now, without a Prefect server; print the archived files."""
-    from engine.reports import archive
+    """Make one report now and print the archived files: through the Prefect deployment when a Prefect API is
+    configured (the run shows in Prefect's UI), in this process otherwise."""
+    from engine.reports import archive, runs
+    from workflows import dispatch
 
+    db = get_database()
     with _one_line_errors():
+        options = {"day": _report_day(on), "start": _report_day(start), "end": _report_day(end),
+                   "season_year": season, "formats": _report_list(formats), "languages": _report_list(languages),
+                   "trigger": "cli", "requested_by": by}
         moment = _parse_now(now)
         if moment is not None:
             clock.set_now(moment)
-        produced = archive.produce(
-            get_database(), kind, day=_report_day(on), start=_report_day(start), end=_report_day(end),
-            season_year=season, formats=_report_list(formats), languages=_report_list(languages),
-            trigger="cli", requested_by=by,
-        )
-    run = produced.run
+        if here or moment is not None or not get_settings().prefect_api_url:
+            run = archive.produce(db, kind, **options).run
+        else:
+            run = dispatch.request_run(db, kind, **options)
+            if run.status == runs.QUEUED:
+                typer.echo(f"report run {run.id} queued as Prefect flow run {run.prefect_flow_run_id}", err=True)
+                run = _wait_for_run(db, run.id, wait)
     typer.echo(f"report run {run.id}: {run.kind} {run.period_start}..{run.period_end} {run.status}", err=True)
-    for path in produced.paths:
-        typer.echo(str(path))
+    if run.status == runs.FAILED:
+        typer.echo(f"error: {run.error}", err=True)
+        raise typer.Exit(1)
+    for entry in run.files or []:  # the file's name, then where any node serves it
+        name = entry.get("name") or entry["path"].rsplit("/", 1)[-1]
+        language = f"?language={entry['language']}" if entry.get("language") else ""
+        typer.echo(f"{name}\t/api/v1/reports/{run.id}/{entry['format']}{language}")
+
+
+def _wait_for_run(db: Database, run_id: int, seconds: int) -> ReportRun:
+    import time
+
+    from engine.reports import runs
+
+    deadline = time.monotonic() + seconds
+    while True:
+        with db.reading() as session:
+            run = runs.get(session, run_id)
+        if run.status in (runs.SUCCEEDED, runs.FAILED) or time.monotonic() >= deadline:
+            return run
+        time.sleep(1)
 
 
 @reports_app.command("list")
@@ -451,16 +483,43 @@ def reports_list(
 
 @reports_app.command("serve")
 def reports_serve(
-    port: Annotated[int | None, typer.Option(help="The Prefect API's port on 127.0.0.1 (default: a free one).")]
-    = None,
-    api_url: Annotated[str | None, typer.Option(help="Use this Prefect API instead of starting one.")] = None,
+    port: Annotated[int | None, typer.Option(help="The Prefect API's port on 127.0.0.1 (default: "
+                                                  "TANSIQ_PREFECT_PORT, 4200).")] = None,
+    api_url: Annotated[str | None, typer.Option(help="Use this Prefect API instead of starting one (default: "
+                                                     "TANSIQ_PREFECT_API_URL).")] = None,
     timezone: Annotated[str | None, typer.Option(help="The schedules' time zone (default Asia/Riyadh).")] = None,
     ui: Annotated[bool, typer.Option(help="Serve Prefect's UI beside its API.")] = True,
 ) -> None:
-    """Host a Prefect API and serve the three report deployments on their cron schedules (Ctrl+C to stop)."""
+    """Host a Prefect API and serve the report and daily-digest deployments on their cron schedules; prints the
+    Prefect UI's address (Ctrl+C or SIGTERM to stop)."""
     from workflows.serve import serve_forever
 
-    serve_forever(port=port, api_url=api_url, timezone=timezone, ui=ui)
+    with _one_line_errors():
+        try:
+            serve_forever(port=port, api_url=api_url or get_settings().prefect_api_url, timezone=timezone, ui=ui)
+        except (RuntimeError, TimeoutError) as exc:
+            raise TansiqError(str(exc)) from None
+
+
+@reports_app.command("deploy")
+def reports_deploy(
+    pool: Annotated[str, typer.Option(help="The `process` work pool (created when missing).")] = "tansiq-reports",
+    api_url: Annotated[str | None, typer.Option(help="The Prefect API (default: TANSIQ_PREFECT_API_URL).")] = None,
+) -> None:
+    """Register the report and daily-digest deployments, with their cron schedules, on a work pool of a Prefect
+    server, for `prefect worker start --pool POOL` on any machine. Idempotent: run it at every upgrade."""
+    from workflows.serve import deploy_to_pool
+
+    target = api_url or get_settings().prefect_api_url
+    with _one_line_errors():
+        if not target:
+            raise TansiqError("no Prefect API: set TANSIQ_PREFECT_API_URL or give --api-url")
+        try:
+            names = deploy_to_pool(target, pool)
+        except (RuntimeError, TimeoutError) as exc:
+            raise TansiqError(str(exc)) from None
+    for name in names:
+        typer.echo(f"deployed {name} on work pool {pool}")
 # ==== end of reports ================================================================================
 
 

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    from workflows.serve import start_embedded
+    from workflows.serve import free_port, start_embedded
 
     folder = tmp_path_factory.mktemp("flows")
     url = f"sqlite:///{folder / 'tansiq.db'}"
@@ -43,7 +43,7 @@ def served(tmp_path_factory):
         db = Database(url)
         build(db)
         clock.set_now(None)
-        handle = start_embedded(home=folder / "prefect", poll_seconds=1, ui=False)
+        handle = start_embedded(home=folder / "prefect", port=free_port(), poll_seconds=1, ui=False)
         try:
             yield db, handle
         finally:

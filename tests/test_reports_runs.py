@@ -102,8 +102,9 @@ def test_cli_runs_a_report_and_prints_the_archived_files(world, monkeypatch):
         result = CliRunner().invoke(app, ["reports", "run", "daily", "--date", "1447-12-03", "--format", "csv,json",
                                           "--lang", "ar", "--now", END.isoformat()])
         assert result.exit_code == 0, result.output
-        paths = [line for line in result.stdout.splitlines() if line.startswith("/")]
-        assert [p.rsplit("/", 1)[1] for p in paths] == ["daily-2026-05-20.ar.csv", "daily-2026-05-20.json"]
+        files = [line.split("\t") for line in result.stdout.splitlines() if "\t" in line]
+        assert [name for name, _ in files] == ["daily-2026-05-20.ar.csv", "daily-2026-05-20.json"]
+        assert files[0][1].startswith("/api/v1/reports/") and files[0][1].endswith("/csv?language=ar")
         listed = CliRunner().invoke(app, ["reports", "list"])
         assert listed.exit_code == 0 and "succeeded" in listed.stdout
         bad = CliRunner().invoke(app, ["reports", "run", "daily", "--date", "2026-13-01"])

@@ -1,4 +1,4 @@
-"""The embedded default: a long-running Prefect API in a child process of Tansiq, and the three report
+"""The embedded default: a long-running Prefect API in a child process of Tansiq, and the report and daily-digest
 deployments served by a Runner in a thread of Tansiq's own process, on cron schedules in
 Asia/Riyadh time (configurable). A one-machine install needs nothing else.
 
@@ -9,9 +9,9 @@ Asia/Riyadh time (configurable). A one-machine install needs nothing else.
     reports.stop()                      # stops the Runner, then the Prefect server
 
 `tansiq serve` (unless --no-reports) and `tansiq reports serve` call it. The Prefect server listens on
-127.0.0.1 only, on a free port unless one is given, with its home (and SQLite database) under
-$TANSIQ_HOME/prefect; its UI is at `EmbeddedReports.ui_url`. Analytics are off and nothing is
-fetched from the network. Flow runs execute in subprocesses of this process that inherit its
+127.0.0.1 only, on TANSIQ_PREFECT_PORT (4200) unless another port is given, with its home (and SQLite
+database) under $TANSIQ_HOME/prefect; its UI is at `EmbeddedReports.ui_url`, which both commands print. Analytics
+are off and nothing is fetched from the network. Flow runs execute in subprocesses of this process that inherit its
 environment (TANSIQ_DATABASE_URL, TANSIQ_HOME, TANSIQ_REPORTS_*).
 
 Why a child process rather than the API app in a thread: the Prefect server brings its own
@@ -19,7 +19,8 @@ database, migrations, background services and event loop, and a crash or a slow 
 not stall Tansiq's web server; as a process it is also stopped cleanly (with its process group).
 
 To use a Prefect server that runs elsewhere (see docs/scale-out-reports.md), pass `api_url`: then
-no server is started and only the deployments are served from here.
+no server is started and only the deployments are served from here. Or register them on a `process`
+work pool with `deploy_to_pool` (`tansiq reports deploy`) and let `prefect worker start` run them.
 """
 
 from __future__ import annotations
@@ -44,12 +45,14 @@ from engine.reports.common import DAILY, PERIODIC, SEASONAL
 from engine.reports.settings import get_report_settings
 from engine.settings import get_settings
 
+DIGEST = "digest"
 OFFLINE_ENV = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "1",
     "PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY": "false",
 }
-DEPLOYMENT_NAMES = {DAILY: "daily", PERIODIC: "periodic", SEASONAL: "seasonal"}
+DEPLOYMENT_NAMES = {DAILY: "daily", PERIODIC: "periodic", SEASONAL: "seasonal", DIGEST: "daily"}
+WORK_POOL = "tansiq-reports"
 
 
 def offline() -> None:
@@ -63,33 +66,78 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def default_schedules() -> dict[str, str]:
     settings = get_report_settings()
-    return {DAILY: settings.daily_cron, PERIODIC: settings.periodic_cron, SEASONAL: settings.seasonal_cron}
+    return {DAILY: settings.daily_cron, PERIODIC: settings.periodic_cron, SEASONAL: settings.seasonal_cron,
+            DIGEST: settings.digest_cron}
 
 
-async def build_deployments(schedules: Mapping[str, str | None] | None = None, timezone: str | None = None
-                            ) -> list[Any]:
-    """The three report deployments (RunnerDeployment), each on a cron schedule in `timezone`.
+def deployment_name(kind: str) -> str:
+    """`flow/deployment`, as Prefect names a deployment (run_deployment, `prefect deployment run`)."""
+    from workflows.reports import DIGEST_FLOW_NAME, FLOW_NAMES
 
-    A kind mapped to None (or missing from `schedules`) is deployed without a schedule: runnable on
-    demand only."""
+    return f"{FLOW_NAMES.get(kind, DIGEST_FLOW_NAME)}/{DEPLOYMENT_NAMES[kind]}"
+
+
+async def build_deployments(schedules: Mapping[str, str | None] | None = None, timezone: str | None = None,
+                            work_pool: str | None = None) -> list[Any]:
+    """The three report deployments and the daily digest's (RunnerDeployment), each on a cron schedule in
+    `timezone`. A kind mapped to None (or missing from `schedules`) is deployed without a schedule: runnable
+    on demand only. With `work_pool`, they are meant for that pool's workers rather than a Runner here."""
     from prefect.deployments.runner import EntrypointType
     from prefect.schedules import Cron
 
-    from workflows.reports import FLOWS
+    from workflows.reports import FLOWS, daily_digest
 
     timezone = timezone or get_report_settings().timezone
     schedules = default_schedules() if schedules is None else schedules
     out = []
-    for kind, report_flow in FLOWS.items():
+    for kind, deployed_flow in [*FLOWS.items(), (DIGEST, daily_digest)]:
         cron = schedules.get(kind)
-        out.append(await report_flow.ato_deployment(
+        options: dict[str, Any] = {"work_pool_name": work_pool, "concurrency_limit": 1} if work_pool else {}
+        out.append(await deployed_flow.ato_deployment(
             name=DEPLOYMENT_NAMES[kind], schedules=[Cron(cron, timezone=timezone)] if cron else [],
-            tags=["tansiq", "reports"], description=report_flow.description,
-            entrypoint_type=EntrypointType.MODULE_PATH,
+            tags=["tansiq", "reports" if kind != DIGEST else "notifications"], description=deployed_flow.description,
+            entrypoint_type=EntrypointType.MODULE_PATH, **options,
         ))
     return out
+
+
+def deploy_to_pool(api_url: str, pool: str = WORK_POOL, schedules: Mapping[str, str | None] | None = None,
+                   timezone: str | None = None) -> list[str]:
+    """`tansiq reports deploy`: create the `process` work pool if it is missing and register (or update) the
+    deployments on it, for `prefect worker start --pool POOL` on any machine. Idempotent. Returns their names."""
+    offline()
+    wait_for_api(api_url, 30)
+
+    async def main() -> list[str]:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.actions import WorkPoolCreate
+        from prefect.exceptions import ObjectNotFound
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            async with get_client() as client:
+                try:
+                    await client.read_work_pool(pool)
+                except ObjectNotFound:
+                    await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+            names = []
+            for deployment in await build_deployments(schedules, timezone, work_pool=pool):
+                await deployment.aapply(work_pool_name=pool)
+                names.append(deployment.full_name)
+            return names
+
+    return asyncio.run(main())
 
 
 @dataclass
@@ -141,7 +189,10 @@ def start_server(*, home: Path | None = None, port: int | None = None, database_
     until its API answers. Returns (api_url, process, log file)."""
     home = (home or get_settings().home / "prefect").resolve()
     home.mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
+    port = port or get_settings().prefect_port
+    if not port_is_free(port):
+        raise RuntimeError(f"port {port} on 127.0.0.1 is taken: is a Prefect server running already? "
+                           "Set TANSIQ_PREFECT_PORT to another port, or TANSIQ_PREFECT_API_URL to use that server")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
     env.update(OFFLINE_ENV)
     env.update({
@@ -202,7 +253,7 @@ def start_embedded(*, home: Path | None = None, port: int | None = None, api_url
     """Host the report scheduler in this process; returns once the deployments are served.
 
     home:        the Prefect server's home (default $TANSIQ_HOME/prefect): its SQLite database and log.
-    port:        the Prefect API's port on 127.0.0.1 (default: a free one).
+    port:        the Prefect API's port on 127.0.0.1 (default: TANSIQ_PREFECT_PORT, 4200).
     api_url:     use this running Prefect API instead of starting one (no server is started).
     schedules:   cron per report kind ({"daily": "15 0 * * *", ...}); default TANSIQ_REPORTS_*_CRON.
                  A kind mapped to None is deployed without a schedule.
@@ -253,8 +304,8 @@ def serve_forever(**options: Any) -> None:
     handle = start_embedded(**options)
     stopping = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    print(f"Prefect API {handle.api_url}; UI {handle.ui_url}; report deployments served (Ctrl+C to stop)",
-          flush=True)
+    print(f"Prefect API {handle.api_url}; Prefect UI at {handle.ui_url}; report and digest deployments served "
+          "(Ctrl+C to stop)", flush=True)
     try:
         while not stopping.wait(1) and handle.running:
             pass

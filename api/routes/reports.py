@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import FileResponse
 
 from api.deps import CurrentUser, State, requires
@@ -14,6 +14,7 @@ from api.schemas.common import MAX_ID, Page
 from api.schemas.reports import ReportFileOut, ReportRunIn, ReportRunOut
 from engine.errors import NotFound
 from engine.reports import archive, runs
+from workflows import dispatch
 
 router = APIRouter(tags=["reports"])
 RunId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -40,7 +41,7 @@ def list_runs(
     state: State,
     caller: Annotated[CurrentUser, requires("report.read")],
     kind: Annotated[str | None, Query(pattern="^(daily|periodic|seasonal)$")] = None,
-    status: Annotated[str | None, Query(pattern="^(running|succeeded|failed)$")] = None,
+    status: Annotated[str | None, Query(pattern="^(queued|running|succeeded|failed)$")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Page[ReportRunOut]:
@@ -51,19 +52,26 @@ def list_runs(
 
 
 @router.post("/reports/{kind}/run", response_model=ReportRunOut, status_code=201,
-             responses=documented(401, 403, 404, 409, 422, 503))
+             responses={**documented(401, 403, 404, 409, 422, 503),
+                        202: {"model": ReportRunOut, "description": "Queued on the report scheduler (Prefect): "
+                              "follow it with GET /api/v1/reports/{id} until it succeeds or fails."}})
 def run_now(
     kind: Annotated[str, Path(pattern="^(daily|periodic|seasonal)$")],
     body: ReportRunIn,
     state: State,
     caller: Annotated[CurrentUser, requires("report.run")],
+    response: Response,
 ) -> ReportRunOut:
-    """Make one report now (without the scheduler) and archive it; the run is recorded either way."""
-    produced = archive.produce(state.db, kind, day=body.day, start=body.start, end=body.end, season_year=body.season,
-                               formats=list(body.formats) if body.formats else None,
+    """Make one report now. With a Prefect API configured (TANSIQ_PREFECT_API_URL), a flow run of the report's
+    deployment is created, so the run shows in Prefect's UI with its artifacts: 202 with the queued run.
+    Without one, the report is made in this request and archived: 201 with the finished run."""
+    run = dispatch.request_run(state.db, kind, day=body.day, start=body.start, end=body.end,
+                               season_year=body.season, formats=list(body.formats) if body.formats else None,
                                languages=list(body.languages) if body.languages else None,
                                trigger="api", requested_by=caller.username)
-    return run_out(produced.run)
+    if run.status == runs.QUEUED:
+        response.status_code = 202
+    return run_out(run)
 
 
 @router.get("/reports/{run_id}", response_model=ReportRunOut, responses=documented(401, 403, 404, 422, 503))
