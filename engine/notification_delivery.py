@@ -97,6 +97,7 @@ from engine.instances import ProcessInstance
 from engine.logs import get_logger
 from engine.notifications import Delivery, Notification
 from engine.roles import ENTITY_USER
+from engine.settings import get_settings
 from engine.users import User, users_for
 from engine.work_items import OPEN, WorkItem
 
@@ -310,6 +311,10 @@ _BASE = {
 {% if due %}• الموعد النهائي: {{ due|when }}
 {% endif %}
 {% endblock %}
+{% if link %}
+
+افتحها في تنسيق: {{ link }}
+{% endif %}
 
 --
 وحدة المتابعة وتنسيق عمليات الحج (تنسيق)
@@ -330,6 +335,10 @@ _BASE = {
 {% if due %}• Deadline: {{ due|when }}
 {% endif %}
 {% endblock %}
+{% if link %}
+
+Open it in Tansiq: {{ link }}
+{% endif %}
 
 --
 Hajj Operations Follow-up and Coordination Unit (Tansiq)
@@ -487,6 +496,7 @@ direction: {{ direction }}; text-align: {{ 'right' if direction == 'rtl' else 'l
 {% for block in blocks %}
 {% if block.kind == 'list' %}<ul>{% for line in block.lines %}<li>{{ line }}</li>{% endfor %}</ul>
 {% elif block.kind == 'rule' %}<hr>
+{% elif block.kind == 'link' %}<p>{{ block.lines[0] }}<a href="{{ block.lines[1] }}">{{ block.lines[1] }}</a></p>
 {% else %}<p>{% for line in block.lines %}{{ line }}{% if not loop.last %}<br>{% endif %}{% endfor %}</p>
 {% endif %}
 {% endfor %}
@@ -579,6 +589,9 @@ def _tidy(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)) + "\n"
 
 
+_LINK_LINE = re.compile(r"^(.*: )(https?://[^\s<>\"']+)$")  # "Open it in Tansiq: https://..." (from link_for)
+
+
 def _to_html(subject: str, text: str, language: str) -> str:
     blocks: list[dict[str, Any]] = []
     for paragraph in text.strip().split("\n\n"):
@@ -587,6 +600,11 @@ def _to_html(subject: str, text: str, language: str) -> str:
         for line in lines:
             if line == "--":
                 blocks.append({"kind": "rule", "lines": []})
+                current = None
+                continue
+            link = _LINK_LINE.match(line)
+            if link:
+                blocks.append({"kind": "link", "lines": [link.group(1), link.group(2)]})
                 current = None
                 continue
             kind = "list" if line.startswith("• ") else "paragraph"
@@ -634,7 +652,22 @@ def template_context(session: Session, notification: Notification, user: User, l
     if not context.get("due"):
         context["due"] = (step_item.due_at if step_item else None) or (
             (directive.current_due_at or directive.deadline_at) if directive else None)
+    context["link"] = link_for(directive.id if directive else None, step_item.id if step_item else None,
+                               digest=notification.template == "daily_digest")
     return context
+
+
+def link_for(directive_id: int | None, work_item_id: int | None, *, digest: bool = False) -> str | None:
+    """Where the message's reader acts, at the address users see (TANSIQ_PUBLIC_URL; no link without it: a
+    worker cannot know the address a proxy gives Tansiq). The entity's own step first, else the directive."""
+    base = (get_settings().public_url or "").rstrip("/")
+    if not base:
+        return None
+    if digest:
+        return f"{base}/inbox"
+    if work_item_id is not None:
+        return f"{base}/steps/{work_item_id}"
+    return f"{base}/directives/{directive_id}" if directive_id is not None else f"{base}/"
 
 
 def render_notification(session: Session, notification: Notification, user: User, language: str) -> RenderedMessage:

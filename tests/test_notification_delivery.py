@@ -230,6 +230,27 @@ def test_every_template_renders_and_an_unknown_one_falls_back_to_a_generic_messa
     assert "daily_digest" in broken.subject
 
 
+@pytest.mark.parametrize("language", ["ar", "en"])
+def test_messages_link_to_the_step_at_the_public_address(language, monkeypatch):
+    from engine.settings import get_settings
+
+    assert nd.link_for(7, 12) is None or get_settings().public_url  # no address known: no link
+    monkeypatch.setenv("TANSIQ_PUBLIC_URL", "https://tansiq.example.org/")
+    get_settings.cache_clear()
+    try:
+        assert nd.link_for(7, 12) == "https://tansiq.example.org/steps/12"
+        assert nd.link_for(7, None) == "https://tansiq.example.org/directives/7"
+        assert nd.link_for(None, None, digest=True) == "https://tansiq.example.org/inbox"
+        message = nd.render("reminder", {"user_name": "x", "reference": "1447/0007",
+                                         "link": nd.link_for(7, 12)}, language)
+        assert "https://tansiq.example.org/steps/12" in message.text
+        assert '<a href="https://tansiq.example.org/steps/12">' in message.html
+        plain = nd.render("reminder", {"user_name": "x", "reference": "1447/0007", "link": None}, language)
+        assert "http" not in plain.text and "<a " not in plain.html
+    finally:
+        get_settings.cache_clear()
+
+
 # --------------------------------------------------------------------------------------------------
 # Retries, permanent failure, concurrency, crashes
 # --------------------------------------------------------------------------------------------------
