@@ -2,12 +2,16 @@
 
     .venv/bin/python bench/http_bench.py [--backend sqlite|postgresql|both] [--n N] [--repeat R]
                                          [--clients C] [--processes P] [--json PATH]
+    .venv/bin/python bench/http_bench.py --workers-compare [--clients 16] [--n N] [--repeat R]
 
 A lifecycle is what the secretariat and two users do for one directive on the two-step model
 (`tests/bpmn/two-steps.bpmn`): POST /directives with `launch: true`; the entity user GETs its inbox
 for that directive and completes the first step; the follow-up officer does the same for the second.
 Five requests, three of them writes, each over a kept-alive HTTP/1.1 connection to uvicorn. The API
 runs in its own process(es) (`uvicorn --factory api.app:create_app`), the clients in this one.
+
+`--workers-compare`: PostgreSQL, C clients, against `tansiq serve --workers 1` and then `--workers 2` (the
+command a deployment runs, with its workers off: `--no-timers --no-notifications --no-reports`), in one run.
 
 Each backend gets a fresh database (see `engine_bench.fresh_backend`). Figures are medians of R rounds
 with their min–max; in the same run the script measures the in-memory SpiffWorkflow ceiling for the
@@ -89,12 +93,16 @@ def _prepare(url: str) -> None:
 
 
 @contextmanager
-def api_process(url: str, processes: int) -> Iterator[int]:
+def api_process(url: str, processes: int, serve: bool = False) -> Iterator[int]:
     port = _free_port()
     home = tempfile.mkdtemp(prefix="tansiq-bench-api-")
     env = {**os.environ, "TANSIQ_DATABASE_URL": url, "TANSIQ_HOME": home, "TANSIQ_SECRET_KEY": "b" * 48}
-    command = [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
-               "--port", str(port), "--workers", str(processes), "--log-level", "warning", "--no-access-log"]
+    if serve:
+        command = [str(Path(sys.executable).parent / "tansiq"), "serve", "--port", str(port), "--workers",
+                   str(processes), "--no-timers", "--no-notifications", "--no-reports"]
+    else:
+        command = [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
+                   "--port", str(port), "--workers", str(processes), "--log-level", "warning", "--no-access-log"]
     server = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
     try:
         _wait_until_up(port, server)
@@ -254,10 +262,11 @@ class Scenario:
         return 1000 * engine_bench.percentile(pooled, q)
 
 
-def measure(backend: engine_bench.Backend, n: int, repeat: int, clients: int, processes: int) -> Scenario:
+def measure(backend: engine_bench.Backend, n: int, repeat: int, clients: int, processes: int,
+            serve: bool = False) -> Scenario:
     _prepare(backend.url)
     sampler = LockWaits(backend.url) if backend.name == "postgresql" and clients > 1 else None
-    with api_process(backend.url, processes) as port:
+    with api_process(backend.url, processes, serve) as port:
         tokens = sign_in(port)
         run_round(port, tokens, clients, max(3, 20 // clients))  # warm-up: imports, caches, connections
         with sampler or contextlib.nullcontext():
@@ -372,7 +381,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients of the many-client run")
     parser.add_argument("--processes", type=int, default=2, help="API processes of the many-client run")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON records here")
+    parser.add_argument("--workers-compare", action="store_true",
+                        help="PostgreSQL, --clients clients, `tansiq serve --workers 1` then `--workers 2`")
     args = parser.parse_args(argv)
+    if args.workers_compare:
+        return _compare_workers(args)
     names = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     try:
         if "postgresql" in names:
@@ -388,6 +401,21 @@ def main(argv: list[str] | None = None) -> int:
     for name, clients, processes in plans:
         with engine_bench.fresh_backend(name) as backend:
             scenario = measure(backend, args.n, args.repeat, clients, processes)
+        print(render(scenario), flush=True)
+        collected.extend(records(scenario))
+    if args.json:
+        args.json.write_text(json.dumps(collected, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _compare_workers(args: argparse.Namespace) -> int:
+    engine_bench.check_postgresql()
+    print(f"HTTP benchmark, `tansiq serve --workers 1` vs `--workers 2`, {datetime.now():%Y-%m-%d %H:%M}, "
+          f"{os.cpu_count()} CPUs, PostgreSQL, {args.clients} clients, n={args.n}, rounds={args.repeat}")
+    collected: list[dict[str, Any]] = []
+    for workers in (1, 2):
+        with engine_bench.fresh_backend("postgresql") as backend:
+            scenario = measure(backend, args.n, args.repeat, args.clients, workers, serve=True)
         print(render(scenario), flush=True)
         collected.extend(records(scenario))
     if args.json:
