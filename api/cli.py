@@ -210,9 +210,14 @@ def timers_run(
 
 @app.command("backup")
 def backup_command(target: Annotated[Path, typer.Argument(help="A new file to write.")]) -> None:
-    """Copy the whole database to a file while Tansiq runs (SQLite online backup; pg_dump)."""
+    """Write the whole database and every file kept on disk to one archive while Tansiq runs (SQLite online
+    backup; pg_dump), with a manifest of every member's SHA-256."""
+    from engine.reports.settings import get_report_settings
+
+    settings = get_settings()
     with _one_line_errors():
-        written = backup.backup(get_settings().effective_database_url, target)
+        written = backup.backup(settings.effective_database_url, target, home=settings.home,
+                                reports=get_report_settings().archive_dir)
     typer.echo(f"backed up to {written} ({written.stat().st_size:,} bytes)")
 
 
@@ -221,12 +226,17 @@ def restore_command(
     source: Annotated[Path, typer.Argument(help="A file written by `tansiq backup`.")],
     yes: Annotated[bool, typer.Option("--yes", help="Replace the database's content without asking.")] = False,
 ) -> None:
-    """Replace the database's content with a backup (stop the workers first)."""
+    """Replace the database's content and the files on disk with a backup (stop the workers first); every
+    checksum is checked before anything is replaced."""
     if not yes:
         typer.echo("error: restoring replaces everything in the database; repeat with --yes", err=True)
         raise typer.Exit(1)
+    from engine.reports.settings import get_report_settings
+
+    settings = get_settings()
     with _one_line_errors():
-        backup.restore(get_settings().effective_database_url, source)
+        backup.restore(settings.effective_database_url, source, home=settings.home,
+                       reports=get_report_settings().archive_dir)
     typer.echo(f"restored from {source}")
 
 
@@ -871,6 +881,10 @@ def obstacles_show(
                       ", ".join(e.code for e in o.entities))
     console.print(table)
 # ==== end of issue 9 ================================================================================
+
+from api.cli_files import files_app  # noqa: E402  (issue 19: shared file storage)
+
+app.add_typer(files_app, name="files")
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m api.cli`

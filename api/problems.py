@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import math
 from http import HTTPStatus
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.access import Forbidden
+from engine.db import Database
 from engine.errors import Conflict, InvalidInput, NotFound, TansiqError
 from engine.evidence_store import EvidenceTooLarge, UnsupportedEvidence
+from engine.file_store import Located
 from engine.logs import get_logger
 
 BASE = "https://tansiq.example/problems/"
@@ -207,9 +208,11 @@ def content_disposition(filename: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-def attachment(path: Path, media_type: str, filename: str) -> FileResponse:
-    """A stored file as a download: never shown in place, never cached, sandboxed if opened anyway."""
-    return FileResponse(path, media_type=media_type, headers={
+def attachment(db: Database, file: Located, media_type: str, filename: str) -> StreamingResponse:
+    """A stored file as a download: never shown in place, never cached, sandboxed if opened anyway. Its
+    content streams from the file store a chunk at a time (whichever node stored it), with its length."""
+    return StreamingResponse(file.chunks(db), media_type=media_type, headers={
+        "Content-Length": str(file.size),
         "Content-Disposition": content_disposition(filename),
         "Content-Security-Policy": "default-src 'none'; sandbox",
         "Cache-Control": "private, no-store",

@@ -1,7 +1,8 @@
 """Evidence (شواهد الإنجاز): files an entity submits to prove progress or completion.
 
-Files live outside the database under `TANSIQ_HOME/evidence`, named by their SHA-256, so a name
-typed by a user never becomes a path; the row keeps the original name for display only.
+Files live in the file store (`engine.file_store`: the database by default, or `TANSIQ_HOME/evidence`),
+named by their SHA-256, so a name typed by a user never becomes a path; the row keeps the original name
+for display only.
 """
 
 from __future__ import annotations

@@ -3,17 +3,17 @@
 A file is accepted only when its content is one of the allowed kinds (PDF, PNG, JPEG, XLSX, DOCX,
 plain UTF-8 text), whatever its name or the type the browser claimed. Office files are zip archives:
 they must hold the inner parts of their kind, and are refused when they would unpack to too much
-(zip bombs). Files are stored under `HOME/evidence/<first two hex digits>/<sha256>`: a name typed by a
-user never becomes a path, and the same content is stored once. The row in `evidence` keeps a
-cleaned-up display name only.
+(zip bombs). Files go to the file store (`engine.file_store`: the database, or on disk under
+`HOME/evidence/<first two hex digits>/<sha256>`), named by their digest: a name typed by a user never
+becomes a path, and the same content is stored once. Checks read a seekable file object a chunk at a
+time. The row in `evidence` keeps a cleaned-up display name only.
 """
 
 from __future__ import annotations
 
-import hashlib
+import codecs
 import io
-import os
-import secrets
+import re
 import unicodedata
 import zipfile
 import zlib
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from engine import audit, clock
+from engine import audit, clock, file_store
 from engine.db import MAX_ID
 from engine.errors import InvalidInput, NotFound
 from engine.evidence import Evidence
@@ -49,7 +49,8 @@ _OFFICE = {
     XLSX: ("xl/workbook.xml", b"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"),
     DOCX: ("word/document.xml", b"application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"),
 }
-_TEXT_CONTROLS_ALLOWED = {"\t", "\n", "\r", "\f"}
+# Unicode's control characters (category Cc) but tab, line feed, form feed and carriage return.
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 _CHUNK = 1 << 16
 
 
@@ -73,14 +74,20 @@ class Limits:
 
 @dataclass(frozen=True)
 class CheckedFile:
-    """A file that passed every check, held in memory until it is stored."""
+    """A file that passed every check: its seekable source (an upload's spooled file, never read whole into
+    memory) until it is stored, with the digest and size computed while checking."""
 
     filename: str
     kind: str
     content_type: str
     size: int
     sha256: str
-    data: bytes = field(repr=False)
+    source: BinaryIO = field(repr=False)
+
+    @property
+    def data(self) -> bytes:
+        """The whole content (for small files and tests only)."""
+        return b"".join(file_store.read_chunks(self.source))
 
 
 def check_many(files: Iterable[tuple[str | None, BinaryIO | bytes]], limits: Limits) -> list[CheckedFile]:
@@ -92,55 +99,62 @@ def check_many(files: Iterable[tuple[str | None, BinaryIO | bytes]], limits: Lim
 
 
 def check(name: str | None, source: BinaryIO | bytes, limits: Limits) -> CheckedFile:
-    data = _read_bounded(source, limits.max_bytes)
+    source = file_store.seekable(source)
+    sha256, size = file_store.digest(source, limits.max_bytes)
+    if size > limits.max_bytes:
+        raise EvidenceTooLarge(f"a file may be at most {limits.max_bytes:,} bytes")
     display = safe_filename(name)
-    if not data:
+    if not size:
         raise InvalidInput(f"{display} is empty")
-    kind = sniff(data, limits)
+    kind = sniff_file(source, limits)
     if kind is None or kind not in limits.kinds:
         allowed = ", ".join(sorted(k.upper() for k in limits.kinds))
         raise UnsupportedEvidence(f"{display} is not an accepted kind of file ({allowed})")
-    return CheckedFile(
-        filename=with_extension(display, kind), kind=kind, content_type=CONTENT_TYPES[kind], size=len(data),
-        sha256=hashlib.sha256(data).hexdigest(), data=data,
-    )
-
-
-def _read_bounded(source: BinaryIO | bytes, max_bytes: int) -> bytes:
-    data = bytes(source) if isinstance(source, bytes | bytearray) else source.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise EvidenceTooLarge(f"a file may be at most {max_bytes:,} bytes")
-    return data
+    source.seek(0)
+    return CheckedFile(filename=with_extension(display, kind), kind=kind, content_type=CONTENT_TYPES[kind],
+                       size=size, sha256=sha256, source=source)
 
 
 def sniff(data: bytes, limits: Limits | None = None) -> str | None:
     """The kind of file the bytes are, or None when they are none of the accepted kinds."""
+    return sniff_file(io.BytesIO(data), limits)
+
+
+def sniff_file(source: BinaryIO, limits: Limits | None = None) -> str | None:
+    """The kind of file a seekable file object holds (read from its start, a chunk at a time)."""
     limits = limits or Limits()
-    if data.startswith(b"%PDF-"):
+    source.seek(0)
+    head = source.read(8)
+    if head.startswith(b"%PDF-"):
         return PDF
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return PNG
-    if data.startswith(b"\xff\xd8\xff"):
+    if head.startswith(b"\xff\xd8\xff"):
         return JPEG
-    if data.startswith(b"PK\x03\x04"):
-        return _office_kind(data, limits)
-    if _is_text(data):
+    if head.startswith(b"PK\x03\x04"):
+        return _office_kind(source, limits)
+    if _is_text(source):
         return TEXT
     return None
 
 
-def _is_text(data: bytes) -> bool:
+def _is_text(source: BinaryIO) -> bool:
+    """UTF-8 (a BOM allowed) without control characters other than tab, newlines and form feed."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
     try:
-        text = data.decode("utf-8-sig")
+        for chunk in file_store.read_chunks(source, _CHUNK):
+            if _CONTROLS.search(decoder.decode(chunk)):
+                return False
+        return not _CONTROLS.search(decoder.decode(b"", final=True))
     except UnicodeDecodeError:
         return False
-    return not any(unicodedata.category(ch) == "Cc" and ch not in _TEXT_CONTROLS_ALLOWED for ch in text)
 
 
-def _office_kind(data: bytes, limits: Limits) -> str:
+def _office_kind(source: BinaryIO, limits: Limits) -> str:
     """XLSX or DOCX, after checking the archive cannot unpack to more than the limits allow."""
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        source.seek(0)
+        with zipfile.ZipFile(source) as archive:
             entries = archive.infolist()
             if len(entries) > limits.max_zip_entries:
                 raise UnsupportedEvidence(f"the archive has more than {limits.max_zip_entries:,} parts")
@@ -204,29 +218,13 @@ def with_extension(name: str, kind: str) -> str:
 # --- storage ---------------------------------------------------------------------------------------
 
 def path_for(home: Path, sha256: str) -> Path:
-    if len(sha256) != 64 or any(ch not in "0123456789abcdef" for ch in sha256):
-        raise InvalidInput("not a SHA-256 digest")
-    return Path(home) / "evidence" / sha256[:2] / sha256
+    """Where the disk backend keeps a file (the layout of every installation before the database backend)."""
+    return file_store.disk_path(home, sha256)
 
 
-def store(home: Path, checked: CheckedFile) -> Path:
-    """Write the file under its digest (atomically; once per content)."""
-    target = path_for(home, checked.sha256)
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-    temporary = target.parent / f".{checked.sha256}.{secrets.token_hex(6)}.part"
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(checked.data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return target
+def store(session: Session, home: Path, checked: CheckedFile, backend: str | None = None) -> file_store.Stored:
+    """Put the file in the file store under its digest (once per content), in the session's transaction."""
+    return file_store.put(session, checked.source, home=home, backend=backend, sha256=checked.sha256)
 
 
 def record(session: Session, checked: CheckedFile, actor: str, *, directive_id: int | None,
@@ -249,10 +247,11 @@ def record(session: Session, checked: CheckedFile, actor: str, *, directive_id: 
 
 def store_and_record(session: Session, home: Path, files: list[CheckedFile], actor: str, *,
                      directive_id: int | None, work_item_id: int | None = None,
-                     instance_id: int | None = None) -> list[Evidence]:
+                     instance_id: int | None = None, backend: str | None = None) -> list[Evidence]:
+    """Store each file and write its row in the same transaction: a rolled-back upload leaves no file."""
     rows = []
     for checked in files:
-        store(home, checked)
+        store(session, home, checked, backend)
         rows.append(record(session, checked, actor, directive_id=directive_id, work_item_id=work_item_id,
                            instance_id=instance_id))
     return rows
@@ -269,7 +268,7 @@ def get(session: Session, evidence_id: int) -> Evidence:
 class Download:
     """An evidence file as its caller receives it: where it is kept, its type, and the name to give it."""
 
-    path: Path
+    file: file_store.Located
     content_type: str
     filename: str
 
@@ -286,10 +285,8 @@ def for_download(session: Session, home: Path, user: Actor, evidence_id: int) ->
     directive = _directive_of(session, row)
     if not (access.can_see_directive(session, user, directive) if directive else access.reads_all(user)):
         raise NotFound(f"no evidence {evidence_id}")
-    path = path_for(home, row.sha256)
-    if not path.is_file():
-        raise NotFound(f"the file of evidence {evidence_id} is missing from the store")
-    return Download(path=path, content_type=row.content_type, filename=row.filename)
+    found = file_store.require(session, home, row.sha256, what=f"the file of evidence {evidence_id}")
+    return Download(file=found, content_type=row.content_type, filename=row.filename)
 
 
 def _directive_of(session: Session, row: Evidence) -> Directive | None:

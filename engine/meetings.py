@@ -39,7 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from engine import audit, clock, directives, entities, evidence_store, seasons
+from engine import audit, clock, directives, entities, evidence_store, file_store, seasons
 from engine.business_calendar import gregorian_to_hijri, hijri_to_gregorian
 from engine.db import Base, UTCDateTime
 from engine.durations import RIYADH
@@ -343,10 +343,11 @@ def directive_counts(session: Session, user: Actor, meeting_ids: list[int]) -> d
 # --- minutes files ----------------------------------------------------------------------------------------
 
 def attach_minutes(session: Session, home: Path, meeting_id: int, checked: evidence_store.CheckedFile,
-                   actor: str) -> MeetingDocument:
-    """Store a file already checked by `evidence_store.check` (so judged by its bytes) as the meeting's minutes."""
+                   actor: str, backend: str | None = None) -> MeetingDocument:
+    """Store a file already checked by `evidence_store.check` (so judged by its bytes) as the meeting's minutes,
+    in the file store and the same transaction as its row."""
     meeting = get_meeting(session, meeting_id)
-    evidence_store.store(home, checked)
+    evidence_store.store(session, home, checked, backend)
     row = MeetingDocument(meeting_id=meeting.id, kind="minutes", filename=checked.filename[:255],
                           content_type=checked.content_type, size=checked.size, sha256=checked.sha256,
                           uploaded_by=actor[:200], uploaded_at=clock.now())
@@ -370,8 +371,9 @@ def document(session: Session, meeting_id: int, document_id: int) -> MeetingDocu
     return row
 
 
-def document_path(home: Path, row: MeetingDocument) -> Path:
-    return evidence_store.path_for(home, row.sha256)
+def document_file(session: Session, home: Path, row: MeetingDocument) -> file_store.Located:
+    """Where the document's content is (the database or the disk); NotFound when it is nowhere."""
+    return file_store.require(session, home, row.sha256, what=f"the file of document {row.id}")
 
 
 # --- recommendations as draft directives ------------------------------------------------------------------

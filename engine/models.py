@@ -9,6 +9,8 @@ from engine.entities import Entity
 from engine.escalations import Escalation
 from engine.evidence import Evidence
 from engine.feedback import FeedbackItem, FeedbackTag, PublicRateLimit
+from engine.file_store import FileBlob, FileChunk
+from engine.import_jobs import ImportJob
 from engine.instances import ProcessInstance
 from engine.login_attempts import LoginAttempt
 from engine.meetings import Meeting, MeetingDocument
@@ -50,6 +52,9 @@ __all__ = [
     "Evidence",
     "FeedbackItem",
     "FeedbackTag",
+    "FileBlob",
+    "FileChunk",
+    "ImportJob",
     "LoginAttempt",
     "Meeting",
     "MeetingDocument",

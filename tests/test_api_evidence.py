@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import evidence_store
+from engine import evidence_store, file_store
 from tests.test_api_support import PDF, PNG, World, assert_problem, office_file, open_world
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 32
@@ -22,6 +22,11 @@ def world(db, tmp_path, monkeypatch):
     with open_world(db, tmp_path, monkeypatch, evidence_max_bytes=200_000, evidence_max_files=3,
                     max_request_bytes=1_000_000) as built:
         yield built
+
+
+def _nothing_stored(world: World) -> bool:
+    with world.db.reading() as session:
+        return not file_store.database_digests(session) and not (Path(world.settings.home) / "evidence").exists()
 
 
 def _step(world: World) -> tuple[int, int]:
@@ -53,8 +58,9 @@ def test_accepted_kinds_are_judged_by_their_bytes(world: World, name, content, c
     [row] = response.json()
     assert row["content_type"] == kind and row["filename"] == shown_as and row["size"] == len(content)
     assert row["sha256"] == hashlib.sha256(content).hexdigest() and row["directive_id"] == directive_id
-    stored = Path(world.settings.home) / "evidence" / row["sha256"][:2] / row["sha256"]
-    assert stored.read_bytes() == content
+    with world.db.reading() as session:  # in the file store's default backend, the database
+        assert file_store.read_bytes(session, Path(world.settings.home), row["sha256"]) == content
+        assert file_store.locate(session, Path(world.settings.home), row["sha256"]).backend == file_store.DATABASE
     download = world.call("housing.user", "GET", row["download_url"])
     assert download.status_code == 200 and download.content == content
     assert download.headers["content-disposition"].startswith("attachment;")
@@ -93,7 +99,7 @@ def test_a_zip_bomb_is_refused_without_unpacking_it(world: World):
     ratio_only = office_file("docx", extra={"word/media/a.bin": b"\x00" * 5_000_000})  # under the total, 1000:1
     body = assert_problem(_upload(world, step, ("dense.docx", ratio_only, "application/octet-stream")), 415)
     assert "zip bomb" in body["detail"]
-    assert not (Path(world.settings.home) / "evidence").exists()
+    assert _nothing_stored(world)
 
 
 def test_size_and_count_limits(world: World):
@@ -106,7 +112,7 @@ def test_size_and_count_limits(world: World):
     assert_problem(_upload(world, step, ("empty.txt", b"", "text/plain")), 422)
     huge_request = [(f"f{i}.pdf", PDF + b"0" * 190_000, "application/pdf") for i in range(6)]
     assert_problem(_upload(world, step, *huge_request), 413)
-    assert not (Path(world.settings.home) / "evidence").exists()
+    assert _nothing_stored(world)
 
 
 @pytest.mark.parametrize(("given", "shown"), [
@@ -126,8 +132,9 @@ def test_file_names_never_become_paths(world: World, given: str, shown: str):
     row = response.json()[0]
     assert row["filename"] == shown
     home = Path(world.settings.home)
-    files = sorted(p.relative_to(home).as_posix() for p in home.rglob("*") if p.is_file())
-    assert files == ["evidence/" + row["sha256"][:2] + "/" + row["sha256"]]
+    assert not (home / "evidence").exists()  # nothing on disk: the name never became a path
+    with world.db.reading() as session:
+        assert file_store.database_digests(session) == [row["sha256"]]
     disposition = world.call("admin", "GET", row["download_url"]).headers["content-disposition"]
     ascii_part = disposition.split('filename="', 1)[1].split('"', 1)[0]
     assert "/" not in ascii_part and "\\" not in ascii_part and "\u202e" not in disposition
@@ -174,7 +181,8 @@ def test_identical_content_is_stored_once(world: World):
     first = _upload(world, step, ("a.pdf", PDF, "application/pdf")).json()[0]
     second = _upload(world, step, ("b.pdf", PDF, "application/pdf")).json()[0]
     assert first["id"] != second["id"] and first["sha256"] == second["sha256"]
-    assert len(list((Path(world.settings.home) / "evidence").rglob("*"))) == 2  # one folder, one file
+    with world.db.reading() as session:
+        assert file_store.database_digests(session) == [first["sha256"]]  # one blob
 
 
 def test_the_sniffer_directly():

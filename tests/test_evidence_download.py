@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import evidence_store
+from engine import evidence_store, file_store
 from engine.users import User
 from tests.test_api_support import PDF, World, open_world
 from tests.ui_support import signed_in
@@ -58,7 +58,8 @@ def test_evidence_of_a_directive_out_of_sight_does_not_exist(world: World):
 
 def test_a_file_missing_from_the_store_is_404_through_either_door(world: World):
     evidence = _evidence(world)
-    evidence_store.path_for(world.settings.home, evidence["sha256"]).unlink()
+    with world.db.transaction() as session:
+        file_store.remove_database(session, evidence["sha256"])
     assert world.call("admin", "GET", f"/api/v1/evidence/{evidence['id']}").status_code == 404
     assert signed_in(world, "admin").get(f"/evidence/{evidence['id']}").status_code == 404
     with world.db.reading() as session, pytest.raises(evidence_store.NotFound, match="missing from the store"):

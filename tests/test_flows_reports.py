@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from engine import clock, migrate
 from engine.db import Database
-from engine.reports import runs
+from engine.reports import archive, runs
 from engine.reports.runs import ReportRun
 from engine.reports.settings import get_report_settings
 from engine.settings import get_settings
@@ -68,7 +68,7 @@ def test_deployments_are_served_on_cron_schedules_in_riyadh_time(api):
     with get_client(sync_client=True) as client:
         found = {}
         for name in ("tansiq-daily-report/daily", "tansiq-periodic-report/periodic",
-                     "tansiq-seasonal-report/seasonal"):
+                     "tansiq-seasonal-report/seasonal", "tansiq-daily-digest/daily"):
             deployment = client.read_deployment_by_name(name)
             [schedule] = deployment.schedules
             found[name] = (schedule.schedule.cron, schedule.schedule.timezone, schedule.active)
@@ -76,6 +76,7 @@ def test_deployments_are_served_on_cron_schedules_in_riyadh_time(api):
         "tansiq-daily-report/daily": ("15 0 * * *", "Asia/Riyadh", True),
         "tansiq-periodic-report/periodic": ("30 0 * * 0", "Asia/Riyadh", True),
         "tansiq-seasonal-report/seasonal": ("45 0 * * 0", "Asia/Riyadh", True),
+        "tansiq-daily-digest/daily": ("0 6 * * *", "Asia/Riyadh", True),
     }
 
 
@@ -106,7 +107,8 @@ def test_the_flows_archive_files_record_runs_and_leave_artifacts(api):
         assert run.status == runs.SUCCEEDED and run.prefect_flow_run_id == flow_run_id and run.trigger == "flow"
         assert len(run.files) == len(result["files"]) > 0
         root = get_report_settings().archive_dir
-        assert all((root / f["path"]).is_file() for f in run.files)
+        with api.reading() as session:  # in the file store (the database by default)
+            assert all(archive.locate(session, f).size == f["bytes"] for f in run.files)
         key = f"tansiq-{run.kind}-report"
         found = {a.key: a for a in _artifacts(flow_run_id)}
         assert set(found) == {key, f"{key}-figures", f"{key}-files"}  # a summary, a table, a link
@@ -129,7 +131,8 @@ def test_a_deployment_run_is_executed_by_the_served_runner(api):
     with api.reading() as session:
         [run] = session.scalars(select(ReportRun).where(ReportRun.prefect_flow_run_id == str(flow_run.id))).all()
     assert run.status == runs.SUCCEEDED and run.period_start == date(2026, 5, 19)
-    assert (get_report_settings().archive_dir / run.files[0]["path"]).is_file()
+    with api.reading() as session:
+        assert archive.locate(session, run.files[0]).size == run.files[0]["bytes"]
 
 
 def test_a_failing_flow_records_a_failed_run(api):
@@ -141,3 +144,86 @@ def test_a_failing_flow_records_a_failed_run(api):
         [run] = session.scalars(select(ReportRun).where(ReportRun.period_start == date(2099, 1, 1))).all()
     assert run.status == runs.FAILED and "has not begun" in run.error
     assert run.prefect_flow_run_id == str(state.state_details.flow_run_id)
+
+
+@pytest.fixture
+def prefect_configured(api, served, monkeypatch):
+    """TANSIQ_PREFECT_API_URL set, as `tansiq serve` sets it for its API processes."""
+    monkeypatch.setenv("TANSIQ_PREFECT_API_URL", served[1].api_url)
+    get_settings.cache_clear()
+    yield api
+    get_settings.cache_clear()
+
+
+def _finished(db, run_id, seconds=180):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with db.reading() as session:
+            run = runs.get(session, run_id)
+        if run.status in (runs.SUCCEEDED, runs.FAILED):
+            return run
+        time.sleep(0.5)
+    pytest.fail(f"report run {run_id} did not finish")
+
+
+def test_run_now_goes_through_the_deployment_and_fills_the_queued_run(prefect_configured):
+    from prefect import get_client
+
+    from workflows import dispatch
+
+    db = prefect_configured
+    queued = dispatch.request_run(db, "daily", day=date(2026, 5, 18), formats=["json", "csv"], languages=["ar"],
+                                  trigger="api", requested_by="secretariat")
+    assert queued.status == runs.QUEUED and queued.prefect_flow_run_id and queued.trigger == "api"
+    run = _finished(db, queued.id)
+    assert run.status == runs.SUCCEEDED, run.error
+    assert run.id == queued.id and run.requested_by == "secretariat" and run.period_start == date(2026, 5, 18)
+    assert {f["format"] for f in run.files} == {"json", "csv"}
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(run.prefect_flow_run_id)
+        deployment = client.read_deployment(flow_run.deployment_id)
+    assert flow_run.state.is_completed() and deployment.name == "daily" and "run-now" in flow_run.tags
+    assert {a.key for a in _artifacts(run.prefect_flow_run_id)} >= {"tansiq-daily-report"}
+    with db.reading() as session:  # one run, not a second one opened by the flow
+        assert session.scalars(select(ReportRun).where(ReportRun.period_start == date(2026, 5, 18))).all() == [run]
+
+
+def test_run_now_refuses_bad_input_before_anything_is_queued(prefect_configured):
+    from engine.errors import InvalidInput
+    from workflows import dispatch
+
+    db = prefect_configured
+    with db.reading() as session:
+        before = runs.count_runs(session)
+    with pytest.raises(InvalidInput):
+        dispatch.request_run(db, "daily", day=date(2099, 1, 1), trigger="api", requested_by="x")
+    with db.reading() as session:
+        assert runs.count_runs(session) == before
+
+
+def test_run_now_makes_the_report_here_when_prefect_cannot_be_reached(api, monkeypatch):
+    from workflows import dispatch
+    from workflows.serve import free_port
+
+    monkeypatch.setenv("TANSIQ_PREFECT_API_URL", f"http://127.0.0.1:{free_port()}/api")  # nobody listens
+    get_settings.cache_clear()
+    try:
+        run = dispatch.request_run(api, "daily", day=date(2026, 5, 17), formats=["json"], languages=["en"],
+                                   trigger="api", requested_by="secretariat")
+    finally:
+        get_settings.cache_clear()
+    assert run.status == runs.SUCCEEDED and run.prefect_flow_run_id is None and run.trigger == "api"
+
+
+def test_the_daily_digest_flow_queues_each_entity_once_a_day(api):
+    from engine.notifications import Notification
+    from workflows.reports import daily_digest
+
+    first = daily_digest(day=date(2026, 5, 21))
+    again = daily_digest(day=date(2026, 5, 21))
+    with api.reading() as session:
+        keys = session.scalars(select(Notification.source_key).where(
+            Notification.template == "daily_digest")).all()
+    assert again["entities"] == [] and len(keys) == len(first["entities"]) == len(set(keys))

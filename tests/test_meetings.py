@@ -13,7 +13,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
-from engine import audit, clock, directives, entities, evidence_store, meetings, seasons
+from engine import audit, clock, directives, entities, evidence_store, file_store, meetings, seasons
 from engine.audit import AuditEvent
 from engine.db import Database
 from engine.directives import Directive, NewDirective
@@ -141,7 +141,8 @@ def test_minutes_file_is_stored_like_evidence(world, tmp_path):
     checked = evidence_store.check("محضر.pdf", PDF, evidence_store.Limits())
     with world.transaction() as session:
         row = meetings.attach_minutes(session, tmp_path, meeting.id, checked, "secretariat")
-    assert meetings.document_path(tmp_path, row).read_bytes() == PDF
+        assert meetings.document_file(session, tmp_path, row).backend == file_store.DATABASE
+        assert file_store.read_bytes(session, tmp_path, row.sha256) == PDF
     with world.reading() as session:
         [document] = meetings.documents(session, meeting.id)
         assert document.filename == "محضر.pdf" and document.content_type == "application/pdf"

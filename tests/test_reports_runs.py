@@ -11,10 +11,11 @@ from datetime import date
 import pytest
 from typer.testing import CliRunner
 
-from engine import audit
+from engine import audit, file_store
 from engine.errors import InvalidInput
 from engine.reports import archive, runs
 from engine.reports.settings import get_report_settings
+from engine.settings import get_settings
 from tests.test_reports_world import DAY, END, build, use_reports_dir
 
 
@@ -34,11 +35,16 @@ def test_produce_archives_every_file_and_records_the_run(world):
     assert sorted((f["format"], f["language"]) for f in run.files) == [
         ("csv", "ar"), ("csv", "en"), ("json", ""), ("pdf", "ar"), ("pdf", "en"), ("xlsx", "ar"), ("xlsx", "en")]
     root = get_report_settings().archive_dir
-    for entry, path in zip(run.files, produced.paths, strict=True):
-        assert path == root / entry["path"] and path.parent.name == f"run-{run.id:06d}"
-        assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
-    assert not list(path.parent.parent.glob(".*partial"))
-    data = json.loads(next(p for p in produced.paths if p.suffix == ".json").read_text())
+    contents = {}
+    with world.db.reading() as session:  # the default files backend: the database, not the reports folder
+        for entry, path in zip(run.files, produced.paths, strict=True):
+            assert path == root / entry["path"] and path.parent.name == f"run-{run.id:06d}"
+            found = archive.locate(session, entry)
+            assert found.backend == file_store.DATABASE and found.size == entry["bytes"]
+            contents[path.suffix] = content = file_store.read_bytes(session, get_settings().home, entry["sha256"])
+            assert hashlib.sha256(content).hexdigest() == entry["sha256"]
+    assert not root.exists() or not any(root.rglob("*.*"))
+    data = json.loads(contents[".json"])
     assert data["kind"] == "daily" and data["counts"]["received"] == 3  # yesterday, the 19th: A B H
     assert run.summary["received"] == 3 and run.summary["hijri"] == ["1447-12-02", "1447-12-02"]
     with world.db.reading() as session:

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from engine import audit, clock, directives, meetings, process_models, seasons
 from engine.directives import Directive, NewDirective
+from engine.errors import InvalidInput
 from engine.feedback import FeedbackItem, NewFeedback
 from engine.meetings import Meeting, MeetingDocument
 from tests.conftest import read_model
@@ -498,32 +499,37 @@ def test_recurring_obstacles_from_the_previous_season(world: World):
     assert signed_in(world, "housing.user").get("/obstacles").status_code == 403
 
 
-def test_import_jobs_belong_to_their_uploader_run_once_and_are_forgotten(monkeypatch):
-    from api.web.pages import imports
+def test_import_jobs_belong_to_their_uploader_run_once_and_are_forgotten(world: World):
+    from engine import import_jobs
     from engine.errors import Conflict, NotFound
+    from engine.users import User
 
-    jobs = imports.ImportJobs()
-    job = jobs.add(1, "a.xlsx", b"x" * 10, None)
-    assert jobs.get(job.id, 1) is job
-    with pytest.raises(NotFound):
-        jobs.get(job.id, 2)  # another user's job does not exist for them
-    with pytest.raises(Conflict):
-        jobs.claim_for_import(job, "valid_rows", False)  # still being checked
-    job.phase = imports.VALIDATED
-    jobs.claim_for_import(job, "valid_rows", False)
-    with pytest.raises(Conflict):
-        jobs.claim_for_import(job, "valid_rows", False)  # a second click
-    job.phase, job.created = imports.DONE, job.created - imports.JOB_TTL_SECONDS - 1
-    jobs.add(1, "b.xlsx", b"y", None)
-    with pytest.raises(NotFound):
-        jobs.get(job.id, 1)  # expired
-    monkeypatch.setattr(imports, "MAX_HELD_BYTES", 25)
-    first = jobs.add(1, "c.xlsx", b"z" * 20, None)
-    first.phase = imports.VALIDATED
-    jobs.add(1, "d.xlsx", b"z" * 20, None)
-    jobs.add(1, "e.xlsx", b"z" * 20, None)
-    with pytest.raises(NotFound):
-        jobs.get(first.id, 1)  # the oldest workbook was let go to stay within the memory budget
+    home = world.settings.home
+    with world.db.transaction() as session:
+        owner, other = (session.scalar(select(User.id).where(User.username == who)) for who in ("secretariat", "admin"))
+        job = import_jobs.create(session, home, owner, "a.xlsx", io.BytesIO(b"x" * 10), None, max_bytes=100)
+        job_id = job.id
+        assert import_jobs.get(session, job_id, owner) is job
+        with pytest.raises(NotFound):
+            import_jobs.get(session, job_id, other)  # another user's job does not exist for them
+        with pytest.raises(Conflict):
+            import_jobs.claim_for_import(session, job, "valid_rows", False)  # still being checked
+        job.phase = import_jobs.VALIDATED
+        session.flush()
+        import_jobs.claim_for_import(session, job, "valid_rows", False)
+        with pytest.raises(Conflict):
+            import_jobs.claim_for_import(session, job, "valid_rows", False)  # a second click
+        with pytest.raises(InvalidInput):
+            import_jobs.create(session, home, owner, "big.xlsx", io.BytesIO(b"x" * 101), None, max_bytes=100)
+        with pytest.raises(InvalidInput):
+            import_jobs.create(session, home, owner, "empty.xlsx", io.BytesIO(b""), None, max_bytes=100)
+    with world.db.transaction() as session:
+        session.execute(import_jobs.ImportJob.__table__.update().values(
+            phase=import_jobs.DONE, created_at=clock.now() - import_jobs.JOB_TTL - timedelta(seconds=1)))
+    with world.db.transaction() as session:
+        import_jobs.create(session, home, owner, "b.xlsx", io.BytesIO(b"y"), None, max_bytes=100)
+    with world.db.transaction() as session, pytest.raises(NotFound):
+        import_jobs.get(session, job_id, owner)  # expired
 
 
 def test_the_import_checks_again_at_import_time_and_can_launch(world: World):

@@ -12,11 +12,11 @@ import json
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Path, Query, Request, UploadFile
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
 from api.deps import Caller, CurrentUser, State, requires
-from api.problems import MEDIA_TYPE, content_disposition, documented, problem_response
+from api.problems import MEDIA_TYPE, attachment, content_disposition, documented, problem_response
 from api.schemas.common import MAX_ID, Page
 from api.schemas.directives import DirectiveOut
 from api.schemas.meetings import (
@@ -35,7 +35,6 @@ from api.schemas.meetings import (
 from api.views import directive_out, directive_summary, season_years
 from engine import access, evidence_store, meetings
 from engine.directives import NewDirective
-from engine.errors import NotFound
 from engine.meetings import Meeting, MeetingDocument
 
 router = APIRouter(tags=["meetings"])
@@ -144,23 +143,20 @@ def attach(meeting_id: MeetingId, files: Annotated[list[UploadFile], File(descri
         meetings.visible_meeting(session, caller, meeting_id)
         meetings.require_manage(caller)
         checked = evidence_store.check_many(((f.filename, f.file) for f in files), state.settings.evidence_limits)
-        rows = [meetings.attach_minutes(session, state.settings.home, meeting_id, c, caller.username)
-                for c in checked]
+        rows = [meetings.attach_minutes(session, state.settings.home, meeting_id, c, caller.username,
+                                        state.settings.files_backend) for c in checked]
         return [document_out(row) for row in rows]
 
 
-@router.get("/meetings/{meeting_id}/documents/{document_id}", response_class=FileResponse,
+@router.get("/meetings/{meeting_id}/documents/{document_id}", response_class=StreamingResponse,
             responses={**FILE_RESPONSE, **documented(401, 404, 422, 503)})
-def download(meeting_id: MeetingId, document_id: DocumentId, state: State, caller: Caller) -> FileResponse:
+def download(meeting_id: MeetingId, document_id: DocumentId, state: State, caller: Caller) -> StreamingResponse:
     with state.db.reading() as session:
         meetings.visible_meeting(session, caller, meeting_id)
         row = meetings.document(session, meeting_id, document_id)
-        filename, content_type, path = row.filename, row.content_type, meetings.document_path(state.settings.home, row)
-    if not path.is_file():
-        raise NotFound(f"the file of document {document_id} is missing from the store")
-    return FileResponse(path, media_type=content_type, headers={
-        "Content-Disposition": content_disposition(filename), "Content-Security-Policy": "default-src 'none'; sandbox",
-        "Cache-Control": "private, no-store"})
+        filename, content_type = row.filename, row.content_type
+        found = meetings.document_file(session, state.settings.home, row)
+    return attachment(state.db, found, content_type, filename)
 
 
 @router.post("/meetings/{meeting_id}/recommendations", response_model=DirectiveOut, status_code=201,

@@ -6,7 +6,7 @@ from pathlib import PurePosixPath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import StreamingResponse
 
 from api.deps import CurrentUser, State, requires
 from api.problems import attachment, documented, file_download
@@ -80,7 +80,7 @@ def get_run(run_id: RunId, state: State, caller: Annotated[CurrentUser, requires
         return run_out(runs.get(session, run_id))
 
 
-@router.get("/reports/{run_id}/{fmt}", response_class=FileResponse,
+@router.get("/reports/{run_id}/{fmt}", response_class=StreamingResponse,
             responses={**file_download(list(archive.MEDIA_TYPES.values()), "The archived file, as an attachment"),
                        **documented(401, 403, 404, 422, 503)})
 def download(
@@ -89,13 +89,12 @@ def download(
     state: State,
     caller: Annotated[CurrentUser, requires("report.read")],
     language: Annotated[str | None, Query(pattern="^(ar|en)$")] = None,
-) -> FileResponse:
+) -> StreamingResponse:
     with state.db.reading() as session:
         run = runs.get(session, run_id)
         entry: dict[str, Any] | None = run.file(fmt, language)
-    if entry is None:
-        raise NotFound(f"report run {run_id} has no {fmt} file" + (f" in {language}" if language else ""))
-    path = archive.path_of(entry)
-    if not path.is_file():
-        raise NotFound(f"the {fmt} file of report run {run_id} is missing from the archive")
-    return attachment(path, archive.MEDIA_TYPES.get(fmt, "application/octet-stream"), entry.get("name") or path.name)
+        if entry is None:
+            raise NotFound(f"report run {run_id} has no {fmt} file" + (f" in {language}" if language else ""))
+        found = archive.locate(session, entry, home=state.settings.home)
+    name = entry.get("name") or archive.path_of(entry).name
+    return attachment(state.db, found, archive.MEDIA_TYPES.get(fmt, "application/octet-stream"), name)

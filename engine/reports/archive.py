@@ -8,7 +8,9 @@ Archive layout, under the reports folder (TANSIQ_REPORTS_DIR, default $TANSIQ_HO
     periodic/2026-05-14_2026-05-20/run-000013/periodic-2026-05-14_2026-05-20.en.xlsx
     seasonal/1447/run-000014/seasonal-1447.json
 
-A run's files are written to a hidden staging folder and renamed into place at the end, so a run
+With the database files backend (the default) a run's files go to the file store (`engine.file_store`)
+in the transaction that records the run as succeeded; the layout above then only names them. With the
+disk backend they are written to a hidden staging folder and renamed into place at the end, so a run
 folder holds either all of its files or none.
 """
 
@@ -26,15 +28,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from engine import clock, seasons
-from engine.db import Database
-from engine.errors import InvalidInput
+from engine import clock, file_store, seasons
+from engine.db import Database, get_database
+from engine.errors import InvalidInput, NotFound
 from engine.reports import runs
 from engine.reports.common import DAILY, KINDS, PERIODIC, SEASONAL, as_dict
 from engine.reports.daily import daily
 from engine.reports.periodic import periodic
 from engine.reports.seasonal import seasonal
 from engine.reports.settings import FORMATS, LANGUAGES, ReportSettings, get_report_settings
+from engine.settings import get_settings
 
 EXTENSIONS = {"pdf": "pdf", "html": "html", "xlsx": "xlsx", "csv": "csv", "json": "json"}
 MEDIA_TYPES = {
@@ -169,40 +172,73 @@ def summary(report: Any) -> dict[str, Any]:
 
 
 class Archive:
-    """The folder of one run: files go to a staging folder, then the folder is renamed into place."""
+    """The files of one run. With the disk backend they go to a staging folder that is renamed into place
+    at the end (a run folder holds all of its files or none); with the database backend (the default) they
+    go to the file store at `commit`, in the caller's transaction when it passes its session."""
 
-    def __init__(self, request: ReportRequest, run_id: int, settings: ReportSettings | None = None) -> None:
+    def __init__(self, request: ReportRequest, run_id: int, settings: ReportSettings | None = None, *,
+                 backend: str | None = None, db: Database | None = None) -> None:
         self.root = (settings or get_report_settings()).archive_dir
         self.relative = Path(request.kind) / request.label / f"run-{run_id:06d}"
         self.final = self.root / self.relative
         self.staging = self.final.parent / f".{self.final.name}.partial"
+        self.backend = file_store.backend_or_default(backend)
+        self.db = db
         self.entries: list[dict[str, Any]] = []
+        self._pending: list[bytes] = []
 
     def add(self, name: str, fmt: str, language: str | None, content: bytes) -> dict[str, Any]:
-        self.staging.mkdir(parents=True, exist_ok=True)
-        (self.staging / name).write_bytes(content)
+        if self.backend == file_store.DISK:
+            self.staging.mkdir(parents=True, exist_ok=True)
+            (self.staging / name).write_bytes(content)
+        else:
+            self._pending.append(content)
         entry = {"format": fmt, "language": language or "", "path": str(self.relative / name),
                  "bytes": len(content), "sha256": hashlib.sha256(content).hexdigest()}
         self.entries.append(entry)
         return entry
 
-    def commit(self) -> list[dict[str, Any]]:
+    def commit(self, session: Session | None = None) -> list[dict[str, Any]]:
+        if self.backend == file_store.DATABASE:
+            if session is not None:
+                self._put(session)
+            else:
+                with (self.db or get_database()).transaction() as own:
+                    self._put(own)
+            return self.entries
         if self.final.exists():  # a retried task of the same run: replace what it left
             shutil.rmtree(self.final)
         self.staging.rename(self.final)
         return self.entries
 
+    def _put(self, session: Session) -> None:
+        home = get_settings().home
+        for entry, content in zip(self.entries, self._pending, strict=True):
+            file_store.put(session, content, home=home, backend=file_store.DATABASE, sha256=entry["sha256"])
+        self._pending = []
+
     def discard(self) -> None:
+        self._pending = []
         shutil.rmtree(self.staging, ignore_errors=True)
 
 
 def path_of(entry: dict[str, Any], settings: ReportSettings | None = None) -> Path:
-    """The absolute path of an archived file (entries keep paths relative to the reports folder)."""
+    """The absolute path of an archived file in the reports folder (entries keep paths relative to it); the
+    file is there only for runs archived with the disk backend."""
     root = (settings or get_report_settings()).archive_dir
     path = (root / entry["path"]).resolve()
     if root not in path.parents:
         raise InvalidInput("an archived file lies outside the reports folder")
     return path
+
+
+def locate(session: Session, entry: dict[str, Any], settings: ReportSettings | None = None,
+           home: Path | None = None) -> file_store.Located:
+    """Where an archived file's content is: the file store (database, disk) or the run's folder."""
+    found = file_store.locate(session, home or get_settings().home, entry["sha256"], also=path_of(entry, settings))
+    if found is None:
+        raise NotFound("the archived file is missing")
+    return found
 
 
 @dataclass
@@ -223,7 +259,7 @@ def produce(db: Database, kind: str, *, day: date | None = None, start: date | N
         request = resolve(session, kind, day=day, start=start, end=end, season_year=season_year, formats=formats,
                           languages=languages, reference=reference, settings=settings)
     run_id = open_run(db, request, trigger, requested_by)
-    archive = Archive(request, run_id, settings)
+    archive = Archive(request, run_id, settings, db=db)
     try:
         with db.reading() as session:
             report = compute(session, request)
@@ -231,8 +267,8 @@ def produce(db: Database, kind: str, *, day: date | None = None, start: date | N
             if progress:
                 progress(f"{fmt} {language or ''}".strip())
             archive.add(request.file_name(fmt, language), fmt, language, render(report, fmt, language, settings))
-        files = archive.commit()
-        with db.transaction() as session:
+        with db.transaction() as session:  # the files and the run that names them commit together
+            files = archive.commit(session)
             run = runs.succeed(session, run_id, files, summary(report))
     except BaseException as exc:
         archive.discard()

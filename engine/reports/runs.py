@@ -7,7 +7,9 @@ period, status, archived files and, when Prefect ran it, the flow run's id.
 A run asked for through Prefect (the API's or the page's "run now") is recorded as queued with its flow
 run's id before the flow starts, so the user sees it at once; the flow moves it to running.
 
-`files` lists what was archived, paths relative to the reports folder (see `settings.archive_dir`):
+`files` lists what was archived; the content is in the file store under its sha256 (`archive.locate`), and
+the path, relative to the reports folder (see `settings.archive_dir`), names it (and holds it, for runs
+archived with the disk backend):
     [{"format": "pdf", "language": "ar", "path": "daily/2026-05-20/run-000012/daily-2026-05-20.ar.pdf",
       "bytes": 48211, "sha256": "..."}, ...]
 """

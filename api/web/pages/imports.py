@@ -7,21 +7,24 @@ process as an *import job*, and the page polls its progress with htmx (a `<progr
 scripts the page refreshes itself). The import itself is `engine.directive_import.import_directives` in
 one transaction: the job reports "done" only after that transaction committed.
 
-Jobs live in the server's memory (one process, as `tansiq serve` runs it): each belongs to the user who
-uploaded it (anyone else is told it does not exist), is run at most once, and is forgotten after two hours.
+Jobs live in the `import_job` table (`engine.import_jobs`) and their workbooks in the file store, so any
+node shows a job's page and progress: each belongs to the user who uploaded it (anyone else is told it does
+not exist), is run at most once, shows as interrupted when the node running it stopped, and is forgotten two
+hours after it finished.
 """
 
 from __future__ import annotations
 
-import secrets
+import os
+import socket
 import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from api.problems import content_disposition
@@ -29,24 +32,21 @@ from api.web import i18n
 from api.web.core import WebRoute, is_htmx, redirect, render
 from api.web.labels import N_
 from api.web.session import form_of, require_user
-from engine import access, directive_import
-from engine.db import Database
+from engine import access, directive_import, import_jobs
 from engine.directive_import import ImportReport, RowError
-from engine.errors import Conflict, InvalidInput, NotFound, TansiqError
+from engine.errors import InvalidInput, NotFound, TansiqError
 from engine.logs import get_logger
 from engine.seasons import Season
 
 router = APIRouter(route_class=WebRoute)
 log = get_logger(__name__)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-JOB_TTL_SECONDS = 2 * 3600
-MAX_JOBS = 50  # running at once
-MAX_HELD_BYTES = 200_000_000  # workbooks kept between validation and import, all jobs together
 ERRORS_SHOWN = 200
 SUMMARY_FROM = 20  # problems: from this many on, a table of them by kind and column comes first
 ROWS_SHOWN = 200
-VALIDATING, VALIDATED, IMPORTING, DONE, FAILED = "validating", "validated", "importing", "done", "failed"
-RUNNING = (VALIDATING, IMPORTING)
+VALIDATING, VALIDATED, IMPORTING, DONE, FAILED = (import_jobs.VALIDATING, import_jobs.VALIDATED, import_jobs.IMPORTING,
+                                                  import_jobs.DONE, import_jobs.FAILED)
+RUNNING = import_jobs.RUNNING
 STAGE_WORDS = {"start": N_("Starting"), "read": N_("Reading the workbook"), "validate": N_("Checking every row"),
                "import": N_("Importing the directives"), "launch": N_("Launching the directives"),
                "commit": N_("Saving")}
@@ -68,106 +68,50 @@ ROW_WORDS = {"valid": N_("Valid"), "invalid": N_("Invalid"), "imported": N_("Imp
              "not_imported": N_("Not imported"), "launch_failed": N_("Launch failed")}
 
 
-@dataclass
-class ImportJob:
-    """One uploaded workbook: validated first, imported at most once, by its owner only."""
+@dataclass(frozen=True)
+class JobView:
+    """What the job's pages show: the row, with this node's fresher progress when it is the one running it."""
 
     id: str
-    owner_id: int
     filename: str
-    data: bytes
-    season: int | None
-    created: float = field(default_factory=time.monotonic)
-    phase: str = VALIDATING
-    stage: str = "start"
-    done: int = 0
-    total: int = 0
-    mode: str | None = None
-    launch: bool = False
-    report: ImportReport | None = None
-    error: str | None = None
-
-    def hear(self, stage: str, done: int, total: int) -> None:
-        """The engine's progress callback."""
-        self.stage, self.done, self.total = stage, done, total
+    phase: str
+    stage: str
+    done: int
+    total: int
+    error: str | None
+    report: ImportReport | None
 
 
-class ImportJobs:
-    """The server's import jobs (in memory, thread-safe)."""
-
-    def __init__(self) -> None:
-        self._jobs: dict[str, ImportJob] = {}
-        self._lock = threading.Lock()
-
-    def add(self, owner_id: int, filename: str, data: bytes, season: int | None) -> ImportJob:
-        with self._lock:
-            self._forget_old()
-            if sum(job.phase in RUNNING for job in self._jobs.values()) >= MAX_JOBS:
-                raise Conflict("too many imports are running; try again in a minute")
-            job = ImportJob(secrets.token_urlsafe(16), owner_id, filename, data, season)
-            self._jobs[job.id] = job
-            return job
-
-    def get(self, job_id: str, owner_id: int) -> ImportJob:
-        with self._lock:
-            job = self._jobs.get(job_id)
-        if job is None or job.owner_id != owner_id:
-            raise NotFound("no such import; it may have expired, upload the workbook again")
-        return job
-
-    def claim_for_import(self, job: ImportJob, mode: str, launch: bool) -> None:
-        """Move a validated job to importing, once (a second click is refused)."""
-        with self._lock:
-            if job.phase != VALIDATED:
-                raise Conflict("this workbook was imported already, or is still being checked")
-            job.phase, job.mode, job.launch, job.stage, job.done, job.total = IMPORTING, mode, launch, "start", 0, 0
-
-    def _forget_old(self) -> None:
-        now = time.monotonic()
-        for job_id in [j.id for j in self._jobs.values() if now - j.created > JOB_TTL_SECONDS
-                       and j.phase not in RUNNING]:
-            del self._jobs[job_id]
-        while len(self._jobs) >= MAX_JOBS * 4 or sum(len(j.data) for j in self._jobs.values()) > MAX_HELD_BYTES:
-            oldest = min((j for j in self._jobs.values() if j.phase not in RUNNING), key=lambda j: j.created,
-                         default=None)
-            if oldest is None:
-                break
-            del self._jobs[oldest.id]
+def _view(job: import_jobs.ImportJob) -> JobView:
+    live = import_jobs.live(job.id) if job.phase in RUNNING else None
+    stage, done, total = (live.stage, live.done, live.total) if live else (job.stage, job.done, job.total)
+    return JobView(job.id, job.filename, job.phase, stage, done, total, job.error, job.import_report)
 
 
-def jobs_of(request: Request) -> ImportJobs:
-    jobs = getattr(request.app.state, "web_import_jobs", None)
-    if jobs is None:
-        jobs = request.app.state.web_import_jobs = ImportJobs()
-    return jobs
+def _job(request: Request, job_id: str, owner_id: int) -> import_jobs.ImportJob:
+    with request.app.state.tansiq.db.transaction() as session:
+        return import_jobs.get(session, job_id[:40], owner_id)
 
 
-def run_job(db: Database, job: ImportJob, actor: str, *, dry_run: bool) -> None:
-    """Validate (dry run) or import in one transaction; the job says `done` only after the commit.
-
-    A dry run writes nothing, so it reads (on SQLite a writing transaction would hold the database's
-    write lock for the seconds a big workbook takes to check)."""
-    try:
-        with db.reading() if dry_run else db.transaction() as session:
-            report = directive_import.import_directives(
-                session, job.data, actor, mode=job.mode or directive_import.ALL_OR_NOTHING, launch=job.launch,
-                dry_run=dry_run, season_year=job.season, progress=job.hear)
-            job.hear("commit", job.done, job.total)
-        job.report = report
-        job.phase = VALIDATED if dry_run else DONE
-    except TansiqError as exc:
-        job.error, job.phase = exc.message, FAILED
-    except Exception:  # the page must not poll forever; the log keeps the details
-        log.exception("web import job failed", job=job.id)
-        job.error, job.phase = "the import failed unexpectedly; nothing was imported", FAILED
-    finally:
-        if job.phase in (DONE, FAILED):
-            job.data = b""
+def _node() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _start(request: Request, job: ImportJob, actor: str, *, dry_run: bool) -> None:
-    thread = threading.Thread(target=run_job, args=(request.app.state.tansiq.db, job, actor),
-                              kwargs={"dry_run": dry_run}, name=f"web-import-{job.id[:6]}", daemon=True)
+def _create_job(request: Request, owner_id: int, upload_file: UploadFile, season: int | None) -> str:
+    """The job and its workbook (in the file store, the same transaction); off the event loop, as it hashes
+    and writes up to 20 MB."""
+    state = request.app.state.tansiq
+    with state.db.transaction() as session:
+        return import_jobs.create(session, state.settings.home, owner_id, (upload_file.filename or "")[:200],
+                                  upload_file.file, season, max_bytes=directive_import.MAX_BYTES,
+                                  backend=state.settings.files_backend, node=_node()).id
+
+
+def _start(request: Request, job_id: str, actor: str, *, dry_run: bool) -> None:
+    state = request.app.state.tansiq
+    thread = threading.Thread(target=import_jobs.run, args=(state.db, state.settings.home, job_id, actor),
+                              kwargs={"dry_run": dry_run, "importer": directive_import.import_directives},
+                              name=f"web-import-{job_id[:6]}", daemon=True)
     thread.start()
 
 
@@ -214,17 +158,12 @@ async def upload(request: Request) -> Response:
     try:
         if not isinstance(upload_file, UploadFile) or not upload_file.filename:
             raise InvalidInput("choose the workbook (.xlsx) to import")
-        data = await upload_file.read(directive_import.MAX_BYTES + 1)
-        if len(data) > directive_import.MAX_BYTES:
-            raise InvalidInput(f"a workbook may be at most {directive_import.MAX_BYTES:,} bytes")
-        if not data:
-            raise InvalidInput("the file is empty")
-        job = jobs_of(request).add(user.id, upload_file.filename[:200], data,
-                                   int(season) if season.isdigit() else None)
+        job_id = await run_in_threadpool(_create_job, request, user.id, upload_file,
+                                         int(season) if season.isdigit() else None)
     except TansiqError as exc:
         return _upload_page(request, error=exc)
-    _start(request, job, user.username, dry_run=True)
-    return redirect(f"/import/{job.id}")
+    _start(request, job_id, user.username, dry_run=True)
+    return redirect(f"/import/{job_id}")
 
 
 # --- one job: progress, report, choice ----------------------------------------------------------------------
@@ -250,7 +189,7 @@ def problem_kinds(errors: list[RowError]) -> list[ProblemKind]:
     return sorted(kinds, key=lambda k: (-k.count, k.first_row))
 
 
-def _job_context(job: ImportJob) -> dict[str, Any]:
+def _job_context(job: JobView) -> dict[str, Any]:
     report = job.report
     errors: list[RowError] = report.errors if report else []
     return {"job": job, "report": report, "errors": errors[:ERRORS_SHOWN], "more_errors": max(0, len(errors)
@@ -264,7 +203,7 @@ def _job_context(job: ImportJob) -> dict[str, Any]:
 @router.get("/import/{job_id}")
 def job_page(request: Request, job_id: str) -> Response:
     user = _importer(request)
-    job = jobs_of(request).get(job_id[:40], user.id)
+    job = _view(_job(request, job_id, user.id))
     status = 422 if job.phase == FAILED else 200
     return render(request, "import_job.html", _job_context(job), status=status)
 
@@ -273,7 +212,7 @@ def job_page(request: Request, job_id: str) -> Response:
 def job_progress(request: Request, job_id: str) -> Response:
     """The progress bar, polled by htmx; once the step has finished, the whole page is reloaded."""
     user = _importer(request)
-    job = jobs_of(request).get(job_id[:40], user.id)
+    job = _view(_job(request, job_id, user.id))
     if job.phase in RUNNING and is_htmx(request):
         return render(request, "partials/import_progress.html", _job_context(job))
     return redirect(f"/import/{job.id}", htmx=is_htmx(request))
@@ -283,13 +222,14 @@ def job_progress(request: Request, job_id: str) -> Response:
 async def run_import(request: Request, job_id: str) -> Response:
     user = _importer(request)
     form = await form_of(request)
-    job = jobs_of(request).get(job_id[:40], user.id)
     mode = str(form.get("mode") or "")
     if mode not in directive_import.MODES:
         raise InvalidInput("choose how to import: every valid row, or only if every row is valid")
     launch = form.get("launch") == "yes"
     if launch:
         access.require(user, "directive.launch")
-    jobs_of(request).claim_for_import(job, mode, launch)
-    _start(request, job, user.username, dry_run=False)
+    with request.app.state.tansiq.db.transaction() as session:
+        job = import_jobs.get(session, job_id[:40], user.id)
+        import_jobs.claim_for_import(session, job, mode, launch)
+    _start(request, job.id, user.username, dry_run=False)
     return redirect(f"/import/{job.id}")

@@ -285,7 +285,8 @@ async def attach_minutes(request: Request, meeting_id: int) -> Response:
             raise InvalidInput("choose one or more files")
         checked = evidence_store.check_many(((f.filename, f.file) for f in files), state.settings.evidence_limits)
         for item in checked:
-            meetings.attach_minutes(session, state.settings.home, meeting_id, item, user.username)
+            meetings.attach_minutes(session, state.settings.home, meeting_id, item, user.username,
+                                    state.settings.files_backend)
     return redirect(f"/meetings/{meeting_id}?msg=minutes_attached#minutes")
 
 
@@ -296,11 +297,9 @@ def download_minutes(request: Request, meeting_id: int, document_id: int) -> Res
     with state.db.reading() as session:
         meetings.visible_meeting(session, user, _checked_id(meeting_id))
         row = meetings.document(session, meeting_id, _checked_id(document_id))
-        filename, content_type, path = row.filename, row.content_type, meetings.document_path(state.settings.home,
-                                                                                              row)
-    if not path.is_file():
-        raise NotFound(f"the file of document {document_id} is missing from the store")
-    return attachment(path, content_type, filename)
+        filename, content_type = row.filename, row.content_type
+        found = meetings.document_file(session, state.settings.home, row)
+    return attachment(state.db, found, content_type, filename)
 
 
 AGENDA_TYPES = {"csv": "text/csv; charset=utf-8",

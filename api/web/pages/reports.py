@@ -34,8 +34,8 @@ def download(request: Request, run_id: int, index: int) -> Response:
         if run is None or run.status != runs.SUCCEEDED or not 0 <= index < len(run.files or []):
             raise NotFound(f"no file {index} in report run {run_id}")
         entry = dict(run.files[index])
-    path = archive.path_of(entry)
-    if not path.is_file():
-        raise NotFound("the archived file is missing")
+        found = archive.locate(session, entry, home=request.app.state.tansiq.settings.home)
     fmt = entry.get("format", "")
-    return attachment(path, archive.MEDIA_TYPES.get(fmt, "application/octet-stream"), path.name)
+    name = archive.path_of(entry).name
+    return attachment(request.app.state.tansiq.db, found, archive.MEDIA_TYPES.get(fmt, "application/octet-stream"),
+                      name)

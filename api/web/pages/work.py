@@ -150,7 +150,8 @@ def _store(request: Request, session: Session, user: Any, item: WorkItem,
     directive = access.directive_of_item(session, item)
     rows = evidence_store.store_and_record(
         session, request.app.state.tansiq.settings.home, checked, user.username,
-        directive_id=directive.id if directive else None, work_item_id=item.id, instance_id=item.instance_id)
+        directive_id=directive.id if directive else None, work_item_id=item.id, instance_id=item.instance_id,
+        backend=request.app.state.tansiq.settings.files_backend)
     return [row.id for row in rows]
 
 
@@ -258,4 +259,4 @@ def download(request: Request, evidence_id: int) -> Response:
     state = request.app.state.tansiq
     with state.db.reading() as session:
         found = evidence_store.for_download(session, state.settings.home, user, evidence_id)
-    return attachment(found.path, found.content_type, found.filename)
+    return attachment(state.db, found.file, found.content_type, found.filename)
