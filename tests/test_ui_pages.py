@@ -111,6 +111,27 @@ def test_the_public_url_decides_the_origin_and_the_cookies(world: World, tmp_pat
     assert browser.post(launch, {}, headers={"Origin": "https://tansiq.example.org:443"}).status_code == 303
 
 
+def test_a_report_is_made_now_from_the_reports_page(world: World):
+    from engine.reports import runs
+
+    browser = signed_in(world, "secretariat")
+    page = browser.get("/reports")
+    assert page.status_code == 200 and 'action="/reports/run"' in page.text
+    assert "tansiq reports run" not in page.text  # the empty state names no command
+    refused = browser.post("/reports/run", {"kind": "daily", "day": "2026-13-40"})
+    assert refused.status_code == 422 and "is not a date" in refused.text
+    made = browser.post("/reports/run", {"kind": "daily", "day": ""})  # no Prefect API here: made at once
+    assert made.status_code == 303 and made.headers["location"].startswith("/reports?msg=report_made#run-")
+    with world.db.reading() as session:
+        [run] = runs.list_runs(session)
+    assert run.status == runs.SUCCEEDED and run.trigger == "web" and run.requested_by == "secretariat"
+    listed = browser.get("/reports?msg=report_made")
+    assert f'id="run-{run.id}"' in listed.text and f"/reports/{run.id}/0" in listed.text
+    viewer = signed_in(world, "viewer")
+    assert 'action="/reports/run"' not in viewer.get("/reports").text
+    assert viewer.post("/reports/run", {"kind": "daily"}).status_code in (403, 404)
+
+
 def test_pages_need_a_session_and_a_revoked_one_stops_at_once(world: World):
     anonymous = Browser(world)
     response = anonymous.get("/directives?status=active")

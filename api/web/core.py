@@ -141,6 +141,8 @@ MESSAGES = {  # ?msg= keys the pages redirect with after a successful form (fixe
     "deployed": N_("The process model was deployed."),
     "unchanged": N_("This model is already deployed with the same content."),
     "claimed": N_("You took this step."),
+    "report_queued": N_("The report was sent to the report scheduler; it appears below as queued, then ready."),
+    "report_made": N_("The report was made; its files are below."),
 }
 
 

@@ -34,7 +34,8 @@ LABELS: dict[str, dict[str, str]] = {
                     "private": N_("Private"), "other": N_("Other")},
     "report_kind": {"daily": N_("Daily report"), "periodic": N_("Periodic report"),
                     "seasonal": N_("Seasonal report")},
-    "report_status": {"running": N_("Running"), "succeeded": N_("Ready"), "failed": N_("Failed")},
+    "report_status": {"queued": N_("Queued"), "running": N_("Running"), "succeeded": N_("Ready"),
+                      "failed": N_("Failed")},
     "decision": {"accept": N_("Accept"), "return": N_("Return for rework"), "cancel": N_("Cancel the directive")},
     # Fields of the shipped models' step forms (their JSON Schemas carry no titles).
     "field": {"note": N_("Note"), "summary": N_("What was done"), "evidence": N_("Evidence"),
