@@ -198,7 +198,7 @@ def test_run_now_refuses_bad_input_before_anything_is_queued(prefect_configured)
     with db.reading() as session:
         before = runs.count_runs(session)
     with pytest.raises(InvalidInput):
-        dispatch.request_run(db, "daily", day=date(2099, 1, 1), trigger="api", requested_by="x")
+        dispatch.request_run(db, "daily", day=date(2026, 5, 18), formats=["docx"], trigger="api", requested_by="x")
     with db.reading() as session:
         assert runs.count_runs(session) == before
 
