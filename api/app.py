@@ -97,6 +97,11 @@ def create_app(settings: ApiSettings | None = None, *, database: Database | None
         app.include_router(module.router, prefix=API_PREFIX,
                            responses=problems.documented(400, 401, 413, 422, 500, 503))
     app.include_router(health.router, responses=problems.documented(400, 413, 422, 500, 503))
+    # --- observability (issue 19): request timing as the outermost middleware, and /metrics (api/metrics.py) ---
+    from api import metrics
+
+    metrics.install(app)
+    # --- end of observability ---
     # --- web UI hook (issue 5): page routes, /static and the fonts; everything else is in api/web/ ---
     from api.web import install as install_web_ui
 

@@ -1,13 +1,22 @@
-"""The outermost guard of every request: security headers, a request size limit, and a last-resort
-handler that turns any unexpected exception into a 500 problem without internals (and logs it)."""
+"""The outermost guard of every request: a request id, security headers, a request size limit, and a
+last-resort handler that turns any unexpected exception into a 500 problem without internals (and logs it).
+
+The request id: an incoming `X-Request-ID` is kept only when it matches `SAFE_REQUEST_ID` (nginx sends its
+`$request_id`, 32 hex digits), otherwise one is generated; it is echoed in every response's `X-Request-ID`
+and bound with structlog's contextvars for the whole request, so every line logged while answering it
+(Tansiq's, and stdlib ones such as uvicorn's access line, through engine/logs.py's formatter) carries it.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import traceback
 import uuid
 from typing import Any
 
+import structlog
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,6 +38,22 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 ]
 _PROBLEM_BASE = "https://tansiq.example/problems/"
+# Letters, digits, `.`, `_`, `-`, 8 to 64 of them: no spaces, quotes or control characters to forge log
+# lines or headers with, and short enough to index. Anything else is replaced by a fresh id.
+SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._-]{7,63}")
+REQUEST_ID_HEADER = b"x-request-id"
+
+
+def request_id_from(incoming: bytes | None) -> str:
+    """The caller's (proxy's) id when it is safe, else a new one shaped like nginx's (32 hex digits)."""
+    if incoming is not None and SAFE_REQUEST_ID.fullmatch(incoming):
+        return incoming.decode("ascii")
+    return os.urandom(16).hex()
+
+
+def current_request_id() -> str | None:
+    """The id of the request being answered in this context (None outside a request)."""
+    return structlog.contextvars.get_contextvars().get("request_id")
 
 
 class _TooLarge(HTTPException):
@@ -54,6 +79,15 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
+        request_id = request_id_from(headers.get(REQUEST_ID_HEADER))
+        bound = structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await self._guarded(scope, receive, send, headers, request_id)
+        finally:
+            structlog.contextvars.reset_contextvars(**bound)
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes],
+                       request_id: str) -> None:
         content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
         limit = self.max_multipart_bytes if content_type.startswith("multipart/") else self.max_json_bytes
         started = False
@@ -65,7 +99,8 @@ class GuardMiddleware:
                 present = {name.lower() for name, _ in message.get("headers", [])}
                 message = dict(message)
                 message["headers"] = [*message.get("headers", []),
-                                      *((n, v) for n, v in SECURITY_HEADERS if n not in present)]
+                                      *((n, v) for n, v in SECURITY_HEADERS if n not in present),
+                                      (REQUEST_ID_HEADER, request_id.encode("ascii"))]
             await send(message)
 
         async def respond(status: int, kind: str, title: str, detail: str, extra: list[tuple[bytes, bytes]]) -> None:
@@ -114,11 +149,12 @@ class GuardMiddleware:
             # The stack without local variables: they may hold passwords or tokens, and can be huge.
             stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=30))
             log.error("unhandled error", path=scope.get("path"), method=scope.get("method"), incident=incident,
-                      error_type=type(exc).__name__, stack=stack[-8000:])
+                      request_id=request_id, error_type=type(exc).__name__, stack=stack[-8000:])
             if started:
                 raise
             await respond(500, "internal-error", "Internal error",
-                          f"something went wrong on our side (incident {incident}); it has been logged", [])
+                          f"something went wrong on our side (incident {incident}, request {request_id}); "
+                          "it has been logged", [])
 
 
 def security_headers() -> dict[str, Any]:

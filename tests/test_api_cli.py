@@ -22,9 +22,10 @@ from typer.testing import CliRunner
 
 from api import cli
 from api.settings import get_api_settings
-from engine import directives, entities, process_models, seasons, users
+from engine import clock, directives, entities, process_models, seasons, users
 from engine.db import Database
 from engine.directives import NewDirective
+from engine.instances import ProcessInstance
 from engine.login_attempts import MAX_FAILURES, LoginAttempt
 from engine.notifications import Notification
 from engine.settings import get_settings
@@ -100,9 +101,9 @@ def test_serve_runs_the_api_and_the_timer_worker_and_stops_cleanly(env, db: Data
         process_models.deploy(session, read_model("deadline.bpmn"), "deadline.bpmn", "tester")
         seasons.create_season(session, 1447, date(2000, 1, 1), date(2099, 12, 31))
         entities.create_entity(session, "housing", "الإسكان", "Housing")
-        # The reminder (an hour before the deadline) is due at once: the worker must fire it.
+        # The reminder (an hour before the deadline) is due a second after launch: the worker must fire it.
         directives.create(session, NewDirective(title="t", kind="decision", responsible_entity="housing",
-                                                deadline="PT30M", process_model_key="deadline"), "tester",
+                                                deadline="PT1H1S", process_model_key="deadline"), "tester",
                           launch_now=True)
     with _serving(env, TANSIQ_TIMER_POLL_SECONDS="0.2") as served:
         assert httpx.get(f"{served.base}/healthz", timeout=2).status_code == 200
@@ -118,6 +119,40 @@ def test_serve_runs_the_api_and_the_timer_worker_and_stops_cleanly(env, db: Data
     assert "Tansiq API stopped" in served.stderr and "Traceback" not in served.stderr, served.stderr
 
 
+def test_serve_with_two_processes_and_its_workers_apart(env, db: Database):
+    """`--workers 2` answers from two processes sharing the port; `--no-timers --no-notifications` leaves a
+    due reminder unfired and the outbox as it is (those run as services of their own)."""
+    from engine.notifications import Delivery
+
+    with db.transaction() as session:
+        process_models.deploy(session, read_model("deadline.bpmn"), "deadline.bpmn", "tester")
+        seasons.create_season(session, 1447, date(2000, 1, 1), date(2099, 12, 31))
+        entities.create_entity(session, "housing", "الإسكان", "Housing")
+        directives.create(session, NewDirective(title="t", kind="decision", responsible_entity="housing",
+                                                deadline="PT1H1S", process_model_key="deadline"), "tester",
+                          launch_now=True)  # its reminder due a second after launch
+    with _serving(env, "--workers", "2", "--no-timers", "--no-notifications", ready="/readyz") as served:
+        workers = _children(served.process.pid)
+        assert len(workers) >= 2, workers  # uvicorn's supervisor and its two API processes
+        assert all(httpx.get(f"{served.base}/api/v1/me", timeout=5).status_code == 401 for _ in range(20))
+        time.sleep(2.5)  # the reminder is due; a timer worker polling every 0.2 s would have fired it by now
+        with db.reading() as session:
+            assert session.scalar(select(func.count()).select_from(ProcessInstance)
+                                  .where(ProcessInstance.next_timer_at < clock.now())) == 1
+            assert session.scalar(select(func.count()).select_from(Notification)) == 0
+            assert session.scalar(select(func.count()).select_from(Delivery)) == 0
+    assert served.process.returncode == 0, served.stderr
+    assert "2 API processes" in served.stderr and "also here: nothing else" in served.stderr, served.stderr
+    assert "Tansiq API stopped" in served.stderr and "Traceback" not in served.stderr, served.stderr
+
+
+def _children(pid: int) -> list[int]:
+    """The processes `pid` started that run Python (multiprocessing's spawned workers; not its resource
+    tracker, which is one too, hence >=)."""
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout.split()
+    return [int(child) for child in found]
+
+
 @dataclass
 class Served:
     base: str
@@ -126,7 +161,7 @@ class Served:
 
 
 @contextmanager
-def _serving(env: dict[str, str], *flags: str, **extra: str) -> Iterator[Served]:
+def _serving(env: dict[str, str], *flags: str, ready: str = "/healthz", **extra: str) -> Iterator[Served]:
     """`tansiq serve` on a free loopback port until the block ends, then stopped with SIGTERM."""
     port = _free_port()
     process = subprocess.Popen(
@@ -134,11 +169,12 @@ def _serving(env: dict[str, str], *flags: str, **extra: str) -> Iterator[Served]
         env={**os.environ, **env, **extra}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     served = Served(f"http://127.0.0.1:{port}", process)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             try:
-                httpx.get(f"{served.base}/healthz", timeout=2)
-                break
+                if httpx.get(f"{served.base}{ready}", timeout=2).status_code == 200:
+                    break
+                time.sleep(0.1)
             except httpx.TransportError:
                 assert process.poll() is None and time.monotonic() < deadline, process.communicate()
                 time.sleep(0.1)

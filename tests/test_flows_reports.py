@@ -187,7 +187,8 @@ def test_run_now_goes_through_the_deployment_and_fills_the_queued_run(prefect_co
     assert flow_run.state.is_completed() and deployment.name == "daily" and "run-now" in flow_run.tags
     assert {a.key for a in _artifacts(run.prefect_flow_run_id)} >= {"tansiq-daily-report"}
     with db.reading() as session:  # one run, not a second one opened by the flow
-        assert session.scalars(select(ReportRun.id).where(ReportRun.period_start == date(2026, 5, 18))).all() == [run.id]
+        same_day = select(ReportRun.id).where(ReportRun.period_start == date(2026, 5, 18))
+        assert session.scalars(same_day).all() == [run.id]
 
 
 def test_run_now_refuses_bad_input_before_anything_is_queued(prefect_configured):

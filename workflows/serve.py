@@ -41,6 +41,7 @@ from typing import Any
 
 import httpx
 
+from engine.logs import prefect_logging_env
 from engine.reports.common import DAILY, PERIODIC, SEASONAL
 from engine.reports.settings import get_report_settings
 from engine.settings import get_settings
@@ -58,6 +59,14 @@ WORK_POOL = "tansiq-reports"
 def offline() -> None:
     """No analytics or telemetry from this process or its children."""
     os.environ.update(OFFLINE_ENV)
+
+
+def _log_like_tansiq(home: Path | None) -> None:
+    """Flow runs this process starts (each a child process) log in Tansiq's format (TANSIQ_LOG_FORMAT)."""
+    if "PREFECT_LOGGING_SETTINGS_PATH" not in os.environ:
+        settings = get_settings()
+        os.environ.update(prefect_logging_env((home or settings.home / "prefect").resolve(), settings.log_level,
+                                              settings.log_format))
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -201,8 +210,9 @@ def start_server(*, home: Path | None = None, port: int | None = None, database_
         "PREFECT_UI_ENABLED": "true" if ui else "false",
         "PREFECT_SERVER_API_HOST": "127.0.0.1",
         "PREFECT_SERVER_API_PORT": str(port),
-        "PREFECT_LOGGING_LEVEL": env.get("PREFECT_LOGGING_LEVEL", "WARNING"),
     })
+    settings = get_settings()
+    env.update(prefect_logging_env(home, env.get("PREFECT_LOGGING_LEVEL", settings.log_level), settings.log_format))
     log_path = home / "server.log"
     log = log_path.open("ab")
     process = subprocess.Popen(
@@ -262,6 +272,7 @@ def start_embedded(*, home: Path | None = None, port: int | None = None, api_url
     poll_seconds: how often the Runner asks for due runs (default: Prefect's, 10 s).
     """
     offline()
+    _log_like_tansiq(home)
     server, log_path = None, None
     if api_url is None:
         api_url, server, log_path = start_server(home=home, port=port, ui=ui, startup_timeout=startup_timeout)
