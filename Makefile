@@ -40,7 +40,7 @@ postgres:
 	  pg_isready -h 127.0.0.1 -p $(PGPORT); }
 
 lint: $(STAMP)
-	$(BIN)/ruff check engine api workflows tests bench
+	$(BIN)/ruff check engine api workflows tests bench deploy
 
 test: $(STAMP) system-packages postgres lint
 	$(BIN)/pytest

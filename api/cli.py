@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -68,8 +69,11 @@ SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "bpmn"
 
 
 @app.callback()
-def _setup() -> None:
-    settings = get_settings()
+def _setup(context: typer.Context) -> None:
+    if context.invoked_subcommand == "settings":  # `tansiq settings check` names every bad setting itself
+        return
+    with _one_line_errors():
+        settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
 
 
@@ -79,6 +83,11 @@ def _one_line_errors() -> Iterator[None]:
         yield
     except TansiqError as exc:
         typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except ValidationError as exc:  # a TANSIQ_* variable with a bad value
+        from api.settings_reference import problems_of
+
+        typer.echo(f"error: bad setting {'; '.join(problems_of(exc))}", err=True)
         raise typer.Exit(1) from None
     except OperationalError as exc:
         typer.echo(f"error: the database cannot be used ({exc.orig}); is it up, and was `tansiq db upgrade` run?",
@@ -885,6 +894,10 @@ def obstacles_show(
 from api.cli_files import files_app  # noqa: E402  (issue 19: shared file storage)
 
 app.add_typer(files_app, name="files")
+
+from api.cli_settings import settings_app  # noqa: E402  (issue 19: the settings reference)
+
+app.add_typer(settings_app, name="settings")
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m api.cli`

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from tests.test_api_support import World, assert_problem, open_world
@@ -32,6 +34,7 @@ def test_the_secretariat_runs_a_daily_report_and_a_viewer_downloads_it(world: Wo
     pdf = next(f for f in run["files"] if f["format"] == "pdf")
     download = world.call("viewer", "GET", pdf["url"])
     assert download.status_code == 200 and download.content.startswith(b"%PDF")
+    assert pdf["size"] == len(download.content) and pdf["sha256"] == hashlib.sha256(download.content).hexdigest()
     assert download.headers["content-disposition"].startswith("attachment;")
     csv = world.call("viewer", "GET", f"/api/v1/reports/{run['id']}/csv")
     assert csv.content.startswith("\ufeff".encode())

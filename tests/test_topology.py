@@ -106,6 +106,9 @@ def _nginx(site: Topology) -> None:
     conf.mkdir()
     values = {
         "TANSIQ_NGINX_SERVER_NAME": "127.0.0.1",
+        "TANSIQ_NGINX_LISTEN": "127.0.0.1",
+        "TANSIQ_NGINX_CACHE": str(conf / "cache"),
+        "TANSIQ_NGINX_ACCESS_LOG": str(conf / "tansiq.access.log"),
         "TANSIQ_NGINX_HTTPS_PORT": str(site.https_port),
         "TANSIQ_NGINX_HTTP_PORT": str(site.http_port),
         "TANSIQ_NGINX_CERTIFICATE": str(cert),
@@ -142,16 +145,16 @@ http {{
 
 
 def _prometheus(site: Topology) -> None:
+    """deploy/prometheus.yml (and its alert rules) with this topology's nodes, scraping every second."""
+    import yaml
+
     folder = site.folder / "prometheus"
     folder.mkdir()
-    targets = ", ".join(f"'127.0.0.1:{port}'" for port in site.node_ports)
-    (folder / "prometheus.yml").write_text(f"""
-global: {{scrape_interval: 1s, evaluation_interval: 5s}}
-scrape_configs:
-  - job_name: tansiq
-    metrics_path: /metrics
-    static_configs: [{{targets: [{targets}]}}]
-""")
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    config["global"]["scrape_interval"] = "1s"
+    config["rule_files"] = [str(ROOT / "deploy" / name) for name in config["rule_files"]]
+    config["scrape_configs"][0]["static_configs"] = [{"targets": [f"127.0.0.1:{port}" for port in site.node_ports]}]
+    (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
     site.start("prometheus", [PROMETHEUS, f"--config.file={folder / 'prometheus.yml'}",
                               f"--storage.tsdb.path={folder / 'data'}",
                               f"--web.listen-address=127.0.0.1:{site.prometheus_port}"])
@@ -337,7 +340,10 @@ def test_a_season_through_the_proxy_on_two_nodes_with_separate_workers(site: Top
         return run if run["status"] in ("succeeded", "failed") else None
     run = wait_until(finished, 240, "the report run did not finish")
     assert run["status"] == "succeeded", (run, site.services["prefect-worker"].tail())
-    flow_run = httpx.get(f"{site.prefect_api}/flow_runs/{queued['prefect_flow_run_id']}", timeout=10).json()
+    def flow_run_over():  # the report's row is final a moment before the flow run that wrote it ends
+        found = httpx.get(f"{site.prefect_api}/flow_runs/{queued['prefect_flow_run_id']}", timeout=10).json()
+        return found if found["state"]["type"] not in ("SCHEDULED", "PENDING", "RUNNING") else None
+    flow_run = wait_until(flow_run_over, 60, "the flow run did not end")
     assert flow_run["state"]["type"] == "COMPLETED" and flow_run["deployment_id"]
     for file in run["files"]:
         for index in (0, 1):
@@ -352,7 +358,7 @@ def test_a_season_through_the_proxy_on_two_nodes_with_separate_workers(site: Top
     assert site.public_url in body  # the link is the address users see, not a node's
 
     # Prometheus scraped both nodes: the timer lag and outbox gauges are there for each.
-    for metric in ("tansiq_timer_lag_seconds", "tansiq_outbox_pending"):
+    for metric in ("tansiq_timer_lag_seconds", "tansiq_notification_deliveries_pending"):
         values = wait_until(lambda metric=metric: (found := _prometheus_values(site, metric)) and len(found) == 2
                             and found, 30, f"prometheus did not scrape {metric} from both nodes")
         assert set(values) == {f"127.0.0.1:{port}" for port in site.node_ports}

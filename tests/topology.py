@@ -151,6 +151,7 @@ class Topology:
             "TANSIQ_DATABASE_URL": database_url(self.tansiq_db),
             "TANSIQ_SECRET_KEY": "topology-secret-" + "k" * 40,
             "TANSIQ_PUBLIC_URL": self.public_url,
+            "TANSIQ_TRUSTED_PROXIES": "127.0.0.1",  # nginx
             "TANSIQ_PREFECT_API_URL": self.prefect_api,
             "TANSIQ_FILES_BACKEND": "database",
             "TANSIQ_LOG_FORMAT": "json",

@@ -23,7 +23,7 @@ RunId = Annotated[int, Path(ge=1, le=MAX_ID)]
 def _file_out(run_id: int, entry: dict[str, Any]) -> ReportFileOut:
     language = entry.get("language")
     query = f"?language={language}" if language else ""
-    return ReportFileOut(format=entry["format"], language=language, size=entry.get("size"),
+    return ReportFileOut(format=entry["format"], language=language, size=entry.get("bytes"), sha256=entry.get("sha256"),
                          name=entry.get("name") or PurePosixPath(entry["path"]).name,
                          url=f"/api/v1/reports/{run_id}/{entry['format']}{query}")
 

@@ -14,7 +14,8 @@ class ReportFileOut(BaseModel):
     format: str
     language: str | None
     name: str
-    size: int | None = None
+    size: int | None = Field(default=None, description="Bytes.")
+    sha256: str | None = Field(default=None, description="The file's SHA-256, as archived.")
     url: str = Field(description="Where to download it (GET, same authorisation).")
 
 
