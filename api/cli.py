@@ -84,10 +84,14 @@ def _one_line_errors() -> Iterator[None]:
     except TansiqError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    except ValidationError as exc:  # a TANSIQ_* variable with a bad value
-        from api.settings_reference import problems_of
+    except ValidationError as exc:
+        from api.settings_reference import is_settings_error, problems_of
 
-        typer.echo(f"error: bad setting {'; '.join(problems_of(exc))}", err=True)
+        if is_settings_error(exc):  # a TANSIQ_* variable with a bad value
+            typer.echo(f"error: bad setting {'; '.join(problems_of(exc))}", err=True)
+        else:
+            typer.echo("error: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()),
+                       err=True)
         raise typer.Exit(1) from None
     except OperationalError as exc:
         typer.echo(f"error: the database cannot be used ({exc.orig}); is it up, and was `tansiq db upgrade` run?",

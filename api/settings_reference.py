@@ -112,6 +112,10 @@ def settings_of(cls: type[BaseSettings]) -> list[Setting]:
     return found
 
 
+def is_settings_error(exc: ValidationError) -> bool:
+    return any(cls.__name__ == exc.title for _, cls in SECTIONS)
+
+
 def problems_of(exc: ValidationError) -> list[str]:
     """A settings class's validation error as one line per bad variable: `TANSIQ_LOG_LEVEL: String should..`."""
     prefix = next((_prefix(cls) for _, cls in SECTIONS if cls.__name__ == exc.title), "TANSIQ_")
