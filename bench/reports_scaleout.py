@@ -50,6 +50,15 @@ def _url(name: str, driver: str) -> str:
     return f"postgresql+{driver}://{base}/{name}"
 
 
+def _stored_size(session, archive, entry) -> int | None:
+    from engine.errors import NotFound
+
+    try:
+        return archive.locate(session, entry).size
+    except NotFound:
+        return None
+
+
 def _run(args: list[str], env: dict[str, str], timeout: float = 120) -> str:
     done = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL)
@@ -131,6 +140,7 @@ def main(keep_logs: bool = False) -> dict[str, Any]:
         mark = lap("daily_run_via_worker", mark)
 
         from engine.db import Database
+        from engine.reports import archive
         from engine.reports.runs import ReportRun
 
         db = Database(tansiq_url)
@@ -139,11 +149,12 @@ def main(keep_logs: bool = False) -> dict[str, Any]:
                 run = session.scalars(select(ReportRun).order_by(ReportRun.id.desc())).first()
                 record = {"id": run.id, "status": run.status, "kind": run.kind, "period_start": str(run.period_start),
                           "prefect_flow_run_id": run.prefect_flow_run_id, "files": run.files}
+                # Wherever the archive keeps them (the database by default, or TANSIQ_HOME/reports on disk).
+                missing = [f["path"] for f in run.files or [] if _stored_size(session, archive, f) != f["bytes"]]
         finally:
             db.dispose()
         if record["status"] != "succeeded" or record["period_start"] != day.isoformat():
             raise RuntimeError(f"unexpected report run: {record}\n{out[-2000:]}")
-        missing = [f["path"] for f in record["files"] if not (work / "reports" / f["path"]).is_file()]
         if missing:
             raise RuntimeError(f"archived files missing: {missing}")
         lap("total", started)

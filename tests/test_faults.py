@@ -46,12 +46,12 @@ class _Worker:
         env = dict(os.environ, TANSIQ_DATABASE_URL=database_url, TANSIQ_TIMER_POLL_SECONDS="0.05",
                    TANSIQ_TIMER_BATCH_SIZE="10", TANSIQ_LOG_LEVEL="INFO", TANSIQ_LOG_FORMAT="json")
         command = [sys.executable, "-m", "api.cli", "timers", "run", "--now", (DUE + timedelta(minutes=1)).isoformat()]
-        self.process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.batched = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
-        for line in self.process.stdout or ():  # also drains the pipe, so the worker never blocks on it
+        for line in self.process.stderr or ():  # log lines; also drains the pipe, so the worker never blocks on it
             if '"timers fired"' in line:
                 self.batched.set()
 

@@ -267,7 +267,9 @@ def test_every_response_gets_a_fresh_request_id(db, tmp_path):
     assert too_large.status_code == 413 and too_large.headers["x-request-id"] == NGINX_ID
 
 
-def test_the_500_handler_logs_and_answers_with_the_request_id(db, tmp_path):
+def test_the_500_handler_logs_and_answers_with_the_request_id(db, tmp_path, monkeypatch):
+    from api import middleware
+
     client = _client(db, tmp_path)
 
     @client.app.get("/boom-for-the-test")
@@ -275,6 +277,8 @@ def test_the_500_handler_logs_and_answers_with_the_request_id(db, tmp_path):
         raise RuntimeError("kaboom")
 
     with structlog.testing.capture_logs() as logs:
+        # A fresh logger: the module's own may be cached with the configuration of an earlier test.
+        monkeypatch.setattr(middleware, "log", structlog.get_logger("api.middleware"))
         response = client.get("/boom-for-the-test", headers={"X-Request-ID": NGINX_ID})
     assert response.status_code == 500 and NGINX_ID in response.json()["detail"]
     [line] = [entry for entry in logs if entry["event"] == "unhandled error"]
