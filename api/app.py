@@ -6,7 +6,6 @@ Run it with `tansiq serve`, or any ASGI server: `uvicorn --factory api.app:creat
 from __future__ import annotations
 
 import sys
-from importlib import metadata
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -37,6 +36,7 @@ from api.security import TokenService, load_secret
 from api.settings import ApiSettings, get_api_settings
 from engine import heap
 from engine.db import Database, get_database
+from engine.version import installed_version
 
 API_PREFIX = "/api/v1"
 STATIC = Path(__file__).parent / "static"
@@ -53,13 +53,6 @@ DESCRIPTION = """Follow-up of Hajj committee directives.
 Sign in with `POST /api/v1/auth/token` (OAuth2 password form) and send `Authorization: Bearer <token>`.
 Errors are RFC 9457 problem details (`application/problem+json`) with a stable `type` URI per kind.
 """
-
-
-def _version() -> str:
-    try:
-        return metadata.version("tansiq")
-    except metadata.PackageNotFoundError:
-        return "0"
 
 
 GIL_SWITCH_SECONDS = 0.0005
@@ -79,7 +72,7 @@ def create_app(settings: ApiSettings | None = None, *, database: Database | None
     tokens = TokenService(load_secret(settings), settings.token_ttl_seconds)
 
     app = FastAPI(
-        title="Tansiq", version=_version(), description=DESCRIPTION,
+        title="Tansiq", version=installed_version(), description=DESCRIPTION,
         openapi_url=f"{API_PREFIX}/openapi.json", docs_url=None, redoc_url=None,
         openapi_tags=[{"name": tag} for tag in DOCS_TAG_ORDER],
     )

@@ -29,7 +29,6 @@ import shutil
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +60,8 @@ from engine.notification_delivery import EMAIL, FAILED, PENDING, PENDING_NOTIFIC
 from engine.notifications import Delivery, Notification
 from engine.reports.common import KINDS
 from engine.reports.runs import STATUSES, ReportRun
+from engine.timers import timer_lag_seconds
+from engine.version import installed_version
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -174,14 +175,6 @@ class MetricsMiddleware:
 
 # --- the database's state -------------------------------------------------------------------------
 
-def timer_lag_seconds(session: Session, now: datetime) -> float:
-    """How overdue the oldest waiting timer of a running instance is (0 when none is due): min over
-    ix_process_instance_due (status, next_timer_at)."""
-    oldest = session.scalar(select(func.min(ProcessInstance.next_timer_at))
-                            .where(ProcessInstance.status == instances.RUNNING))
-    return 0.0 if oldest is None else max(0.0, (now - clock.as_utc(oldest)).total_seconds())
-
-
 def _count(session: Session, query: Any) -> int:
     return int(session.scalar(query) or 0)
 
@@ -224,19 +217,12 @@ def _report_runs(session: Session) -> GaugeMetricFamily:
     return family
 
 
-def _version() -> str:
-    try:
-        return metadata.version("tansiq")
-    except metadata.PackageNotFoundError:
-        return "0"
-
-
 class DatabaseCollector(Collector):
     """The gauges, read when scraped (never stored in the multiprocess files, so never summed)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.version = _version()
+        self.version = installed_version()
 
     def describe(self) -> list[Any]:
         return []  # registering must not query the database

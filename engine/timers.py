@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -128,3 +128,11 @@ def run_forever(db: Database, batch_size: int, poll_seconds: float, stop: thread
             log.info("timers fired", fired=batch.fired, incidents=len(batch.incidents))
         if batch.processed < batch_size:
             stop.wait(max(0.0, poll_seconds - (time.monotonic() - started)))
+
+
+def timer_lag_seconds(session: Session, now: datetime) -> float:
+    """How overdue the oldest waiting timer of a running instance is (0 when none is due): min over
+    ix_process_instance_due (status, next_timer_at)."""
+    oldest = session.scalar(select(func.min(ProcessInstance.next_timer_at))
+                            .where(ProcessInstance.status == instances.RUNNING))
+    return 0.0 if oldest is None else max(0.0, (now - clock.as_utc(oldest)).total_seconds())

@@ -96,15 +96,20 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_serve_runs_the_api_and_the_timer_worker_and_stops_cleanly(env, db: Database):
+def _launch_with_a_reminder_due_in_a_second(db: Database) -> None:
+    """A directive on the deadline model whose reminder (an hour before the deadline) is due a second after
+    launch: not fired by the launch itself, only by a timer worker."""
     with db.transaction() as session:
         process_models.deploy(session, read_model("deadline.bpmn"), "deadline.bpmn", "tester")
         seasons.create_season(session, 1447, date(2000, 1, 1), date(2099, 12, 31))
         entities.create_entity(session, "housing", "الإسكان", "Housing")
-        # The reminder (an hour before the deadline) is due a second after launch: the worker must fire it.
         directives.create(session, NewDirective(title="t", kind="decision", responsible_entity="housing",
                                                 deadline="PT1H1S", process_model_key="deadline"), "tester",
                           launch_now=True)
+
+
+def test_serve_runs_the_api_and_the_timer_worker_and_stops_cleanly(env, db: Database):
+    _launch_with_a_reminder_due_in_a_second(db)
     with _serving(env, TANSIQ_TIMER_POLL_SECONDS="0.2") as served:
         assert httpx.get(f"{served.base}/healthz", timeout=2).status_code == 200
         for _ in range(100):
@@ -124,13 +129,7 @@ def test_serve_with_two_processes_and_its_workers_apart(env, db: Database):
     due reminder unfired and the outbox as it is (those run as services of their own)."""
     from engine.notifications import Delivery
 
-    with db.transaction() as session:
-        process_models.deploy(session, read_model("deadline.bpmn"), "deadline.bpmn", "tester")
-        seasons.create_season(session, 1447, date(2000, 1, 1), date(2099, 12, 31))
-        entities.create_entity(session, "housing", "الإسكان", "Housing")
-        directives.create(session, NewDirective(title="t", kind="decision", responsible_entity="housing",
-                                                deadline="PT1H1S", process_model_key="deadline"), "tester",
-                          launch_now=True)  # its reminder due a second after launch
+    _launch_with_a_reminder_due_in_a_second(db)
     with _serving(env, "--workers", "2", "--no-timers", "--no-notifications", ready="/readyz") as served:
         workers = _children(served.process.pid)
         assert len(workers) >= 2, workers  # uvicorn's supervisor and its two API processes

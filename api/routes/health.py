@@ -4,13 +4,13 @@
 - `/readyz`: the database answers, its schema is at this code's Alembic head, and the timer lag is under
   `TANSIQ_READY_MAX_TIMER_LAG_SECONDS`: a load balancer sends traffic only to a process that says so.
 - `/healthz`: the database answers, with the timer lag (kept for existing checks and tests).
-None needs a sign-in; the nginx site denies /livez, /readyz and /metrics from outside.
+None needs a sign-in; the nginx site (deploy/nginx) passes /livez and /readyz on for load balancers and keeps
+/metrics inside.
 """
 
 from __future__ import annotations
 
 from functools import cache
-from importlib import metadata
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -18,22 +18,15 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import State
-from api.metrics import timer_lag_seconds
 from api.problems import BASE, KINDS, MEDIA_TYPE, documented, problem_response
 from api.schemas.health import CheckOut, HealthOut, LiveOut, ReadyOut
 from engine import clock, migrate
+from engine.timers import timer_lag_seconds
+from engine.version import installed_version
 
 router = APIRouter(tags=["health"])
 RETRY_AFTER_SECONDS = "5"
 UNREACHABLE = "the database cannot be reached"
-
-
-@cache
-def _version() -> str:
-    try:
-        return metadata.version("tansiq")
-    except metadata.PackageNotFoundError:
-        return "0"
 
 
 @cache
@@ -58,7 +51,7 @@ def healthz(state: State):
 @router.get("/livez", response_model=LiveOut)
 async def livez() -> LiveOut:
     """200 while the process answers; touches nothing else."""
-    return LiveOut(version=_version())
+    return LiveOut(version=installed_version())
 
 
 def _schema_check(state: State) -> CheckOut:
@@ -104,7 +97,7 @@ def readyz(state: State):
     checks = readiness(state)
     failing = [name for name, check in checks.items() if not check.ok]
     if not failing:
-        return ReadyOut(version=_version(), checks=checks)
+        return ReadyOut(version=installed_version(), checks=checks)
     status, title = KINDS["service-unavailable"]
     body = {"type": BASE + "service-unavailable", "title": title, "status": status, "instance": "/readyz",
             "detail": "not ready: " + "; ".join(f"{name}: {checks[name].detail}" for name in failing),
