@@ -24,7 +24,9 @@ from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScript
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.specs.event_definitions import timer as spiff_timer
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
 from SpiffWorkflow.bpmn.util import BpmnEvent
+from SpiffWorkflow.bpmn.util.diff import SpecDiff, diff_workflow, migrate_workflow
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
@@ -125,6 +127,43 @@ class CompiledModel:
 
 
 @dataclass(frozen=True)
+class ElementStates:
+    """What an instance's diagram marks: elements passed, and elements where a token waits or is ready."""
+
+    done: list[str]
+    current: list[str]
+
+
+@dataclass(frozen=True)
+class WaitingTask:
+    """A task where a token is: ready to run or waiting (for a timer, a message or a person)."""
+
+    element_id: str
+    name: str
+    state: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class MigrationPlan:
+    """What moving an instance to another version of its model does, decided before anything changes.
+
+    `moves` are the tasks where a token is, each with its counterpart in the new version; `refusals` say
+    why the instance cannot move (a token would be lost); `changed` are elements whose definition differs.
+    """
+
+    moves: list[WaitingTask]
+    refusals: list[str]
+    changed: list[str]
+    added: list[str]
+    removed: list[str]
+
+    @property
+    def possible(self) -> bool:
+        return not self.refusals
+
+
+@dataclass(frozen=True)
 class UserTaskView:
     task_id: str
     element_id: str
@@ -222,7 +261,27 @@ def _all_tasks(workflow: BpmnWorkflow) -> list[Any]:
 
 
 def _completed(workflow: BpmnWorkflow) -> list[Any]:
-    return [t for t in _all_tasks(workflow) if t.state == TaskState.COMPLETED and t.task_spec.bpmn_id is not None]
+    return [t for t in _all_tasks(workflow) if t.state == TaskState.COMPLETED and _element_id(t) is not None]
+
+
+def _element_id(task: Any) -> str | None:
+    """The BPMN id of a task's element; None for SpiffWorkflow's own tasks, and for a completed task of an
+    element that a migration to a newer version removed."""
+    spec = task.task_spec
+    return getattr(spec, "bpmn_id", None) if spec is not None else None
+
+
+_TOKEN_STATES = TaskState.READY | TaskState.WAITING | TaskState.STARTED
+# migrate_workflow resets (and so re-predicts) the tasks in this mask: by default the ready and waiting
+# ones, which restarts a waiting timer's clock. A clean instance state has no task in ERROR, so this resets
+# nothing; the predicted children of a moved task are synced with the new spec when the task completes.
+_RESET_NO_WAITING_TASK = TaskState.ERROR
+
+
+def _waiting_task(task: Any) -> WaitingTask:
+    spec = task.task_spec
+    return WaitingTask(element_id=spec.bpmn_id, name=spec.bpmn_name or spec.bpmn_id,
+                       state=TaskState.get_name(task.state).lower(), kind=type(spec).__name__)
 
 
 def _runtime_functions(task: Any) -> dict[str, Callable[..., Any]]:
@@ -350,6 +409,98 @@ class Runtime:
         ]
         return min(due) if due else None
 
+    def waiting_tasks(self) -> list[WaitingTask]:
+        return [_waiting_task(t) for t in _all_tasks(self.workflow) if t.has_state(_TOKEN_STATES) and _element_id(t)]
+
+    def element_states(self) -> ElementStates:
+        done = {_element_id(t) for t in _completed(self.workflow)}
+        current = {_element_id(t) for t in _all_tasks(self.workflow) if t.has_state(_TOKEN_STATES)}
+        return ElementStates(done=sorted(e for e in done if e), current=sorted(e for e in current if e))
+
+    def waiting_messages(self) -> list[str]:
+        """Names of the messages the instance waits for now."""
+        return sorted({d.name for d in self._waiting_message_definitions()})
+
+    def message_matches(self, name: str, correlation: dict[str, Any]) -> bool:
+        """Waits for `name` where each correlation value equals the process variable (or SpiffWorkflow
+        correlation property) of that name, as Camunda's `correlationKeys` do."""
+        known: dict[str, Any] = {}
+        for values in self.workflow.correlations.values():
+            known.update(values)
+        for task in self.workflow.get_tasks(state=TaskState.WAITING):
+            definition = getattr(task.task_spec, "event_definition", None)
+            if type(definition).__name__ != "MessageEventDefinition" or definition.name != name:
+                continue
+            if all(task.data.get(key, known.get(key, _MISSING)) == value for key, value in correlation.items()):
+                return True
+        return False
+
+    # Variables at the point an incident stopped ---------------------------------------------------
+
+    def variables(self) -> dict[str, Any]:
+        """The process variables where its tokens are: what a retry runs with (the ready tasks' data first)."""
+        merged: dict[str, Any] = {}
+        for task in sorted(self._token_tasks(), key=lambda t: t.state != TaskState.READY, reverse=True):
+            merged.update(task.data)
+        return copy.deepcopy(merged)
+
+    def change_variables(self, changes: dict[str, Any], removed: list[str]) -> None:
+        """Set and remove variables at every point a token is, so that whichever branch runs next sees them."""
+        for task in self._token_tasks():
+            for name in removed:
+                task.data.pop(name, None)
+            task.data.update(copy.deepcopy(changes))
+
+    def _token_tasks(self) -> list[Any]:
+        return [t for t in _all_tasks(self.workflow) if t.has_state(_TOKEN_STATES)]
+
+    # Moving to another version of the model --------------------------------------------------------
+
+    def plan_migration(self, target: CompiledModel) -> MigrationPlan:
+        top, subprocesses = diff_workflow(_registry, self.workflow, target.spec, target.subprocess_specs)
+        moves, refusals = [], []
+        pairs = [(self.workflow, top), *((self.workflow.subprocesses[key], diff) for key, diff in subprocesses.items())]
+        for workflow, diff in pairs:
+            for task in workflow.tasks.values():
+                if not task.has_state(_TOKEN_STATES) or _element_id(task) is None:
+                    continue
+                moved = _counterpart(task, diff)
+                if isinstance(moved, str):
+                    refusals.append(moved)
+                else:
+                    moves.append(_waiting_task(task))
+            if diff is None and workflow is not self.workflow:
+                refusals.append(f"the sub-process {workflow.spec.name} is not in the new version")
+        spec_diff = SpecDiff(_registry, self.workflow.spec, target.spec)
+        return MigrationPlan(moves=moves, refusals=refusals, changed=sorted(_bpmn_ids(spec_diff.changed)),
+                             added=sorted(_bpmn_ids(spec_diff.added)), removed=sorted(_bpmn_ids(spec_diff.removed)))
+
+    def migrate(self, target: CompiledModel) -> MigrationPlan:
+        """Move the instance to `target`, every token kept where it is (timers keep their due moment);
+        refused whole, with nothing changed, when a token has no counterpart."""
+        plan = self.plan_migration(target)
+        if not plan.possible:
+            raise Conflict("the instance cannot move to this version: " + "; ".join(plan.refusals))
+        top, subprocesses = diff_workflow(_registry, self.workflow, target.spec, target.subprocess_specs)
+        migrate_workflow(top, self.workflow, target.spec, reset_mask=_RESET_NO_WAITING_TASK)
+        for key, diff in subprocesses.items():
+            subprocess = self.workflow.subprocesses[key]
+            migrate_workflow(diff, subprocess, target.subprocess_specs[subprocess.spec.name],
+                             reset_mask=_RESET_NO_WAITING_TASK)
+        self.workflow.subprocess_specs = dict(target.subprocess_specs)
+        for task in self._token_tasks():
+            _repredict(task)
+        self.model = target
+        return plan
+
+    def _waiting_message_definitions(self) -> list[Any]:
+        definitions = []
+        for task in self.workflow.get_tasks(state=TaskState.WAITING):
+            definition = getattr(task.task_spec, "event_definition", None)
+            if type(definition).__name__ == "MessageEventDefinition":
+                definitions.append(definition)
+        return definitions
+
     def _ready_user_task(self, task_id: str) -> Any:
         try:
             task = self.workflow.get_task_from_id(UUID(task_id))
@@ -362,11 +513,43 @@ class Runtime:
         return task
 
     def _waiting_message_definition(self, name: str) -> Any:
-        for task in self.workflow.get_tasks(state=TaskState.WAITING):
-            definition = getattr(task.task_spec, "event_definition", None)
-            if type(definition).__name__ == "MessageEventDefinition" and definition.name == name:
-                return definition
-        return None
+        return next((d for d in self._waiting_message_definitions() if d.name == name), None)
+
+
+_MISSING = object()
+
+
+def _counterpart(task: Any, diff: Any) -> Any:
+    """The new spec a task with a token moves to, or why it cannot move."""
+    element = _element_id(task)
+    state = TaskState.get_name(task.state).lower()
+    if diff is None:
+        return f"{element} ({state}) is in a sub-process the new version does not have"
+    new_spec = diff.alignment.get(task)
+    if new_spec is None:
+        return f"{element} ({state}) has no counterpart in the new version"
+    if type(new_spec) is not type(task.task_spec):
+        kinds = type(new_spec).__name__, type(task.task_spec).__name__
+        return f"{element} ({state}) is a {kinds[0]} in the new version, not a {kinds[1]}"
+    return new_spec
+
+
+def _repredict(task: Any) -> None:
+    """What follows a task with a token, predicted again from its new spec; the task itself, its data and its
+    timer are left as they are (SpiffWorkflow's reset would restart the timer). A multi-instance task's
+    children are its instances, not its successors: they are left alone."""
+    if isinstance(task.task_spec, LoopTask):
+        return
+    for child in list(task.children):
+        if child.has_state(TaskState.PREDICTED_MASK | TaskState.FUTURE) and not any(
+                d.has_state(_TOKEN_STATES | TaskState.FINISHED_MASK) for d in child):
+            task.workflow._remove_task(child.id)
+    task.task_spec._predict_hook(task)
+    task.task_spec._predict(task, mask=TaskState.PREDICTED_MASK | TaskState.FUTURE)
+
+
+def _bpmn_ids(specs: Any) -> set[str]:
+    return {spec.bpmn_id for spec in specs if getattr(spec, "bpmn_id", None)}
 
 
 def _depth(task: Any, memo: dict[int, int]) -> int:

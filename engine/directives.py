@@ -55,7 +55,7 @@ from engine.db import Base, JSONType, UTCDateTime, write_row
 from engine.durations import RIYADH, hours_between, parse_moment
 from engine.entities import Entity
 from engine.errors import Conflict, InvalidInput, NotFound
-from engine.escalations import Escalation
+from engine.escalations import MAX_ESCALATION_LEVEL, Escalation
 from engine.service_tasks import ExecutionContext, operation
 from engine.work_items import OPEN, WorkItem
 
@@ -340,10 +340,7 @@ def supervisor_action(session: Session, directive_id: int, actor: str, action: s
             raise InvalidInput(f"{entity.code} is already responsible for {directive.reference}")
         payload["entity"] = entity.code
     elif action == "escalate":
-        level = directive.escalation_level + 1
-        if level > 5:
-            raise InvalidInput("the directive is at the highest escalation level")
-        payload["level"] = level
+        payload["level"] = _escalation_level(directive, fields.get("level"))
     elif action == "close":
         if fields.get("outcome") not in ("done", "cancelled"):
             raise InvalidInput("closing needs an outcome: done or cancelled")
@@ -353,6 +350,18 @@ def supervisor_action(session: Session, directive_id: int, actor: str, action: s
     instances.send_message(session, directive.instance_id, "supervisor_action", payload, actor)
     audit.record(session, actor, f"supervisor.{action}", subject(directive.id), payload)
     return directive
+
+
+def _escalation_level(directive: Directive, chosen: Any) -> int:
+    """The level a supervisor escalates to: the one chosen, or the next; always above the current one."""
+    current = directive.escalation_level
+    if current >= MAX_ESCALATION_LEVEL:
+        raise InvalidInput("the directive is at the highest escalation level")
+    if chosen is None:
+        return current + 1
+    if isinstance(chosen, bool) or not isinstance(chosen, int) or not current < chosen <= MAX_ESCALATION_LEVEL:
+        raise InvalidInput(f"escalate to a level from {current + 1} to {MAX_ESCALATION_LEVEL}, not {chosen!r}")
+    return chosen
 
 
 def directive_calendar(session: Session, directive: Directive) -> BusinessCalendar:

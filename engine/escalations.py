@@ -15,10 +15,12 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from engine import audit, clock, notifications
 from engine.bpmn_runtime import ServiceCall, WorkflowFailure
 from engine.db import Base, UTCDateTime
+from engine.entities import Entity
 from engine.roles import LEADERSHIP, ROLES, SUPERVISOR
 from engine.service_tasks import ExecutionContext, operation
 
 REASONS = ("overdue", "unacknowledged", "loop_cap", "manual")
+MAX_ESCALATION_LEVEL = 5
 DEFAULT_TARGETS = {1: SUPERVISOR, 2: LEADERSHIP}
 _CHANGED = "tansiq.escalations_changed"  # session.info key: instances whose escalations changed in this session
 
@@ -58,13 +60,17 @@ class Escalation(Base):
 def escalate(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
     level = call.params.get("level", 1)
     reason = call.params.get("reason", "overdue")
-    if not isinstance(level, int) or not 1 <= level <= 5:
-        raise WorkflowFailure(f"escalation level must be 1 to 5, not {level!r}", element_id=call.element_id)
+    if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= MAX_ESCALATION_LEVEL:
+        raise WorkflowFailure(f"escalation level must be 1 to {MAX_ESCALATION_LEVEL}, not {level!r}",
+                              element_id=call.element_id)
     if reason not in REASONS:
         raise WorkflowFailure(f"unknown escalation reason {reason!r}", element_id=call.element_id)
     target = call.params.get("to_role") or DEFAULT_TARGETS.get(level, LEADERSHIP)
     if target not in ROLES:
         raise WorkflowFailure(f"unknown role {target!r}", element_id=call.element_id)
+    entity = call.params.get("entity")
+    if entity is not None and not _entity_exists(context.session, entity):
+        raise WorkflowFailure(f"escalation to an unknown entity {entity!r}", element_id=call.element_id)
     instance_id = context.instance.id
     connection = context.session.connection()  # Core rows: the timer worker's hot path reads none of them back
     earlier = connection.execute(_EARLIER, {"instance_id": instance_id, "element_id": call.element_id}).scalar_one()
@@ -74,7 +80,7 @@ def escalate(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
         # compute the same key, and the unique constraint lets only one of them commit.
         "source_key": f"{call.element_id}#{earlier + 1}",
         "element_id": call.element_id, "level": level, "reason": reason, "target_role": target,
-        "entity": call.params.get("entity"), "note": call.params.get("note"), "status": "open",
+        "entity": entity, "note": call.params.get("note"), "status": "open",
         "raised_at": clock.now(),
     }
     escalation_id = connection.execute(_INSERT, escalation).scalar_one()
@@ -88,7 +94,12 @@ def escalate(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
 
 _EARLIER = select(func.count()).select_from(Escalation).where(
     Escalation.instance_id == bindparam("instance_id"), Escalation.element_id == bindparam("element_id"))
+_ENTITY_EXISTS = select(Entity.id).where(Entity.code == bindparam("code"))
 _INSERT = insert(Escalation.__table__).returning(Escalation.__table__.c.id)
+
+
+def _entity_exists(session: Session, code: Any) -> bool:
+    return isinstance(code, str) and session.execute(_ENTITY_EXISTS, {"code": code}).first() is not None
 
 
 def _tell(context: ExecutionContext, escalation: dict[str, Any]) -> None:

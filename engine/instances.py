@@ -9,10 +9,11 @@ the model fails, nothing it did is kept: the instance stops at the last clean po
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, bindparam, event, select
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, bindparam, event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column, relationship
 from sqlalchemy.orm.exc import StaleDataError
@@ -69,6 +70,9 @@ class ProcessInstance(Base):
     incident_message: Mapped[str | None] = mapped_column(Text)
     incident_element: Mapped[str | None] = mapped_column(String(200))
     incident_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # "|name|...|" of the messages it waits for, written with its state, so that a message finds the instances
+    # waiting for it without loading every state; NULL where not known (saved before migration 0010).
+    waiting_messages: Mapped[str | None] = mapped_column(String(1000))
     started_by: Mapped[str] = mapped_column(String(200))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -279,13 +283,71 @@ def get_instance(session: Session, instance_id: int) -> ProcessInstance:
     return instance
 
 
-def list_instances(session: Session, *, status: str | None = None, limit: int = 50) -> list[ProcessInstance]:
-    if status is not None and status not in STATUSES:
-        raise InvalidInput(f"unknown status {status!r} (known: {', '.join(STATUSES)})")
-    query = select(ProcessInstance).order_by(ProcessInstance.id.desc()).limit(limit)
-    if status is not None:
-        query = query.where(ProcessInstance.status == status)
-    return list(session.scalars(query))
+@dataclass(frozen=True)
+class InstanceFilter:
+    """What the operations view narrows instances by; every field is optional."""
+
+    model: str | None = None
+    version: int | None = None
+    status: str | None = None
+    business_key: str | None = None
+    directive_id: int | None = None
+    started_from: datetime | None = None
+    started_until: datetime | None = None
+
+    def conditions(self) -> list[Any]:
+        if self.status is not None and self.status not in STATUSES:
+            raise InvalidInput(f"unknown status {self.status!r} (known: {', '.join(STATUSES)})")
+        if self.version is not None and self.model is None:
+            raise InvalidInput("a version is a version of a model: name the model too")
+        conditions: list[Any] = []
+        if self.model is not None:
+            versions = select(ProcessModel.id).where(ProcessModel.key == self.model)
+            if self.version is not None:
+                versions = versions.where(ProcessModel.version == self.version)
+            conditions.append(ProcessInstance.model_id.in_(versions))
+        if self.status is not None:
+            conditions.append(ProcessInstance.status == self.status)
+        if self.business_key is not None:
+            conditions.append(ProcessInstance.business_key == self.business_key)
+        if self.directive_id is not None:  # the table, not the class: engine.directives imports this module
+            directive = Base.metadata.tables["directive"]
+            conditions.append(ProcessInstance.id.in_(
+                select(directive.c.instance_id).where(directive.c.id == self.directive_id)))
+        if self.started_from is not None:
+            conditions.append(ProcessInstance.started_at >= self.started_from)
+        if self.started_until is not None:
+            conditions.append(ProcessInstance.started_at < self.started_until)
+        return conditions
+
+
+def list_instances(session: Session, where: InstanceFilter | None = None, *, status: str | None = None,
+                   limit: int = 50, offset: int = 0) -> list[ProcessInstance]:
+    """Instances, newest first."""
+    where = where or InstanceFilter(status=status)
+    query = select(ProcessInstance).where(*where.conditions()).order_by(ProcessInstance.id.desc())
+    return list(session.scalars(query.limit(limit).offset(offset)))
+
+
+def count_instances(session: Session, where: InstanceFilter | None = None) -> int:
+    where = where or InstanceFilter()
+    return session.scalar(select(func.count()).select_from(ProcessInstance).where(*where.conditions())) or 0
+
+
+def load_runtime(instance: ProcessInstance, handler: ServiceHandler | None = None) -> Runtime:
+    """The instance's workflow in memory (read-only unless the caller holds its lock and saves it)."""
+    return _load(instance, handler)
+
+
+def save_runtime(session: Session, instance: ProcessInstance, runtime: Runtime, actor: str,
+                 **changes: Any) -> list[work_items.WorkItem]:
+    """Store a runtime changed outside a run (variables corrected, a version migration), with `changes` to
+    the row; open steps whose task is still ready keep their row, assignee and due moment."""
+    open_steps = work_items.project(session, instance.id, runtime.ready_user_tasks())
+    write_row(session, instance, {**changes, "state": runtime.dump(), "next_timer_at": runtime.next_timer_at(),
+                                  "waiting_messages": _waiting_column(runtime), "updated_at": clock.now()},
+              version="lock_version")
+    return open_steps
 
 
 def _require_running(instance: ProcessInstance) -> None:
@@ -401,15 +463,26 @@ def _save(session: Session, instance: ProcessInstance, runtime: Runtime, actor: 
         audit.record(session, actor, "instance.completed", subject(instance.id), {})
     else:
         open_steps = work_items.project(session, instance.id, runtime.ready_user_tasks(), has_steps)
-        changes = {"next_timer_at": runtime.next_timer_at()}
+        changes = {"next_timer_at": runtime.next_timer_at(), "waiting_messages": _waiting_column(runtime)}
     # Last: nothing of this run can fail once its row is written (and should a savepoint around it roll
     # back, write_row's objects are expired and read again).
     write_row(session, instance, {**changes, "state": runtime.dump(), "updated_at": now}, version="lock_version")
     return open_steps
 
 
+_WAITING_COLUMN_SIZE = 1000
+
+
+def _waiting_column(runtime: Runtime) -> str | None:
+    names = runtime.waiting_messages()
+    if not names:
+        return ""
+    column = "|" + "|".join(names) + "|"
+    return column if len(column) <= _WAITING_COLUMN_SIZE else None  # too many to list: found by loading
+
+
 def _ended(status: str, now: datetime) -> dict[str, Any]:
-    return {"status": status, "ended_at": now, "updated_at": now, "next_timer_at": None,
+    return {"status": status, "ended_at": now, "updated_at": now, "next_timer_at": None, "waiting_messages": "",
             "incident_message": None, "incident_element": None, "incident_at": None}
 
 

@@ -170,6 +170,18 @@ def _check_rules(root: etree._Element, filename: str, operations: frozenset[str]
     for form in root.iterfind(".//spiffworkflow:formSchema", NS):
         _check_form_schema(form, filename)
     _check_data_object_references(root, filename)
+    _check_decision_references(root, filename)
+
+
+def _check_decision_references(root: etree._Element, filename: str) -> None:
+    """A business rule task runs a decision table; none can be deployed yet (DMN), so none may be named."""
+    for task in root.iterfind(".//bpmn:businessRuleTask", NS):
+        reference = task.find("bpmn:extensionElements/spiffworkflow:calledDecisionId", NS)
+        name = (reference.text or "").strip() if reference is not None else ""
+        if not name:
+            raise ModelRejected(f"{filename}: a business rule task must name its decision", element_id=task.get("id"))
+        raise ModelRejected(f"{filename}: the business rule task names the decision {name!r}, which is not deployed",
+                            element_id=task.get("id"))
 
 
 def _check_data_object_references(root: etree._Element, filename: str) -> None:

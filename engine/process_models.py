@@ -90,7 +90,9 @@ def deploy(session: Session, content: bytes, filename: str, deployed_by: str) ->
             session.add(model)
     except IntegrityError:
         raise Conflict(f"{validated.key} was deployed by someone else at the same moment; try again") from None
-    _cache_put(model.checksum, validated.compiled)
+    # Cached as every other node builds it, from the stored JSON: restoring wires what parsing leaves to the
+    # first run (a multi-instance's merge of its children), which an instance migrated here never had.
+    _cache_put(model.checksum, bpmn_runtime.CompiledModel.from_json(model.spec))
     audit.record(session, deployed_by, "model.deployed", subject(model.key),
                  {"key": model.key, "version": model.version, "checksum": model.checksum, "filename": model.filename})
     return Deployment(model, created=True)

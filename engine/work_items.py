@@ -6,6 +6,7 @@ Inboxes, counts and overdue lists read these rows; nobody loads workflow state t
 from __future__ import annotations
 
 import json
+import keyword
 from datetime import datetime
 from typing import Any
 
@@ -139,7 +140,7 @@ def nesting_depth(value: Any, limit: int = MAX_DEPTH) -> int:
 
 
 def check_variables(data: Any, what: str = "form data") -> dict[str, Any]:
-    """Process variables are a JSON object of plain names that shadow nothing the evaluator knows,
+    """Process variables are a JSON object of plain names (no keyword) that shadow nothing the evaluator knows,
     at most `MAX_FORM_BYTES` of JSON nested at most `MAX_DEPTH` levels deep."""
     if not isinstance(data, dict):
         raise InvalidInput(f"{what} must be an object")
@@ -152,7 +153,7 @@ def check_variables(data: Any, what: str = "form data") -> dict[str, Any]:
     if size > MAX_FORM_BYTES:
         raise InvalidInput(f"{what} is larger than {MAX_FORM_BYTES:,} bytes")
     bad_keys = sorted(str(k) for k in data if not isinstance(k, str) or k.startswith("_") or not k.isidentifier()
-                      or k in expressions.RESERVED_NAMES)
+                      or keyword.iskeyword(k) or k in expressions.RESERVED_NAMES)
     if bad_keys:
         raise InvalidInput(f"these names are not allowed in {what}: {', '.join(bad_keys)}")
     return data

@@ -29,6 +29,13 @@ def season_1447(db: Database, *entity_names: tuple[str, str, str]) -> None:
             entities.create_entity(session, code, name_ar, name_en)
 
 
+def register_entities(db: Database, *codes: str) -> None:
+    """Entities an escalation may name (an escalation to an unknown entity is an incident)."""
+    with db.transaction() as session:
+        for code in codes:
+            entities.create_entity(session, code, f"جهة {code}", code.title())
+
+
 def start(db: Database, key: str, data: dict[str, Any] | None = None, actor: str = "secretariat") -> int:
     with db.transaction() as session:
         return instances.start(session, key, data or {}, actor).id

@@ -121,7 +121,7 @@ def test_backup_and_restore_bring_back_every_file_in_either_backend(db, database
     assert made.returncode == 0, made.stderr
     with tarfile.open(target) as tar:
         manifest = json.loads(tar.extractfile("manifest.json").read())
-    assert manifest["format"] == "tansiq-backup" and manifest["version"] == 1 and manifest["revision"] == "0009"
+    assert manifest["format"] == "tansiq-backup" and manifest["version"] == 1 and manifest["revision"] == "0010"
     assert manifest["database"] == ("sqlite" if database_url.startswith("sqlite") else "postgresql")
     assert {m["kind"] for m in manifest["members"]} == {"database", "content", "report"}
     assert all(len(m["sha256"]) == 64 for m in manifest["members"])

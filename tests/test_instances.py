@@ -20,6 +20,7 @@ from tests.helpers import (
     instance,
     notifications,
     open_items,
+    register_entities,
     start,
     the_open_item,
 )
@@ -111,6 +112,7 @@ def test_a_rejecting_message_takes_the_default_flow(db):
 
 def test_an_escalation_event_raised_in_a_subprocess_escalates_once(db):
     deploy(db, "escalation-event.bpmn")
+    register_entities(db, "transport")
     behind = start(db, "escalation_event", {"responsible_entity": "transport"})
     complete(db, the_open_item(db, behind, "report_progress").id, {"percent": 20})
     [raised] = escalations(db, behind)
@@ -206,6 +208,7 @@ def test_loaded_workflows_always_carry_the_restricted_evaluator(db):
 
 def test_an_escalation_is_keyed_by_its_firing_and_announced_to_its_target(db):
     deploy(db, "escalation-event.bpmn")
+    register_entities(db, "transport")
     instance_id = start(db, "escalation_event", {"responsible_entity": "transport"})
     complete(db, the_open_item(db, instance_id, "report_progress").id, {"percent": 10})
     assert [e.source_key for e in escalations(db, instance_id)] == ["escalate_behind_plan#1"]

@@ -15,7 +15,16 @@ from engine import clock, instances, migrate, timers
 from engine.db import Database
 from engine.escalations import Escalation
 from engine.notifications import Notification
-from tests.helpers import deploy, escalations, instance, notifications, open_items, start, the_open_item
+from tests.helpers import (
+    deploy,
+    escalations,
+    instance,
+    notifications,
+    open_items,
+    register_entities,
+    start,
+    the_open_item,
+)
 
 T0 = datetime(2026, 6, 1, 8, tzinfo=UTC)
 DEADLINE = T0 + timedelta(hours=3)
@@ -61,6 +70,7 @@ def test_reminder_fires_once_and_leaves_the_step_open(db):
 
 
 def test_deadline_fires_once_withdraws_the_step_and_escalates(db):
+    register_entities(db, "housing")
     deploy(db, "deadline.bpmn")
     clock.set_now(T0)
     instance_id = start(db, "deadline", DATA)
@@ -93,6 +103,7 @@ def test_acknowledging_in_time_disarms_both_timers(db):
 def test_an_instance_that_cannot_fire_is_skipped_and_the_rest_of_its_batch_fires(db):
     """A batch fires without a savepoint per instance; when one instance fails (here: its escalation's key
     is taken, as when another worker got there first), the batch runs again with one savepoint each."""
+    register_entities(db, "housing")
     deploy(db, "deadline.bpmn")
     clock.set_now(T0)
     blocked, healthy = start(db, "deadline", DATA), start(db, "deadline", DATA)
@@ -127,6 +138,7 @@ def test_a_model_failing_after_its_escalation_is_an_incident_and_keeps_no_escala
 
 
 def test_the_cli_fires_timers_at_a_given_moment(db, database_url):
+    register_entities(db, "housing")
     deploy(db, "deadline.bpmn")
     clock.set_now(T0)
     instance_id = start(db, "deadline", DATA)

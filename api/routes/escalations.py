@@ -76,6 +76,8 @@ def _fields(body: ResolveRequest) -> dict[str, Any]:
         if not body.outcome:
             raise InvalidInput("closing needs an outcome: done or cancelled")
         return {"outcome": body.outcome}
+    if body.action == "escalate" and body.level is not None:
+        return {"level": body.level}
     return {}
 
 

@@ -5,12 +5,22 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
-from pydantic import Strict as StrictValue
+from pydantic import BaseModel, BeforeValidator, Field
 
 from api.schemas.common import Strict, Text
 
-StrictDate = Annotated[date, StrictValue()]  # an ISO date string, never a number of seconds
+
+def _iso_date_text(value: object) -> object:
+    """A date as JSON carries it: an ISO string (pydantic's strict mode refused those too, and lax mode
+    takes a number as seconds since 1970)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or len(value) != 10:
+        raise ValueError("a date is written YYYY-MM-DD")
+    return value
+
+
+StrictDate = Annotated[date, BeforeValidator(_iso_date_text)]
 
 EntityKind = Literal["service", "government", "operator", "private", "other"]
 Role = Literal["admin", "secretariat", "follow_up_officer", "supervisor", "entity_user", "leadership", "viewer"]

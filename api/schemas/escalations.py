@@ -16,6 +16,8 @@ class ResolveRequest(Strict):
     new_deadline: Deadline | None = Field(default=None, description="For `extend`.")
     entity: Code | None = Field(default=None, description="For `reassign`: the entity that takes over.")
     outcome: Literal["done", "cancelled"] | None = Field(default=None, description="For `close`.")
+    level: Annotated[int, Field(ge=2, le=5)] | None = Field(
+        default=None, description="For `escalate`: the level to raise the directive to (default: the next one).")
 
 
 class BulkResolveRequest(ResolveRequest):

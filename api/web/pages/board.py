@@ -114,6 +114,8 @@ def _fields(form: Any, action: str, prefix: str) -> dict[str, Any]:
         if outcome not in ("done", "cancelled"):
             raise InvalidInput("closing needs an outcome: done or cancelled")
         return {"outcome": outcome}
+    if action == "escalate" and str(form.get("level") or "").isdigit():
+        return {"level": int(str(form.get("level")))}
     return {}
 
 
