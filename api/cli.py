@@ -26,6 +26,7 @@ from engine import (
     directives,
     durations,
     heap,
+    incidents,
     instances,
     migrate,
     notification_delivery,
@@ -183,11 +184,25 @@ def instances_list(
 
 
 @instances_app.command("retry")
-def instances_retry(instance_id: int, by: str = "cli") -> None:
-    """Run an instance in incident again from its last clean point."""
-    with _one_line_errors(), get_database().transaction() as session:
-        instance = instances.retry(session, instance_id, by)
-    typer.echo(f"instance {instance.id}: {instance.status}")
+def instances_retry(
+    instance_id: int,
+    by: str = "cli",
+    variables: Annotated[str | None, typer.Option(
+        help="The corrected variables, a JSON object, whole (a variable left out is removed); kept only if the "
+             "retry gets past the failure.")] = None,
+) -> None:
+    """Run an instance in incident again from its last clean point, as it is or with corrected variables."""
+    from api.cli_operations import json_object
+
+    with _one_line_errors():
+        corrected = json_object("--variables", variables)
+        with get_database().transaction() as session:
+            if corrected is None:
+                instance = instances.retry(session, instance_id, by)
+            else:
+                instance = incidents.retry_with_variables(session, instance_id, corrected, by)
+            status = instance.status
+    typer.echo(f"instance {instance_id}: {status}")
 
 
 @instances_app.command("cancel")
@@ -902,6 +917,12 @@ app.add_typer(files_app, name="files")
 from api.cli_settings import settings_app  # noqa: E402  (issue 19: the settings reference)
 
 app.add_typer(settings_app, name="settings")
+
+
+from api.cli_operations import messages_app, migrate_instances  # noqa: E402  (issue 20: the operations view)
+
+app.add_typer(messages_app, name="messages")
+instances_app.command("migrate")(migrate_instances)
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m api.cli`

@@ -14,6 +14,8 @@ from api.security import InvalidToken, TokenService, revoked
 from api.settings import ApiSettings
 from engine import access, users
 from engine.db import Database
+from engine.errors import NotFound
+from engine.roles import ENTITY_USER
 from engine.users import User
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
@@ -82,6 +84,18 @@ def current_user(state: State, token: Annotated[str | None, Depends(oauth2)]) ->
 
 
 Caller = Annotated[CurrentUser, Depends(current_user)]
+
+
+def operator() -> Any:
+    """The operations view's dependency: administrators only; to an entity user it does not exist (404)."""
+
+    async def check(user: Caller) -> CurrentUser:
+        if user.role == ENTITY_USER:
+            raise NotFound("not found")
+        access.require(user, "instance.operate")
+        return user
+
+    return Depends(check)
 
 
 def requires(action: str) -> Any:

@@ -2,7 +2,7 @@
 
 | role | may |
 | --- | --- |
-| admin | everything |
+| admin | everything, and alone the operations view (instances, incidents, messages, migrations) |
 | secretariat | create, launch and cancel directives; read all |
 | follow_up_officer | read all; work steps whose role is follow_up_officer (verify, return); comment on escalations |
 | supervisor | read all; resolve escalations; work steps whose role is supervisor (extension decisions) |
@@ -67,6 +67,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "season.manage": frozenset({ADMIN}),
     "model.read": READ_ALL | {ENTITY_USER},
     "model.deploy": frozenset({ADMIN}),
+    "instance.operate": frozenset({ADMIN}),  # the operations view: instances, incidents, messages, migrations
 }
 
 

@@ -145,6 +145,21 @@ class WaitingTask:
 
 
 @dataclass(frozen=True)
+class SpecChanges:
+    """Elements of the main process that a version adds, removes and changes, against another."""
+
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+
+
+def spec_changes(source: CompiledModel, target: CompiledModel) -> SpecChanges:
+    spec_diff = SpecDiff(_registry, source.spec, target.spec)
+    return SpecChanges(added=sorted(_bpmn_ids(spec_diff.added)), removed=sorted(_bpmn_ids(spec_diff.removed)),
+                       changed=sorted(_bpmn_ids(spec_diff.changed)))
+
+
+@dataclass(frozen=True)
 class MigrationPlan:
     """What moving an instance to another version of its model does, decided before anything changes.
 
@@ -471,9 +486,9 @@ class Runtime:
                     moves.append(_waiting_task(task))
             if diff is None and workflow is not self.workflow:
                 refusals.append(f"the sub-process {workflow.spec.name} is not in the new version")
-        spec_diff = SpecDiff(_registry, self.workflow.spec, target.spec)
-        return MigrationPlan(moves=moves, refusals=refusals, changed=sorted(_bpmn_ids(spec_diff.changed)),
-                             added=sorted(_bpmn_ids(spec_diff.added)), removed=sorted(_bpmn_ids(spec_diff.removed)))
+        changes = spec_changes(self.model, target)
+        return MigrationPlan(moves=moves, refusals=refusals, changed=changes.changed, added=changes.added,
+                             removed=changes.removed)
 
     def migrate(self, target: CompiledModel) -> MigrationPlan:
         """Move the instance to `target`, every token kept where it is (timers keep their due moment);

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from engine import audit, instances, process_models
+from engine import audit, bpmn_runtime, instances, process_models
 from engine.bpmn_runtime import MigrationPlan
 from engine.errors import Conflict, InvalidInput, TansiqError
 from engine.instances import INCIDENT, RUNNING, ProcessInstance
@@ -139,3 +139,12 @@ def counts_by_version(session: Session, key: str) -> dict[int, dict[str, int]]:
     for version, status, count in rows:
         counts.setdefault(version, {RUNNING: 0, INCIDENT: 0})[status] = count
     return counts
+
+
+def version_diff(session: Session, key: str, from_version: int, to_version: int) -> bpmn_runtime.SpecChanges:
+    """Elements a newer version adds, removes and changes (refused when `to_version` is not newer)."""
+    if to_version <= from_version:
+        raise InvalidInput(f"migrate to a version newer than {from_version}, not {to_version}")
+    source = process_models.compiled_model(process_models.get_model(session, key, from_version))
+    target = process_models.compiled_model(process_models.get_model(session, key, to_version))
+    return bpmn_runtime.spec_changes(source, target)

@@ -243,6 +243,46 @@ CASES = [
     Case("download evidence", "GET", lambda w: (f"/api/v1/evidence/{_evidence(w)}", {}),
          READERS | {"housing.user"}, hidden_from=HOUSING_ONLY),
 ]
+ENTITY_USERS = {"housing.user", "transport.user"}
+
+
+def _instance(w: World, directive_id: int | None = None) -> int:
+    with w.db.reading() as session:
+        return directives.get(session, directive_id or _directive(w)).instance_id
+
+
+def _reference(w: World, directive_id: int) -> str:
+    with w.db.reading() as session:
+        return directives.get(session, directive_id).reference
+
+
+def _second_version(w: World, name: str) -> int:
+    from engine import process_models
+    from tests.conftest import read_model
+    from tests.model_changes import with_step_before_every_end
+
+    with w.db.transaction() as session:  # the same content each time: deployed once
+        changed = with_step_before_every_end(read_model(name))
+        return process_models.deploy(session, changed, name, "tester").model.version
+
+
+OPERATIONS = [  # the operations view: administrators only, and to entity users it does not exist
+    Case("list instances", "GET", path("/api/v1/instances"), {"admin"}),
+    Case("read an instance", "GET", lambda w: (f"/api/v1/instances/{_instance(w)}", {}), {"admin"}),
+    Case("list incidents", "GET", path("/api/v1/incidents"), {"admin"}),
+    Case("retry an instance", "POST", lambda w: (f"/api/v1/instances/{_instance(w)}/retry", {}), {"admin"},
+         ok=409),  # running, not in incident: the administrator passes the check and is refused by the state
+    Case("cancel an instance", "POST", lambda w: (f"/api/v1/instances/{_instance(w)}/cancel", {}), {"admin"}),
+    Case("send a message", "POST", lambda w: ("/api/v1/messages", {"json": {
+        "name": "extension_requested", "business_key": _reference(w, _at_execute(w)),
+        "payload": {"new_deadline": "2026-06-01T00:00:00+00:00", "reason": "r", "requested_by": "housing.user"}}}),
+         {"admin"}),
+    Case("count instances by version", "GET", path("/api/v1/process-models/api_flow/instance-counts"), {"admin"}),
+    Case("plan a migration", "POST", lambda w: ("/api/v1/process-models/two_steps/versions/1/migrations", {
+        "json": {"to_version": _second_version(w, "two-steps.bpmn")}}), {"admin"}),
+]
+for _case in OPERATIONS:
+    CASES.append(Case(_case.name, _case.method, _case.arrange, _case.allowed, ok=_case.ok, hidden_from=ENTITY_USERS))
 if HAS_STANDARD:
     CASES.append(Case(
         "extend through an escalation", "POST",
