@@ -143,6 +143,9 @@ MESSAGES = {  # ?msg= keys the pages redirect with after a successful form (fixe
     "claimed": N_("You took this step."),
     "report_queued": N_("The report was sent to the report scheduler; it appears below as queued, then ready."),
     "report_made": N_("The report was made; its files are below."),
+    "retried": N_("The instance was retried and goes on."),
+    "retry_failed": N_("The instance was retried and failed again: see the incident below."),
+    "instance_cancelled": N_("The instance was cancelled."),
 }
 
 
@@ -160,12 +163,22 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
         "can": (lambda action: user is not None and access.allowed(user, action)),
         "urlencode": urlencode, "quote": quote,
     }
+    if user is not None and access.allowed(user, "instance.operate"):
+        values["incident_count"] = _incident_count(request)
     values.update(context or {})
     html = env.get_template(template).render(values)
     response = HTMLResponse(html, status_code=status, headers=headers)
     response.headers.setdefault("Cache-Control", "no-store")
     remember_new_seed(request, response)
     return response
+
+
+def _incident_count(request: Request) -> int:
+    """Incidents waiting for an administrator, for the navigation (one indexed count per page they open)."""
+    from engine import incidents
+
+    with request.app.state.tansiq.db.reading() as session:
+        return incidents.count_incidents(session)
 
 
 def redirect(url: str, *, htmx: bool = False) -> Response:

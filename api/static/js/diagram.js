@@ -24,7 +24,8 @@
         var canvas = viewer.get("canvas");
         var registry = viewer.get("elementRegistry");
         canvas.zoom("fit-viewport", "auto");
-        [["data-done", "marker-done"], ["data-current", "marker-current"], ["data-overdue", "marker-overdue"]]
+        [["data-done", "marker-done"], ["data-current", "marker-current"], ["data-overdue", "marker-overdue"],
+         ["data-failed", "marker-failed"]]
           .forEach(function (pair) {
             list(element, pair[0]).forEach(function (id) {
               if (registry.get(id)) { canvas.addMarker(id, pair[1]); }

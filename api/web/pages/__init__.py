@@ -15,10 +15,12 @@ from api.web.pages import (
     imports,
     meetings,
     obstacles,
+    operations,
     reports,
     work,
 )
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
-for module in (auth, directives, work, board, dashboard, admin, reports, meetings, imports, feedback, obstacles):
+for module in (auth, directives, work, board, dashboard, operations, admin, reports, meetings, imports, feedback,
+               obstacles):
     router.include_router(module.router)

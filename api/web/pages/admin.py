@@ -14,7 +14,7 @@ from api.web.core import WebRoute, redirect, render
 from api.web.labels import LABELS
 from api.web.pages.directives import xml_response
 from api.web.session import form_of, require_user
-from engine import access, audit, entities, process_models, seasons, users
+from engine import access, audit, entities, instance_migration, process_models, seasons, users
 from engine.business_calendar import MODES
 from engine.errors import InvalidInput, NotFound, TansiqError
 from engine.evidence_store import safe_filename
@@ -227,11 +227,7 @@ async def deploy(request: Request) -> Response:
             raise InvalidInput(f"a process model may be at most {limit:,} bytes")
         with request.app.state.tansiq.db.transaction() as session:
             deployment = process_models.deploy(session, content, safe_filename(upload.filename), user.username)
-            model = deployment.model
-            if deployment.created:
-                audit.record(session, user.username, "model.deployed", f"model:{model.key}",
-                             {"version": model.version, "checksum": model.checksum, "filename": model.filename})
-            key, created = model.key, deployment.created
+            key, created = deployment.model.key, deployment.created  # deploy() records it in the audit trail
     except TansiqError as exc:
         return _models_page(request, error=exc.message, details=exc.details, status=422)
     return redirect(f"/admin/models/{key}?msg={'deployed' if created else 'unchanged'}")
@@ -240,6 +236,14 @@ async def deploy(request: Request) -> Response:
 @router.get("/models/{key}")
 def model_page(request: Request, key: str, version: int | None = None) -> Response:
     _admin(request, "model.read")
+    return model_page_response(request, key, version)
+
+
+def model_page_response(request: Request, key: str, version: int | None, *, error: str | None = None,
+                        migration: dict[str, Any] | None = None, status: int = 200) -> Response:
+    """A model's page: its versions (with their running instances, for administrators), the diagram, and the
+    migration form with the dry run's or the migration's outcome."""
+    user = require_user(request)
     with request.app.state.tansiq.db.reading() as session:
         versions = process_models.list_versions(session, key[:200])
         if not versions:
@@ -248,7 +252,12 @@ def model_page(request: Request, key: str, version: int | None = None) -> Respon
             versions, key=lambda m: m.version)
         if shown is None:
             raise NotFound(f"no version {version} of {key}")
-    return render(request, "admin_model.html", {"versions": versions, "shown": shown, "section": "models"})
+        operates = access.allowed(user, "instance.operate")
+        counts = instance_migration.counts_by_version(session, shown.key) if operates else {}
+    return render(request, "admin_model.html", {
+        "versions": versions, "shown": shown, "section": "models", "counts": counts, "operates": operates,
+        "newer": [v.version for v in versions if v.version > shown.version], "error": error,
+        "migration": migration}, status=status)
 
 
 @router.get("/models/{key}/{version}/diagram.xml")
