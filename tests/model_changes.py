@@ -7,23 +7,27 @@ from lxml import etree
 from engine.model_validation import BPMN_NS
 
 B = f"{{{BPMN_NS}}}"
+BPMNDI = "{http://www.omg.org/spec/BPMN/20100524/DI}"
+DC = "{http://www.omg.org/spec/DD/20100524/DC}"
+DI = "{http://www.omg.org/spec/DD/20100524/DI}"
 
 
-def with_step_before_every_end(content: bytes) -> bytes:
-    """A new version: a script task (`passed_v2 = True`) before every end event, and every user task renamed."""
+def with_step_before_every_end(content: bytes, tag: str = "v2") -> bytes:
+    """A new version: a script task (`passed_<tag> = True`) before every end event, and every user task renamed;
+    `tag` keeps the new ids unique when a version made this way is changed again."""
     root = etree.fromstring(content)
     for task in root.iter(f"{B}userTask"):
-        task.set("name", (task.get("name") or task.get("id")) + " (v2)")
+        task.set("name", (task.get("name") or task.get("id")) + f" ({tag})")
     for end in list(root.iter(f"{B}endEvent")):
         container = end.getparent()
-        marker_id = f"v2_before_{end.get('id')}"
-        marker = etree.Element(f"{B}scriptTask", id=marker_id, name="Through version 2")
+        marker_id = f"{tag}_before_{end.get('id')}"
+        marker = etree.Element(f"{B}scriptTask", id=marker_id, name=f"Through {tag}")
         flows = [f for f in container.findall(f"{B}sequenceFlow") if f.get("targetRef") == end.get("id")]
         for flow in flows:
             flow.set("targetRef", marker_id)
             etree.SubElement(marker, f"{B}incoming").text = flow.get("id")
         etree.SubElement(marker, f"{B}outgoing").text = f"{marker_id}_flow"
-        etree.SubElement(marker, f"{B}script").text = "passed_v2 = True"
+        etree.SubElement(marker, f"{B}script").text = f"passed_{tag} = True"
         for incoming in end.findall(f"{B}incoming"):
             end.remove(incoming)
         incoming = etree.Element(f"{B}incoming")
@@ -32,7 +36,23 @@ def with_step_before_every_end(content: bytes) -> bytes:
         container.insert(container.index(end), marker)
         container.append(etree.Element(f"{B}sequenceFlow", id=f"{marker_id}_flow", sourceRef=marker_id,
                                        targetRef=end.get("id")))
+        _draw_before(root, end.get("id"), marker_id)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def _draw_before(root: etree._Element, end_id: str, marker_id: str) -> None:
+    """The new script task drawn just above its end event, so that the diagram still draws every flow."""
+    shape = next((s for s in root.iter(f"{BPMNDI}BPMNShape") if s.get("bpmnElement") == end_id), None)
+    if shape is None:
+        return
+    bounds = shape.find(f"{DC}Bounds")
+    x, y = float(bounds.get("x")), float(bounds.get("y"))
+    plane = shape.getparent()
+    marker = etree.SubElement(plane, f"{BPMNDI}BPMNShape", id=f"{marker_id}_di", bpmnElement=marker_id)
+    etree.SubElement(marker, f"{DC}Bounds", x=str(x - 32), y=str(y - 100), width="100", height="60")
+    edge = etree.SubElement(plane, f"{BPMNDI}BPMNEdge", id=f"{marker_id}_flow_di", bpmnElement=f"{marker_id}_flow")
+    etree.SubElement(edge, f"{DI}waypoint", x=str(x + 18), y=str(y - 40))
+    etree.SubElement(edge, f"{DI}waypoint", x=str(x + 18), y=str(y))
 
 
 def with_user_task_as_manual_task(content: bytes, element_id: str) -> bytes:

@@ -355,7 +355,8 @@ TOUR = {  # who opens which page, and its screenshot's name
     "leader": [("/dashboard", "dashboard"), ("/reports", "reports")],
     "admin": [("/admin/entities", "admin-entities"), ("/admin/users", "admin-users"),
               ("/admin/seasons", "admin-seasons"), ("/admin/models", "admin-models"),
-              ("/admin/models/directive_standard", "admin-model-diagram")],
+              ("/admin/models/directive_standard", "admin-model-diagram"), ("/admin/instances", "admin-instances"),
+              ("/admin/incidents", "admin-incidents")],
 }
 
 
@@ -388,5 +389,77 @@ def test_a_tour_of_every_page(site: Site, chromium, language: str, widths: tuple
     person.page.keyboard.press("Enter")
     assert person.page.evaluate("document.activeElement.id") == "main"
     person.close()
+    assert site.console == [], site.console
+    assert site.outside == [], site.outside
+
+
+def _failed_progress_report(site: Site) -> int:
+    """An instance whose entity reported 0 %: the next step divides by it, and the instance is in incident."""
+    from tests.conftest import read_model
+
+    with site.db.transaction() as session:
+        process_models.deploy(session, read_model("incident-bad-data.bpmn"), "incident-bad-data.bpmn", "tester")
+        instance_id = instances.start(session, "incident_bad_data", {"elapsed_days": 4}, "tester").id
+        item = session.scalar(select(WorkItem).where(WorkItem.instance_id == instance_id))
+        instances.complete_task(session, item.id, {"percent": 0}, "housing.user")
+    return instance_id
+
+
+@pytest.mark.parametrize("language", ["ar", "en"])
+def test_an_administrator_corrects_an_incident_and_migrates_a_version(site: Site, chromium, language: str):
+    """From the navigation's incident count to a corrected retry; then a new version of the standard model is
+    uploaded and its running directives moved to it after a dry run."""
+    from playwright.sync_api import expect
+
+    from tests.model_changes import with_step_before_every_end
+
+    instance_id = _failed_progress_report(site)
+    admin = Person(site, chromium, "admin", language)
+    page = admin.page
+    admin.open("/directives")
+    page.click("a.nav-incidents")
+    page.wait_for_load_state("load")
+    admin.shot("ops-01-incidents")
+    page.click(f"a[href='/admin/instances/{instance_id}']")
+    admin.settle()
+    assert page.locator("#diagram .marker-failed").count() == 1, "the failing element is marked on the diagram"
+    admin.shot("ops-02-incident")
+    page.fill("input[name='var:percent']", "٥٠" if language == "ar" else "50")
+    page.click("form.variables-form button[type=submit]")
+    admin.settle()
+    expect(page.locator(".flash")).to_be_visible()
+    with site.db.reading() as session:
+        assert instances.get_instance(session, instance_id).status == instances.RUNNING
+    assert page.locator("a.nav-incidents").count() == 0
+    admin.shot("ops-03-retried")
+
+    # A directive runs on the newest version of the standard model; a changed version is uploaded.
+    with site.db.reading() as session:
+        current = process_models.latest_version(session, "directive_standard")
+        version, content = current.version, current.bpmn_xml.encode()
+    with site.db.transaction() as session:
+        running = directives.create(session, NewDirective(
+            title="تفقد مخيمات منى قبل التروية", title_en="Inspect the Mina camps", kind="directive",
+            responsible_entity="housing", deadline="P2D", process_model_key="directive_standard"),
+            "secretariat", launch_now=True).instance_id
+    admin.open("/admin/models")
+    page.set_input_files("#bpmn-file", files=[{"name": "directive-standard.bpmn", "mimeType": "application/xml",
+                                               "buffer": with_step_before_every_end(content, f"v{version + 1}")}])
+    page.click("form[action='/admin/models'] button[type=submit]")
+    admin.settle()
+    admin.open(f"/admin/models/directive_standard?version={version}")
+    page.select_option("#to-version", str(version + 1))
+    page.click("button[name=apply][value=no]")
+    admin.settle()
+    expect(page.locator(f"#migration-plan tr[data-instance='{running}']")).to_be_visible()
+    admin.shot("ops-04-dry-run")
+    with site.db.reading() as session:
+        assert instances.get_instance(session, running).model.version == version, "a dry run changes nothing"
+    page.click("button[name=apply][value=yes]")
+    admin.settle()
+    admin.shot("ops-05-migrated")
+    with site.db.reading() as session:
+        assert instances.get_instance(session, running).model.version == version + 1
+    admin.close()
     assert site.console == [], site.console
     assert site.outside == [], site.outside
