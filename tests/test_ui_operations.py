@@ -3,6 +3,8 @@ with its diagram and variables, retry with corrected variables, and a version mi
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -111,3 +113,26 @@ def test_only_administrators_see_the_operations_pages(world: World, who: str):
     for url in ("/admin/instances", "/admin/incidents", f"/admin/instances/{instance_id}"):
         assert browser.get(url).status_code == expected, url
     assert "nav-incidents" not in browser.get("/directives").text
+
+
+def test_the_board_lets_a_supervisor_choose_the_escalation_level(world: World):
+    from datetime import timedelta
+
+    from engine import clock, timers
+    from tests.test_api_support import NOW
+
+    with world.db.transaction() as session:
+        process_models.deploy(session, (SHIPPED_BPMN_DIR / "directive-standard.bpmn").read_bytes(),
+                              "directive-standard.bpmn", "tester")
+    directive = world.create_directive(launch=True, process_model_key="directive_standard", deadline="PT2H")
+    clock.set_now(NOW + timedelta(hours=2, minutes=1))
+    timers.run_until_idle(world.db)
+    supervisor = signed_in(world, "supervisor", "ar")
+    board = supervisor.get("/escalations").text
+    [escalation_id] = {int(n) for n in re.findall(r'action="/escalations/(\d+)/resolve"', board)}
+    assert f'id="lvl-{escalation_id}" name="level"' in board and '<option value="2">٢</option>' in board
+    response = supervisor.post(f"/escalations/{escalation_id}/resolve", {"action": "escalate", "level": "4",
+                                                                         "note": "يحتاج قرار القيادة"})
+    assert response.status_code == 303, response.text
+    detail = world.call("supervisor", "GET", f"/api/v1/directives/{directive['id']}").json()
+    assert detail["escalation_level"] == 4
