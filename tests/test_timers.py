@@ -160,6 +160,7 @@ def test_the_cli_fires_timers_at_a_given_moment(db, database_url):
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # several workers: PostgreSQL's case
 def test_two_worker_processes_share_due_instances_exactly_once(db, database_url):
     deploy(db, "deadline.bpmn")
+    register_entities(db, "housing")
     clock.set_now(T0)
     with db.transaction() as session:
         for n in range(1000):

@@ -37,7 +37,9 @@ def test_an_incident_is_found_from_the_navigation_corrected_and_retried(world: W
     instance_id = failed_report(world)
     admin = signed_in(world, "admin", language)
     home = admin.get("/admin/entities").text
-    assert 'href="/admin/incidents"' in home and ("حادثة واحدة" in home if language == "ar" else "1 incident" in home)
+    assert 'class="nav-incidents" href="/admin/incidents"' in home
+    assert ('الحوادث <span class="badge badge-incident">١</span>' if language == "ar"
+            else 'Incidents <span class="badge badge-incident">1</span>') in home
     listing = admin.get("/admin/incidents")
     assert listing.status_code == 200 and f'href="/admin/instances/{instance_id}"' in listing.text
     assert "remaining_days" in listing.text and "division by zero" in listing.text

@@ -21,10 +21,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('process_instance', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('waiting_messages', sa.String(length=1000), nullable=True))
+    op.add_column('process_instance', sa.Column('waiting_messages', sa.String(length=1000), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('process_instance', schema=None) as batch_op:
-        batch_op.drop_column('waiting_messages')
+    # A plain DROP COLUMN (SQLite 3.35 and later have it): batch mode would copy process_instance into a new
+    # table and drop the old one, which the foreign keys of its steps and escalations refuse.
+    op.drop_column('process_instance', 'waiting_messages')
