@@ -57,6 +57,7 @@ def plan(session: Session, instance_id: int, to_version: int) -> InstancePlan:
 def plan_many(session: Session, key: str, from_version: int, to_version: int,
               instance_ids: list[int] | None = None) -> list[InstancePlan]:
     """The dry run for every movable instance of a version (or the chosen ones among them)."""
+    _require_newer(from_version, to_version)
     source = process_models.get_model(session, key, from_version)
     target = process_models.get_model(session, key, to_version)
     return [_plan(instance, target) for instance in _instances_of(session, source, instance_ids)]
@@ -84,6 +85,7 @@ def migrate(session: Session, instance_id: int, to_version: int, actor: str) -> 
 def migrate_many(session: Session, key: str, from_version: int, to_version: int, actor: str,
                  instance_ids: list[int] | None = None) -> list[Outcome]:
     """Move every movable instance of a version (or the chosen ones), each whole or not at all."""
+    _require_newer(from_version, to_version)
     source = process_models.get_model(session, key, from_version)
     process_models.get_model(session, key, to_version)
     outcomes = []
@@ -97,6 +99,11 @@ def migrate_many(session: Session, key: str, from_version: int, to_version: int,
             audit.discard_since(session, mark)
             outcomes.append(Outcome(instance.id, False, exc.message))
     return outcomes
+
+
+def _require_newer(from_version: int, to_version: int) -> None:
+    if to_version <= from_version:
+        raise InvalidInput(f"migrate to a version newer than {from_version}, not {to_version}")
 
 
 def _target(session: Session, instance: ProcessInstance, to_version: int) -> ProcessModel:
@@ -143,8 +150,7 @@ def counts_by_version(session: Session, key: str) -> dict[int, dict[str, int]]:
 
 def version_diff(session: Session, key: str, from_version: int, to_version: int) -> bpmn_runtime.SpecChanges:
     """Elements a newer version adds, removes and changes (refused when `to_version` is not newer)."""
-    if to_version <= from_version:
-        raise InvalidInput(f"migrate to a version newer than {from_version}, not {to_version}")
+    _require_newer(from_version, to_version)
     source = process_models.compiled_model(process_models.get_model(session, key, from_version))
     target = process_models.compiled_model(process_models.get_model(session, key, to_version))
     return bpmn_runtime.spec_changes(source, target)

@@ -243,3 +243,79 @@ def test_db_recount_counts_the_dashboard_totals_again(env, db: Database):
     assert result.output.strip() == "dashboard totals counted again: 1 rows (season, entity, track)"
     with db.reading() as session:
         assert [t.active for t in session.scalars(select(Tally))] == [1]
+
+
+# --- the operations view from the command line (issue 20) ----------------------------------------------------
+
+def _failed_report(db: Database, **data) -> int:
+    from engine import instances
+    from engine.work_items import WorkItem
+
+    with db.transaction() as session:
+        if process_models.latest_version(session, "incident_bad_data") is None:
+            process_models.deploy(session, read_model("incident-bad-data.bpmn"), "incident-bad-data.bpmn", "t")
+        instance_id = instances.start(session, "incident_bad_data", {"elapsed_days": 4, **data}, "t").id
+        item = session.scalar(select(WorkItem).where(WorkItem.instance_id == instance_id))
+        instances.complete_task(session, item.id, {"percent": 0}, "housing.user")
+    return instance_id
+
+
+def _status(db: Database, instance_id: int) -> str:
+    with db.reading() as session:
+        return session.get(ProcessInstance, instance_id).status
+
+
+def test_an_incident_is_retried_with_corrected_variables_then_a_message_ends_it(env, db: Database):
+    instance_id = _failed_report(db)
+    result = runner.invoke(cli.app, ["instances", "retry", str(instance_id), "--variables", '{"percent": 5'])
+    assert result.exit_code == 1 and result.output.startswith("error: --variables is not JSON"), result.output
+    result = runner.invoke(cli.app, ["instances", "retry", str(instance_id), "--variables",
+                                     '{"elapsed_days": 4, "percent": "x"}'])
+    assert result.exit_code == 1 and "what its step's form accepts" in result.output, result.output
+    result = runner.invoke(cli.app, ["instances", "retry", str(instance_id), "--by", "ops.admin", "--variables",
+                                     '{"elapsed_days": 4, "percent": 40}'])
+    assert result.exit_code == 0 and result.output.strip() == f"instance {instance_id}: running", result.output
+    result = runner.invoke(cli.app, ["messages", "send", "no_such_message"])
+    assert result.exit_code == 1 and "no running instance waits" in result.output
+    result = runner.invoke(cli.app, ["messages", "send", "progress_checked", "--payload", '{"by": "officer"}'])
+    assert result.exit_code == 0 and result.output.strip() == f"instance {instance_id}: completed", result.output
+    assert _status(db, instance_id) == "completed"
+
+
+def test_a_message_picks_its_instance_by_correlation_values(env, db: Database):
+    from engine import incidents
+
+    ids = {}
+    for entity in ("housing", "transport"):
+        ids[entity] = _failed_report(db, entity=entity)
+        with db.transaction() as session:
+            incidents.retry_with_variables(session, ids[entity], {"elapsed_days": 4, "percent": 50,
+                                                                  "entity": entity}, "t")
+    result = runner.invoke(cli.app, ["messages", "send", "progress_checked"])
+    assert result.exit_code == 1 and "2 instances wait" in result.output
+    result = runner.invoke(cli.app, ["messages", "send", "progress_checked",
+                                     "--correlation", '{"entity": "transport"}'])
+    assert result.exit_code == 0 and result.output.strip() == f"instance {ids['transport']}: completed"
+    assert _status(db, ids["housing"]) == "running"
+
+
+def test_instances_migrate_with_a_dry_run(env, db: Database):
+    from tests.model_changes import with_step_before_every_end
+
+    with db.transaction() as session:
+        process_models.deploy(session, read_model("two-steps.bpmn"), "two-steps.bpmn", "t")
+    from engine import instances
+
+    with db.transaction() as session:
+        instance_id = instances.start(session, "two_steps", {"responsible_entity": "housing"}, "t").id
+        process_models.deploy(session, with_step_before_every_end(read_model("two-steps.bpmn")), "v2.bpmn", "t")
+    dry = runner.invoke(cli.app, ["instances", "migrate", "two_steps", "1", "2", "--dry-run"])
+    assert dry.exit_code == 0 and "move" in dry.output and str(instance_id) in dry.output, dry.output
+    with db.reading() as session:
+        assert session.get(ProcessInstance, instance_id).model.version == 1
+    done = runner.invoke(cli.app, ["instances", "migrate", "two_steps", "1", "2", "--by", "ops.admin"])
+    assert done.exit_code == 0 and "moved" in done.output, done.output
+    with db.reading() as session:
+        assert session.get(ProcessInstance, instance_id).model.version == 2
+    refused = runner.invoke(cli.app, ["instances", "migrate", "two_steps", "2", "1"])
+    assert refused.exit_code == 1 and refused.output.startswith("error: ") and "newer" in refused.output
