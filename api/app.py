@@ -18,6 +18,7 @@ from api.middleware import GuardMiddleware
 from api.routes import (
     audit,
     auth,
+    decisions,
     directives,
     entities,
     escalations,
@@ -87,7 +88,7 @@ def create_app(settings: ApiSettings | None = None, *, database: Database | None
     # every level of inclusion again on each request. Busiest first: a request is matched in this order.
     # Measured in process (a refused completion: routing, dependencies, the problem): 0.44 to 0.31 ms.
     for module in (tasks, directives, auth, escalations, evidence, entities, users, seasons, process_models, audit,
-                   meetings, imports, feedback, reports, operations):
+                   meetings, imports, feedback, reports, operations, decisions):
         app.include_router(module.router, prefix=API_PREFIX,
                            responses=problems.documented(400, 401, 413, 422, 500, 503))
     app.include_router(health.router, responses=problems.documented(400, 413, 422, 500, 503))

@@ -22,6 +22,7 @@ from engine import (
     audit,
     backup,
     clock,
+    decision_tables,
     demo,
     directives,
     durations,
@@ -128,14 +129,21 @@ def models_deploy(
     files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, readable=True)],
     by: Annotated[str, typer.Option(help="Who deploys (recorded).")] = "cli",
 ) -> None:
-    """Validate and deploy BPMN files; identical content is the same version. All or nothing."""
+    """Validate and deploy BPMN models and DMN decision tables (.dmn files first, so that the models' business
+    rule tasks find them); identical content is the same version. All or nothing."""
     db = get_database()
+    ordered = sorted(files, key=lambda path: path.suffix.lower() != ".dmn")
+    lines = []
     with _one_line_errors(), db.transaction() as session:
-        results = [process_models.deploy(session, path.read_bytes(), path.name, by) for path in files]
-    for deployment in results:
-        model = deployment.model
-        verb = "deployed" if deployment.created else "unchanged"
-        typer.echo(f"{verb}: {model.key} version {model.version} ({model.filename})")
+        for path in ordered:
+            if path.suffix.lower() == ".dmn":
+                decision = decision_tables.deploy(session, path.read_bytes(), path.name, by)
+                row, created = decision.decision, decision.created
+            else:
+                model = process_models.deploy(session, path.read_bytes(), path.name, by)
+                row, created = model.model, model.created
+            lines.append(f"{'deployed' if created else 'unchanged'}: {row.key} version {row.version} ({row.filename})")
+    typer.echo("\n".join(lines))
 
 
 @models_app.command("list")

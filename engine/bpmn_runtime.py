@@ -38,6 +38,7 @@ from engine import clock, expressions
 from engine.errors import Conflict, ExpressionError, ModelRejected, TansiqError
 
 BPMN_XSD_PATH = XSD_PATH
+_SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 MAX_TREE_DEPTH = 700
 _TIMER_EVENT_TYPES = frozenset({"TimeDateEventDefinition", "DurationTimerEventDefinition", "CycleTimerEventDefinition"})
 
@@ -189,10 +190,14 @@ class UserTaskView:
     data: dict[str, Any] = field(repr=False)
 
 
-def parse_model(document: etree._Element, filename: str, process_id: str) -> CompiledModel:
-    """Build the executable spec of `process_id` from an already validated document."""
+def parse_model(document: etree._Element, filename: str, process_id: str,
+                decisions: list[str] | None = None) -> CompiledModel:
+    """Build the executable spec of `process_id` from an already validated document, with the DMN XML of the
+    (already validated) decisions its business rule tasks name."""
     parser = SpiffBpmnParser()
     try:
+        for dmn in decisions or []:
+            parser.add_dmn_xml(etree.fromstring(dmn.encode("utf-8"), _SAFE_XML), filename="decision.dmn")
         parser.add_bpmn_xml(document, filename=filename)
         spec = parser.get_spec(process_id)
         subprocess_specs = parser.get_subprocess_specs(process_id)
@@ -226,11 +231,13 @@ class _RestrictedScriptEngine(PythonScriptEngine):
         self._service_handler = service_handler
 
     def validate(self, expression: str) -> None:
+        compile(expression, "<expression>", "eval")  # a SyntaxError, as SpiffWorkflow's DMN engine expects
         expressions.check(expression)
 
     def evaluate(self, task: Any, expression: str, external_context: Any = None) -> Any:
+        data = {**task.data, **external_context} if external_context else task.data  # a DMN test's `?`
         try:
-            return expressions.evaluate(expression, task.data, _runtime_functions(task))
+            return expressions.evaluate(expression, data, _runtime_functions(task))
         except ExpressionError as exc:
             raise WorkflowFailure(exc.message, element_id=task.task_spec.bpmn_id) from None
 

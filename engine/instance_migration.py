@@ -72,8 +72,10 @@ def migrate(session: Session, instance_id: int, to_version: int, actor: str) -> 
         raise Conflict(f"instance {instance_id} cannot move to version {to_version}: " + "; ".join(checked.reasons))
     source = instance.model
     runtime = instances.load_runtime(instance)
+    # It moves onto the target as deployed, with the decision table versions built into it.
     moved = runtime.migrate(process_models.compiled_model(target))
-    instances.save_runtime(session, instance, runtime, actor, model_id=target.id)
+    instances.save_runtime(session, instance, runtime, actor, model_id=target.id,
+                           decision_versions=target.decision_versions)
     set_committed_value(instance, "model", target)
     audit.record(session, actor, "instance.migrated", instances.subject(instance_id), {
         "model": target.key, "from_version": source.version, "to_version": target.version,

@@ -15,12 +15,12 @@ from typing import Any, ClassVar
 
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, bindparam, event, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column, object_session, relationship
 from sqlalchemy.orm.exc import StaleDataError
 
-from engine import audit, clock, process_models, work_items
+from engine import audit, clock, decision_tables, process_models, work_items
 from engine.bpmn_runtime import Runtime, ServiceCall, ServiceHandler, WorkflowFailure
-from engine.db import Base, GzipJSON, UTCDateTime, write_row
+from engine.db import Base, GzipJSON, JSONType, UTCDateTime, write_row
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.process_models import ProcessModel
 from engine.service_tasks import ExecutionContext, handler_for, operation
@@ -73,6 +73,9 @@ class ProcessInstance(Base):
     # "|name|...|" of the messages it waits for, written with its state, so that a message finds the instances
     # waiting for it without loading every state; NULL where not known (saved before migration 0010).
     waiting_messages: Mapped[str | None] = mapped_column(String(1000))
+    # The versions of the decision tables it runs with: the newest when it started (NULL: none, or its
+    # model's own). A changed rule applies to instances started after it; this one keeps these.
+    decision_versions: Mapped[dict[str, int] | None] = mapped_column(JSONType)
     started_by: Mapped[str] = mapped_column(String(200))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -101,15 +104,16 @@ def start(session: Session, model_key: str, data: dict[str, Any], actor: str, *,
     model = process_models.get_model(session, model_key, version)
     work_items.check_variables(data, "process data")
     settings = get_settings()
+    decisions = _newest_decisions(session, model)
+    compiled = process_models.compiled_with_decisions(session, model, decisions)
 
     def started(handler: ServiceHandler | None) -> Runtime:
-        return Runtime.start(process_models.compiled_model(model), data, handler,
-                             settings.max_loop_visits, settings.max_instance_tasks)
+        return Runtime.start(compiled, data, handler, settings.max_loop_visits, settings.max_instance_tasks)
 
     now = clock.now()
     instance = ProcessInstance(  # its state is written by its first run (or by its incident, below)
         model=model, business_key=business_key, status=RUNNING, started_by=actor,
-        started_at=now, updated_at=now, state={},
+        started_at=now, updated_at=now, state={}, decision_versions=decisions,
     )
     session.add(instance)
     session.flush()
@@ -355,9 +359,20 @@ def _require_running(instance: ProcessInstance) -> None:
         raise Conflict(f"instance {instance.id} is {instance.status}")
 
 
+def _newest_decisions(session: Session, model: ProcessModel) -> dict[str, int] | None:
+    """The newest version of each decision table the model uses (None when it uses none: no query)."""
+    if not model.decision_versions:
+        return None
+    return decision_tables.latest_versions(session, sorted(model.decision_versions))
+
+
 def _load(instance: ProcessInstance, handler: ServiceHandler | None) -> Runtime:
     settings = get_settings()
-    compiled = process_models.compiled_model(instance.model)
+    if instance.decision_versions:
+        compiled = process_models.compiled_with_decisions(object_session(instance), instance.model,
+                                                          instance.decision_versions)
+    else:
+        compiled = process_models.compiled_model(instance.model)
     return Runtime.load(compiled, instance.state, handler, settings.max_loop_visits, settings.max_instance_tasks)
 
 

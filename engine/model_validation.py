@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -24,7 +24,7 @@ from engine.roles import ROLES
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
 NS = {"bpmn": BPMN_NS, "spiffworkflow": SPIFF_NS}
-_DTD_MARKERS = re.compile(rb"<!\s*(DOCTYPE|ENTITY|ELEMENT|ATTLIST|NOTATION)", re.IGNORECASE)
+DTD_MARKERS = re.compile(rb"<!\s*(DOCTYPE|ENTITY|ELEMENT|ATTLIST|NOTATION)", re.IGNORECASE)
 
 # Properties of user tasks whose values are expressions, and those that are plain words.
 EXPRESSION_PROPERTIES = frozenset({"assignee_entity", "due"})
@@ -41,16 +41,22 @@ class ValidatedModel:
     xml: str
     element_count: int
     compiled: bpmn_runtime.CompiledModel
+    decision_versions: dict[str, int]
+
+
+DecisionLookup = Callable[[str], tuple[int, str] | None]
+"""A decision's key to its newest deployed version and its DMN XML (None when it is not deployed)."""
 
 
 def validate_model(
-    content: bytes, filename: str, operations: Iterable[str], *, max_bytes: int, max_elements: int
+    content: bytes, filename: str, operations: Iterable[str], *, max_bytes: int, max_elements: int,
+    find_decision: DecisionLookup | None = None,
 ) -> ValidatedModel:
     if len(content) > max_bytes:
         raise ModelRejected(f"{filename}: {len(content):,} bytes is more than the limit of {max_bytes:,}")
-    if _DTD_MARKERS.search(content):
+    if DTD_MARKERS.search(content):
         raise ModelRejected(f"{filename}: DTDs and entity declarations are not accepted")
-    root = _parse_xml(content, filename)
+    root = parse_xml(content, filename)
     count = sum(1 for _ in root.iter())
     if count > max_elements:
         raise ModelRejected(f"{filename}: {count:,} elements is more than the limit of {max_elements:,}")
@@ -59,7 +65,9 @@ def validate_model(
     _validate_xsd(root, filename)
     process = _main_process(root, filename)
     _check_rules(root, filename, frozenset(operations))
-    compiled = bpmn_runtime.parse_model(root, filename, process.get("id"))
+    decisions = _referenced_decisions(root, filename, find_decision or (lambda key: None))
+    compiled = bpmn_runtime.parse_model(root, filename, process.get("id"),
+                                        [xml for _version, xml in decisions.values()])
     key = process.get("id")
     return ValidatedModel(
         key=key,
@@ -70,10 +78,11 @@ def validate_model(
         xml=content.decode("utf-8"),
         element_count=count,
         compiled=compiled,
+        decision_versions={key: version for key, (version, _xml) in decisions.items()},
     )
 
 
-def _parse_xml(content: bytes, filename: str) -> etree._Element:
+def parse_xml(content: bytes, filename: str) -> etree._Element:
     parser = etree.XMLParser(
         resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
         huge_tree=False, remove_blank_text=False,
@@ -170,18 +179,24 @@ def _check_rules(root: etree._Element, filename: str, operations: frozenset[str]
     for form in root.iterfind(".//spiffworkflow:formSchema", NS):
         _check_form_schema(form, filename)
     _check_data_object_references(root, filename)
-    _check_decision_references(root, filename)
 
 
-def _check_decision_references(root: etree._Element, filename: str) -> None:
-    """A business rule task runs a decision table; none can be deployed yet (DMN), so none may be named."""
+def _referenced_decisions(root: etree._Element, filename: str,
+                          find_decision: DecisionLookup) -> dict[str, tuple[int, str]]:
+    """Each decision a business rule task names, as deployed now; a name that is not deployed refuses the model."""
+    found = {}
     for task in root.iterfind(".//bpmn:businessRuleTask", NS):
         reference = task.find("bpmn:extensionElements/spiffworkflow:calledDecisionId", NS)
         name = (reference.text or "").strip() if reference is not None else ""
         if not name:
             raise ModelRejected(f"{filename}: a business rule task must name its decision", element_id=task.get("id"))
-        raise ModelRejected(f"{filename}: the business rule task names the decision {name!r}, which is not deployed",
-                            element_id=task.get("id"))
+        if name not in found:
+            deployed = find_decision(name)
+            if deployed is None:
+                raise ModelRejected(f"{filename}: the business rule task names the decision {name!r}, which is not "
+                                    "deployed (deploy its .dmn file first)", element_id=task.get("id"))
+            found[name] = deployed
+    return found
 
 
 def _check_data_object_references(root: etree._Element, filename: str) -> None:

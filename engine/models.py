@@ -4,6 +4,7 @@ from sqlalchemy import Index
 
 from engine.audit import AuditEvent, AuditHead
 from engine.db import Base
+from engine.decision_tables import DecisionTable
 from engine.directives import Directive, DirectiveSequence, DirectiveTag
 from engine.entities import Entity
 from engine.escalations import Escalation
@@ -43,6 +44,7 @@ __all__ = [
     "AuditEvent",
     "AuditHead",
     "Base",
+    "DecisionTable",
     "Delivery",
     "Directive",
     "DirectiveSequence",

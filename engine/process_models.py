@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from lxml import etree
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from engine import audit, bpmn_runtime, clock, service_tasks
+from engine import audit, bpmn_runtime, clock, decision_tables, service_tasks
 from engine.db import Base, JSONType, UTCDateTime
 from engine.errors import Conflict, NotFound
 from engine.model_validation import validate_model
@@ -39,6 +40,8 @@ class ProcessModel(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(JSONType, deferred=True)
     element_count: Mapped[int] = mapped_column(Integer)
     previous_id: Mapped[int | None] = mapped_column(ForeignKey("process_model.id"))
+    # The decision tables its business rule tasks name, at the versions built into `spec` (newest at deploy).
+    decision_versions: Mapped[dict[str, int] | None] = mapped_column(JSONType)
     deployed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deployed_by: Mapped[str] = mapped_column(String(200))
 
@@ -63,6 +66,7 @@ def deploy(session: Session, content: bytes, filename: str, deployed_by: str) ->
     validated = validate_model(
         content, filename, service_tasks.operation_names(),
         max_bytes=settings.model_max_bytes, max_elements=settings.model_max_elements,
+        find_decision=lambda key: _newest_decision(session, key),
     )
     existing = session.scalar(
         select(ProcessModel).where(ProcessModel.key == validated.key, ProcessModel.checksum == validated.checksum)
@@ -82,6 +86,7 @@ def deploy(session: Session, content: bytes, filename: str, deployed_by: str) ->
         spec=validated.compiled.to_json(),
         element_count=validated.element_count,
         previous_id=latest.id if latest else None,
+        decision_versions=validated.decision_versions or None,
         deployed_at=clock.now(),
         deployed_by=deployed_by,
     )
@@ -96,6 +101,11 @@ def deploy(session: Session, content: bytes, filename: str, deployed_by: str) ->
     audit.record(session, deployed_by, "model.deployed", subject(model.key),
                  {"key": model.key, "version": model.version, "checksum": model.checksum, "filename": model.filename})
     return Deployment(model, created=True)
+
+
+def _newest_decision(session: Session, key: str) -> tuple[int, str] | None:
+    decision = decision_tables.latest_version(session, key)
+    return (decision.version, decision.dmn_xml) if decision is not None else None
 
 
 _LATEST = (select(ProcessModel).where(ProcessModel.key == bindparam("key"))
@@ -144,6 +154,27 @@ def _cache_put(checksum: str, compiled: bpmn_runtime.CompiledModel) -> None:
     _compiled.move_to_end(checksum)
     while len(_compiled) > _CACHE_SIZE:
         _compiled.popitem(last=False)
+
+
+def compiled_with_decisions(session: Session, model: ProcessModel,
+                            decision_versions: dict[str, int] | None) -> bpmn_runtime.CompiledModel:
+    """The model built with these versions of its decision tables: its own spec when they are the versions
+    it was deployed with, else built once per combination from its XML and theirs (then cached)."""
+    if not decision_versions or decision_versions == (model.decision_versions or {}):
+        return compiled_model(model)
+    cache_key = model.checksum + "|" + ",".join(f"{k}={v}" for k, v in sorted(decision_versions.items()))
+    compiled = _compiled.get(cache_key)
+    if compiled is None:
+        dmn = [decision_tables.get_decision(session, key, version).dmn_xml
+               for key, version in sorted(decision_versions.items())]
+        document = etree.fromstring(model.bpmn_xml.encode("utf-8"), _SAFE_XML)
+        parsed = bpmn_runtime.parse_model(document, model.filename, model.key, dmn)
+        compiled = bpmn_runtime.CompiledModel.from_json(parsed.to_json())  # wired as a restored spec is
+        _cache_put(cache_key, compiled)
+    return compiled
+
+
+_SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
 def compiled_model(model: ProcessModel) -> bpmn_runtime.CompiledModel:

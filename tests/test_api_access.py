@@ -151,6 +151,19 @@ def path(url: str, **kwargs: Any) -> Arrange:
 
 
 HOUSING_ONLY = {"transport.user"}
+
+
+def _ladder() -> bytes:
+    from tests.conftest import read_model
+
+    return read_model("escalation-ladder.dmn")
+
+
+def _deployed_ladder(w: World) -> str:
+    from engine import decision_tables
+
+    with w.db.transaction() as session:  # the same content each time: deployed once
+        return decision_tables.deploy(session, _ladder(), "escalation-ladder.dmn", "tester").decision.key
 CASES = [
     Case("sign in", "POST", lambda w: ("/api/v1/auth/token", {"data": {"username": "viewer", "password": PASSWORD}}),
          EVERYONE | {ANONYMOUS}, public=True),
@@ -175,6 +188,12 @@ CASES = [
         "file": ("api_flow.bpmn", FLOW_BPMN.encode(), "application/xml")}), {"admin"}),
     Case("read a model", "GET", path("/api/v1/process-models/api_flow"), EVERYONE),
     Case("read a model's XML", "GET", path("/api/v1/process-models/api_flow/versions/1/xml"), EVERYONE),
+    Case("deploy a decision table", "POST", lambda w: (_deployed_ladder(w) and "/api/v1/decisions", {"files": {
+        "file": ("escalation-ladder.dmn", _ladder(), "application/xml")}}), {"admin"}),  # deployed: 200
+    Case("list decision tables", "GET", path("/api/v1/decisions"), EVERYONE),
+    Case("read a decision table", "GET", lambda w: (f"/api/v1/decisions/{_deployed_ladder(w)}", {}), EVERYONE),
+    Case("read a decision table's XML", "GET",
+         lambda w: (f"/api/v1/decisions/{_deployed_ladder(w)}/versions/1/xml", {}), EVERYONE),
     Case("search directives", "GET", path("/api/v1/directives"), EVERYONE),
     Case("create a directive", "POST", path("/api/v1/directives", json={
         "title": "توجيه", "kind": "directive", "responsible_entity": "housing", "deadline": "PT6H",

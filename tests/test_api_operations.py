@@ -206,3 +206,28 @@ def test_a_supervisor_chooses_the_level_an_escalation_goes_to(world: World):
     board = world.call("supervisor", "GET", "/api/v1/escalations", params={"status": "all"}).json()["items"]
     assert sorted(e["level"] for e in board) == [1, 3]
     assert world.call("supervisor", "GET", f"/api/v1/directives/{directive['id']}").json()["escalation_level"] == 3
+
+
+# --- decision tables ------------------------------------------------------------------------------------------
+
+def _upload(world: World, who: str, content: bytes, name: str = "escalation-ladder.dmn"):
+    return world.call(who, "POST", "/api/v1/decisions", files={"file": (name, content, "application/xml")})
+
+
+def test_decision_tables_over_rest(world: World):
+    ladder = read_model("escalation-ladder.dmn")
+    created = _upload(world, "admin", ladder)
+    assert created.status_code == 201 and created.json()["decision"]["version"] == 1, created.text
+    assert _upload(world, "admin", ladder).status_code == 200
+    assert_problem(_upload(world, "admin", ladder.replace(b"<text>kind</text>", b"<text>__class__</text>")), 422)
+    assert_problem(_upload(world, "secretariat", ladder), 403)
+    assert [d["key"] for d in world.call("viewer", "GET", "/api/v1/decisions").json()] == ["escalation_ladder"]
+    detail = world.call("admin", "GET", "/api/v1/decisions/escalation_ladder").json()
+    assert detail["hit_policy"] == "FIRST" and len(detail["rules"]) == 4
+    assert detail["rules"][0] == {"inputs": ['"urgent"', "-", "-"], "outputs": ['"PT2H"', '"PT2H"']}
+    xml = world.call("admin", "GET", "/api/v1/decisions/escalation_ladder/versions/1/xml")
+    assert xml.status_code == 200 and xml.content == ladder
+    assert_problem(world.call("admin", "GET", "/api/v1/decisions/nothing"), 404)
+    model = world.call("admin", "POST", "/api/v1/process-models",
+                       files={"file": ("ruled.bpmn", read_model("ruled.bpmn"), "application/xml")})
+    assert model.status_code == 201, model.text

@@ -463,3 +463,60 @@ def test_an_administrator_corrects_an_incident_and_migrates_a_version(site: Site
     admin.close()
     assert site.console == [], site.console
     assert site.outside == [], site.outside
+
+
+@pytest.mark.parametrize("language", ["ar", "en"])
+def test_an_administrator_changes_a_rule_and_only_new_directives_follow_it(site: Site, chromium, language: str):
+    """A decision table is edited (a new version uploaded); a directive started after it follows the new rule,
+    one started before keeps the old, and the model was never deployed again."""
+    from tests.conftest import read_model
+
+    ladder = read_model("escalation-ladder.dmn")
+    with site.db.transaction() as session:
+        from engine import decision_tables
+
+        decision_tables.deploy(session, ladder, "escalation-ladder.dmn", "tester")
+        process_models.deploy(session, read_model("ruled.bpmn"), "ruled.bpmn", "tester")
+        model_versions = len(process_models.list_versions(session, "ruled"))
+
+    def launch(title: str) -> int:
+        with site.db.transaction() as session:
+            return directives.create(session, NewDirective(
+                title=title, title_en=title, kind="directive", responsible_entity="housing", deadline="P3D",
+                priority="urgent", process_model_key="ruled"), "secretariat", launch_now=True).instance_id
+
+    def lead_of(instance_id: int) -> tuple[str, dict]:
+        with site.db.reading() as session:
+            started = instances.get_instance(session, instance_id)
+            return instances.load_runtime(started).variables()["reminder_lead"], started.decision_versions
+
+    before = launch("تجهيز مسارات الحافلات إلى المسجد النبوي")
+    _lead, versions = lead_of(before)
+    admin = Person(site, chromium, "admin", language)
+    page = admin.page
+    admin.open("/admin/decisions/escalation_ladder")
+    assert page.locator("table.decision-table tbody tr").count() == 4
+    # The unit shortens the reminder of urgent directives to one hour: the changed file is uploaded.
+    edited = ladder.replace(b'<text>"PT2H"</text></outputEntry>\n        <outputEntry id="r1_grace">',
+                            f'<text>"PT{versions["escalation_ladder"]}H1M"</text></outputEntry>\n'
+                            f'        <outputEntry id="r1_grace">'.encode())
+    admin.open("/admin/models")
+    page.set_input_files("#bpmn-file", files=[{"name": "escalation-ladder.dmn", "mimeType": "application/xml",
+                                               "buffer": edited}])
+    page.click("form[action='/admin/models'] button[type=submit]")
+    admin.settle()
+    assert "/admin/decisions/escalation_ladder" in page.url
+    new_version = versions["escalation_ladder"] + 1
+    assert page.locator(f"table.decision-table[data-version='{new_version}']").count() == 1
+    admin.shot("ops-06-decision-table")
+    after = launch("تجهيز مسارات الحافلات إلى المسجد النبوي (بعد تعديل القاعدة)")
+    assert lead_of(after) == (f"PT{versions['escalation_ladder']}H1M", {"escalation_ladder": new_version})
+    assert lead_of(before)[1] == versions, "the running directive keeps its version of the rule"
+    admin.open("/admin/models/ruled")
+    assert page.locator("table.decision-table").count() == 1
+    admin.shot("ops-07-model-with-decision")
+    admin.close()
+    with site.db.reading() as session:
+        assert len(process_models.list_versions(session, "ruled")) == model_versions, "the model was not redeployed"
+    assert site.console == [], site.console
+    assert site.outside == [], site.outside

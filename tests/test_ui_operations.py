@@ -138,3 +138,24 @@ def test_the_board_lets_a_supervisor_choose_the_escalation_level(world: World):
     assert response.status_code == 303, response.text
     detail = world.call("supervisor", "GET", f"/api/v1/directives/{directive['id']}").json()
     assert detail["escalation_level"] == 4
+
+
+def test_a_decision_table_is_uploaded_shown_as_a_table_and_its_model_shows_it(world: World):
+    admin = signed_in(world, "admin", "ar")
+    admin.get("/admin/models")
+    refused = admin.post("/admin/models", files={"file": ("ruled.bpmn", read_model("ruled.bpmn"), "application/xml")})
+    assert refused.status_code == 422 and "escalation_ladder" in refused.text
+    admin.get("/admin/models")
+    response = admin.post("/admin/models", files={"file": ("escalation-ladder.dmn", read_model("escalation-ladder.dmn"),
+                                                           "application/xml")})
+    assert response.status_code == 303
+    assert response.headers["location"] == "/admin/decisions/escalation_ladder?msg=deployed"
+    page = admin.get(response.headers["location"]).text
+    assert 'class="data decision-table" data-decision="escalation_ladder" data-version="1"' in page
+    assert page.count("<tr><td>") == 4  # four rules (the version row is marked current)
+    admin.get("/admin/models")
+    assert admin.post("/admin/models", files={"file": ("ruled.bpmn", read_model("ruled.bpmn"),
+                                                       "application/xml")}).status_code == 303
+    model = admin.get("/admin/models/ruled").text
+    assert "جداول القرار التي يستخدمها" in model and 'data-decision="escalation_ladder"' in model
+    assert "escalation_ladder" in admin.get("/admin/models").text

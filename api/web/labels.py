@@ -22,7 +22,7 @@ LABELS: dict[str, dict[str, str]] = {
     "role": {"admin": N_("Administrator"), "secretariat": N_("Secretariat"),
              "follow_up_officer": N_("Follow-up officer"), "supervisor": N_("Supervisor"),
              "entity_user": N_("Entity user"), "leadership": N_("Committee leadership"), "viewer": N_("Viewer")},
-    "instance_status": {"running": N_("Running"), "completed": N_("Completed"), "cancelled": N_("Cancelled"),
+    "instance_status": {"running": N_("Under way"), "completed": N_("Completed"), "cancelled": N_("Cancelled"),
                         "incident": N_("Incident")},
     "token_state": {"ready": N_("Ready"), "waiting": N_("Waiting"), "started": N_("In progress")},
     "value_kind": {"text": N_("Text"), "number": N_("Number"), "boolean": N_("Yes or no"), "json": N_("JSON")},
@@ -61,7 +61,7 @@ LABELS: dict[str, dict[str, str]] = {
         "notification.queued": N_("Notification queued"), "message.received": N_("Message received"),
         "instance.incident": N_("Incident"),
         "instance.variables_corrected": N_("Variables corrected"), "instance.migrated": N_("Moved to another version"),
-        "model.deployed": N_("Model deployed"),
+        "model.deployed": N_("Model deployed"), "decision.deployed": N_("Decision table deployed"),
     },
 }
 

@@ -14,7 +14,7 @@ from api.web.core import WebRoute, redirect, render
 from api.web.labels import LABELS
 from api.web.pages.directives import xml_response
 from api.web.session import form_of, require_user
-from engine import access, audit, entities, instance_migration, process_models, seasons, users
+from engine import access, audit, decision_tables, entities, instance_migration, process_models, seasons, users
 from engine.business_calendar import MODES
 from engine.errors import InvalidInput, NotFound, TansiqError
 from engine.evidence_store import safe_filename
@@ -203,8 +203,9 @@ def _models_page(request: Request, *, error: str | None = None, details: list[di
                  status: int = 200) -> Response:
     with request.app.state.tansiq.db.reading() as session:
         rows = process_models.list_models(session)
-    return render(request, "admin_models.html", {"rows": rows, "error": error, "error_details": details or [],
-                                                 "section": "models"}, status=status)
+        decisions = decision_tables.list_decisions(session)
+    return render(request, "admin_models.html", {"rows": rows, "decisions": decisions, "error": error,
+                                                 "error_details": details or [], "section": "models"}, status=status)
 
 
 @router.get("/models")
@@ -221,16 +222,35 @@ async def deploy(request: Request) -> Response:
     limit = request.app.state.tansiq.settings.model_max_bytes
     try:
         if not isinstance(upload, UploadFile) or not upload.filename:
-            raise InvalidInput("choose a BPMN file")
+            raise InvalidInput("choose a BPMN or DMN file")
         content = await upload.read(limit + 1)
         if len(content) > limit:
             raise InvalidInput(f"a process model may be at most {limit:,} bytes")
-        with request.app.state.tansiq.db.transaction() as session:
-            deployment = process_models.deploy(session, content, safe_filename(upload.filename), user.username)
-            key, created = deployment.model.key, deployment.created  # deploy() records it in the audit trail
+        name = safe_filename(upload.filename)
+        with request.app.state.tansiq.db.transaction() as session:  # deploy() records it in the audit trail
+            if name.lower().endswith(".dmn"):
+                decision = decision_tables.deploy(session, content, name, user.username)
+                page, created = f"/admin/decisions/{decision.decision.key}", decision.created
+            else:
+                deployment = process_models.deploy(session, content, name, user.username)
+                page, created = f"/admin/models/{deployment.model.key}", deployment.created
     except TansiqError as exc:
         return _models_page(request, error=exc.message, details=exc.details, status=422)
-    return redirect(f"/admin/models/{key}?msg={'deployed' if created else 'unchanged'}")
+    return redirect(f"{page}?msg={'deployed' if created else 'unchanged'}")
+
+
+@router.get("/decisions/{key}")
+def decision_page(request: Request, key: str, version: int | None = None) -> Response:
+    _admin(request, "model.read")
+    with request.app.state.tansiq.db.reading() as session:
+        versions = decision_tables.list_versions(session, key[:200])
+        shown = next((d for d in versions if d.version == version), None) if version else (
+            versions[-1] if versions else None)
+        if shown is None:
+            raise NotFound(f"no decision table {key}" + (f" version {version}" if version else ""))
+        table = decision_tables.table_view(shown)
+    return render(request, "admin_decision.html", {"versions": versions, "shown": shown, "table": table,
+                                                   "section": "models"})
 
 
 @router.get("/models/{key}")
@@ -254,10 +274,13 @@ def model_page_response(request: Request, key: str, version: int | None, *, erro
             raise NotFound(f"no version {version} of {key}")
         operates = access.allowed(user, "instance.operate")
         counts = instance_migration.counts_by_version(session, shown.key) if operates else {}
+        used = [decision_tables.get_decision(session, key, version)
+                for key, version in sorted((shown.decision_versions or {}).items())]
+        tables = [(decision, decision_tables.table_view(decision)) for decision in used]
     return render(request, "admin_model.html", {
         "versions": versions, "shown": shown, "section": "models", "counts": counts, "operates": operates,
         "newer": [v.version for v in versions if v.version > shown.version], "error": error,
-        "migration": migration}, status=status)
+        "migration": migration, "tables": tables}, status=status)
 
 
 @router.get("/models/{key}/{version}/diagram.xml")

@@ -1,0 +1,130 @@
+"""Decision tables (DMN): validated and versioned like models, checked at a model's deploy, evaluated through
+the restricted evaluator, and bound per instance: a new version applies to instances started after it."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine import audit, decision_tables, instance_migration, instances, process_models
+from engine.errors import ModelRejected
+from tests.conftest import read_model
+from tests.helpers import complete, instance, the_open_item
+
+LADDER = read_model("escalation-ladder.dmn")
+
+
+def deploy_ladder(db, content: bytes = LADDER) -> decision_tables.Deployment:
+    with db.transaction() as session:
+        return decision_tables.deploy(session, content, "escalation-ladder.dmn", "admin")
+
+
+def deploy_ruled(db) -> process_models.ProcessModel:
+    with db.transaction() as session:
+        return process_models.deploy(session, read_model("ruled.bpmn"), "ruled.bpmn", "admin").model
+
+
+def ladder_of(db, data) -> tuple[str, str, dict]:
+    with db.transaction() as session:
+        started = instances.start(session, "ruled", data, "secretariat")
+        variables = instances.load_runtime(started).variables()
+        return variables.get("reminder_lead"), variables.get("grace"), started.decision_versions
+
+
+def test_a_decision_table_deploys_once_and_a_change_is_a_new_version(db):
+    first = deploy_ladder(db)
+    assert first.created and first.decision.version == 1 and first.decision.key == "escalation_ladder"
+    assert first.decision.rule_count == 4
+    assert not deploy_ladder(db).created
+    changed = deploy_ladder(db, LADDER.replace(b'"PT2H"</text></outputEntry>\n        <outputEntry id="r1_grace">',
+                                               b'"PT1H"</text></outputEntry>\n        <outputEntry id="r1_grace">'))
+    assert changed.created and changed.decision.version == 2
+    with db.reading() as session:
+        assert [d.version for d in decision_tables.list_versions(session, "escalation_ladder")] == [1, 2]
+        assert [e.action for e in audit.timeline(session, decision_tables.subject("escalation_ladder"))] == [
+            "decision.deployed", "decision.deployed"]
+        view = decision_tables.table_view(decision_tables.get_decision(session, "escalation_ladder"))
+    assert view.hit_policy == "FIRST" and view.inputs == ["Priority", "Kind", "Days to the deadline"]
+    assert view.rules[0] == (['"urgent"', "-", "-"], ['"PT1H"', '"PT2H"'])
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><definitions/>', "DTDs"),
+    (b"<definitions", "malformed XML"),
+    (b'<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"/>', "not a DMN file"),
+    (LADDER.replace(b"<text>priority</text>", b"<text>__import__('os')</text>"), "not allowed|refused|unknown"),
+    (LADDER.replace(b'<text>"PT6H"</text>', b"<text>open('/etc/passwd')</text>"), "not allowed|refused|unknown"),
+    (LADDER.replace(b'hitPolicy="FIRST"', b'hitPolicy="RULE ORDER"'), "hit policy|not valid DMN"),
+    (LADDER.replace(b"</decision>", b'</decision><decision id="another" name="x"><decisionTable id="t2">'
+                                    b'<output id="o2" name="x" /></decisionTable></decision>'), "exactly one decision"),
+    (LADDER + b" " * 2_000_000, "more than the limit"),
+])
+def test_a_bad_decision_table_is_refused_and_nothing_is_stored(db, content, message):
+    with pytest.raises(ModelRejected, match=message), db.transaction() as session:
+        decision_tables.deploy(session, content, "bad.dmn", "admin")
+    with db.reading() as session:
+        assert decision_tables.list_decisions(session) == []
+
+
+def test_a_model_naming_a_decision_deploys_only_once_the_decision_is_deployed(db):
+    with pytest.raises(ModelRejected, match="'escalation_ladder', which is not deployed"), \
+            db.transaction() as session:
+        process_models.deploy(session, read_model("ruled.bpmn"), "ruled.bpmn", "admin")
+    deploy_ladder(db)
+    assert deploy_ruled(db).decision_versions == {"escalation_ladder": 1}
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    ({"priority": "urgent", "kind": "decision", "days_to_deadline": 3}, ("PT2H", "PT2H")),
+    ({"priority": "normal", "kind": "circular", "days_to_deadline": 1}, ("PT6H", "PT12H")),
+    ({"priority": "high", "kind": "directive", "days_to_deadline": 10}, ("P2D", "P1D")),
+    ({"priority": "normal", "kind": "directive", "days_to_deadline": 3}, ("P1D", "P1D")),
+])
+def test_the_table_decides_by_its_rules(db, data, expected):
+    deploy_ladder(db)
+    deploy_ruled(db)
+    assert ladder_of(db, data)[:2] == expected
+
+
+def test_a_new_version_of_the_rule_applies_to_new_instances_while_running_ones_keep_theirs(db):
+    deploy_ladder(db)
+    deploy_ruled(db)
+    urgent = {"priority": "urgent", "kind": "decision", "days_to_deadline": 3}
+    with db.transaction() as session:
+        before = instances.start(session, "ruled", urgent, "secretariat").id
+    deploy_ladder(db, LADDER.replace(b'<text>"PT2H"</text></outputEntry>\n        <outputEntry id="r1_grace">',
+                                     b'<text>"PT1H"</text></outputEntry>\n        <outputEntry id="r1_grace">'))
+    lead, grace, versions = ladder_of(db, urgent)
+    assert (lead, grace, versions) == ("PT1H", "PT2H", {"escalation_ladder": 2}), "the model was not redeployed"
+    assert instance(db, before).decision_versions == {"escalation_ladder": 1}
+    process_models._compiled.clear()  # another node: the running instance is rebuilt with its own version
+    with db.reading() as session:
+        kept = instances.load_runtime(instances.get_instance(session, before)).variables()
+    assert kept["reminder_lead"] == "PT2H"
+    complete(db, the_open_item(db, before, "acknowledge").id, {}, actor="housing.user")
+    assert instance(db, before).status == instances.COMPLETED
+
+
+def test_a_rule_failing_at_run_time_is_an_incident(db):
+    deploy_ladder(db)
+    deploy_ruled(db)
+    with db.transaction() as session:
+        failed = instances.start(session, "ruled", {"priority": "normal", "kind": "decision"}, "secretariat")
+    assert failed.status == instances.INCIDENT and failed.incident_element == "decide_ladder"
+
+
+def test_a_migrated_instance_takes_the_decision_versions_of_its_new_model_version(db):
+    deploy_ladder(db)
+    deploy_ruled(db)
+    with db.transaction() as session:
+        running = instances.start(session, "ruled", {"priority": "urgent", "kind": "decision",
+                                                     "days_to_deadline": 3}, "secretariat").id
+    deploy_ladder(db, LADDER.replace(b'"P1D"</text></outputEntry>\n      </rule>\n    </decisionTable>',
+                                     b'"P3D"</text></outputEntry>\n      </rule>\n    </decisionTable>'))
+    with db.transaction() as session:
+        changed = read_model("ruled.bpmn").replace(b'name="Acknowledge"', b'name="Acknowledge receipt"')
+        assert process_models.deploy(session, changed, "ruled.bpmn", "admin").model.decision_versions == {
+            "escalation_ladder": 2}
+        instance_migration.migrate(session, running, 2, "admin")
+    assert instance(db, running).decision_versions == {"escalation_ladder": 2}
+    complete(db, the_open_item(db, running, "acknowledge").id, {}, actor="housing.user")
+    assert instance(db, running).status == instances.COMPLETED
