@@ -18,19 +18,18 @@ from functools import lru_cache
 from pathlib import Path
 
 from lxml import etree
-from SpiffWorkflow.dmn.parser.BpmnDmnParser import SCHEMAS
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from engine import audit, clock, expressions
+from engine import audit, bpmn_runtime, clock, expressions
 from engine.db import Base, UTCDateTime
 from engine.errors import Conflict, ExpressionError, ModelRejected, NotFound
 from engine.model_validation import DTD_MARKERS, parse_xml
 from engine.settings import get_settings
 
 HIT_POLICIES = ("UNIQUE", "FIRST", "COLLECT")
-_DMN_NAMESPACES = frozenset(SCHEMAS)
+_DMN_NAMESPACES = frozenset(bpmn_runtime.DMN_XSD_PATHS)
 _QUESTION = re.compile(r'(\?)(?=(?:[^\'"]|[\'"][^\'"]*[\'"])*$)')  # a `?` outside quotes, as SpiffWorkflow reads it
 
 
@@ -194,7 +193,7 @@ def _check(source: str, filename: str, element_id: str | None) -> None:
 
 @lru_cache(maxsize=4)
 def _schema(namespace: str) -> etree.XMLSchema:
-    return etree.XMLSchema(etree.parse(str(Path(SCHEMAS[namespace]))))
+    return etree.XMLSchema(etree.parse(str(Path(bpmn_runtime.DMN_XSD_PATHS[namespace]))))
 
 
 _LATEST = (select(DecisionTable).where(DecisionTable.key == bindparam("key"))
