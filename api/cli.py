@@ -398,14 +398,14 @@ def run(
     url = settings.effective_database_url
     migrate.upgrade(url)
     db = get_database(url)
-    files = sorted(SHIPPED_MODELS.glob("*.bpmn"))
     with _one_line_errors():
         if settings.demo and not demo.is_seeded(db):
             _seed_demo(db, days=21)
         with db.transaction() as session:
-            for path in files:
-                process_models.deploy(session, path.read_bytes(), path.name, "tansiq run")
-    typer.echo(f"Tansiq on {url}: {len(files)} shipped models deployed; open http://{host}:{port}/ (Ctrl+C to stop)")
+            deployed = process_models.deploy_directory(session, SHIPPED_MODELS, "tansiq run")
+    models = sum(1 for kind, *_ in deployed if kind == "model")
+    typer.echo(f"Tansiq on {url}: {models} shipped models and {len(deployed) - models} decision tables deployed; "
+               f"open http://{host}:{port}/ (Ctrl+C to stop)")
     serve(host=host, port=port, workers=1, no_timers=False, no_notifications=False, no_reports=False)
 
 

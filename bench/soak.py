@@ -88,8 +88,7 @@ def say(message: str) -> None:
 def seed(db: Database) -> dict[str, int]:
     today = datetime.now(UTC).date()
     with db.transaction() as session:
-        for path in sorted(SHIPPED.glob("*.bpmn")):
-            process_models.deploy(session, path.read_bytes(), path.name, "soak")
+        process_models.deploy_directory(session, SHIPPED, "soak")
         hijri_year = Gregorian.fromdate(today).to_hijri().year
         seasons.create_season(session, hijri_year, today - timedelta(days=30), today + timedelta(days=90))
         entities.create_entity(session, "housing", "الإسكان", "Housing")

@@ -52,7 +52,7 @@ from bench.common import (
     write_json,
 )
 from bench.engine_bench import Backend, Probe
-from engine import clock, directives, entities, instances, migrate, process_models, seasons, timers
+from engine import clock, decision_tables, directives, entities, instances, migrate, process_models, seasons, timers
 from engine.bpmn_runtime import Runtime
 from engine.db import Database
 from engine.escalations import Escalation
@@ -264,6 +264,8 @@ def _prepare_directives(db: Database) -> None:
     """The shipped model, a season around today and the responsible entity (once per backend)."""
     today = datetime.now(UTC).date()
     with db.transaction() as session:
+        for table in sorted(DIRECTIVE_MODEL.parent.glob("*.dmn")):  # the decision tables it names, first
+            decision_tables.deploy(session, table.read_bytes(), table.name, "bench")
         process_models.deploy(session, DIRECTIVE_MODEL.read_bytes(), DIRECTIVE_MODEL.name, "bench")
         seasons.create_season(session, 1448, today.replace(year=today.year - 1), today.replace(year=today.year + 1))
         entities.create_entity(session, "housing", "الإسكان", "Housing")
@@ -309,8 +311,12 @@ def directive_escalation_ceiling(count: int = 300) -> list[float]:
     restore a waiting `directive_standard` instance (its reminder sent), fire its due timer (the service
     tasks answered in memory), convert it back to a state. Three rounds."""
     settings = get_settings()
+    # The shipped decision tables by key (each file is named after its decision, with dashes).
+    shipped_tables = {path.stem.replace("-", "_"): (1, path.read_text())
+                      for path in DIRECTIVE_MODEL.parent.glob("*.dmn")}
     compiled = validate_model(DIRECTIVE_MODEL.read_bytes(), DIRECTIVE_MODEL.name, operation_names(),
-                              max_bytes=settings.model_max_bytes, max_elements=settings.model_max_elements).compiled
+                              max_bytes=settings.model_max_bytes, max_elements=settings.model_max_elements,
+                              find_decision=shipped_tables.get).compiled
     launched = datetime.now(UTC)
     deadline = launched + timedelta(days=3)
     data = {"directive_id": 1, "reference": "1448/0001", "title": "تجهيز مراكز الاستقبال", "kind": "decision",

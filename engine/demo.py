@@ -93,8 +93,7 @@ def _setup(db: Database, data: dict[str, Any], shipped_models: Path, start: date
            rng: random.Random) -> list[Credentials]:
     credentials = []
     with db.transaction() as session:
-        for path in sorted(shipped_models.glob("*.bpmn")):
-            process_models.deploy(session, path.read_bytes(), path.name, "demo")
+        process_models.deploy_directory(session, shipped_models, "demo")
         local_today = wall_now.astimezone(RIYADH).date()
         season = seasons.create_season(session, 1448, start.astimezone(RIYADH).date(),
                                        local_today + timedelta(days=60), actor="demo")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from lxml import etree
@@ -106,6 +107,19 @@ def deploy(session: Session, content: bytes, filename: str, deployed_by: str) ->
 def _newest_decision(session: Session, key: str) -> tuple[int, str] | None:
     decision = decision_tables.latest_version(session, key)
     return (decision.version, decision.dmn_xml) if decision is not None else None
+
+
+def deploy_directory(session: Session, directory: Path, deployed_by: str) -> list[tuple[str, str, int, bool]]:
+    """Every decision table (`*.dmn`) then every model (`*.bpmn`) of a directory, such as the shipped `bpmn/`:
+    (kind, key, version, created) each."""
+    done = []
+    for path in sorted(directory.glob("*.dmn")):
+        table = decision_tables.deploy(session, path.read_bytes(), path.name, deployed_by)
+        done.append(("decision", table.decision.key, table.decision.version, table.created))
+    for path in sorted(directory.glob("*.bpmn")):
+        model = deploy(session, path.read_bytes(), path.name, deployed_by)
+        done.append(("model", model.model.key, model.model.version, model.created))
+    return done
 
 
 _LATEST = (select(ProcessModel).where(ProcessModel.key == bindparam("key"))

@@ -83,6 +83,15 @@ def _wall_clock() -> Iterator[None]:
     clock.set_now(None)
 
 
+def deploy_shipped(session, name: str, actor: str = "tester"):
+    """A shipped model, after the shipped decision tables its business rule tasks name."""
+    from engine import decision_tables, process_models
+
+    for table in sorted(SHIPPED_BPMN_DIR.glob("*.dmn")):
+        decision_tables.deploy(session, table.read_bytes(), table.name, actor)
+    return process_models.deploy(session, (SHIPPED_BPMN_DIR / name).read_bytes(), name, actor)
+
+
 def read_model(name: str) -> bytes:
     path = BPMN_DIR / name
     if not path.exists():

@@ -20,7 +20,7 @@ from engine import access, clock, directives, instances, timers
 from engine.directives import NewDirective
 from engine.escalations import Escalation
 from engine.work_items import OPEN, WorkItem
-from tests.conftest import SHIPPED_BPMN_DIR
+from tests.conftest import SHIPPED_BPMN_DIR, deploy_shipped
 from tests.test_api_support import FLOW_BPMN, NOW, PASSWORD, PDF, PEOPLE, World, open_shared_world
 
 ANONYMOUS = "(nobody)"
@@ -39,11 +39,9 @@ def world(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     _clock["now"] = NOW
     with open_shared_world(database_url, tmp_path_factory.mktemp("home")) as built:
         if HAS_STANDARD:
-            from engine import process_models
 
             with built.db.transaction() as session:
-                process_models.deploy(session, (SHIPPED_BPMN_DIR / "directive-standard.bpmn").read_bytes(),
-                                      "directive-standard.bpmn", "tester")
+                deploy_shipped(session, "directive-standard.bpmn")
         yield built
 
 

@@ -166,7 +166,12 @@ def test_the_register_filters_sorts_pages_and_counts(world: World):
 @pytest.mark.skipif(not STANDARD_MODEL.exists(),
                     reason="bpmn/directive-standard.bpmn has not landed yet (written by another engineer)")
 def test_the_standard_directive_model_over_http_only(world: World):
-    """Deploy the shipped standard model over HTTP and walk it as each role would."""
+    """Deploy the shipped standard model (after the decision table it names) over HTTP and walk it as each role
+    would."""
+    ladder = STANDARD_MODEL.parent / "escalation-ladder.dmn"
+    table = world.call("admin", "POST", "/api/v1/decisions",
+                       files={"file": (ladder.name, ladder.read_bytes(), "application/xml")})
+    assert table.status_code == 201, table.text
     with STANDARD_MODEL.open("rb") as handle:
         deployed = world.call("admin", "POST", "/api/v1/process-models",
                               files={"file": ("directive-standard.bpmn", handle, "application/xml")})

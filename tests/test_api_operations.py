@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from engine import clock, instances, process_models
 from engine.work_items import WorkItem
-from tests.conftest import SHIPPED_BPMN_DIR, read_model
+from tests.conftest import SHIPPED_BPMN_DIR, deploy_shipped, read_model
 from tests.model_changes import with_step_before_every_end
 from tests.test_api_support import NOW, World, assert_problem, open_world
 
@@ -122,7 +122,7 @@ def test_a_message_over_rest(world: World):
 def test_a_version_migration_over_rest_dry_run_first(world: World):
     standard = SHIPPED_BPMN_DIR / "directive-standard.bpmn"
     with world.db.transaction() as session:
-        process_models.deploy(session, standard.read_bytes(), "directive-standard.bpmn", "tester")
+        deploy_shipped(session, "directive-standard.bpmn")
     first = world.create_directive(launch=True, process_model_key="directive_standard")
     second = world.create_directive(launch=True, process_model_key="directive_standard")
     with world.db.transaction() as session:
@@ -191,8 +191,7 @@ def test_a_supervisor_chooses_the_level_an_escalation_goes_to(world: World):
     from engine import timers
 
     with world.db.transaction() as session:
-        process_models.deploy(session, (SHIPPED_BPMN_DIR / "directive-standard.bpmn").read_bytes(),
-                              "directive-standard.bpmn", "tester")
+        deploy_shipped(session, "directive-standard.bpmn")
     directive = world.create_directive(launch=True, process_model_key="directive_standard", deadline="PT2H")
     clock.set_now(NOW + timedelta(hours=2, minutes=1))
     timers.run_until_idle(world.db)

@@ -128,3 +128,49 @@ def test_a_migrated_instance_takes_the_decision_versions_of_its_new_model_versio
     assert instance(db, running).decision_versions == {"escalation_ladder": 2}
     complete(db, the_open_item(db, running, "acknowledge").id, {}, actor="housing.user")
     assert instance(db, running).status == instances.COMPLETED
+
+
+def test_the_shipped_standard_model_takes_its_escalation_ladder_from_the_shipped_table(db):
+    """The unit moves the reminder of normal directives to six hours before the deadline by deploying a changed
+    table: a directive launched after it is reminded then; one launched before is reminded a day before."""
+    from datetime import UTC, date, datetime, timedelta
+
+    from engine import clock, directives, entities, seasons
+    from engine import timers as timer_worker
+    from engine.directives import NewDirective
+    from tests.conftest import SHIPPED_BPMN_DIR, deploy_shipped
+    from tests.helpers import notifications
+
+    start = datetime(2026, 5, 20, 6, tzinfo=UTC)
+    clock.set_now(start)
+    with db.transaction() as session:
+        seasons.create_season(session, 1447, date(2026, 4, 18), date(2026, 7, 16))
+        entities.create_entity(session, "housing", "الإسكان", "Housing")
+        model = deploy_shipped(session, "directive-standard.bpmn").model
+    assert model.decision_versions == {"escalation_ladder": 1}
+
+    def launch() -> int:
+        with db.transaction() as session:
+            return directives.create(session, NewDirective(
+                title="تهيئة مراكز الاستقبال", kind="directive", responsible_entity="housing",
+                deadline=start + timedelta(days=2), process_model_key="directive_standard"),
+                "secretariat", launch_now=True).instance_id
+
+    before = launch()
+    shipped = (SHIPPED_BPMN_DIR / "escalation-ladder.dmn").read_bytes()
+    changed = shipped.replace(b'<outputEntry id="ladder_normal_lead"><text>"P1D"</text>',
+                              b'<outputEntry id="ladder_normal_lead"><text>"PT6H"</text>')
+    assert changed != shipped
+    assert deploy_ladder(db, changed).decision.version == 2
+    after = launch()
+    assert instance(db, after).decision_versions == {"escalation_ladder": 2}
+    deadline = start + timedelta(days=2)
+    clock.set_now(deadline - timedelta(days=1) + timedelta(minutes=1))
+    timer_worker.run_until_idle(db)
+    assert [n.template for n in notifications(db, before)] == ["reminder"]
+    assert notifications(db, after) == []
+    clock.set_now(deadline - timedelta(hours=6) + timedelta(minutes=1))
+    timer_worker.run_until_idle(db)
+    assert [n.template for n in notifications(db, after)] == ["reminder"]
+    with db.reading() as session:
+        assert len(process_models.list_versions(session, "directive_standard")) == 1

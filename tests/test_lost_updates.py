@@ -26,13 +26,13 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from engine import audit, clock, instances, process_models, timers
+from engine import audit, clock, instances, timers
 from engine.audit import AuditEvent
 from engine.directives import Directive
 from engine.escalations import Escalation
 from engine.instances import ProcessInstance
 from engine.work_items import COMPLETED, OPEN, WorkItem
-from tests.conftest import SHIPPED_BPMN_DIR
+from tests.conftest import deploy_shipped
 from tests.pg_cluster import live_server
 from tests.test_api_support import NOW, World, open_world
 
@@ -193,8 +193,7 @@ class Race:
 def world(db, tmp_path, monkeypatch):
     with open_world(db, tmp_path, monkeypatch) as built:
         with built.db.transaction() as session:
-            process_models.deploy(session, (SHIPPED_BPMN_DIR / "directive-standard.bpmn").read_bytes(),
-                                  "directive-standard.bpmn", "tester")
+            deploy_shipped(session, "directive-standard.bpmn")
         yield built
 
 

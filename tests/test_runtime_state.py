@@ -35,7 +35,8 @@ FORM = {"summary": "تم التنفيذ", "evidence": [], "accepted": True, "app
 def _model(path: Path) -> bpmn_runtime.CompiledModel:
     document = etree.fromstring(path.read_bytes())
     process = document.find("{http://www.omg.org/spec/BPMN/20100524/MODEL}process[@isExecutable='true']")
-    return bpmn_runtime.parse_model(document, path.name, process.get("id"))
+    tables = [table.read_text() for table in sorted(path.parent.glob("*.dmn"))]  # what its rule tasks name
+    return bpmn_runtime.parse_model(document, path.name, process.get("id"), tables)
 
 
 def _answer(call: ServiceCall) -> dict[str, Any]:

@@ -48,7 +48,8 @@ def _seed(site: Topology) -> None:
     """What an operator does once: the schema, the shipped models, entities and users with the CLI; the season
     (an administrator's page) with the engine."""
     site.run([TANSIQ, "db", "upgrade"])
-    site.run([TANSIQ, "models", "deploy", *map(str, sorted((ROOT / "bpmn").glob("*.bpmn")))])
+    site.run([TANSIQ, "models", "deploy", *(str(path) for pattern in ("*.dmn", "*.bpmn")
+                                                  for path in sorted((ROOT / "bpmn").glob(pattern)))])
     for code, ar, en in (("housing", "الإسكان", "Housing"), ("reception", "مراكز الاستقبال", "Reception centres")):
         site.run([TANSIQ, "entities", "create", "--code", code, "--name-ar", ar, "--name-en", en,
                   "--email", f"{code}@hajj.example"])

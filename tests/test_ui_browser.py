@@ -68,8 +68,7 @@ class Site:
 def _seed(db: Database) -> None:
     today = clock.now().astimezone(RIYADH).date()
     with db.transaction() as session:
-        for path in sorted(SHIPPED_BPMN_DIR.glob("*.bpmn")):
-            process_models.deploy(session, path.read_bytes(), path.name, "tester")
+        process_models.deploy_directory(session, SHIPPED_BPMN_DIR, "tester")
         seasons.create_season(session, gregorian_to_hijri(today)[0], today - timedelta(days=30),
                               today + timedelta(days=60))
         for code, ar, en in (("housing", "الإسكان", "Housing"), ("transport", "النقل", "Transport"),

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from engine import instances, process_models
 from engine.work_items import WorkItem
-from tests.conftest import SHIPPED_BPMN_DIR, read_model
+from tests.conftest import SHIPPED_BPMN_DIR, deploy_shipped, read_model
 from tests.model_changes import with_step_before_every_end
 from tests.test_api_support import World, open_world
 from tests.ui_support import signed_in
@@ -83,7 +83,7 @@ def test_the_instances_page_filters_and_refuses_a_bad_filter(world: World):
 def test_a_migration_from_the_model_page_dry_run_first(world: World):
     standard = SHIPPED_BPMN_DIR / "directive-standard.bpmn"
     with world.db.transaction() as session:
-        process_models.deploy(session, standard.read_bytes(), "directive-standard.bpmn", "tester")
+        deploy_shipped(session, "directive-standard.bpmn")
     first = world.create_directive(launch=True, process_model_key="directive_standard")
     world.create_directive(launch=True, process_model_key="directive_standard")
     with world.db.transaction() as session:
@@ -124,8 +124,7 @@ def test_the_board_lets_a_supervisor_choose_the_escalation_level(world: World):
     from tests.test_api_support import NOW
 
     with world.db.transaction() as session:
-        process_models.deploy(session, (SHIPPED_BPMN_DIR / "directive-standard.bpmn").read_bytes(),
-                              "directive-standard.bpmn", "tester")
+        deploy_shipped(session, "directive-standard.bpmn")
     directive = world.create_directive(launch=True, process_model_key="directive_standard", deadline="PT2H")
     clock.set_now(NOW + timedelta(hours=2, minutes=1))
     timers.run_until_idle(world.db)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from engine import clock, timers
 from engine.escalations import Escalation
 from engine.users import User
-from tests.conftest import SHIPPED_BPMN_DIR
+from tests.conftest import deploy_shipped
 from tests.test_api_support import NOW, PDF, World, open_world
 from tests.ui_support import Browser, signed_in
 
@@ -304,11 +304,9 @@ def test_the_entity_acknowledges_reports_progress_with_a_file_and_completes_from
 
 
 def _deploy_standard(world: World) -> None:
-    from engine import process_models
 
     with world.db.transaction() as session:
-        process_models.deploy(session, (SHIPPED_BPMN_DIR / "directive-standard.bpmn").read_bytes(),
-                              "directive-standard.bpmn", "tester")
+        deploy_shipped(session, "directive-standard.bpmn")
 
 
 def test_a_supervisor_extends_one_escalation_and_closes_others_in_bulk(world: World):
