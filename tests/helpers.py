@@ -13,14 +13,13 @@ from engine.escalations import Escalation
 from engine.instances import ProcessInstance
 from engine.notifications import Notification
 from engine.work_items import OPEN, WorkItem
-from tests.conftest import BPMN_DIR, deploy_shipped, read_model
+from tests.conftest import deploy_shipped
 
 
 def deploy(db: Database, *names: str) -> list[process_models.ProcessModel]:
     """Test models (tests/bpmn) or shipped ones (bpmn/, after the shipped decision tables)."""
     with db.transaction() as session:
-        return [(deploy_shipped(session, n) if not (BPMN_DIR / n).exists() else
-                 process_models.deploy(session, read_model(n), n, "tester")).model for n in names]
+        return [deploy_shipped(session, n).model for n in names]
 
 
 def season_1447(db: Database, *entity_names: tuple[str, str, str]) -> None:

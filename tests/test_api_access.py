@@ -154,14 +154,14 @@ HOUSING_ONLY = {"transport.user"}
 def _ladder() -> bytes:
     from tests.conftest import read_model
 
-    return read_model("escalation-ladder.dmn")
+    return read_model("ladder-by-days.dmn")
 
 
 def _deployed_ladder(w: World) -> str:
     from engine import decision_tables
 
     with w.db.transaction() as session:  # the same content each time: deployed once
-        return decision_tables.deploy(session, _ladder(), "escalation-ladder.dmn", "tester").decision.key
+        return decision_tables.deploy(session, _ladder(), "ladder-by-days.dmn", "tester").decision.key
 CASES = [
     Case("sign in", "POST", lambda w: ("/api/v1/auth/token", {"data": {"username": "viewer", "password": PASSWORD}}),
          EVERYONE | {ANONYMOUS}, public=True),
@@ -187,7 +187,7 @@ CASES = [
     Case("read a model", "GET", path("/api/v1/process-models/api_flow"), EVERYONE),
     Case("read a model's XML", "GET", path("/api/v1/process-models/api_flow/versions/1/xml"), EVERYONE),
     Case("deploy a decision table", "POST", lambda w: (_deployed_ladder(w) and "/api/v1/decisions", {"files": {
-        "file": ("escalation-ladder.dmn", _ladder(), "application/xml")}}), {"admin"}),  # deployed: 200
+        "file": ("ladder-by-days.dmn", _ladder(), "application/xml")}}), {"admin"}),  # deployed: 200
     Case("list decision tables", "GET", path("/api/v1/decisions"), EVERYONE),
     Case("read a decision table", "GET", lambda w: (f"/api/v1/decisions/{_deployed_ladder(w)}", {}), EVERYONE),
     Case("read a decision table's XML", "GET",

@@ -12,10 +12,10 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
-from engine import audit, clock, directives, feedback, meetings, process_models, seasons
+from engine import audit, clock, directives, feedback, meetings, seasons
 from engine.directives import Directive, NewDirective
 from engine.feedback import FeedbackItem, NewFeedback
-from tests.conftest import read_model
+from tests.conftest import deploy_shipped
 from tests.test_api_support import NOW, PDF, World, assert_problem, open_world
 from tests.test_directive_import import SHIPPED, row, workbook
 
@@ -27,7 +27,7 @@ def world(db, tmp_path, monkeypatch):
     with open_world(db, tmp_path, monkeypatch) as built:
         with db.transaction() as session:
             for name in SHIPPED:
-                process_models.deploy(session, read_model(name), name, "tester")
+                deploy_shipped(session, name)
         yield built
 
 

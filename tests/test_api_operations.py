@@ -209,22 +209,22 @@ def test_a_supervisor_chooses_the_level_an_escalation_goes_to(world: World):
 
 # --- decision tables ------------------------------------------------------------------------------------------
 
-def _upload(world: World, who: str, content: bytes, name: str = "escalation-ladder.dmn"):
+def _upload(world: World, who: str, content: bytes, name: str = "ladder-by-days.dmn"):
     return world.call(who, "POST", "/api/v1/decisions", files={"file": (name, content, "application/xml")})
 
 
 def test_decision_tables_over_rest(world: World):
-    ladder = read_model("escalation-ladder.dmn")
+    ladder = read_model("ladder-by-days.dmn")
     created = _upload(world, "admin", ladder)
     assert created.status_code == 201 and created.json()["decision"]["version"] == 1, created.text
     assert _upload(world, "admin", ladder).status_code == 200
     assert_problem(_upload(world, "admin", ladder.replace(b"<text>kind</text>", b"<text>__class__</text>")), 422)
     assert_problem(_upload(world, "secretariat", ladder), 403)
-    assert [d["key"] for d in world.call("viewer", "GET", "/api/v1/decisions").json()] == ["escalation_ladder"]
-    detail = world.call("admin", "GET", "/api/v1/decisions/escalation_ladder").json()
+    assert [d["key"] for d in world.call("viewer", "GET", "/api/v1/decisions").json()] == ["ladder_by_days"]
+    detail = world.call("admin", "GET", "/api/v1/decisions/ladder_by_days").json()
     assert detail["hit_policy"] == "FIRST" and len(detail["rules"]) == 4
     assert detail["rules"][0] == {"inputs": ['"urgent"', "-", "-"], "outputs": ['"PT2H"', '"PT2H"']}
-    xml = world.call("admin", "GET", "/api/v1/decisions/escalation_ladder/versions/1/xml")
+    xml = world.call("admin", "GET", "/api/v1/decisions/ladder_by_days/versions/1/xml")
     assert xml.status_code == 200 and xml.content == ladder
     assert_problem(world.call("admin", "GET", "/api/v1/decisions/nothing"), 404)
     model = world.call("admin", "POST", "/api/v1/process-models",

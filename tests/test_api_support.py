@@ -30,7 +30,7 @@ from engine.db import Database
 from engine.models import Base
 from engine.users import User
 from engine.work_items import OPEN, WorkItem
-from tests.conftest import read_model
+from tests.conftest import deploy_shipped
 
 with warnings.catch_warnings():  # Starlette 1.x suggests httpx2; httpx is what the project has
     warnings.simplefilter("ignore")
@@ -221,7 +221,7 @@ def build_world(db: Database, home: Any, monkeypatch: pytest.MonkeyPatch, **sett
     with db.transaction() as session:
         process_models.deploy(session, FLOW_BPMN.encode(), "api_flow.bpmn", "tester")
         for name in ("deadline.bpmn", "two-steps.bpmn"):
-            process_models.deploy(session, read_model(name), name, "tester")
+            deploy_shipped(session, name)
         seasons.create_season(session, 1447, date(2026, 4, 18), date(2026, 7, 16))
         for code, ar, en in (("housing", "الإسكان", "Housing"), ("transport", "النقل", "Transport"),
                              ("civil_defence", "الدفاع المدني", "Civil Defence")):

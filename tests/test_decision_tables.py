@@ -10,12 +10,12 @@ from engine.errors import ModelRejected
 from tests.conftest import read_model
 from tests.helpers import complete, instance, the_open_item
 
-LADDER = read_model("escalation-ladder.dmn")
+LADDER = read_model("ladder-by-days.dmn")
 
 
-def deploy_ladder(db, content: bytes = LADDER) -> decision_tables.Deployment:
+def deploy_ladder(db, content: bytes = LADDER, name: str = "ladder-by-days.dmn") -> decision_tables.Deployment:
     with db.transaction() as session:
-        return decision_tables.deploy(session, content, "escalation-ladder.dmn", "admin")
+        return decision_tables.deploy(session, content, name, "admin")
 
 
 def deploy_ruled(db) -> process_models.ProcessModel:
@@ -32,17 +32,17 @@ def ladder_of(db, data) -> tuple[str, str, dict]:
 
 def test_a_decision_table_deploys_once_and_a_change_is_a_new_version(db):
     first = deploy_ladder(db)
-    assert first.created and first.decision.version == 1 and first.decision.key == "escalation_ladder"
+    assert first.created and first.decision.version == 1 and first.decision.key == "ladder_by_days"
     assert first.decision.rule_count == 4
     assert not deploy_ladder(db).created
     changed = deploy_ladder(db, LADDER.replace(b'"PT2H"</text></outputEntry>\n        <outputEntry id="r1_grace">',
                                                b'"PT1H"</text></outputEntry>\n        <outputEntry id="r1_grace">'))
     assert changed.created and changed.decision.version == 2
     with db.reading() as session:
-        assert [d.version for d in decision_tables.list_versions(session, "escalation_ladder")] == [1, 2]
-        assert [e.action for e in audit.timeline(session, decision_tables.subject("escalation_ladder"))] == [
+        assert [d.version for d in decision_tables.list_versions(session, "ladder_by_days")] == [1, 2]
+        assert [e.action for e in audit.timeline(session, decision_tables.subject("ladder_by_days"))] == [
             "decision.deployed", "decision.deployed"]
-        view = decision_tables.table_view(decision_tables.get_decision(session, "escalation_ladder"))
+        view = decision_tables.table_view(decision_tables.get_decision(session, "ladder_by_days"))
     assert view.hit_policy == "FIRST" and view.inputs == ["Priority", "Kind", "Days to the deadline"]
     assert view.rules[0] == (['"urgent"', "-", "-"], ['"PT1H"', '"PT2H"'])
 
@@ -66,11 +66,11 @@ def test_a_bad_decision_table_is_refused_and_nothing_is_stored(db, content, mess
 
 
 def test_a_model_naming_a_decision_deploys_only_once_the_decision_is_deployed(db):
-    with pytest.raises(ModelRejected, match="'escalation_ladder', which is not deployed"), \
+    with pytest.raises(ModelRejected, match="'ladder_by_days', which is not deployed"), \
             db.transaction() as session:
         process_models.deploy(session, read_model("ruled.bpmn"), "ruled.bpmn", "admin")
     deploy_ladder(db)
-    assert deploy_ruled(db).decision_versions == {"escalation_ladder": 1}
+    assert deploy_ruled(db).decision_versions == {"ladder_by_days": 1}
 
 
 @pytest.mark.parametrize(("data", "expected"), [
@@ -94,8 +94,8 @@ def test_a_new_version_of_the_rule_applies_to_new_instances_while_running_ones_k
     deploy_ladder(db, LADDER.replace(b'<text>"PT2H"</text></outputEntry>\n        <outputEntry id="r1_grace">',
                                      b'<text>"PT1H"</text></outputEntry>\n        <outputEntry id="r1_grace">'))
     lead, grace, versions = ladder_of(db, urgent)
-    assert (lead, grace, versions) == ("PT1H", "PT2H", {"escalation_ladder": 2}), "the model was not redeployed"
-    assert instance(db, before).decision_versions == {"escalation_ladder": 1}
+    assert (lead, grace, versions) == ("PT1H", "PT2H", {"ladder_by_days": 2}), "the model was not redeployed"
+    assert instance(db, before).decision_versions == {"ladder_by_days": 1}
     process_models._compiled.clear()  # another node: the running instance is rebuilt with its own version
     with db.reading() as session:
         kept = instances.load_runtime(instances.get_instance(session, before)).variables()
@@ -123,9 +123,9 @@ def test_a_migrated_instance_takes_the_decision_versions_of_its_new_model_versio
     with db.transaction() as session:
         changed = read_model("ruled.bpmn").replace(b'name="Acknowledge"', b'name="Acknowledge receipt"')
         assert process_models.deploy(session, changed, "ruled.bpmn", "admin").model.decision_versions == {
-            "escalation_ladder": 2}
+            "ladder_by_days": 2}
         instance_migration.migrate(session, running, 2, "admin")
-    assert instance(db, running).decision_versions == {"escalation_ladder": 2}
+    assert instance(db, running).decision_versions == {"ladder_by_days": 2}
     complete(db, the_open_item(db, running, "acknowledge").id, {}, actor="housing.user")
     assert instance(db, running).status == instances.COMPLETED
 
@@ -161,7 +161,7 @@ def test_the_shipped_standard_model_takes_its_escalation_ladder_from_the_shipped
     changed = shipped.replace(b'<outputEntry id="ladder_normal_lead"><text>"P1D"</text>',
                               b'<outputEntry id="ladder_normal_lead"><text>"PT6H"</text>')
     assert changed != shipped
-    assert deploy_ladder(db, changed).decision.version == 2
+    assert deploy_ladder(db, changed, name="escalation-ladder.dmn").decision.version == 2
     after = launch()
     assert instance(db, after).decision_versions == {"escalation_ladder": 2}
     deadline = start + timedelta(days=2)

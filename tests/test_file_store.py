@@ -21,14 +21,14 @@ from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
 from api.app import create_app
-from engine import clock, directive_import, evidence_store, file_store, import_jobs, process_models
+from engine import clock, directive_import, evidence_store, file_store, import_jobs
 from engine.db import Database
 from engine.directives import Directive
 from engine.errors import Conflict, NotFound
 from engine.evidence import Evidence
 from engine.file_store import CHUNK_SIZE, DATABASE, DISK, CorruptFile, FileBlob, FileChunk
 from engine.reports import archive
-from tests.conftest import read_model
+from tests.conftest import deploy_shipped
 from tests.test_api_support import NOW, PDF, World, make_settings, open_world
 from tests.test_directive_import import SHIPPED, row, workbook
 from tests.ui_support import signed_in
@@ -43,7 +43,7 @@ def world(db, tmp_path, monkeypatch):
     with open_world(db, tmp_path / "node-a", monkeypatch) as built:
         with db.transaction() as session:
             for name in SHIPPED:
-                process_models.deploy(session, read_model(name), name, "tester")
+                deploy_shipped(session, name)
         yield built
     archive.get_report_settings.cache_clear()
 

@@ -207,7 +207,8 @@ BPMNDI = "http://www.omg.org/spec/BPMN/20100524/DI"
 DI = "http://www.omg.org/spec/DD/20100524/DI"
 DC = "http://www.omg.org/spec/DD/20100524/DC"
 FLOW_NODES = ("startEvent", "endEvent", "userTask", "serviceTask", "scriptTask", "exclusiveGateway",
-              "parallelGateway", "intermediateCatchEvent", "intermediateThrowEvent", "subProcess", "boundaryEvent")
+              "parallelGateway", "intermediateCatchEvent", "intermediateThrowEvent", "subProcess", "boundaryEvent",
+              "businessRuleTask")
 
 
 def _bounds(shape: etree._Element) -> tuple[float, float, float, float]:

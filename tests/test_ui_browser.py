@@ -470,11 +470,11 @@ def test_an_administrator_changes_a_rule_and_only_new_directives_follow_it(site:
     one started before keeps the old, and the model was never deployed again."""
     from tests.conftest import read_model
 
-    ladder = read_model("escalation-ladder.dmn")
+    ladder = read_model("ladder-by-days.dmn")
     with site.db.transaction() as session:
         from engine import decision_tables
 
-        decision_tables.deploy(session, ladder, "escalation-ladder.dmn", "tester")
+        decision_tables.deploy(session, ladder, "ladder-by-days.dmn", "tester")
         process_models.deploy(session, read_model("ruled.bpmn"), "ruled.bpmn", "tester")
         model_versions = len(process_models.list_versions(session, "ruled"))
 
@@ -493,23 +493,23 @@ def test_an_administrator_changes_a_rule_and_only_new_directives_follow_it(site:
     _lead, versions = lead_of(before)
     admin = Person(site, chromium, "admin", language)
     page = admin.page
-    admin.open("/admin/decisions/escalation_ladder")
+    admin.open("/admin/decisions/ladder_by_days")
     assert page.locator("table.decision-table tbody tr").count() == 4
     # The unit shortens the reminder of urgent directives to one hour: the changed file is uploaded.
     edited = ladder.replace(b'<text>"PT2H"</text></outputEntry>\n        <outputEntry id="r1_grace">',
-                            f'<text>"PT{versions["escalation_ladder"]}H1M"</text></outputEntry>\n'
+                            f'<text>"PT{versions["ladder_by_days"]}H1M"</text></outputEntry>\n'
                             f'        <outputEntry id="r1_grace">'.encode())
     admin.open("/admin/models")
-    page.set_input_files("#bpmn-file", files=[{"name": "escalation-ladder.dmn", "mimeType": "application/xml",
+    page.set_input_files("#bpmn-file", files=[{"name": "ladder-by-days.dmn", "mimeType": "application/xml",
                                                "buffer": edited}])
     page.click("form[action='/admin/models'] button[type=submit]")
     admin.settle()
-    assert "/admin/decisions/escalation_ladder" in page.url
-    new_version = versions["escalation_ladder"] + 1
+    assert "/admin/decisions/ladder_by_days" in page.url
+    new_version = versions["ladder_by_days"] + 1
     assert page.locator(f"table.decision-table[data-version='{new_version}']").count() == 1
     admin.shot("ops-06-decision-table")
     after = launch("تجهيز مسارات الحافلات إلى المسجد النبوي (بعد تعديل القاعدة)")
-    assert lead_of(after) == (f"PT{versions['escalation_ladder']}H1M", {"escalation_ladder": new_version})
+    assert lead_of(after) == (f"PT{versions['ladder_by_days']}H1M", {"ladder_by_days": new_version})
     assert lead_of(before)[1] == versions, "the running directive keeps its version of the rule"
     admin.open("/admin/models/ruled")
     assert page.locator("table.decision-table").count() == 1

@@ -15,12 +15,12 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
-from engine import audit, clock, directives, meetings, process_models, seasons
+from engine import audit, clock, directives, meetings, seasons
 from engine.directives import Directive, NewDirective
 from engine.errors import InvalidInput
 from engine.feedback import FeedbackItem, NewFeedback
 from engine.meetings import Meeting, MeetingDocument
-from tests.conftest import read_model
+from tests.conftest import deploy_shipped
 from tests.test_api_support import NOW, PDF, World, open_world
 from tests.test_directive_import import HEADERS_AR, HEADERS_EN, SHIPPED, row, workbook
 from tests.ui_support import Browser, signed_in
@@ -31,7 +31,7 @@ def world(db, tmp_path, monkeypatch):
     with open_world(db, tmp_path, monkeypatch) as built:
         with db.transaction() as session:
             for name in SHIPPED:
-                process_models.deploy(session, read_model(name), name, "tester")
+                deploy_shipped(session, name)
         yield built
 
 

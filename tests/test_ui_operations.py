@@ -143,18 +143,18 @@ def test_a_decision_table_is_uploaded_shown_as_a_table_and_its_model_shows_it(wo
     admin = signed_in(world, "admin", "ar")
     admin.get("/admin/models")
     refused = admin.post("/admin/models", files={"file": ("ruled.bpmn", read_model("ruled.bpmn"), "application/xml")})
-    assert refused.status_code == 422 and "escalation_ladder" in refused.text
+    assert refused.status_code == 422 and "ladder_by_days" in refused.text
     admin.get("/admin/models")
-    response = admin.post("/admin/models", files={"file": ("escalation-ladder.dmn", read_model("escalation-ladder.dmn"),
+    response = admin.post("/admin/models", files={"file": ("ladder-by-days.dmn", read_model("ladder-by-days.dmn"),
                                                            "application/xml")})
     assert response.status_code == 303
-    assert response.headers["location"] == "/admin/decisions/escalation_ladder?msg=deployed"
+    assert response.headers["location"] == "/admin/decisions/ladder_by_days?msg=decision_deployed"
     page = admin.get(response.headers["location"]).text
-    assert 'class="data decision-table" data-decision="escalation_ladder" data-version="1"' in page
+    assert 'class="data decision-table" data-decision="ladder_by_days" data-version="1"' in page
     assert page.count("<tr><td>") == 4  # four rules (the version row is marked current)
     admin.get("/admin/models")
     assert admin.post("/admin/models", files={"file": ("ruled.bpmn", read_model("ruled.bpmn"),
                                                        "application/xml")}).status_code == 303
     model = admin.get("/admin/models/ruled").text
-    assert "جداول القرار التي يستخدمها" in model and 'data-decision="escalation_ladder"' in model
-    assert "escalation_ladder" in admin.get("/admin/models").text
+    assert "جداول القرار التي يستخدمها" in model and 'data-decision="ladder_by_days"' in model
+    assert "ladder_by_days" in admin.get("/admin/models").text

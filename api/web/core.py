@@ -139,6 +139,7 @@ MESSAGES = {  # ?msg= keys the pages redirect with after a successful form (fixe
     "bulk": N_("The action was applied to the selected escalations."),
     "saved": N_("Saved."),
     "deployed": N_("The process model was deployed."),
+    "decision_deployed": N_("The decision table was deployed: directives launched from now on follow it."),
     "unchanged": N_("This model is already deployed with the same content."),
     "claimed": N_("You took this step."),
     "report_queued": N_("The report was sent to the report scheduler; it appears below as queued, then ready."),

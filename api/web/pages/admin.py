@@ -231,12 +231,14 @@ async def deploy(request: Request) -> Response:
             if name.lower().endswith(".dmn"):
                 decision = decision_tables.deploy(session, content, name, user.username)
                 page, created = f"/admin/decisions/{decision.decision.key}", decision.created
+                outcome = "decision_deployed" if created else "unchanged"
             else:
                 deployment = process_models.deploy(session, content, name, user.username)
                 page, created = f"/admin/models/{deployment.model.key}", deployment.created
+                outcome = "deployed" if created else "unchanged"
     except TansiqError as exc:
         return _models_page(request, error=exc.message, details=exc.details, status=422)
-    return redirect(f"{page}?msg={'deployed' if created else 'unchanged'}")
+    return redirect(f"{page}?msg={outcome}")
 
 
 @router.get("/decisions/{key}")
