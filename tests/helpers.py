@@ -13,7 +13,7 @@ from engine.escalations import Escalation
 from engine.instances import ProcessInstance
 from engine.notifications import Notification
 from engine.work_items import OPEN, WorkItem
-from tests.conftest import deploy_shipped
+from tests.conftest import deploy_shipped, read_model  # noqa: F401 (read_model: tests import it from here)
 
 
 def deploy(db: Database, *names: str) -> list[process_models.ProcessModel]:

@@ -392,16 +392,20 @@ def test_a_tour_of_every_page(site: Site, chromium, language: str, widths: tuple
     assert site.outside == [], site.outside
 
 
-def _failed_progress_report(site: Site) -> int:
-    """An instance whose entity reported 0 %: the next step divides by it, and the instance is in incident."""
+def _failed_progress_report(site: Site) -> tuple[int, int]:
+    """A directive whose entity reported 0 %: the next step divides by it, and its process is in incident."""
     from tests.conftest import read_model
 
     with site.db.transaction() as session:
         process_models.deploy(session, read_model("incident-bad-data.bpmn"), "incident-bad-data.bpmn", "tester")
-        instance_id = instances.start(session, "incident_bad_data", {"elapsed_days": 4}, "tester").id
+        directive = directives.create(session, NewDirective(
+            title="رفع نسبة جاهزية الخيام في منى", title_en="Report the share of tents ready in Mina",
+            kind="directive", responsible_entity="housing", deadline="P2D", process_model_key="incident_bad_data"),
+            "secretariat", launch_now=True)
+        instance_id = directive.instance_id
         item = session.scalar(select(WorkItem).where(WorkItem.instance_id == instance_id))
         instances.complete_task(session, item.id, {"percent": 0}, "housing.user")
-    return instance_id
+        return directive.id, instance_id
 
 
 @pytest.mark.parametrize("language", ["ar", "en"])
@@ -412,7 +416,7 @@ def test_an_administrator_corrects_an_incident_and_migrates_a_version(site: Site
 
     from tests.model_changes import with_step_before_every_end
 
-    instance_id = _failed_progress_report(site)
+    directive_id, instance_id = _failed_progress_report(site)
     admin = Person(site, chromium, "admin", language)
     page = admin.page
     admin.open("/directives")
@@ -424,11 +428,14 @@ def test_an_administrator_corrects_an_incident_and_migrates_a_version(site: Site
     assert page.locator("#diagram .marker-failed").count() == 1, "the failing element is marked on the diagram"
     admin.shot("ops-02-incident")
     page.fill("input[name='var:percent']", "٥٠" if language == "ar" else "50")
+    page.fill("#new-name", "elapsed_days")  # what the directive's data lacked
+    page.fill("#new-value", "4")
     page.click("form.variables-form button[type=submit]")
     admin.settle()
     expect(page.locator(".flash")).to_be_visible()
     with site.db.reading() as session:
         assert instances.get_instance(session, instance_id).status == instances.RUNNING
+        assert session.get(Directive, directive_id).status == directives.ACTIVE  # the directive goes on
     assert page.locator("a.nav-incidents").count() == 0
     admin.shot("ops-03-retried")
 
