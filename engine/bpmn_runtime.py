@@ -40,7 +40,6 @@ from engine.errors import Conflict, ExpressionError, ModelRejected, TansiqError
 
 BPMN_XSD_PATH = XSD_PATH
 DMN_XSD_PATHS: dict[str, str] = dict(DMN_SCHEMAS)  # DMN namespace -> its XSD (DMN 1.1 to 1.3)
-_SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 MAX_TREE_DEPTH = 700
 _TIMER_EVENT_TYPES = frozenset({"TimeDateEventDefinition", "DurationTimerEventDefinition", "CycleTimerEventDefinition"})
 
@@ -193,13 +192,13 @@ class UserTaskView:
 
 
 def parse_model(document: etree._Element, filename: str, process_id: str,
-                decisions: list[str] | None = None) -> CompiledModel:
-    """Build the executable spec of `process_id` from an already validated document, with the DMN XML of the
-    (already validated) decisions its business rule tasks name."""
+                decisions: list[etree._Element] | None = None) -> CompiledModel:
+    """Build the executable spec of `process_id` from an already validated document, with the (already
+    validated) DMN documents of the decisions its business rule tasks name."""
     parser = SpiffBpmnParser()
     try:
         for dmn in decisions or []:
-            parser.add_dmn_xml(etree.fromstring(dmn.encode("utf-8"), _SAFE_XML), filename="decision.dmn")
+            parser.add_dmn_xml(dmn, filename="decision.dmn")
         parser.add_bpmn_xml(document, filename=filename)
         spec = parser.get_spec(process_id)
         subprocess_specs = parser.get_subprocess_specs(process_id)

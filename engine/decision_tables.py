@@ -25,7 +25,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from engine import audit, bpmn_runtime, clock, expressions
 from engine.db import Base, UTCDateTime
 from engine.errors import Conflict, ExpressionError, ModelRejected, NotFound
-from engine.model_validation import DTD_MARKERS, parse_xml
+from engine.model_validation import parse_xml, read_limited
 from engine.settings import get_settings
 
 HIT_POLICIES = ("UNIQUE", "FIRST", "COLLECT")
@@ -97,14 +97,7 @@ def deploy(session: Session, content: bytes, filename: str, deployed_by: str) ->
 
 def validate(content: bytes, filename: str, *, max_bytes: int, max_elements: int) -> tuple[str, str, TableView]:
     """The decision's id, its name and its table, or ModelRejected naming what is wrong."""
-    if len(content) > max_bytes:
-        raise ModelRejected(f"{filename}: {len(content):,} bytes is more than the limit of {max_bytes:,}")
-    if DTD_MARKERS.search(content):
-        raise ModelRejected(f"{filename}: DTDs and entity declarations are not accepted")
-    root = parse_xml(content, filename)
-    count = sum(1 for _ in root.iter())
-    if count > max_elements:
-        raise ModelRejected(f"{filename}: {count:,} elements is more than the limit of {max_elements:,}")
+    root, _count = read_limited(content, filename, max_bytes=max_bytes, max_elements=max_elements)
     namespace = etree.QName(root).namespace
     if etree.QName(root).localname != "definitions" or namespace not in _DMN_NAMESPACES:
         raise ModelRejected(f"{filename}: not a DMN file (the root must be dmn:definitions of DMN 1.1 to 1.3)")

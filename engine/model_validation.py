@@ -52,14 +52,7 @@ def validate_model(
     content: bytes, filename: str, operations: Iterable[str], *, max_bytes: int, max_elements: int,
     find_decision: DecisionLookup | None = None,
 ) -> ValidatedModel:
-    if len(content) > max_bytes:
-        raise ModelRejected(f"{filename}: {len(content):,} bytes is more than the limit of {max_bytes:,}")
-    if DTD_MARKERS.search(content):
-        raise ModelRejected(f"{filename}: DTDs and entity declarations are not accepted")
-    root = parse_xml(content, filename)
-    count = sum(1 for _ in root.iter())
-    if count > max_elements:
-        raise ModelRejected(f"{filename}: {count:,} elements is more than the limit of {max_elements:,}")
+    root, count = read_limited(content, filename, max_bytes=max_bytes, max_elements=max_elements)
     if root.tag != f"{{{BPMN_NS}}}definitions":
         raise ModelRejected(f"{filename}: the root element must be bpmn:definitions, not {root.tag}")
     _validate_xsd(root, filename)
@@ -67,7 +60,8 @@ def validate_model(
     _check_rules(root, filename, frozenset(operations))
     decisions = _referenced_decisions(root, filename, find_decision or (lambda key: None))
     compiled = bpmn_runtime.parse_model(root, filename, process.get("id"),
-                                        [xml for _version, xml in decisions.values()])
+                                        [parse_xml(xml.encode("utf-8"), f"{key}.dmn")
+                                         for key, (_version, xml) in decisions.items()])
     key = process.get("id")
     return ValidatedModel(
         key=key,
@@ -80,6 +74,20 @@ def validate_model(
         compiled=compiled,
         decision_versions={key: version for key, (version, _xml) in decisions.items()},
     )
+
+
+def read_limited(content: bytes, filename: str, *, max_bytes: int, max_elements: int) -> tuple[etree._Element, int]:
+    """An uploaded XML document (a model or a decision table) within its size and element limits, without a
+    DTD; with its element count."""
+    if len(content) > max_bytes:
+        raise ModelRejected(f"{filename}: {len(content):,} bytes is more than the limit of {max_bytes:,}")
+    if DTD_MARKERS.search(content):
+        raise ModelRejected(f"{filename}: DTDs and entity declarations are not accepted")
+    root = parse_xml(content, filename)
+    count = sum(1 for _ in root.iter())
+    if count > max_elements:
+        raise ModelRejected(f"{filename}: {count:,} elements is more than the limit of {max_elements:,}")
+    return root, count
 
 
 def parse_xml(content: bytes, filename: str) -> etree._Element:

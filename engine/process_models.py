@@ -9,7 +9,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from lxml import etree
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -17,7 +16,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from engine import audit, bpmn_runtime, clock, decision_tables, service_tasks
 from engine.db import Base, JSONType, UTCDateTime
 from engine.errors import Conflict, NotFound
-from engine.model_validation import validate_model
+from engine.model_validation import parse_xml, validate_model
 from engine.settings import get_settings
 
 
@@ -179,16 +178,13 @@ def compiled_with_decisions(session: Session, model: ProcessModel,
     cache_key = model.checksum + "|" + ",".join(f"{k}={v}" for k, v in sorted(decision_versions.items()))
     compiled = _compiled.get(cache_key)
     if compiled is None:
-        dmn = [decision_tables.get_decision(session, key, version).dmn_xml
+        dmn = [parse_xml(decision_tables.get_decision(session, key, version).dmn_xml.encode("utf-8"), f"{key}.dmn")
                for key, version in sorted(decision_versions.items())]
-        document = etree.fromstring(model.bpmn_xml.encode("utf-8"), _SAFE_XML)
+        document = parse_xml(model.bpmn_xml.encode("utf-8"), model.filename)
         parsed = bpmn_runtime.parse_model(document, model.filename, model.key, dmn)
         compiled = bpmn_runtime.CompiledModel.from_json(parsed.to_json())  # wired as a restored spec is
         _cache_put(cache_key, compiled)
     return compiled
-
-
-_SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
 def compiled_model(model: ProcessModel) -> bpmn_runtime.CompiledModel:

@@ -35,7 +35,7 @@ FORM = {"summary": "تم التنفيذ", "evidence": [], "accepted": True, "app
 def _model(path: Path) -> bpmn_runtime.CompiledModel:
     document = etree.fromstring(path.read_bytes())
     process = document.find("{http://www.omg.org/spec/BPMN/20100524/MODEL}process[@isExecutable='true']")
-    tables = [table.read_text() for table in sorted(path.parent.glob("*.dmn"))]  # what its rule tasks name
+    tables = [etree.fromstring(table.read_bytes()) for table in sorted(path.parent.glob("*.dmn"))]  # its rules
     return bpmn_runtime.parse_model(document, path.name, process.get("id"), tables)
 
 
