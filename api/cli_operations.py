@@ -70,14 +70,15 @@ def migrate_instances(
     """Move the running and in-incident instances of a version to a newer one, each whole or not at all."""
     with _errors():
         db = get_database()
-        with db.reading() as session:
-            plans = instance_migration.plan_many(session, key, from_version, to_version, instance or None)
         outcomes: dict[int, str] = {}
-        if not dry_run:
+        if dry_run:
+            with db.reading() as session:
+                plans = instance_migration.plan_many(session, key, from_version, to_version, instance or None)
+        else:
             with db.transaction() as session:
-                for outcome in instance_migration.migrate_many(session, key, from_version, to_version, by,
-                                                               [p.instance_id for p in plans]):
-                    outcomes[outcome.instance_id] = "moved" if outcome.migrated else f"refused: {outcome.message}"
+                moved = instance_migration.migrate_many(session, key, from_version, to_version, by, instance or None)
+            plans = [outcome.plan for outcome in moved]
+            outcomes = {o.instance_id: "moved" if o.migrated else f"refused: {o.message}" for o in moved}
     table = Table("instance", "business key", "tokens", "outcome" if not dry_run else "would")
     for plan in plans:
         tokens = ", ".join(m.element_id for m in (plan.plan.moves if plan.plan else []))

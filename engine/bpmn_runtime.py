@@ -166,18 +166,24 @@ class MigrationPlan:
     """What moving an instance to another version of its model does, decided before anything changes.
 
     `moves` are the tasks where a token is, each with its counterpart in the new version; `refusals` say
-    why the instance cannot move (a token would be lost); `changed` are elements whose definition differs.
+    why the instance cannot move (a token would be lost); `changes` compare the two versions' elements.
     """
 
     moves: list[WaitingTask]
     refusals: list[str]
-    changed: list[str]
-    added: list[str]
-    removed: list[str]
+    changes: SpecChanges
 
     @property
     def possible(self) -> bool:
         return not self.refusals
+
+    @property
+    def added(self) -> list[str]:
+        return self.changes.added
+
+    @property
+    def removed(self) -> list[str]:
+        return self.changes.removed
 
 
 @dataclass(frozen=True)
@@ -479,8 +485,15 @@ class Runtime:
 
     # Moving to another version of the model --------------------------------------------------------
 
-    def plan_migration(self, target: CompiledModel) -> MigrationPlan:
-        top, subprocesses = diff_workflow(_registry, self.workflow, target.spec, target.subprocess_specs)
+    def plan_migration(self, target: CompiledModel, changes: SpecChanges | None = None) -> MigrationPlan:
+        """What moving to `target` would do; `changes` (the versions compared) when the caller has them."""
+        return self._plan(target, *self._diffs(target), changes)
+
+    def _diffs(self, target: CompiledModel) -> tuple[Any, dict[str, Any]]:
+        return diff_workflow(_registry, self.workflow, target.spec, target.subprocess_specs)
+
+    def _plan(self, target: CompiledModel, top: Any, subprocesses: dict[str, Any],
+              changes: SpecChanges | None) -> MigrationPlan:
         moves, refusals = [], []
         pairs = [(self.workflow, top), *((self.workflow.subprocesses[key], diff) for key, diff in subprocesses.items())]
         for workflow, diff in pairs:
@@ -494,17 +507,15 @@ class Runtime:
                     moves.append(_waiting_task(task))
             if diff is None and workflow is not self.workflow:
                 refusals.append(f"the sub-process {workflow.spec.name} is not in the new version")
-        changes = spec_changes(self.model, target)
-        return MigrationPlan(moves=moves, refusals=refusals, changed=changes.changed, added=changes.added,
-                             removed=changes.removed)
+        return MigrationPlan(moves=moves, refusals=refusals, changes=changes or spec_changes(self.model, target))
 
-    def migrate(self, target: CompiledModel) -> MigrationPlan:
+    def migrate(self, target: CompiledModel, changes: SpecChanges | None = None) -> MigrationPlan:
         """Move the instance to `target`, every token kept where it is (timers keep their due moment);
         refused whole, with nothing changed, when a token has no counterpart."""
-        plan = self.plan_migration(target)
+        top, subprocesses = self._diffs(target)
+        plan = self._plan(target, top, subprocesses, changes)
         if not plan.possible:
             raise Conflict("the instance cannot move to this version: " + "; ".join(plan.refusals))
-        top, subprocesses = diff_workflow(_registry, self.workflow, target.spec, target.subprocess_specs)
         migrate_workflow(top, self.workflow, target.spec, reset_mask=_RESET_NO_WAITING_TASK)
         for key, diff in subprocesses.items():
             subprocess = self.workflow.subprocesses[key]

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from engine import audit, bpmn_runtime, instances, process_models
-from engine.bpmn_runtime import MigrationPlan
+from engine.bpmn_runtime import MigrationPlan, SpecChanges
 from engine.errors import Conflict, InvalidInput, TansiqError
 from engine.instances import INCIDENT, RUNNING, ProcessInstance
 from engine.process_models import ProcessModel
@@ -46,6 +46,7 @@ class Outcome:
     instance_id: int
     migrated: bool
     message: str
+    plan: InstancePlan
 
 
 def plan(session: Session, instance_id: int, to_version: int) -> InstancePlan:
@@ -60,20 +61,23 @@ def plan_many(session: Session, key: str, from_version: int, to_version: int,
     _require_newer(from_version, to_version)
     source = process_models.get_model(session, key, from_version)
     target = process_models.get_model(session, key, to_version)
-    return [_plan(instance, target) for instance in _instances_of(session, source, instance_ids)]
+    changes = _changes(source, target)
+    return [_plan(instance, target, changes) for instance in _instances_of(session, source, instance_ids)]
 
 
-def migrate(session: Session, instance_id: int, to_version: int, actor: str) -> InstancePlan:
+def migrate(session: Session, instance_id: int, to_version: int, actor: str,
+            changes: SpecChanges | None = None) -> InstancePlan:
     """Move one instance to `to_version`; refused with nothing changed when a token would be lost."""
     instance = instances.lock(session, instance_id)
     target = _target(session, instance, to_version)
-    checked = _plan(instance, target)
-    if not checked.possible:
-        raise Conflict(f"instance {instance_id} cannot move to version {to_version}: " + "; ".join(checked.reasons))
+    refusal = _refusal(instance)
+    if refusal is not None:
+        raise Conflict(f"instance {instance_id} cannot move to version {to_version}: {refusal}")
     source = instance.model
     runtime = instances.load_runtime(instance)
-    # It moves onto the target as deployed, with the decision table versions built into it.
-    moved = runtime.migrate(process_models.compiled_model(target))
+    # It moves onto the target as deployed, with the decision table versions built into it (refused by the
+    # runtime, before it changes anything, when a token has no counterpart).
+    moved = runtime.migrate(process_models.compiled_model(target), changes)
     instances.save_runtime(session, instance, runtime, actor, model_id=target.id,
                            decision_versions=target.decision_versions)
     set_committed_value(instance, "model", target)
@@ -81,26 +85,33 @@ def migrate(session: Session, instance_id: int, to_version: int, actor: str) -> 
         "model": target.key, "from_version": source.version, "to_version": target.version,
         "moved": [f"{task.element_id} ({task.state})" for task in moved.moves],
     })
-    return checked
+    return InstancePlan(instance.id, instance.business_key, source.version, moved)
 
 
 def migrate_many(session: Session, key: str, from_version: int, to_version: int, actor: str,
                  instance_ids: list[int] | None = None) -> list[Outcome]:
-    """Move every movable instance of a version (or the chosen ones), each whole or not at all."""
+    """Move every movable instance of a version (or the chosen ones), each whole or not at all; each outcome
+    has the instance's plan (what moved, or why it could not)."""
     _require_newer(from_version, to_version)
     source = process_models.get_model(session, key, from_version)
-    process_models.get_model(session, key, to_version)
+    target = process_models.get_model(session, key, to_version)
+    changes = _changes(source, target)
     outcomes = []
     for instance in _instances_of(session, source, instance_ids):
         mark = audit.mark(session)
         try:
             with session.begin_nested():
-                migrate(session, instance.id, to_version, actor)
-            outcomes.append(Outcome(instance.id, True, "moved"))
+                moved = migrate(session, instance.id, to_version, actor, changes)
+            outcomes.append(Outcome(instance.id, True, "moved", moved))
         except TansiqError as exc:
             audit.discard_since(session, mark)
-            outcomes.append(Outcome(instance.id, False, exc.message))
+            outcomes.append(Outcome(instance.id, False, exc.message, _plan(instance, target, changes)))
     return outcomes
+
+
+def _changes(source: ProcessModel, target: ProcessModel) -> SpecChanges:
+    """The two versions compared once, for every instance that moves between them."""
+    return bpmn_runtime.spec_changes(process_models.compiled_model(source), process_models.compiled_model(target))
 
 
 def _require_newer(from_version: int, to_version: int) -> None:
@@ -116,14 +127,19 @@ def _target(session: Session, instance: ProcessInstance, to_version: int) -> Pro
     return target
 
 
-def _plan(instance: ProcessInstance, target: ProcessModel) -> InstancePlan:
+def _refusal(instance: ProcessInstance) -> str | None:
+    return f"the instance is {instance.status}" if instance.status not in MOVABLE else None
+
+
+def _plan(instance: ProcessInstance, target: ProcessModel, changes: SpecChanges | None = None) -> InstancePlan:
     base = {"instance_id": instance.id, "business_key": instance.business_key, "from_version": instance.model.version}
-    if instance.status not in MOVABLE:
-        return InstancePlan(**base, plan=None, refusal=f"the instance is {instance.status}")
-    if target.version <= instance.model.version:
-        return InstancePlan(**base, plan=None, refusal=f"the instance is already on version {instance.model.version}")
+    refusal = _refusal(instance)
+    if refusal is None and target.version <= instance.model.version:
+        refusal = f"the instance is already on version {instance.model.version}"
+    if refusal is not None:
+        return InstancePlan(**base, plan=None, refusal=refusal)
     runtime = instances.load_runtime(instance)
-    return InstancePlan(**base, plan=runtime.plan_migration(process_models.compiled_model(target)))
+    return InstancePlan(**base, plan=runtime.plan_migration(process_models.compiled_model(target), changes))
 
 
 def _instances_of(session: Session, source: ProcessModel, instance_ids: list[int] | None) -> list[ProcessInstance]:
@@ -150,9 +166,8 @@ def counts_by_version(session: Session, key: str) -> dict[int, dict[str, int]]:
     return counts
 
 
-def version_diff(session: Session, key: str, from_version: int, to_version: int) -> bpmn_runtime.SpecChanges:
+def version_diff(session: Session, key: str, from_version: int, to_version: int) -> SpecChanges:
     """Elements a newer version adds, removes and changes (refused when `to_version` is not newer)."""
     _require_newer(from_version, to_version)
-    source = process_models.compiled_model(process_models.get_model(session, key, from_version))
-    target = process_models.compiled_model(process_models.get_model(session, key, to_version))
-    return bpmn_runtime.spec_changes(source, target)
+    return _changes(process_models.get_model(session, key, from_version),
+                    process_models.get_model(session, key, to_version))

@@ -175,23 +175,19 @@ def migrate(key: Key, version: Version, body: MigrationRequest, state: State, ca
     """Move the running (and in-incident) instances of a version to a newer one. `dry_run` (the default) says,
     instance by instance, what moves and what cannot; otherwise each instance moves whole or not at all."""
     with state.db.reading() as session:
-        plans = instance_migration.plan_many(session, key, version, body.to_version, body.instance_ids)
         diff = _diff(session, key, version, body.to_version)
-    migrated: dict[int, str | None] = {}
+        if body.dry_run:
+            planned = [(plan, False, None) for plan in instance_migration.plan_many(
+                session, key, version, body.to_version, body.instance_ids)]
     if not body.dry_run:
         with state.db.transaction() as session:
-            for outcome in instance_migration.migrate_many(session, key, version, body.to_version, caller.username,
-                                                           [p.instance_id for p in plans]):
-                migrated[outcome.instance_id] = None if outcome.migrated else outcome.message
-    rows = []
-    for plan in plans:
-        refused_now = migrated.get(plan.instance_id)
-        rows.append(InstanceMigrationOut(
-            instance_id=plan.instance_id, business_key=plan.business_key, possible=plan.possible,
-            migrated=not body.dry_run and plan.instance_id in migrated and refused_now is None,
-            moves=[WaitingTaskOut(**vars(task)) for task in (plan.plan.moves if plan.plan else [])],
-            reasons=plan.reasons or ([refused_now] if refused_now else []),
-        ))
+            planned = [(o.plan, o.migrated, None if o.migrated else o.message) for o in instance_migration.migrate_many(
+                session, key, version, body.to_version, caller.username, body.instance_ids)]
+    rows = [InstanceMigrationOut(
+        instance_id=plan.instance_id, business_key=plan.business_key, possible=plan.possible, migrated=migrated,
+        moves=[WaitingTaskOut(**vars(task)) for task in (plan.plan.moves if plan.plan else [])],
+        reasons=plan.reasons or ([refused] if refused else []),
+    ) for plan, migrated, refused in planned]
     return MigrationOut(dry_run=body.dry_run, from_version=version, to_version=body.to_version, **diff,
                         instances=rows, migrated=sum(r.migrated for r in rows),
                         refused=sum(not r.possible or (not body.dry_run and not r.migrated) for r in rows))

@@ -265,14 +265,17 @@ async def migrate(request: Request, key: str, version: int) -> Response:
     target = int(to_version)
     db = request.app.state.tansiq.db
     try:
+        applying = form.get("apply") == "yes"
         with db.reading() as session:
-            plans = instance_migration.plan_many(session, key[:200], version, target)
             changes = instance_migration.version_diff(session, key[:200], version, target)
+            if not applying:
+                plans = instance_migration.plan_many(session, key[:200], version, target)
         outcomes = None
-        if form.get("apply") == "yes":
+        if applying:
             with db.transaction() as session:
-                outcomes = {o.instance_id: o for o in instance_migration.migrate_many(
-                    session, key[:200], version, target, user.username, [p.instance_id for p in plans])}
+                moved = instance_migration.migrate_many(session, key[:200], version, target, user.username)
+            outcomes = {o.instance_id: o for o in moved}
+            plans = [o.plan for o in moved]
     except TansiqError as exc:
         return model_page_response(request, key, version, error=exc.message, status=422)
     return model_page_response(request, key, version, migration={
