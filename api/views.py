@@ -9,6 +9,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from api.schemas.admin import EntityOut, ProcessModelOut, SeasonOut, UserOut
+from api.schemas.decisions import DecisionOut
 from api.schemas.directives import (
     AuditEventOut,
     DirectiveOut,
@@ -20,6 +21,7 @@ from api.schemas.directives import (
 from api.schemas.tasks import TaskOut
 from engine import clock, directives
 from engine.audit import AuditEvent
+from engine.decision_tables import DecisionTable
 from engine.directives import Directive
 from engine.entities import Entity
 from engine.escalations import Escalation
@@ -52,6 +54,12 @@ def model_out(model: ProcessModel) -> ProcessModelOut:
                            name_en=model.name_en, checksum=model.checksum, filename=model.filename,
                            element_count=model.element_count, deployed_at=model.deployed_at,
                            deployed_by=model.deployed_by)
+
+
+def decision_out(decision: DecisionTable) -> DecisionOut:
+    return DecisionOut(key=decision.key, version=decision.version, name=decision.name, checksum=decision.checksum,
+                       filename=decision.filename, rule_count=decision.rule_count,
+                       deployed_at=decision.deployed_at, deployed_by=decision.deployed_by)
 
 
 def directive_summary(directive: Directive) -> DirectiveSummary:

@@ -368,11 +368,8 @@ def _newest_decisions(session: Session, model: ProcessModel) -> dict[str, int] |
 
 def _load(instance: ProcessInstance, handler: ServiceHandler | None) -> Runtime:
     settings = get_settings()
-    if instance.decision_versions:
-        compiled = process_models.compiled_with_decisions(object_session(instance), instance.model,
-                                                          instance.decision_versions)
-    else:
-        compiled = process_models.compiled_model(instance.model)
+    compiled = process_models.compiled_with_decisions(object_session(instance), instance.model,
+                                                      instance.decision_versions)
     return Runtime.load(compiled, instance.state, handler, settings.max_loop_visits, settings.max_instance_tasks)
 
 

@@ -8,21 +8,16 @@ from fastapi import APIRouter, File, Path, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from api.deps import CurrentUser, State, requires
-from api.problems import ApiProblem, documented
+from api.problems import documented
+from api.routes.process_models import read_model_upload
 from api.schemas.decisions import DecisionDeploymentOut, DecisionDetail, DecisionOut, DecisionRuleOut
+from api.views import decision_out
 from engine import decision_tables
-from engine.decision_tables import DecisionTable
 from engine.evidence_store import safe_filename
 
 router = APIRouter(tags=["decision tables"])
 Key = Annotated[str, Path(min_length=1, max_length=200)]
 Version = Annotated[int, Path(ge=1, le=2_147_483_647)]
-
-
-def decision_out(decision: DecisionTable) -> DecisionOut:
-    return DecisionOut(key=decision.key, version=decision.version, name=decision.name, checksum=decision.checksum,
-                       filename=decision.filename, rule_count=decision.rule_count,
-                       deployed_at=decision.deployed_at, deployed_by=decision.deployed_by)
 
 
 @router.get("/decisions", response_model=list[DecisionOut], dependencies=[requires("model.read")],
@@ -40,10 +35,7 @@ def deploy(state: State, file: Annotated[UploadFile, File(description="A DMN 1.1
            caller: Annotated[CurrentUser, requires("model.deploy")]) -> JSONResponse:
     """Validate and deploy a decision table (admin). New directives use the newest version of each table
     their model names; running ones keep the version they started with."""
-    limit = state.settings.model_max_bytes
-    content = file.file.read(limit + 1)
-    if len(content) > limit:
-        raise ApiProblem("payload-too-large", f"a decision table may be at most {limit:,} bytes")
+    content = read_model_upload(file, state.settings.model_max_bytes, "decision table")
     with state.db.transaction() as session:
         deployment = decision_tables.deploy(session, content, safe_filename(file.filename or "decision.dmn"),
                                             caller.username)

@@ -17,6 +17,14 @@ Key = Annotated[str, Path(min_length=1, max_length=200)]
 Version = Annotated[int, Path(ge=1, le=2_147_483_647)]
 
 
+def read_model_upload(file: UploadFile, limit: int, what: str) -> bytes:
+    """An uploaded model or decision table, refused with 413 past the models' size limit."""
+    content = file.file.read(limit + 1)
+    if len(content) > limit:
+        raise ApiProblem("payload-too-large", f"a {what} may be at most {limit:,} bytes")
+    return content
+
+
 @router.get("/process-models", response_model=list[ProcessModelOut], dependencies=[requires("model.read")],
             responses=documented(401, 403, 503))
 def list_all(state: State) -> list[ProcessModelOut]:
@@ -31,10 +39,7 @@ def list_all(state: State) -> list[ProcessModelOut]:
 def deploy(state: State, file: Annotated[UploadFile, File(description="A BPMN 2.0 file")],
            caller: Annotated[CurrentUser, requires("model.deploy")]) -> JSONResponse:
     """Validate and deploy a BPMN file (admin). A refused model answers 422 naming the element."""
-    limit = state.settings.model_max_bytes
-    content = file.file.read(limit + 1)
-    if len(content) > limit:
-        raise ApiProblem("payload-too-large", f"a process model may be at most {limit:,} bytes")
+    content = read_model_upload(file, state.settings.model_max_bytes, "process model")
     name = safe_filename(file.filename or "model.bpmn")
     with state.db.transaction() as session:
         deployment = process_models.deploy(session, content, name, caller.username)
