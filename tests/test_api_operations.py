@@ -188,13 +188,7 @@ def test_season_holidays_are_set_over_json(world: World):
 
 
 def test_a_supervisor_chooses_the_level_an_escalation_goes_to(world: World):
-    from engine import timers
-
-    with world.db.transaction() as session:
-        deploy_shipped(session, "directive-standard.bpmn")
-    directive = world.create_directive(launch=True, process_model_key="directive_standard", deadline="PT2H")
-    clock.set_now(NOW + timedelta(hours=2, minutes=1))
-    timers.run_until_idle(world.db)
+    directive = world.escalated_standard_directive()
     [raised] = world.call("supervisor", "GET", "/api/v1/escalations").json()["items"]
     assert raised["level"] == 1
     url = f"/api/v1/escalations/{raised['id']}/resolve"

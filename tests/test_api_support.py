@@ -14,7 +14,7 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +196,17 @@ class World:
         response = self.call(by, "POST", "/api/v1/directives", json=body)
         assert response.status_code == 201, response.text
         return response.json()
+
+    def escalated_standard_directive(self) -> dict[str, Any]:
+        """A directive on the shipped standard model, two hours late: the timer worker raised level 1."""
+        from engine import timers
+
+        with self.db.transaction() as session:
+            deploy_shipped(session, "directive-standard.bpmn")
+        directive = self.create_directive(launch=True, process_model_key="directive_standard", deadline="PT2H")
+        clock.set_now(NOW + timedelta(hours=2, minutes=1))
+        timers.run_until_idle(self.db)
+        return directive
 
     def open_step(self, directive_id: int, element_id: str) -> int:
         with self.db.reading() as session:

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 
-from engine import clock, entities, instance_migration, instances, process_models, seasons
+from engine import clock, instance_migration, instances, process_models
 from engine.errors import Conflict, InvalidInput
 from tests.conftest import SHIPPED_BPMN_DIR
 from tests.helpers import instance, open_items
@@ -37,6 +37,7 @@ from tests.test_shipped_models import (
     launch,
     raised,
     request_extension,
+    seed_world,
 )
 
 POINTS = ["first step", "work step", "after level 1", "verification", "extension review"]
@@ -44,15 +45,7 @@ POINTS = ["first step", "work step", "after level 1", "verification", "extension
 
 @pytest.fixture
 def world(db):
-    from datetime import date
-
-    clock.set_now(T0)
-    with db.transaction() as session:
-        seasons.create_season(session, 1447, date(2026, 4, 18), date(2026, 7, 16))
-        for code, ar, en in (("housing", "الإسكان", "Housing"), ("transport", "النقل", "Transport"),
-                             ("reception", "الاستقبال", "Reception"), ("departure", "المغادرة", "Departure")):
-            entities.create_entity(session, code, ar, en)
-    return db
+    return seed_world(db)
 
 
 def deploy_changed(db, key: str, change=with_step_before_every_end) -> int:

@@ -82,6 +82,11 @@ class Launched:
 
 @pytest.fixture
 def world(db):
+    return seed_world(db)
+
+
+def seed_world(db):
+    """The 1447 season and four entities, at T0 (other modules' fixtures build the same world with it)."""
     clock.set_now(T0)
     with db.transaction() as session:
         seasons.create_season(session, 1447, date(2026, 4, 18), date(2026, 7, 16))

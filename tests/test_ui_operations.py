@@ -118,16 +118,7 @@ def test_only_administrators_see_the_operations_pages(world: World, who: str):
 
 
 def test_the_board_lets_a_supervisor_choose_the_escalation_level(world: World):
-    from datetime import timedelta
-
-    from engine import clock, timers
-    from tests.test_api_support import NOW
-
-    with world.db.transaction() as session:
-        deploy_shipped(session, "directive-standard.bpmn")
-    directive = world.create_directive(launch=True, process_model_key="directive_standard", deadline="PT2H")
-    clock.set_now(NOW + timedelta(hours=2, minutes=1))
-    timers.run_until_idle(world.db)
+    directive = world.escalated_standard_directive()
     supervisor = signed_in(world, "supervisor", "ar")
     board = supervisor.get("/escalations").text
     [escalation_id] = {int(n) for n in re.findall(r'action="/escalations/(\d+)/resolve"', board)}
