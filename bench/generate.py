@@ -42,7 +42,7 @@ from sqlalchemy import JSON, Column, LargeBinary, MetaData, Table, create_engine
 from sqlalchemy.engine import Engine  # noqa: E402
 
 import bench.common  # noqa: E402, F401  (a temporary TANSIQ_HOME before engine imports)
-from engine import demo, migrate, tallies  # noqa: E402
+from engine import demo, migrate, step_figures, tallies, text_search  # noqa: E402
 from engine.audit import AuditHead, event_hash  # noqa: E402
 from engine.db import Database, GzipJSON  # noqa: E402
 from engine.directives import DirectiveSequence  # noqa: E402
@@ -52,7 +52,7 @@ from engine.seasons import Season  # noqa: E402
 # What a generated season looks like, by the template's status (the demo plays every fate).
 MIX = {"completed": 0.70, "active": 0.22, "cancelled": 0.05, "draft": 0.03}
 TABLES = ("process_instance", "directive", "directive_supporting_entity", "directive_addressee", "directive_tag",
-          "work_item", "escalation", "notification", "audit_event")
+          "work_item", "escalation", "escalation_timer", "notification", "audit_event")
 SHIFT_DAYS = 7
 TIMER_AHEAD = timedelta(days=365)  # a copy's timers are not its own: keep them out of the timer poll
 _RAW = MetaData()
@@ -97,6 +97,7 @@ def load_templates(engine: Engine) -> list[Template]:
                               ("directive_addressee", "directive_id", by_directive),
                               ("directive_tag", "directive_id", by_directive),
                               ("work_item", "instance_id", by_instance), ("escalation", "instance_id", by_instance),
+                              ("escalation_timer", "instance_id", by_instance),
                               ("notification", "instance_id", by_instance)):
         for row in rows[name]:
             owner = owners.get(row[key])
@@ -150,7 +151,7 @@ class Cloner:
         shift = -timedelta(minutes=self.rng.randrange(SHIFT_DAYS * 24 * 60))
         out: dict[str, list[dict[str, Any]]] = defaultdict(list)
         ids: dict[tuple[str, int], int] = {}
-        for name in ("process_instance", "directive", "work_item", "escalation", "notification"):
+        for name in ("process_instance", "directive", "work_item", "escalation", "escalation_timer", "notification"):
             for row in template.rows[name]:
                 ids[(name, row["id"])] = c.take(name)
         old = template.directive
@@ -179,6 +180,11 @@ class Cloner:
                 level = max(level, row["level"])
             out["escalation"].append(_moved(row, shift, id=ids[("escalation", row["id"])], instance_id=new_instance,
                                             directive_id=new_directive, **resolved))
+        # Its escalation timers keep their moments (moved with the copy), for the forecast: they are rows only,
+        # the copy's own timers being a year ahead.
+        for row in template.rows["escalation_timer"]:
+            out["escalation_timer"].append(_moved(row, shift, id=ids[("escalation_timer", row["id"])],
+                                                  instance_id=new_instance))
         # Fanned out, as the notification worker leaves them within seconds: a season's outbox is drained.
         # Left pending, the served API spends half its CPU fanning out 1,000,000 copies while pages are
         # timed. (Their deliveries are not cloned: no benchmark reads the in-app notifications.)
@@ -186,8 +192,10 @@ class Cloner:
             key = row["source_key"].replace(f"instance:{old_instance}:", f"instance:{new_instance}:", 1)
             out["notification"].append(_moved(row, shift, id=ids[("notification", row["id"])],
                                               instance_id=new_instance, source_key=key, status="fanned_out"))
-        out["directive"].append(_moved(old, shift, id=new_directive, reference=reference,
-                                       title=f"{old['title']} ({number})", instance_id=new_instance,
+        texts = {"reference": reference, "title": f"{old['title']} ({number})"}
+        # COPY and the raw tables pass the engine's listener: the searched columns' folded twins are written here.
+        out["directive"].append(_moved(old, shift, id=new_directive, **texts,
+                                       **text_search.folded_values(texts, texts), instance_id=new_instance,
                                        escalation_level=level))
         for name in ("directive_supporting_entity", "directive_tag"):
             out[name].extend(dict(row, directive_id=new_directive) for row in template.rows[name])
@@ -329,7 +337,8 @@ class Generated:
 def _counters(engine: Engine) -> Counters:
     with engine.connect() as connection:
         next_id = {name: (connection.scalar(select(func.max(raw_table(name).c.id))) or 0) + 1
-                   for name in ("process_instance", "directive", "work_item", "escalation", "notification")}
+                   for name in ("process_instance", "directive", "work_item", "escalation", "escalation_timer",
+                                "notification")}
         season = connection.execute(select(Season.hijri_year, Season.id).order_by(Season.hijri_year.desc())).first()
         sequence = connection.scalar(select(DirectiveSequence.last_number)
                                      .where(DirectiveSequence.hijri_year == season.hijri_year)) or 0
@@ -397,6 +406,7 @@ def generate(url: str, directives: int, *, open_share: float = 0.1, seed: int = 
     _store_counters(engine, counters)
     with engine.begin() as connection:
         tallies.recount(connection)  # the copies went in as rows, past the engine that keeps the totals
+        step_figures.recount(connection)  # and so did their steps: the heatmap's and forecast's figures
     engine.dispose()
     return Generated(directives, rows, time.perf_counter() - began, seed_seconds, len(templates))
 

@@ -55,6 +55,7 @@ from engine.work_items import OPEN, WorkItem
 PASSWORD = "bench password, not a secret"
 CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
 DEFAULT_DIRECTIVES = {"postgresql": 1_000_000, "sqlite": 100_000}
+HEATMAP = "/api/v1/insight/heatmap?model=directive_standard"
 # page -> (who asks, path, target p50 in ms on PostgreSQL at 1,000,000 directives)
 PAGES: dict[str, tuple[str, str, float | None]] = {
     "entity inbox page, GET /api/v1/tasks": ("entity", "/api/v1/tasks", 20),
@@ -66,6 +67,12 @@ PAGES: dict[str, tuple[str, str, float | None]] = {
     "register, GET /api/v1/directives (administrator)": ("admin", "/api/v1/directives", None),
     "register, GET /api/v1/directives (entity user)": ("entity", "/api/v1/directives", None),
     "dashboard HTML, GET /dashboard (administrator)": ("admin:html", "/dashboard", None),
+    "heatmap, GET /api/v1/insight/heatmap (supervisor)": ("supervisor", HEATMAP, 200),
+    "heatmap HTML, GET /insight/bottlenecks (supervisor)": ("supervisor:html", "/insight/bottlenecks?"
+                                                           "model=directive_standard", None),
+    "forecast, GET /api/v1/insight/forecast (supervisor)": ("supervisor", "/api/v1/insight/forecast", 200),
+    "forecast, GET /api/v1/insight/forecast (entity user)": ("entity", "/api/v1/insight/forecast", 200),
+    "forecast HTML, GET /insight/forecast (supervisor)": ("supervisor:html", "/insight/forecast", None),
 }
 
 

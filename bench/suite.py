@@ -36,6 +36,7 @@ SCRIPTS: dict[str, tuple[str, list[str], list[str]]] = {
     "reports": ("reports_bench.py", [], ["--directives", "10000", "--rounds", "2"]),
     "pages": ("pages_bench.py", [], ["--directives", "20000", "--rounds", "2", "--requests", "10"]),
     "http": ("http_bench.py", [], ["--n", "50", "--repeat", "2"]),
+    "forecast": ("forecast_backtest.py", [], ["--days", "10", "--per-template", "2"]),
 }
 
 

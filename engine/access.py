@@ -68,6 +68,8 @@ ACTIONS: dict[str, frozenset[str]] = {
     "model.read": READ_ALL | {ENTITY_USER},
     "model.deploy": frozenset({ADMIN}),
     "instance.operate": frozenset({ADMIN}),  # the operations view: instances, incidents, messages, migrations
+    "insight.bottlenecks": READ_ALL,  # the heatmap: every entity's figures
+    "insight.forecast": READ_ALL | {ENTITY_USER},  # an entity user sees their own entity's forecast
 }
 
 
@@ -243,3 +245,15 @@ def can_resolve_escalation(user: Actor, escalation: Escalation, action: str) -> 
     if user.role == LEADERSHIP:
         return escalation.target_role == LEADERSHIP
     return True
+
+
+def forecast_entity(session: Session, user: Actor, asked: str | None) -> str | None:
+    """The entity whose forecast `user` sees when asking for `asked` (None: every entity): an entity user
+    sees their own entity's, and is told another entity's does not exist."""
+    require(user, "insight.forecast")
+    if user.role != ENTITY_USER:
+        return asked
+    own = entity_code(session, user)
+    if own is None or (asked is not None and asked != own):
+        raise NotFound(f"no forecast for entity {asked or '(none)'}")
+    return own

@@ -103,12 +103,30 @@ class ServiceCall:
 ServiceHandler = Callable[[ServiceCall], Any]
 
 
+@dataclass(frozen=True)
+class StepName:
+    name: str
+    name_ar: str | None
+    name_en: str | None
+
+
 @dataclass
 class CompiledModel:
     process_id: str
     name: str
     spec: Any
     subprocess_specs: dict[str, Any]
+
+    def step_names(self) -> dict[str, StepName]:
+        """The user tasks of the model and its sub-processes: element id -> its names."""
+        names = {}
+        for spec in (self.spec, *self.subprocess_specs.values()):
+            for task_spec in spec.task_specs.values():
+                if getattr(task_spec, "manual", False) or type(task_spec).__name__ in ("UserTask", "ManualTask"):
+                    properties = dict((getattr(task_spec, "extensions", None) or {}).get("properties") or {})
+                    name = task_spec.bpmn_name or task_spec.bpmn_id
+                    names[task_spec.bpmn_id] = StepName(name, properties.get("name_ar"), properties.get("name_en"))
+        return names
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -195,6 +213,7 @@ class UserTaskView:
     properties: dict[str, str]
     extensions: dict[str, Any]
     data: dict[str, Any] = field(repr=False)
+    earlier_visits: int = 0  # how often this instance finished this step before: rework when not 0
 
 
 def parse_model(document: etree._Element, filename: str, process_id: str,
@@ -279,6 +298,47 @@ def _restorable(state: dict[str, Any], model: CompiledModel) -> dict[str, Any]:
 
 def _copied(value: dict[str, Any] | None) -> dict[str, Any]:
     return copy.deepcopy(value) if value else {}
+
+
+@dataclass(frozen=True)
+class EscalationTimer:
+    element_id: str
+    level: int
+    entity: str | None
+    due: datetime
+
+
+_ESCALATION_SEARCH_DEPTH = 3  # a timer's escalate task is its next element, or close after it
+
+
+def _escalation_after(spec: Any) -> tuple[int, str | None] | None:
+    """The level (a whole number) and entity expression of the `escalate` service task a timer leads to."""
+    frontier, seen = list(spec.outputs), set()
+    for _ in range(_ESCALATION_SEARCH_DEPTH):
+        following = []
+        for candidate in frontier:
+            if id(candidate) in seen:
+                continue
+            seen.add(id(candidate))
+            if getattr(candidate, "operation_name", None) == "escalate":
+                params = getattr(candidate, "operation_params", None) or {}
+                level = str((params.get("level") or {}).get("value", "")).strip()
+                entity = (params.get("entity") or {}).get("value")
+                return (int(level), entity) if level.isdigit() else None
+            following.extend(candidate.outputs)
+        frontier = following
+    return None
+
+
+def _quietly(source: str | None, data: dict[str, Any]) -> str | None:
+    """An expression's text value, or None when it cannot be evaluated here."""
+    if not source:
+        return None
+    try:
+        value = expressions.evaluate(source, data)
+    except (ExpressionError, TansiqError):
+        return None
+    return str(value)[:100] if value is not None else None
 
 
 def _all_tasks(workflow: BpmnWorkflow) -> list[Any]:
@@ -427,8 +487,13 @@ class Runtime:
                 properties=dict(extensions.get("properties") or {}),
                 extensions=extensions,
                 data=task.data,
+                earlier_visits=self._finished_visits(task),
             ))
         return views
+
+    def _finished_visits(self, task: Any) -> int:
+        return sum(1 for done in task.workflow.get_tasks(state=TaskState.COMPLETED, spec_name=task.task_spec.name)
+                   if done.workflow is task.workflow)
 
     def next_timer_at(self) -> datetime | None:
         due = [
@@ -437,6 +502,22 @@ class Runtime:
             if event.event_type in _TIMER_EVENT_TYPES and isinstance(event.value, str)
         ]
         return min(due) if due else None
+
+    def waiting_escalations(self) -> list[EscalationTimer]:
+        """The timers set now that lead to an `escalate` service task, with its level and entity: what
+        will escalate when, for the forecast."""
+        found = []
+        for task in _all_tasks(self.workflow):
+            definition = getattr(task.task_spec, "event_definition", None)
+            value = task._get_internal_data("event_value") if task.state == TaskState.WAITING else None
+            if type(definition).__name__ not in _TIMER_EVENT_TYPES or not isinstance(value, str):
+                continue
+            escalation = _escalation_after(task.task_spec)
+            if escalation is not None:
+                level, entity_source = escalation
+                found.append(EscalationTimer(task.task_spec.bpmn_id, level, _quietly(entity_source, task.data),
+                                             clock.as_utc(datetime.fromisoformat(value))))
+        return sorted(found, key=lambda timer: (timer.due, timer.level, timer.element_id))
 
     def waiting_tasks(self) -> list[WaitingTask]:
         return [_waiting_task(t) for t in _all_tasks(self.workflow) if t.has_state(_TOKEN_STATES) and _element_id(t)]

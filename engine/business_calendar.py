@@ -116,3 +116,35 @@ def _local_to_utc(moment: datetime) -> datetime:
 
 def _end_of_local_day(day: date) -> datetime:
     return datetime.combine(day, END_OF_DAY, tzinfo=RIYADH).astimezone(UTC)
+
+
+def working_hours_between(calendar: BusinessCalendar, start: datetime, end: datetime) -> float:
+    """The hours from `start` to `end` that fall on working days (every hour in season): how long a step
+    was, or has still, in the time its entity works."""
+    if end <= start:
+        return 0.0
+    if calendar.mode == SEASON:
+        return (end - start).total_seconds() / 3600
+    local, stop, seconds = start.astimezone(RIYADH), end.astimezone(RIYADH), 0.0
+    while local < stop:
+        next_midnight = datetime.combine(local.date() + timedelta(days=1), time(), tzinfo=RIYADH)
+        until = min(next_midnight, stop)
+        if calendar.is_working_day(local.date()):
+            seconds += (until - local).total_seconds()
+        local = until
+    return seconds / 3600
+
+
+def add_working_hours(calendar: BusinessCalendar, start: datetime, hours: float) -> datetime:
+    """The moment `hours` working hours after `start` (the inverse of `working_hours_between`)."""
+    if calendar.mode == SEASON or hours <= 0:
+        return start + timedelta(hours=max(hours, 0))
+    local, left = start.astimezone(RIYADH), hours * 3600
+    while True:
+        next_midnight = datetime.combine(local.date() + timedelta(days=1), time(), tzinfo=RIYADH)
+        if calendar.is_working_day(local.date()):
+            available = (next_midnight - local).total_seconds()
+            if left <= available:
+                return (local + timedelta(seconds=left)).astimezone(UTC)
+            left -= available
+        local = next_midnight

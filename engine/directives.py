@@ -148,10 +148,17 @@ class Directive(Base):
     extension_count: Mapped[int] = mapped_column(Integer, default=0)
     completed_on_time: Mapped[bool | None] = mapped_column()
     incident: Mapped[str | None] = mapped_column(String(500))
+    # What the register's search compares (engine/text_search.py), written with every write of its column.
+    reference_folded: Mapped[str | None] = mapped_column(Text, deferred=True)
+    title_folded: Mapped[str | None] = mapped_column(Text, deferred=True)
+    title_en_folded: Mapped[str | None] = mapped_column(Text, deferred=True)
 
     responsible_entity: Mapped[Entity] = relationship(lazy="joined", foreign_keys=[responsible_entity_id])
     supporting_entities: Mapped[list[Entity]] = relationship(secondary=directive_supporting_entity, lazy="selectin")
     tags: Mapped[list[DirectiveTag]] = relationship(lazy="selectin", cascade="all, delete-orphan")
+
+
+text_search.fold_on_write(Directive.__table__, ("reference", "title", "title_en"))
 
 
 # --- the service ---------------------------------------------------------------------------------
@@ -544,8 +551,8 @@ def _conditions(filters: DirectiveFilters) -> list[Any]:
         conditions.append(Directive.escalation_level == 0)
     text = (filters.text or "").strip()
     if text:
-        conditions.append(text_search.contains(Directive.id, [Directive.reference, Directive.title,
-                                                              Directive.title_en], text))
+        conditions.append(text_search.contains(Directive.id, [Directive.reference_folded, Directive.title_folded,
+                                                              Directive.title_en_folded], text))
     return conditions
 
 

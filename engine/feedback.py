@@ -102,6 +102,9 @@ class FeedbackItem(Base):
     form_nonce: Mapped[str | None] = mapped_column(String(64), unique=True)  # the public form token, used once
     updated_by: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What the feedback's search compares (engine/text_search.py), written with every write of its column.
+    text_ar_folded: Mapped[str | None] = mapped_column(Text, deferred=True)
+    text_en_folded: Mapped[str | None] = mapped_column(Text, deferred=True)
 
     entity: Mapped[Entity | None] = relationship(lazy="joined")
     tags: Mapped[list[FeedbackTag]] = relationship(lazy="selectin", cascade="all, delete-orphan",
@@ -111,6 +114,9 @@ class FeedbackItem(Base):
     def text(self) -> str:
         """The pilgrim's words in the language they wrote in (the other column may hold a translation)."""
         return (self.text_ar if self.language == "ar" else self.text_en) or self.text_ar or self.text_en or ""
+
+
+text_search.fold_on_write(FeedbackItem.__table__, ("text_ar", "text_en"))
 
 
 class FeedbackTag(Base):
@@ -577,7 +583,8 @@ def _conditions(filters: FeedbackFilters) -> list[Any]:
         conditions.append(FeedbackItem.id.in_(select(FeedbackTag.feedback_id).where(FeedbackTag.tag == tag)))
     text = (filters.text or "").strip()
     if text:
-        conditions.append(text_search.contains(FeedbackItem.id, [FeedbackItem.text_ar, FeedbackItem.text_en], text))
+        conditions.append(text_search.contains(FeedbackItem.id, [FeedbackItem.text_ar_folded,
+                                                                 FeedbackItem.text_en_folded], text))
     if filters.received_from is not None:
         conditions.append(FeedbackItem.received_at >= clock.as_utc(filters.received_from))
     if filters.received_to is not None:

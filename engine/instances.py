@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column, object_session, relationship
 from sqlalchemy.orm.exc import StaleDataError
 
-from engine import audit, clock, decision_tables, process_models, work_items
+from engine import audit, clock, decision_tables, escalation_timers, process_models, step_figures, work_items
 from engine.bpmn_runtime import Runtime, ServiceCall, ServiceHandler, WorkflowFailure
 from engine.db import Base, GzipJSON, JSONType, UTCDateTime, write_row
 from engine.errors import Conflict, InvalidInput, NotFound
@@ -73,6 +73,8 @@ class ProcessInstance(Base):
     # "|name|...|" of the messages it waits for, written with its state, so that a message finds the instances
     # waiting for it without loading every state; NULL where not known (saved before migration 0010).
     waiting_messages: Mapped[str | None] = mapped_column(String(1000))
+    # A fingerprint of its escalation timers (engine.escalation_timers): "" none, NULL not known (migration 0012).
+    waiting_escalations: Mapped[str | None] = mapped_column(String(40), default=escalation_timers.NONE_SET)
     # The versions of the decision tables it runs with: the newest when it started (NULL: none, or its
     # model's own). A changed rule applies to instances started after it; this one keeps these.
     decision_versions: Mapped[dict[str, int] | None] = mapped_column(JSONType)
@@ -114,6 +116,7 @@ def start(session: Session, model_key: str, data: dict[str, Any], actor: str, *,
     instance = ProcessInstance(  # its state is written by its first run (or by its incident, below)
         model=model, business_key=business_key, status=RUNNING, started_by=actor,
         started_at=now, updated_at=now, state={}, decision_versions=decisions,
+        waiting_escalations=escalation_timers.NONE_SET,
     )
     session.add(instance)
     session.flush()
@@ -152,6 +155,8 @@ def complete_task(session: Session, work_item_id: int, data: dict[str, Any], act
         write_row(session, item, {"status": work_items.OPEN, "completed_by": None, "completed_at": None,
                                   "completion_data": None})
         return instance
+    step_figures.closed(session, instance.id, item.element_id, item.assignee_entity, item.created_at, item.due_at,
+                        item.completed_at, completed=True)
     for listener in _step_listeners:
         listener(session, instance, item)
     return instance
@@ -194,6 +199,7 @@ def cancel(session: Session, instance_id: int, actor: str) -> ProcessInstance:
     runtime.cancel()
     instance.state = runtime.dump()
     _end(instance, CANCELLED)
+    instance.waiting_escalations = escalation_timers.sync(session, instance.id, instance.waiting_escalations, [])
     work_items.project(session, instance.id, [])
     session.flush()
     audit.record(session, actor, "instance.cancelled", subject(instance.id), {})
@@ -348,8 +354,10 @@ def save_runtime(session: Session, instance: ProcessInstance, runtime: Runtime, 
     """Store a runtime changed outside a run (variables corrected, a version migration), with `changes` to
     the row; open steps whose task is still ready keep their row, assignee and due moment."""
     open_steps = work_items.project(session, instance.id, runtime.ready_user_tasks())
+    timers = escalation_timers.sync(session, instance.id, instance.waiting_escalations, runtime.waiting_escalations())
     write_row(session, instance, {**changes, "state": runtime.dump(), "next_timer_at": runtime.next_timer_at(),
-                                  "waiting_messages": _waiting_column(runtime), "updated_at": clock.now()},
+                                  "waiting_messages": _waiting_column(runtime), "waiting_escalations": timers,
+                                  "updated_at": clock.now()},
               version="lock_version")
     return open_steps
 
@@ -414,6 +422,7 @@ def _advance(session: Session, instance: ProcessInstance, actor: str, action: Ca
             audit.discard_since(session, audit_mark)
             incident = failure
     _record_incident(instance, incident)
+    instance.waiting_escalations = escalation_timers.sync(session, instance.id, instance.waiting_escalations, [])
     session.flush()
     audit.record(session, actor, "instance.incident", subject(instance.id),
                  {"element": incident.element_id, "message": incident.message[:1000]})
@@ -476,6 +485,8 @@ def _save(session: Session, instance: ProcessInstance, runtime: Runtime, actor: 
     else:
         open_steps = work_items.project(session, instance.id, runtime.ready_user_tasks(), has_steps)
         changes = {"next_timer_at": runtime.next_timer_at(), "waiting_messages": _waiting_column(runtime)}
+    changes["waiting_escalations"] = escalation_timers.sync(
+        session, instance.id, instance.waiting_escalations, [] if runtime.completed else runtime.waiting_escalations())
     # Last: nothing of this run can fail once its row is written (and should a savepoint around it roll
     # back, write_row's objects are expired and read again).
     write_row(session, instance, {**changes, "state": runtime.dump(), "updated_at": now}, version="lock_version")

@@ -39,7 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from engine import audit, clock, directives, entities, evidence_store, file_store, seasons
+from engine import audit, clock, directives, entities, evidence_store, file_store, seasons, text_search
 from engine.business_calendar import gregorian_to_hijri, hijri_to_gregorian
 from engine.db import Base, UTCDateTime
 from engine.durations import RIYADH
@@ -74,6 +74,9 @@ class Meeting(Base):
     minutes: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # What the meetings' search compares (engine/text_search.py), written with every write of its column.
+    title_ar_folded: Mapped[str | None] = mapped_column(Text, deferred=True)
+    title_en_folded: Mapped[str | None] = mapped_column(Text, deferred=True)
 
     attendees: Mapped[list[Entity]] = relationship(secondary=meeting_attendee, lazy="selectin",
                                                    order_by=Entity.code)
@@ -88,6 +91,9 @@ class Meeting(Base):
         """The meeting's Hijri (Umm al-Qura) date, as 1447-11-20."""
         year, month, day = gregorian_to_hijri(self.held_on)
         return f"{year:04d}-{month:02d}-{day:02d}"
+
+
+text_search.fold_on_write(Meeting.__table__, ("title_ar", "title_en"))
 
 
 class MeetingDocument(Base):
@@ -307,15 +313,20 @@ def by_number(session: Session, season_year: int, number: int) -> Meeting:
     return meeting
 
 
-def list_meetings(session: Session, user: Actor, *, season_year: int | None = None, limit: int = 50,
-                  offset: int = 0) -> tuple[list[Meeting], int]:
-    """The meetings the user may see, newest first, and how many there are in all."""
+def list_meetings(session: Session, user: Actor, *, season_year: int | None = None, text: str | None = None,
+                  limit: int = 50, offset: int = 0) -> tuple[list[Meeting], int]:
+    """The meetings the user may see, newest first, and how many there are in all; with `text`, those whose
+    Arabic or English title contains it (folded: engine/text_search.py)."""
     if limit < 1 or offset < 0:
         raise InvalidInput("a page has a limit of at least 1 and an offset of at least 0")
     query = visible_meetings(select(Meeting), user)
     if season_year is not None:
         query = query.where(Meeting.season_id == select(seasons.Season.id)
                             .where(seasons.Season.hijri_year == season_year).scalar_subquery())
+    wanted = text_search.search_text(text)
+    if wanted:
+        query = query.where(text_search.contains(Meeting.id, [Meeting.title_ar_folded, Meeting.title_en_folded],
+                                                 wanted))
     total = session.scalar(select(func.count()).select_from(query.subquery()))
     rows = session.scalars(query.order_by(Meeting.held_at.desc(), Meeting.number.desc(), Meeting.id.desc())
                            .limit(limit).offset(offset)).all()

@@ -7,6 +7,7 @@ from engine.db import Base
 from engine.decision_tables import DecisionTable
 from engine.directives import Directive, DirectiveSequence, DirectiveTag
 from engine.entities import Entity
+from engine.escalation_timers import SetEscalationTimer
 from engine.escalations import Escalation
 from engine.evidence import Evidence
 from engine.feedback import FeedbackItem, FeedbackTag, PublicRateLimit
@@ -19,6 +20,7 @@ from engine.notifications import Delivery, Notification
 from engine.process_models import ProcessModel
 from engine.reports.runs import ReportRun
 from engine.seasons import Season
+from engine.step_figures import StepTally
 from engine.tallies import Tally
 from engine.users import User
 from engine.work_items import WorkItem
@@ -29,16 +31,15 @@ Index("ix_escalation_board", Escalation.status, Escalation.level.desc(), Escalat
 Index("ix_work_item_inbox_entity_due", WorkItem.assignee_entity, WorkItem.status, WorkItem.due_at, WorkItem.id,
       postgresql_include=["assignee_role"])
 Index("ix_pilgrim_feedback_figures", FeedbackItem.service, FeedbackItem.rating, FeedbackItem.entity_id)  # 0007
-for _name, _column in (("ix_directive_reference_trgm", Directive.reference),
-                       ("ix_directive_title_trgm", Directive.title),
-                       ("ix_directive_title_en_trgm", Directive.title_en),
-                       ("ix_pilgrim_feedback_text_ar_trgm", FeedbackItem.text_ar),  # migration 0007
-                       ("ix_pilgrim_feedback_text_en_trgm", FeedbackItem.text_en)):
-    # PostgreSQL only: trigram indexes for the text searches' ILIKE '%text%' (pg_trgm); SQLite's FTS5
-    # tables (migration 0007) are not in the metadata: engine/text_search.py.
-    Index(_name, _column, postgresql_using="gin", postgresql_ops={_column.key: "gin_trgm_ops"}).ddl_if(
-        dialect="postgresql")
-del _name, _column
+for _column in (Directive.reference_folded, Directive.title_folded, Directive.title_en_folded,
+                FeedbackItem.text_ar_folded, FeedbackItem.text_en_folded, Meeting.title_ar_folded,
+                Meeting.title_en_folded, User.username_folded, User.full_name_folded, User.email_folded):
+    # PostgreSQL only: trigram indexes for the text searches' LIKE '%folded text%' (pg_trgm, migration 0011,
+    # over the folded twins of the searched columns); SQLite's FTS5 tables are not in the metadata:
+    # engine/text_search.py.
+    Index(f"ix_{_column.table.name}_{_column.key}_trgm", _column, postgresql_using="gin",
+          postgresql_ops={_column.key: "gin_trgm_ops"}).ddl_if(dialect="postgresql")
+del _column
 
 __all__ = [
     "AuditEvent",
@@ -66,6 +67,8 @@ __all__ = [
     "PublicRateLimit",
     "ReportRun",
     "Season",
+    "SetEscalationTimer",
+    "StepTally",
     "Tally",
     "User",
     "WorkItem",

@@ -88,7 +88,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine import clock
+from engine import access, clock
 from engine.db import Database
 from engine.directives import Directive
 from engine.entities import Entity
@@ -457,7 +457,10 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "{% if item.reference %} (التوجيه {{ item.reference }}){% endif %} — الموعد النهائي: "
             "{% if item.due %}{{ item.due|when }}{% else %}غير محدد{% endif %}{% if item.overdue %} — متأخرة"
             "{% endif %}{{ '\\n' }}{% endfor %}"
-            "{% if more %}\nمهام أخرى غير معروضة: {{ more }}\n{% endif %}",
+            "{% if more %}\nمهام أخرى غير معروضة: {{ more }}\n{% endif %}"
+            "{% if forecast %}\nالتصعيدات المتوقعة خلال الـ24 ساعة القادمة: {{ forecast.escalations_24h }}"
+            " (وخلال 72 ساعة: {{ forecast.escalations_72h }})؛ ومن مهامكم المفتوحة {{ forecast.likely_misses }}"
+            " مرجّح أن تتجاوز موعدها النهائي (باحتمال 50٪ فأكثر).\n{% endif %}",
         ),
         "en": (
             "Daily digest — {{ entity_name }} — {{ day|day_short }}: {{ open_count }} open, "
@@ -468,7 +471,11 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "{% if item.reference %} (directive {{ item.reference }}){% endif %} — deadline: "
             "{% if item.due %}{{ item.due|when }}{% else %}none{% endif %}{% if item.overdue %} — OVERDUE"
             "{% endif %}{{ '\\n' }}{% endfor %}"
-            "{% if more %}\nMore steps not listed: {{ more }}\n{% endif %}",
+            "{% if more %}\nMore steps not listed: {{ more }}\n{% endif %}"
+            "{% if forecast %}{% set n, m, k = forecast.escalations_24h, forecast.escalations_72h, "
+            "forecast.likely_misses %}\n{{ n }} escalation{{ '' if n == 1 else 's' }} expected in the next 24 hours"
+            " ({{ m }} in 72 hours); {{ k }} of your open steps {{ 'is' if k == 1 else 'are' }} likely to miss"
+            " {{ 'its' if k == 1 else 'their' }} due moment (probability ≥ 50 %).\n{% endif %}",
         ),
     },
 }
@@ -1051,36 +1058,91 @@ class InboxEntry:
     read: bool
     created_at: datetime
     read_at: datetime | None
+    directive_id: int | None = None  # the directive it is about, if any
+    work_item_id: int | None = None  # the open step of the instance the reader may work, if any
+
+
+def _in_app_of(user_id: int, statuses: tuple[str, ...]) -> tuple[Any, ...]:
+    """The filter every inbox query shares: the user's own in-app deliveries in these statuses."""
+    return (Delivery.user_id == user_id, Delivery.channel == IN_APP, Delivery.status.in_(statuses))
 
 
 def inbox(session: Session, user_id: int, unread_only: bool = False, *, limit: int = 50,
-          offset: int = 0) -> list[InboxEntry]:
-    """A user's in-app notifications, newest first, rendered in the user's current language."""
-    user = session.get(User, user_id)
-    if user is None:
-        raise NotFound(f"no user {user_id}")
+          offset: int = 0, language: str | None = None) -> list[InboxEntry]:
+    """A user's in-app notifications, newest first, rendered in `language` (a page's), else the user's own."""
+    user = _inbox_owner(session, user_id)
     statuses = (SENT,) if unread_only else (SENT, READ)
     rows = session.execute(
         select(Delivery, Notification)
         .join(Notification, Notification.id == Delivery.notification_id)
-        .where(Delivery.user_id == user_id, Delivery.channel == IN_APP, Delivery.status.in_(statuses))
+        .where(*_in_app_of(user_id, statuses))
         .order_by(Notification.created_at.desc(), Delivery.id.desc())
         .limit(limit).offset(offset)
     ).all()
+    return _entries(session, user, rows, language)
+
+
+def inbox_total(session: Session, user_id: int, unread_only: bool = False) -> int:
+    """How many entries `inbox` pages through (for "page n of m")."""
+    statuses = (SENT,) if unread_only else (SENT, READ)
+    return session.scalar(select(func.count()).select_from(Delivery).where(*_in_app_of(user_id, statuses))) or 0
+
+
+def inbox_entry(session: Session, delivery_id: int, user_id: int, *, language: str | None = None) -> InboxEntry:
+    """One of the user's in-app notifications; another user's (or an email delivery) is not found, so its
+    existence is not revealed."""
+    user = _inbox_owner(session, user_id)
+    row = session.execute(
+        select(Delivery, Notification).join(Notification, Notification.id == Delivery.notification_id)
+        .where(Delivery.id == delivery_id, *_in_app_of(user_id, (SENT, READ)))
+    ).first()
+    if row is None:
+        raise NotFound(f"no notification {delivery_id} in your inbox")
+    return _entries(session, user, [row], language)[0]
+
+
+def _inbox_owner(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user {user_id}")
+    return user
+
+
+def _entries(session: Session, user: User, rows: Iterable[Any], language: str | None) -> list[InboxEntry]:
+    rows = list(rows)
+    links = _links(session, user, {notification.instance_id for _, notification in rows} - {None})
     entries = []
     for delivery, notification in rows:
-        rendered = render_notification(session, notification, user, user.language)
+        rendered = render_notification(session, notification, user, language or user.language)
+        directive_id, work_item_id = links.get(notification.instance_id, (None, None))
         entries.append(InboxEntry(
             delivery_id=delivery.id, notification_id=notification.id, instance_id=notification.instance_id,
             template=notification.template, subject=rendered.subject, body=rendered.text,
             read=delivery.status == READ, created_at=notification.created_at, read_at=delivery.read_at,
+            directive_id=directive_id, work_item_id=work_item_id,
         ))
     return entries
 
 
+def _links(session: Session, user: User, instance_ids: set[int]) -> dict[int, tuple[int | None, int | None]]:
+    """Per instance: its directive and the first open step the reader may work (two queries for a whole page),
+    so a notification leads to where its reader acts: the step if it is theirs, else the directive."""
+    if not instance_ids:
+        return {}
+    directive_of = dict(session.execute(
+        select(Directive.instance_id, Directive.id).where(Directive.instance_id.in_(instance_ids))).all())
+    steps = access.inbox(select(WorkItem.instance_id, WorkItem.id), user, access.entity_code(session, user))
+    step_of: dict[int, int] = {}
+    for instance_id, item_id in session.execute(
+            steps.where(WorkItem.instance_id.in_(instance_ids), WorkItem.status == OPEN)
+            .order_by(WorkItem.due_at.is_(None), WorkItem.due_at, WorkItem.id)).all():
+        step_of.setdefault(instance_id, item_id)
+    return {i: (directive_of.get(i), step_of.get(i)) for i in instance_ids}
+
+
 def unread_count(session: Session, user_id: int) -> int:
-    return session.scalar(select(func.count()).select_from(Delivery).where(
-        Delivery.user_id == user_id, Delivery.channel == IN_APP, Delivery.status == SENT)) or 0
+    """The bell's figure: one count over the user's in-app deliveries."""
+    return session.scalar(select(func.count()).select_from(Delivery).where(*_in_app_of(user_id, (SENT,)))) or 0
 
 
 def mark_read(session: Session, delivery_id: int, user_id: int) -> Delivery:
@@ -1148,7 +1210,8 @@ def daily_digest(session: Session, day: date) -> list[Notification]:
             recipient_entity=code, status=PENDING_NOTIFICATION, created_at=now,
             payload={"day": day.isoformat(), "entity": code, "open_count": len(listed),
                      "overdue_count": sum(1 for i in listed if i["overdue"]),
-                     "items": listed[:DIGEST_MAX_ITEMS], "more": max(0, len(listed) - DIGEST_MAX_ITEMS)},
+                     "items": listed[:DIGEST_MAX_ITEMS], "more": max(0, len(listed) - DIGEST_MAX_ITEMS),
+                     "forecast": _digest_forecast(session, code, now)},
         )
         try:
             with session.begin_nested():  # a concurrent run may have written it a moment ago
@@ -1158,6 +1221,23 @@ def daily_digest(session: Session, day: date) -> list[Notification]:
             continue
         created.append(notification)
     return created
+
+
+
+
+def _digest_forecast(session: Session, entity: str, now: datetime) -> dict[str, Any]:
+    """The entity's escalation forecast for its digest, in its payload (`forecast`: the digest is rendered
+    later, from the payload; older payloads have none and show no forecast line): escalations due within
+    24 and 72 hours (engine.forecast), and of its open steps due within 72 hours how many are likely to
+    miss their due moment (a probability of forecast.LIKELY or more) and the expected number of misses. A
+    step already past due is not counted: it has missed, and the digest lists it as overdue."""
+    from engine import forecast  # the forecast reads the kept step figures: only when a digest is made
+
+    ahead = forecast.outlook(session, now, entity=entity, top=0)
+    totals = {window: sum(o.within[window] for o in forecast.escalations_ahead(session, now, entity=entity))
+              for window in forecast.WINDOWS}
+    return {"escalations_24h": totals[24], "escalations_72h": totals[72], "due_72h": ahead.due_total,
+            "likely_misses": ahead.likely_total, "expected_misses": round(ahead.expected_total, 2)}
 
 
 def riyadh_today() -> date:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, func, insert, select
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, func, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from engine import audit, clock
@@ -38,7 +38,11 @@ class Delivery(Base):
     """One notification to one user on one channel, with its own retries."""
 
     __tablename__ = "notification_delivery"
-    __table_args__ = (UniqueConstraint("notification_id", "user_id", "channel"),)
+    __table_args__ = (
+        UniqueConstraint("notification_id", "user_id", "channel"),
+        # The bell's unread count on every page and the notification centre's list (migration 0012).
+        Index("ix_notification_delivery_inbox", "user_id", "channel", "status"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     notification_id: Mapped[int] = mapped_column(ForeignKey("notification.id", ondelete="CASCADE"), index=True)

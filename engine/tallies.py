@@ -8,25 +8,22 @@ level (keyed by the escalation's entity). Overdue, which changes with the clock,
 rows, through an index that covers that count.
 
 `engine.directives` adds to the totals where a directive is launched, reassigned or ends, where an
-acknowledge step is completed and where its escalations are raised or resolved. The additions wait in the
-session and are written when the transaction commits, row by row in key order, just before the audit chain:
-a row's lock is held only for the commit (a bulk import does not hold the rows of its entities for its whole
-run) and two writers cannot deadlock on them. What a savepoint added is taken back when it rolls back.
+acknowledge step is completed and where its escalations are raised or resolved; the additions are written
+when the transaction commits (`engine.kept_counts`).
 `recount` computes every total from the rows again (the generator, and the test that holds the kept totals
 to the recounted ones).
 """
 
 from __future__ import annotations
 
-import copy
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import Connection, Float, ForeignKey, Integer, String, case, event, func, literal_column, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
+from sqlalchemy import Connection, Float, ForeignKey, Integer, String, case, cast, func, literal_column, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
+from engine import kept_counts
 from engine.db import Base
 
 ACKNOWLEDGE = "acknowledge"  # the element id of a directive model's acknowledge step
@@ -67,74 +64,14 @@ def escalation_figure(level: int) -> str:
 
 
 Key = tuple[int, str, str]  # season id, entity code, track
-_PENDING = "tansiq.tallies"  # session.info: key -> figure -> amount, written at the commit
-_SAVED = "tansiq.tallies.saved"  # session.info: open savepoint -> the pending additions when it began
+KEPT = kept_counts.register(kept_counts.KeptCounts("tallies", Tally.__table__, ("season_id", "entity", "track"),
+                                                   FIGURES))
 
 
 def add(session: Session, season_id: int, entity: str, track: str, **changes: float) -> None:
     """Add `changes` (figure -> amount, negative to take away) to one row, made when first needed, when the
     transaction commits."""
-    unknown = set(changes) - set(FIGURES)
-    if unknown:
-        raise ValueError(f"no such figure: {', '.join(sorted(unknown))}")
-    row = _pending(session).setdefault((season_id, entity, track), {})
-    for name, amount in changes.items():
-        row[name] = row.get(name, 0) + amount
-
-
-def _pending(session: Session) -> dict[Key, dict[str, float]]:
-    return session.info.setdefault(_PENDING, {})
-
-
-@event.listens_for(Session, "before_commit", insert=True)  # before the audit chain's head: its lock is last
-def _write_pending(session: Session) -> None:
-    if session.in_nested_transaction():
-        return  # a savepoint released: write at the real commit
-    pending = session.info.pop(_PENDING, None)
-    if not pending:
-        return
-    connection = session.connection()
-    for (season_id, entity, track), changes in sorted(pending.items()):
-        changed = tuple(sorted(name for name, amount in changes.items() if amount))
-        if changed:
-            connection.execute(_upsert(connection.dialect.name, changed),
-                               {"season_id": season_id, "entity": entity, "track": track,
-                                **{name: changes.get(name, 0) for name in FIGURES}})
-
-
-@event.listens_for(Session, "after_transaction_create")
-def _remember_at_savepoint(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.nested:
-        session.info.setdefault(_SAVED, {})[transaction] = copy.deepcopy(session.info.get(_PENDING, {}))
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _take_back(session: Session, transaction: SessionTransaction) -> None:
-    """A savepoint rolled back: its additions go (SQLAlchemy calls this after the savepoint's end)."""
-    if transaction.nested:
-        session.info[_PENDING] = session.info.get(_SAVED, {}).pop(transaction, {})
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:  # committed (written), rolled back or closed: nothing stays pending
-        session.info.pop(_PENDING, None)
-        session.info.pop(_SAVED, None)
-
-
-_UPSERTS: dict[tuple[str, tuple[str, ...]], Any] = {}
-
-
-def _upsert(dialect: str, changed: tuple[str, ...]) -> Any:
-    """INSERT the row, or add to the figures of the one there: one statement, built once per shape."""
-    key = (dialect, changed)
-    if key not in _UPSERTS:
-        table = Tally.__table__
-        insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-        _UPSERTS[key] = insert.on_conflict_do_update(
-            index_elements=[table.c.season_id, table.c.entity, table.c.track],
-            set_={name: table.c[name] + insert.excluded[name] for name in changed})
-    return _UPSERTS[key]
+    KEPT.add(session, (season_id, entity, track), **changes)
 
 
 def of_season(session: Session, season_id: int | None) -> list[Tally]:
@@ -174,7 +111,7 @@ def _counted(connection: Connection) -> Any:
     from engine.work_items import COMPLETED as STEP_DONE
     from engine.work_items import WorkItem
 
-    hours = _hours_expression(connection.dialect.name)
+    hours = hours_expression(connection.dialect.name)
     done = Directive.status == COMPLETED
     directives = connection.execute(
         select(Directive.season_id, Entity.code, Directive.track,
@@ -204,11 +141,11 @@ def _counted(connection: Connection) -> Any:
         yield (season_id, code, track), {escalation_figure(level): count}
 
 
-def _hours_expression(dialect: str) -> Any:
-    """SQL for the hours between two moments: SQLite keeps them as text, PostgreSQL as timestamps."""
+def hours_expression(dialect: str) -> Any:
+    """SQL for the hours between two moments, as a float: SQLite keeps them as text, PostgreSQL as timestamps."""
     def hours(start: Any, end: Any) -> ColumnElement[float]:
-        if dialect == "postgresql":
-            return func.extract("epoch", end - start) / literal_column("3600.0")
+        if dialect == "postgresql":  # extract gives a numeric: a float converts faster and adds to a timedelta
+            return cast(func.extract("epoch", end - start), Float) / literal_column("3600.0")
         return (func.julianday(end) - func.julianday(start)) * literal_column("24.0")
 
     return hours

@@ -8,10 +8,10 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Boolean, Connection, ForeignKey, Integer, Row, String, bindparam, func, select
+from sqlalchemy import Boolean, Connection, ForeignKey, Integer, Row, String, Text, bindparam, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from engine import audit, clock
+from engine import audit, clock, text_search
 from engine.db import Base, UTCDateTime
 from engine.entities import Entity, get_by_code
 from engine.errors import Conflict, InvalidInput, NotFound
@@ -37,8 +37,15 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     tokens_valid_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # What the users' search compares (engine/text_search.py), written with every write of its column.
+    username_folded: Mapped[str | None] = mapped_column(Text, deferred=True)
+    full_name_folded: Mapped[str | None] = mapped_column(Text, deferred=True)
+    email_folded: Mapped[str | None] = mapped_column(Text, deferred=True)
 
     entity: Mapped[Entity | None] = relationship(lazy="joined")
+
+
+text_search.fold_on_write(User.__table__, ("username", "full_name", "email"))
 
 
 # Built once: every request reads its caller, and building and keying this statement took three times
@@ -160,11 +167,16 @@ def get_user_by_id(session: Session, user_id: int) -> User:
 
 
 def list_users(session: Session, *, role: str | None = None, entity_code: str | None = None,
-               limit: int = 50, offset: int = 0) -> tuple[list[User], int]:
-    """One page of users by username, and how many match in all."""
+               text: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[User], int]:
+    """One page of users by username, and how many match in all; with `text`, those whose username, name or
+    email contains it (folded: engine/text_search.py)."""
     query = select(User)
     if role is not None:
         query = query.where(User.role == role)
+    wanted = text_search.search_text(text)
+    if wanted:
+        query = query.where(text_search.contains(User.id, [User.username_folded, User.full_name_folded,
+                                                           User.email_folded], wanted))
     if entity_code is not None:
         query = query.join(Entity, User.entity_id == Entity.id).where(Entity.code == entity_code)
     total = session.scalar(select(func.count()).select_from(query.subquery()))

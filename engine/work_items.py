@@ -14,7 +14,7 @@ import jsonschema
 from sqlalchemy import ForeignKey, Index, Integer, String, bindparam, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from engine import clock, durations, expressions
+from engine import clock, durations, expressions, step_figures
 from engine.bpmn_runtime import UserTaskView, WorkflowFailure
 from engine.db import Base, JSONType, UTCDateTime
 from engine.errors import ExpressionError, InvalidInput
@@ -30,6 +30,10 @@ class WorkItem(Base):
     __table_args__ = (
         Index("ix_work_item_inbox_entity", "assignee_entity", "status", "due_at"),
         Index("ix_work_item_inbox_role", "assignee_role", "status", "due_at"),
+        # The open steps due within a window (the forecast) or past due earlier today (the heatmap), from the
+        # index alone on PostgreSQL (migration 0012).
+        Index("ix_work_item_overdue", "status", "due_at",
+              postgresql_include=["id", "element_id", "assignee_entity", "created_at"]),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -81,7 +85,12 @@ def project(session: Session, instance_id: int, views: list[UserTaskView], has_s
         else:
             item.status = WITHDRAWN  # interrupted by an event, or the instance ended
             item.completed_at = clock.now()
+            step_figures.closed(session, instance_id, item.element_id, item.assignee_entity, item.created_at,
+                                item.due_at, item.completed_at, completed=False)
     session.add_all(new_items)
+    for item, view in zip(new_items, (view for view in views if view.task_id not in open_items), strict=True):
+        step_figures.opened(session, instance_id, item.element_id, item.assignee_entity, item.created_at,
+                            item.due_at, rework=view.earlier_visits > 0)
     return [*still_open, *new_items]
 
 

@@ -51,3 +51,8 @@ def test_bad_report_requests_are_refused(world: World):
     assert_problem(world.call("secretariat", "POST", "/api/v1/reports/daily/run", json={"formats": ["doc"]}), 422)
     assert_problem(world.call("viewer", "GET", "/api/v1/reports/999999"), 404)
     assert_problem(world.call("viewer", "GET", "/api/v1/reports/999999/pdf"), 404)
+    # Found by schemathesis: a period ending on the first day there is ended in a 500 (a date out of range).
+    for body in ({"end": "0001-01-01"}, {"start": "2077-11-17", "end": "2077-11-20"}):
+        problem = assert_problem(world.call("secretariat", "POST", "/api/v1/reports/periodic/run", json=body), 422)
+        assert "Umm al-Qura" in problem["detail"]
+    assert_problem(world.call("secretariat", "POST", "/api/v1/reports/daily/run", json={"day": "1900-01-01"}), 422)

@@ -211,7 +211,8 @@ def _statements(db) -> tuple[list[int], list[str]]:
 def test_report_queries_are_set_based(world):
     """The number of statements does not grow with the number of directives, and no workflow state is read."""
     sizes, statements = _statements(world.db)
-    assert not any("process_instance" in s for s in statements)
+    # The forecast and the bottlenecks join process_instance for its status and model: never its state.
+    assert not any("process_instance.state" in s for s in statements)
     with world.db.transaction() as session:
         for n in range(6):
             directives.create(session, NewDirective(

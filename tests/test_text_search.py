@@ -1,8 +1,10 @@
-"""The text searches of the register and of the feedback: any part of a text, case ignored, from an index.
+"""The text searches of the register, the feedback, the meetings and the users: any part of a text, folded
+(case, Arabic letter forms, tashkeel, tatweel, digits), from an index.
 
-On PostgreSQL the ILIKEs are answered by trigram indexes; on SQLite the same condition becomes a match in
-an FTS5 trigram table kept by triggers (engine/text_search.py, migration 0007). Both must find exactly what
-`ILIKE '%text%'` finds: these tests compare each search with that, computed in Python from the rows.
+On PostgreSQL the LIKEs over the folded twins are answered by trigram indexes; on SQLite the same condition
+becomes a match in an FTS5 trigram table over the twins kept by triggers (engine/text_search.py, migrations
+0007 and 0011). Both must find exactly what `fold(typed) in fold(value)` finds: these tests compare each
+search with that, computed in Python from the rows, and check that each way of typing finds the others.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from sqlalchemy import select, text, update
 from engine import clock, directives, feedback, migrate
 from engine.directives import Directive, DirectiveFilters, NewDirective
 from engine.feedback import FeedbackFilters, FeedbackItem, NewFeedback
+from engine.text_search import fold
 from tests.helpers import deploy, season_1447
 
 NOW = datetime(2026, 5, 20, 6, tzinfo=UTC)  # 1447-12-03, in the season
@@ -56,8 +59,8 @@ def world(db):
 
 
 def _ilike(values: list[str | None], wanted: str) -> bool:
-    """What `ILIKE '%wanted%'` on one of the values answers (the wanted text stripped, as the search does)."""
-    return any(value is not None and wanted.strip().casefold() in value.casefold() for value in values)
+    """What `LIKE '%wanted%'` on one of the folded values answers (the wanted text stripped, as the search does)."""
+    return any(value is not None and fold(wanted.strip()) in fold(value) for value in values)
 
 
 def _register(db, wanted: str) -> tuple[list[int], int]:

@@ -17,10 +17,12 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
@@ -78,32 +80,33 @@ def _seed(db: Database) -> None:
             users.create_user(session, username, PASSWORD, role, entity_code=entity, full_name=name)
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+@contextmanager
+def serving(home: Path, seed: Callable[[Database], None], artifacts: Path) -> Iterator[Site]:
+    """A migrated SQLite database under `home`, seeded by `seed` (with a fast password hasher), served by
+    uvicorn on 127.0.0.1 and a free port from a thread; `artifacts` (the screenshots) starts empty."""
     import uvicorn
 
     from api.app import create_app
 
-    home = tmp_path_factory.mktemp("ui-home")
     url = f"sqlite:///{home / 'tansiq.db'}"
     migrate.upgrade(url)
     db = Database(url)
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-        _seed(db)
+        seed(db)
         port = _free_port()
         app = create_app(make_settings(home, url), database=db)
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                                access_log=False, lifespan="off"))
-        thread = threading.Thread(target=server.run, name="ui-test-server", daemon=True)
+        thread = threading.Thread(target=server.run, name=f"{artifacts.name}-test-server", daemon=True)
         thread.start()
         for _ in range(200):
             if server.started:
                 break
             time.sleep(0.05)
         assert server.started, "uvicorn did not start"
-        shutil.rmtree(ARTIFACTS, ignore_errors=True)
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(artifacts, ignore_errors=True)
+        artifacts.mkdir(parents=True, exist_ok=True)
         try:
             yield Site(base=f"http://127.0.0.1:{port}", db=db)
         finally:
@@ -112,8 +115,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             db.dispose()
 
 
-@pytest.fixture(scope="module")
-def chromium(site: Site):
+@contextmanager
+def local_chromium(site: Site) -> Iterator[Any]:
+    """Debian's Chromium under Playwright; afterwards, no request may have left 127.0.0.1."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -121,6 +125,18 @@ def chromium(site: Site):
         yield browser
         browser.close()
     assert site.outside == [], f"requests left 127.0.0.1: {site.outside}"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    with serving(tmp_path_factory.mktemp("ui-home"), _seed, ARTIFACTS) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def chromium(site: Site):
+    with local_chromium(site) as browser:
+        yield browser
 
 
 class Person:

@@ -11,26 +11,22 @@ page may log a console error (a CSP violation is one).
 from __future__ import annotations
 
 import re
-import shutil
-import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from engine import clock, directives, feedback, meetings, migrate, seasons, users
+from engine import clock, directives, feedback, meetings, seasons
 from engine.business_calendar import gregorian_to_hijri
 from engine.db import Database
 from engine.directives import Directive, NewDirective
 from engine.durations import RIYADH
 from engine.feedback import NewFeedback
-from tests.test_api_support import make_settings
-from tests.test_ui_browser import ARGS, CHROMIUM, Person, Site, _free_port, _seed
+from tests.test_ui_browser import CHROMIUM, Person, Site, _seed, local_chromium, serving
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "ui-import"
 INVALID_ROWS = 10_000  # a big file: checking it takes long enough to watch the progress bar
@@ -41,36 +37,12 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    import uvicorn
-
-    from api.app import create_app
-
-    home = tmp_path_factory.mktemp("ui-import-home")
-    url = f"sqlite:///{home / 'tansiq.db'}"
-    migrate.upgrade(url)
-    db = Database(url)
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    def seed(db: Database) -> None:
         _seed(db)
         _seed_issue_9(db)
-        port = _free_port()
-        app = create_app(make_settings(home, url), database=db)
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                               access_log=False, lifespan="off"))
-        thread = threading.Thread(target=server.run, name="ui-import-test-server", daemon=True)
-        thread.start()
-        for _ in range(200):
-            if server.started:
-                break
-            time.sleep(0.05)
-        assert server.started, "uvicorn did not start"
-        shutil.rmtree(ARTIFACTS, ignore_errors=True)
-        try:
-            yield Site(base=f"http://127.0.0.1:{port}", db=db)
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
-            db.dispose()
+
+    with serving(tmp_path_factory.mktemp("ui-import-home"), seed, ARTIFACTS) as served:
+        yield served
 
 
 def _seed_issue_9(db: Database) -> None:
@@ -101,13 +73,8 @@ def _seed_issue_9(db: Database) -> None:
 
 @pytest.fixture(scope="module")
 def chromium(site: Site):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with local_chromium(site) as browser:
         yield browser
-        browser.close()
-    assert site.outside == [], f"requests left 127.0.0.1: {site.outside}"
 
 
 def shot(person: Person, name: str) -> None:

@@ -89,12 +89,14 @@ def list_meetings(
     state: State,
     caller: Annotated[CurrentUser, requires("directive.read")],
     season: Annotated[int | None, Query(ge=1343, le=1500, description="Hijri year.")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Text in the Arabic or English title.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Page[MeetingSummary]:
     """The meetings the caller may see, newest first, with how many of their directives the caller sees."""
     with state.db.reading() as session:
-        rows, total = meetings.list_meetings(session, caller, season_year=season, limit=limit, offset=offset)
+        rows, total = meetings.list_meetings(session, caller, season_year=season, text=q, limit=limit,
+                                             offset=offset)
         counts = meetings.directive_counts(session, caller, [m.id for m in rows])
         years = season_years(session)
         return Page(items=[MeetingSummary(**meeting_out(m, years).model_dump(), directives=counts[m.id][0],

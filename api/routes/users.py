@@ -19,10 +19,11 @@ Username = Annotated[str, Path(min_length=1, max_length=60)]
             responses=documented(401, 403, 422, 503))
 def list_all(state: State, role: Role | None = None,
              entity: Annotated[str | None, Query(max_length=50)] = None,
+             q: Annotated[str | None, Query(max_length=200, description="Text in the username, name or email.")] = None,
              limit: Annotated[int, Query(ge=1, le=200)] = 50,
              offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> Page[UserOut]:
     with state.db.reading() as session:
-        rows, total = users.list_users(session, role=role, entity_code=entity, limit=limit, offset=offset)
+        rows, total = users.list_users(session, role=role, entity_code=entity, text=q, limit=limit, offset=offset)
         return Page(items=[user_out(u) for u in rows], total=total, limit=limit, offset=offset)
 
 

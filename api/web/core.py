@@ -104,8 +104,11 @@ def navigation(user: CurrentUser | None) -> list[tuple[str, str]]:
         items.append(("/directives/new", N_("New directive")))
     if access.allowed(user, "escalation.resolve") or user.role == "follow_up_officer":
         items.append(("/escalations", N_("Escalations")))
+    if access.allowed(user, "insight.forecast"):
+        items.append(("/insight/forecast", N_("Forecast")))
     if access.allowed(user, "report.read"):
         items.append(("/dashboard", N_("Dashboard")))
+        items.append(("/insight/bottlenecks", N_("Bottlenecks")))
         items.append(("/reports", N_("Reports")))
     if access.allowed(user, "entity.manage"):
         items.append(("/admin", N_("Administration")))
@@ -166,12 +169,27 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
     }
     if user is not None and access.allowed(user, "instance.operate"):
         values["incident_count"] = _incident_count(request)
+    if user is not None:
+        values["unread_count"] = unread_count(request, user)
     values.update(context or {})
     html = env.get_template(template).render(values)
     response = HTMLResponse(html, status_code=status, headers=headers)
     response.headers.setdefault("Cache-Control", "no-store")
     remember_new_seed(request, response)
     return response
+
+
+def unread_count(request: Request, user: CurrentUser) -> int:
+    """The bell's figure: one indexed count per page, kept on the request so a page that also shows it (the
+    notification centre) does not count twice."""
+    cached = getattr(request.state, "unread_notifications", None)
+    if cached is None:
+        from engine import notification_delivery
+
+        with request.app.state.tansiq.db.reading() as session:
+            cached = notification_delivery.unread_count(session, user.id)
+        request.state.unread_notifications = cached
+    return cached
 
 
 def _incident_count(request: Request) -> int:

@@ -39,6 +39,8 @@ from engine.reports.seasonal import seasonal
 from engine.reports.settings import FORMATS, LANGUAGES, ReportSettings, get_report_settings
 from engine.settings import get_settings
 
+# The days a report may cover: those of the Umm al-Qura calendar (1343-1500 AH) its Hijri dates come from.
+FIRST_DAY, LAST_DAY = date(1924, 8, 1), date(2077, 11, 16)
 EXTENSIONS = {"pdf": "pdf", "html": "html", "xlsx": "xlsx", "csv": "csv", "json": "json"}
 MEDIA_TYPES = {
     "pdf": "application/pdf", "html": "text/html; charset=utf-8",
@@ -98,6 +100,10 @@ def resolve(session: Session, kind: str, *, day: date | None = None, start: date
     for language in languages:
         if language not in LANGUAGES:
             raise InvalidInput(f"unknown language {language!r} (known: {', '.join(LANGUAGES)})")
+    for given in (day, start, end):
+        if given is not None and not FIRST_DAY <= given <= LAST_DAY:
+            raise InvalidInput(f"{given.isoformat()} is outside the Umm al-Qura calendar the reports are dated in "
+                               f"({FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()})")
     yesterday = (reference or clock.now()).astimezone(settings.zone).date() - timedelta(days=1)
     if kind == DAILY:
         if start is not None or end is not None:

@@ -13,6 +13,12 @@ no query runs per directive. Snapshot figures are *as of* the end of the day (or
   withdrawn by then.
 
 A directive's deadline is its current one (an extension moves it; the report does not replay history).
+
+The escalation forecast (`engine.reports.insight`) is computed at the moment the report is made, not at
+`as_of`: it reads the timers set and the steps open now, which cannot be replayed for the end of a past
+day. For today's report the two moments are the same; a past day's report says that its forecast is
+today's. It covers every running directive, whatever season the report is scoped to (what runs now is of
+the current season).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from sqlalchemy.sql import ColumnElement
 from engine import clock
 from engine.directives import CANCELLED, COMPLETED, Directive
 from engine.escalations import Escalation
-from engine.reports import feedback
+from engine.reports import feedback, insight
 from engine.reports.common import (
     DAILY,
     DataSource,
@@ -125,6 +131,7 @@ class DailyReport:
     escalations: list[EscalationLevelCount]
     entities: list[EntityDayRow]
     feedback: FeedbackSummary | None  # HOOK (issue 9): None until a feedback source is registered
+    forecast: insight.EscalationForecast | None = None  # made at `generated_at` (see the module's docstring)
 
 
 def daily(session: Session, day: date, season: Season | None = None) -> DailyReport:
@@ -155,6 +162,7 @@ def daily(session: Session, day: date, season: Season | None = None) -> DailyRep
         season=SeasonRef.of(season) if season is not None else None, counts=counts, steps_due=steps,
         overdue=overdue, escalations=levels, entities=entity_rows,
         feedback=feedback.collect(session, period.starts_at, period.ends_at),
+        forecast=insight.escalation_forecast(session, now, period.as_of),
     )
 
 

@@ -135,6 +135,50 @@ WORDS: dict[str, tuple[str, str]] = {
     "done_mean": ("متوسط الإنجاز (ساعة)", "Mean to complete (h)"),
     "done_p90": ("المئين ٩٠ للإنجاز (ساعة)", "p90 to complete (h)"),
     "role": ("الدور", "Role"),
+    # insight: bottleneck steps (seasonal) and the escalation forecast (daily)
+    "bottlenecks": ("المهام الأكثر اختناقاً", "Bottleneck steps"),
+    "bottlenecks_note": ("لكل إصدار من نماذج الإجراءات المستخدمة في الموسم: أكثر خمس مهام تأخراً (نسبة التأخر ثم "
+                         "المئين ٩٠ لمدة بقائها مفتوحة)، من بين المهام التي فُتحت خمس مرات على الأقل؛ "
+                         "المدد بساعات العمل في تقويم الموسم",
+                         "For each process model version used in the season: the five steps that lose the most "
+                         "(share overdue, then the 90th percentile of time open), among steps opened at least "
+                         "five times; times in working hours of the season's calendar"),
+    "process_model": ("نموذج الإجراء", "Process model"),
+    "version": ("الإصدار", "version"),
+    "visits": ("مرات الفتح", "Visits"),
+    "p50_open_hours": ("وسيط مدة الفتح (ساعة عمل)", "Median time open (working h)"),
+    "p90_open_hours": ("المئين ٩٠ لمدة الفتح (ساعة عمل)", "p90 time open (working h)"),
+    "overdue_share": ("نسبة التأخر", "Share overdue"),
+    "rework_share": ("نسبة الإعادة", "Share reworked"),
+    "open_now": ("المفتوحة الآن", "Open now"),
+    "more_than": ("أكثر من", "more than"),
+    "forecast": ("توقعات التصعيد", "Escalation forecast"),
+    "forecast_note": ("محسوبة لحظة إعداد التقرير ({moment}) من مؤقتات التصعيد المضبوطة والمهام المفتوحة",
+                      "Computed when the report was made ({moment}) from the escalation timers set and the "
+                      "open steps"),
+    "forecast_past_note": ("هذا تقرير يوم انقضى: التوقعات محسوبة لحظة إعداده ({moment}) لا في نهاية ذلك اليوم، "
+                           "إذ لا يمكن استرجاع المؤقتات والمهام المفتوحة كما كانت حينها",
+                           "This report is of a day that has ended: the forecast is computed when the report was "
+                           "made ({moment}), not at the end of that day, whose timers and open steps cannot be "
+                           "replayed"),
+    "forecast_moment": ("توقعات التصعيد محسوبة في", "Escalation forecast computed at"),
+    "forecast_past_short": ("بعد انقضاء يوم التقرير", "after the report's day had ended"),
+    "forecast_escalations": ("التصعيدات المتوقعة حسب الجهة", "Escalations ahead, by entity"),
+    "within_24h": ("خلال ٢٤ ساعة", "Within 24 h"),
+    "within_72h": ("خلال ٧٢ ساعة", "Within 72 h"),
+    "escalations_24h": ("تصعيدات متوقعة خلال ٢٤ ساعة", "Escalations in the next 24 h"),
+    "escalations_72h": ("تصعيدات متوقعة خلال ٧٢ ساعة", "Escalations in the next 72 h"),
+    "forecast_entities": ("المهام المستحقة خلال ٧٢ ساعة", "Steps due within 72 h"),
+    "due_72h": ("مهام مفتوحة مستحقة خلال ٧٢ ساعة", "Open steps due within 72 h"),
+    "expected_misses": ("العدد المتوقع لتجاوز الموعد", "Expected misses"),
+    "likely_misses": ("المرجّح تجاوزها (٥٠٪ فأكثر)", "Likely to miss (≥ 50 %)"),
+    "forecast_steps": ("المهام الأرجح تجاوزاً لموعدها", "Steps likeliest to miss"),
+    "forecast_steps_note": ("احتمال تجاوز الموعد من المدد السابقة للمهمة نفسها لدى الجهة نفسها "
+                            "(أو لدى جميع الجهات، أو نسبة تأخر الجهة حين يقلّ السجل)",
+                            "The probability of missing the due moment, from the earlier times of the same step "
+                            "by the same entity (or by every entity, or the entity's share late when history "
+                            "is thin)"),
+    "probability": ("احتمال التجاوز", "Probability of missing"),
 }
 
 VALUES: dict[str, tuple[str, str]] = {
@@ -238,10 +282,12 @@ class Formatter:
 
     def cell(self, value: object) -> str:
         """A table cell of `engine.reports.tables` (typed by its value) as text."""
-        from engine.reports.tables import Days, Hours, Pct
+        from engine.reports.tables import Days, Expected, Hours, Pct
 
         if value is None:
             return "—"
+        if isinstance(value, Expected):
+            return self.num(value, 2)
         if isinstance(value, Pct):
             return self.pct(value)
         if isinstance(value, Hours | Days):

@@ -47,7 +47,17 @@ def heading(report: Any, f: Any) -> list[tuple[str, str]]:
         (f.t("schema_revision"), source.schema_revision or ""),
         (f.t("audit_head"), f"#{source.audit_event_id} {source.audit_hash}"),
         (f.t("tansiq_version"), source.tansiq_version),
+        *_forecast_line(report, f),
     ]
+
+
+def _forecast_line(report: Any, f: Any) -> list[tuple[str, str]]:
+    """When the daily report's forecast was computed: the sheets and sections carry no notes."""
+    forecast = getattr(report, "forecast", None)
+    if forecast is None:
+        return []
+    when = f.moment_long(forecast.moment)
+    return [(f.t("forecast_moment"), f"{when} — {f.t('forecast_past_short')}" if forecast.past_day else when)]
 
 
 def _text(value: Any, f: Any) -> str:

@@ -1,7 +1,9 @@
 """The seasonal report (التقرير الموسمي): one season's directives as of now — totals and rates per
 entity, track, kind and programme track; the distribution of completion times; escalations by
 level; recurring obstacles (tags found on directives or pilgrim feedback of this season and of the
-previous one, computed by `engine.obstacles`); and the previous season's figures side by side.
+previous one, computed by `engine.obstacles`); the bottleneck steps of each model version used in the
+season (`engine.reports.insight`, from the kept step figures); and the previous season's figures side by
+side.
 
 Counts come from one query grouped by (entity, track, kind, programme track) and rolled up in
 Python; completion times from one query of launch and end moments; escalations from one grouped
@@ -11,7 +13,7 @@ query; tags from two (directives, feedback).
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, select
@@ -32,7 +34,7 @@ from engine.durations import hours_between
 from engine.escalations import Escalation
 from engine.obstacles import Obstacle
 from engine.obstacles import recurring as recurring_obstacles
-from engine.reports import feedback
+from engine.reports import feedback, insight
 from engine.reports.common import (
     SEASONAL,
     DataSource,
@@ -129,6 +131,7 @@ class SeasonalReport:
     previous: SeasonFigures | None
     obstacles: list[Obstacle]
     feedback: FeedbackSummary | None  # HOOK (issue 9): None until a feedback source is registered
+    bottlenecks: list[insight.ModelBottlenecks] = field(default_factory=list)  # per model version used
 
 
 def seasonal(session: Session, season: Season, previous_season: Season | None = None) -> SeasonalReport:
@@ -151,6 +154,7 @@ def seasonal(session: Session, season: Season, previous_season: Season | None = 
         current=current, previous=previous,
         obstacles=_obstacles(session, season, previous_season, refs) if previous_season is not None else [],
         feedback=feedback.collect(session, period.starts_at, period.ends_at),
+        bottlenecks=insight.season_bottlenecks(session, season.id),
     )
 
 

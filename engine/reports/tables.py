@@ -13,6 +13,7 @@ from typing import Any
 
 from engine.reports.common import DurationStats
 from engine.reports.daily import DailyReport
+from engine.reports.insight import EscalationForecast
 from engine.reports.labels import Formatter
 from engine.reports.periodic import DurationRow, PeriodicReport, TrendRow
 from engine.reports.seasonal import GroupFigures, SeasonalReport
@@ -30,7 +31,11 @@ class Days(float):
     """A duration in days."""
 
 
-Cell = int | float | Pct | Hours | Days | datetime | date | str | None
+class Expected(float):
+    """An expected count (a sum of probabilities), shown with two decimals so that the parts add up."""
+
+
+Cell = int | float | Pct | Hours | Days | Expected | datetime | date | str | None
 
 
 def pct(value: float | None) -> Pct | None:
@@ -56,6 +61,15 @@ class Table:
     rows: list[list[Cell]] = field(default_factory=list)
     note: str | None = None
     total_row: bool = False  # the last row is a total (bold in documents)
+
+    def grouped(self) -> list[tuple[Cell, Table]]:
+        """The rows split by their first cell, in order of appearance, each part without that column: one
+        table per model version in the HTML/PDF, while the XLSX and CSV keep a single table."""
+        parts: dict[Cell, Table] = {}
+        for row in self.rows:
+            part = parts.setdefault(row[0], Table(self.key, self.title, self.columns[1:]))
+            part.rows.append(row[1:])
+        return list(parts.items())
 
 
 def tables(report: Any, f: Formatter) -> list[Table]:
@@ -106,9 +120,37 @@ def daily_tables(report: DailyReport, f: Formatter) -> list[Table]:
                        f.entity(s.entity) if s.entity else f.value(s.role), s.due_at] for s in report.steps_due]))
     out.append(Table("escalations", f.t("escalations_by_level"), _columns(f, "#level", "#raised", "#resolved"),
                      [[e.level, e.raised, e.resolved] for e in report.escalations]))
+    if report.forecast is not None:
+        out.extend(_forecast_tables(report.forecast, f))
     if report.feedback is not None:
         out.extend(_feedback_tables(report.feedback, f))
     return out
+
+
+def _forecast_tables(forecast: EscalationForecast, f: Formatter) -> list[Table]:
+    """The escalation forecast: per entity and level, per entity, and the steps likeliest to miss."""
+    moment = f.moment_long(forecast.moment)
+    note = f.t("forecast_past_note" if forecast.past_day else "forecast_note").format(moment=moment)
+    levels = Table("forecast_escalations", f.t("forecast_escalations"),
+                   _columns(f, "entity", "#level", "#within_24h", "#within_72h"),
+                   [[f.entity(r.entity), r.level, r.within_24h, r.within_72h] for r in forecast.escalations],
+                   note=note)
+    if forecast.escalations:
+        levels.rows.append([f.t("total"), None, forecast.total(24), forecast.total(72)])
+        levels.total_row = True
+    entities = Table("forecast_entities", f.t("forecast_entities"),
+                     _columns(f, "entity", "#due_72h", "#expected_misses", "#likely_misses"),
+                     [[f.entity(r.entity), r.due_72h, Expected(r.expected_misses), r.likely_misses]
+                      for r in forecast.entities])
+    if forecast.entities:
+        entities.rows.append([f.t("total"), sum(r.due_72h for r in forecast.entities),
+                              Expected(forecast.expected_misses), sum(r.likely_misses for r in forecast.entities)])
+        entities.total_row = True
+    steps = Table("forecast_steps", f.t("forecast_steps"),
+                  _columns(f, "reference", "step", "entity", "due", "#probability"),
+                  [[s.reference, f.title(s.step_name_ar, s.step_name_en), f.entity(s.entity), s.due_at,
+                    pct(s.probability)] for s in forecast.steps], note=f.t("forecast_steps_note"))
+    return [levels, entities, steps]
 
 
 def _overdue_table(key: str, title: str, rows: list, f: Formatter) -> Table:
@@ -229,9 +271,22 @@ def seasonal_tables(report: SeasonalReport, f: Formatter) -> list[Table]:
                      [[f.tag(o.tag), o.count, o.previous_count, "، ".join(f.entity(e) for e in o.entities)
                        if f.rtl else ", ".join(f.entity(e) for e in o.entities)] for o in report.obstacles],
                      note=f.t("obstacles_note")))
+    out.append(_bottleneck_table(report, f))
     if report.feedback is not None:
         out.extend(_feedback_tables(report.feedback, f))
     return out
+
+
+def _bottleneck_table(report: SeasonalReport, f: Formatter) -> Table:
+    """One table for every model version (a sheet in the XLSX); `Table.grouped` splits it for documents."""
+    rows: list[list[Cell]] = []
+    for model in report.bottlenecks:
+        label = f"{f.title(model.name_ar, model.name_en)} — {f.t('version')} {f.num(model.version)}"
+        rows.extend([label, f.title(s.name_ar, s.name_en), s.visits, hours(s.p50_hours), hours(s.p90_hours),
+                     pct(s.overdue_share), pct(s.rework_share), s.open_now] for s in model.steps)
+    return Table("bottlenecks", f.t("bottlenecks"),
+                 _columns(f, "process_model", "step", "#visits", "#p50_open_hours", "#p90_open_hours",
+                          "#overdue_share", "#rework_share", "#open_now"), rows, note=f.t("bottlenecks_note"))
 
 
 def _change(now: Any, then: Any) -> Any:

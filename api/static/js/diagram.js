@@ -1,10 +1,31 @@
-// Draws a BPMN diagram with the vendored bpmn-js viewer and marks done, current and overdue steps.
+// Draws a BPMN diagram with the vendored bpmn-js viewer and marks done, current and overdue steps, or a
+// heatmap's colours and figures.
 // The bpmn.io watermark that bpmn-js adds stays visible (its licence requires it).
 (function () {
   "use strict";
 
   function list(element, name) {
     try { return JSON.parse(element.getAttribute(name) || "[]"); } catch (e) { return []; }
+  }
+
+  // A heatmap: each step's colour band (heat-0 calm to heat-3 hot) and a badge with its figures under it.
+  function heat(element, viewer, registry, canvas) {
+    var raw = element.getAttribute("data-heat");
+    if (!raw) { return; }
+    var steps;
+    try { steps = JSON.parse(raw); } catch (e) { return; }
+    var overlays = viewer.get("overlays");
+    Object.keys(steps).forEach(function (id) {
+      var shape = registry.get(id);
+      if (!shape) { return; }
+      canvas.addMarker(id, "heat-" + steps[id].band);
+      var badge = document.createElement("div");
+      badge.className = "heat-badge heat-badge-" + steps[id].band;
+      badge.setAttribute("data-element", id);
+      badge.textContent = steps[id].label;
+      // never drawn smaller than its own size: a fitted diagram of a big model is zoomed out
+      overlays.add(id, "heat", { position: { top: shape.height + 4, left: -8 }, html: badge, scale: { min: 1 } });
+    });
   }
 
   function draw(element) {
@@ -31,6 +52,7 @@
               if (registry.get(id)) { canvas.addMarker(id, pair[1]); }
             });
           });
+        heat(element, viewer, registry, canvas);
         element.setAttribute("data-drawn", "true");
       })
       .catch(function () {

@@ -13,7 +13,9 @@ from api.web.pages import (
     directives,
     feedback,
     imports,
+    insight,
     meetings,
+    notifications,
     obstacles,
     operations,
     reports,
@@ -22,5 +24,5 @@ from api.web.pages import (
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 for module in (auth, directives, work, board, dashboard, operations, admin, reports, meetings, imports, feedback,
-               obstacles):
+               obstacles, notifications, insight):
     router.include_router(module.router)

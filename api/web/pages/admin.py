@@ -74,10 +74,12 @@ async def create_entity(request: Request) -> Response:
 
 def _users_page(request: Request, *, error: str | None = None, values: dict[str, Any] | None = None,
                 status: int = 200) -> Response:
+    typed = request.query_params.get("q") or ""
+    wanted = typed.strip()[:200] if "\x00" not in typed else ""
     with request.app.state.tansiq.db.reading() as session:
-        rows, total = list_users(session, limit=500)
+        rows, total = list_users(session, text=wanted, limit=500)
         entity_list = entities.list_entities(session)
-    return render(request, "admin_users.html", {"rows": rows, "total": total, "roles": ROLES,
+    return render(request, "admin_users.html", {"rows": rows, "total": total, "roles": ROLES, "q": wanted,
                                                 "entities": entity_list, "error": error, "values": values or {},
                                                 "section": "users"}, status=status)
 

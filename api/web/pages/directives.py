@@ -18,8 +18,20 @@ from api.web import i18n
 from api.web.core import WebRoute, gettext_for, is_htmx, language_of, redirect, render
 from api.web.forms import deadline_from_form
 from api.web.labels import label
+from api.web.pages import insight
 from api.web.session import form_of, require_user
-from engine import access, audit, clock, directives, entities, evidence_store, instances, process_models
+from engine import (
+    access,
+    audit,
+    bottlenecks,
+    clock,
+    directives,
+    entities,
+    evidence_store,
+    instances,
+    process_models,
+)
+from engine.bottlenecks import HeatFilter
 from engine.directives import (
     KINDS,
     PRIORITIES,
@@ -208,6 +220,19 @@ def diagram_state(session: Session, directive: Directive) -> dict[str, list[str]
     return {"done": done, "current": current, "overdue": overdue}
 
 
+def _heat_of(request: Request, session: Session, directive: Directive) -> dict[str, Any]:
+    """The heatmap of the directive's model version, in its season, for its responsible entity (asked for
+    with `?diagram=heatmap`, by the roles that read every directive)."""
+    user = require_user(request)
+    may_see = access.allowed(user, "insight.bottlenecks") and directive.instance_id is not None
+    if not may_see or request.query_params.get("diagram") != "heatmap":
+        return {"may_see_heat": may_see, "heat": None}
+    model = instances.get_instance(session, directive.instance_id).model
+    heat = bottlenecks.for_model(session, model.key, model.version,
+                                 HeatFilter(season_id=directive.season_id, entity=directive.responsible_entity.code))
+    return {"may_see_heat": True, "heat": heat, "diagram_heat": insight.diagram_heat(request, heat)}
+
+
 @router.get("/directives/{directive_id}")
 def detail(request: Request, directive_id: int) -> Response:
     user = require_user(request)
@@ -240,6 +265,7 @@ def detail(request: Request, directive_id: int) -> Response:
             "hijri_today": _today_hijri(), "hijri_months": i18n.HIJRI_MONTHS,
             "names": {e.code: e for e in entities.list_entities(session)},
             "step_names": {s.element_id: s for s in steps},
+            **_heat_of(request, session, directive),
         }
     return render(request, "directive.html", context)
 

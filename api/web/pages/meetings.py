@@ -64,16 +64,17 @@ def _manager(request: Request) -> Any:
 # --- the list ---------------------------------------------------------------------------------------------
 
 @router.get("/meetings")
-def meeting_list(request: Request, season: str = "") -> Response:
+def meeting_list(request: Request, season: str = "", q: str = "") -> Response:
     user = require_user(request)
     access.require(user, "directive.read")
     year = int(season) if season.isdigit() and 1343 <= int(season) <= 1500 else None
+    wanted = q.strip()[:200] if "\x00" not in q else ""
     with request.app.state.tansiq.db.reading() as session:
-        rows, total = meetings.list_meetings(session, user, season_year=year, limit=PAGE_SIZE)
+        rows, total = meetings.list_meetings(session, user, season_year=year, text=wanted, limit=PAGE_SIZE)
         counts = meetings.directive_counts(session, user, [m.id for m in rows])
         seasons_list = list(session.scalars(select(Season).order_by(Season.hijri_year.desc())))
     return render(request, "meetings.html", {"rows": rows, "total": total, "counts": counts, "season": year,
-                                             "seasons": seasons_list, "has_time": has_time,
+                                             "q": wanted, "seasons": seasons_list, "has_time": has_time,
                                              **_flash(request)})
 
 
