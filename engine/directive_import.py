@@ -55,6 +55,7 @@ from engine.errors import InvalidInput, TansiqError
 from engine.meetings import Meeting, parse_date
 from engine.obstacles import clean_tags, split_tags
 from engine.process_models import ProcessModel
+from engine.spreadsheets import append_row, set_cell
 
 ALL_OR_NOTHING, VALID_ROWS = "all_or_nothing", "valid_rows"
 MODES = (ALL_OR_NOTHING, VALID_ROWS)
@@ -718,8 +719,7 @@ def template(session: Session, language: str = "ar") -> bytes:
     green, grey = PatternFill("solid", fgColor="1F5F4A"), PatternFill("solid", fgColor="DCE9E4")
     for index, spec in enumerate(COLUMNS, start=1):
         star = " *" if spec.required else ""
-        top, second = sheet.cell(row=1, column=index, value=spec.ar + star), sheet.cell(row=2, column=index,
-                                                                                         value=spec.en + star)
+        top, second = set_cell(sheet, 1, index, spec.ar + star), set_cell(sheet, 2, index, spec.en + star)
         top.font, top.fill = Font(bold=True, color="FFFFFF"), green
         second.font, second.fill = Font(italic=True), grey
         for header in (top, second):
@@ -735,9 +735,9 @@ def template(session: Session, language: str = "ar") -> bytes:
     last = TEMPLATE_ROWS + 2
     for position, (key, values) in enumerate(columns.items()):
         letter = column_letter(position)
-        lists.cell(row=1, column=position + 1, value=BY_KEY[key].en)
-        for row, value in enumerate(values, start=2):
-            lists.cell(row=row, column=position + 1, value=ILLEGAL_CHARACTERS_RE.sub("", value))
+        set_cell(lists, 1, position + 1, BY_KEY[key].en)
+        for row, value in enumerate(values, start=2):  # entity names are typed by people: never a formula
+            set_cell(lists, row, position + 1, ILLEGAL_CHARACTERS_RE.sub("", value))
         if not values:
             continue
         target = column_letter(list(BY_KEY).index(key))
@@ -756,15 +756,15 @@ def template(session: Session, language: str = "ar") -> bytes:
 
     notes = book.create_sheet("تعليمات" if i == 0 else "Instructions")
     notes.sheet_view.rightToLeft = i == 0
-    notes.append(["العمود", "Column", "إلزامي / Required", "التعليمات", "Instructions"])
+    append_row(notes, ["العمود", "Column", "إلزامي / Required", "التعليمات", "Instructions"])
     for cell in notes[1]:
         cell.font = Font(bold=True)
     for spec in COLUMNS:
-        notes.append([spec.ar, spec.en, "نعم / yes" if spec.required else "", spec.help_ar, spec.help_en])
+        append_row(notes, [spec.ar, spec.en, "نعم / yes" if spec.required else "", spec.help_ar, spec.help_en])
     notes.append([])
-    notes.append(["", "", "", "صفّا العناوين (العربي والإنجليزي) يبقيان كما هما؛ تبدأ البيانات من الصف الثالث.",
+    append_row(notes, ["", "", "", "صفّا العناوين (العربي والإنجليزي) يبقيان كما هما؛ تبدأ البيانات من الصف الثالث.",
                   "Keep both header rows (Arabic and English); data starts on row 3."])
-    notes.append(["", "", "", "التاريخ الذي سنته حتى 1500 يُقرأ هجرياً.",
+    append_row(notes, ["", "", "", "التاريخ الذي سنته حتى 1500 يُقرأ هجرياً.",
                   "A date whose year is up to 1500 is read as Hijri."])
     for letter, width in zip("ABCDE", (22, 22, 16, 60, 60), strict=True):
         notes.column_dimensions[letter].width = width

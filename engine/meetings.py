@@ -45,6 +45,7 @@ from engine.db import Base, UTCDateTime
 from engine.durations import RIYADH
 from engine.entities import Entity
 from engine.errors import Conflict, InvalidInput, NotFound, TansiqError
+from engine.spreadsheets import append_row, safe_row
 
 if TYPE_CHECKING:
     from engine.access import Actor
@@ -645,8 +646,8 @@ def agenda_csv(page: MeetingPage, language: str = "ar") -> bytes:
     table = agenda(page, language)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(table.columns)
-    writer.writerows([_safe_cell(cell) for cell in row] for row in table.rows)
+    writer.writerow(safe_row(table.columns))
+    writer.writerows(safe_row(row) for row in table.rows)
     return buffer.getvalue().encode("utf-8-sig")
 
 
@@ -659,29 +660,22 @@ def agenda_xlsx(page: MeetingPage, language: str = "ar") -> bytes:
     sheet = book.active
     sheet.title = "جدول الأعمال" if table.rtl else "Agenda"
     sheet.sheet_view.rightToLeft = table.rtl
-    sheet.append([table.title])
+    append_row(sheet, [table.title])
     sheet["A1"].font = Font(bold=True, size=14)
     for label, value in table.header:
-        sheet.append([label, _safe_cell(value)])
+        append_row(sheet, [label, value])
     sheet.append([])
     header_row = sheet.max_row + 1
-    sheet.append(table.columns)
+    append_row(sheet, table.columns)
     for cell in sheet[header_row]:
         cell.font = Font(bold=True, color="FFFFFF")
         cell.fill = PatternFill("solid", fgColor="1F5F4A")
         cell.alignment = Alignment(wrap_text=True, vertical="center")
     for row in table.rows:
-        sheet.append([_safe_cell(cell) for cell in row])
+        append_row(sheet, row)
     for letter, width in zip("ABCDEFGHIJKL", (24, 10, 14, 60, 12, 24, 30, 18, 14, 12, 8, 24), strict=True):
         sheet.column_dimensions[letter].width = width
     sheet.freeze_panes = sheet.cell(row=header_row + 1, column=1)
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
-
-
-def _safe_cell(value: Any) -> Any:
-    """Text that a spreadsheet would run as a formula is written as text (CSV/formula injection)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value

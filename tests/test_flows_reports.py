@@ -138,10 +138,10 @@ def test_a_deployment_run_is_executed_by_the_served_runner(api):
 def test_a_failing_flow_records_a_failed_run(api):
     from workflows.reports import daily_report
 
-    state = daily_report.with_options(retries=0)(day=date(2099, 1, 1), formats=["json"], return_state=True)
+    state = daily_report.with_options(retries=0)(day=date(2077, 1, 1), formats=["json"], return_state=True)
     assert state.is_failed()
     with api.reading() as session:
-        [run] = session.scalars(select(ReportRun).where(ReportRun.period_start == date(2099, 1, 1))).all()
+        [run] = session.scalars(select(ReportRun).where(ReportRun.period_start == date(2077, 1, 1))).all()
     assert run.status == runs.FAILED and "has not begun" in run.error
     assert run.prefect_flow_run_id == str(state.state_details.flow_run_id)
 

@@ -3,7 +3,8 @@ lines first (title, period in Hijri and Gregorian, when and from what data it wa
 table as a section: its title on one line, its header, its rows, and a blank line.
 
 Numbers stay plain (Western digits, a dot for decimals); rates as percentages ("75.0%"); moments in
-local time ("2026-05-20 15:00")."""
+local time ("2026-05-20 15:00"). Text a spreadsheet would run as a formula (it starts with =, +, -, @,
+a tab or a carriage return) gets a leading apostrophe (`engine.spreadsheets`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 from engine.reports.render_html import formatter
 from engine.reports.settings import ReportSettings
 from engine.reports.tables import Days, Hours, Pct, tables
+from engine.spreadsheets import safe_cell, safe_row
 
 
 def render_csv(report: Any, language: str = "ar", settings: ReportSettings | None = None) -> bytes:
@@ -22,11 +24,11 @@ def render_csv(report: Any, language: str = "ar", settings: ReportSettings | Non
     buffer = io.StringIO()
     out = csv.writer(buffer, lineterminator="\r\n")
     for label, value in heading(report, f):
-        out.writerow([label, value])
+        out.writerow(safe_row([label, value]))
     out.writerow([])
     for table in tables(report, f):
-        out.writerow([f"# {table.title}"])
-        out.writerow([c.label for c in table.columns])
+        out.writerow(safe_row([f"# {table.title}"]))
+        out.writerow(safe_row(c.label for c in table.columns))
         for row in table.rows:
             out.writerow([_text(value, f) for value in row])
         out.writerow([])
@@ -61,6 +63,9 @@ def _forecast_line(report: Any, f: Any) -> list[tuple[str, str]]:
 
 
 def _text(value: Any, f: Any) -> str:
+    """A cell as CSV text: numbers formatted plainly (a negative one stays "-5"), text neutralised."""
+    if isinstance(value, str):
+        return safe_cell(value)
     if value is None:
         return ""
     if isinstance(value, Pct):

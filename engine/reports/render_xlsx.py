@@ -1,7 +1,8 @@
 """XLSX reports (openpyxl): a first sheet that says what the report is (title, period in Hijri and
 Gregorian, when and from what data), then one sheet per table with a styled, frozen header row.
 Arabic workbooks have right-to-left sheets. Cells keep real types: numbers, percentages (0.0%),
-local date-times and dates, so the figures can be summed and charted in Excel."""
+local date-times and dates, so the figures can be summed and charted in Excel. Text a spreadsheet would
+run as a formula gets a leading apostrophe and is stored as a string cell (`engine.spreadsheets`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from engine.reports.render_csv import heading
 from engine.reports.render_html import formatter
 from engine.reports.settings import ReportSettings
 from engine.reports.tables import Days, Hours, Pct, tables
+from engine.spreadsheets import append_row
 
 HEADER_FILL = PatternFill("solid", fgColor="0F4C45")
 HEADER_FONT = Font(bold=True, color="FFFFFF")
@@ -33,10 +35,10 @@ def render_xlsx(report: Any, language: str = "ar", settings: ReportSettings | No
     about.title = _sheet_name(f.t("summary"), set())
     about.sheet_view.rightToLeft = f.rtl
     lines = heading(report, f)
-    about.append([lines[0][0]])
+    append_row(about, [lines[0][0]])
     about["A1"].font = TITLE_FONT
     for label, value in lines[1:]:
-        about.append([label, value])
+        append_row(about, [label, value])
         about.cell(about.max_row, 1).font = Font(bold=True)
     about.column_dimensions["A"].width = 34
     about.column_dimensions["B"].width = 70
@@ -45,12 +47,12 @@ def render_xlsx(report: Any, language: str = "ar", settings: ReportSettings | No
         sheet = book.create_sheet(_sheet_name(table.title, used))
         used.add(sheet.title)
         sheet.sheet_view.rightToLeft = f.rtl
-        sheet.append([c.label for c in table.columns])
+        append_row(sheet, [c.label for c in table.columns])
         for cell in sheet[1]:
             cell.fill, cell.font = HEADER_FILL, HEADER_FONT
             cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
         for row in table.rows:
-            sheet.append([_value(v, f) for v in row])
+            append_row(sheet, [_value(v, f) for v in row])
             for cell, raw in zip(sheet[sheet.max_row], row, strict=True):
                 cell.border = Border(top=THIN, bottom=THIN, left=THIN, right=THIN)
                 _number_format(cell, raw)

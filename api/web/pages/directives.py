@@ -47,6 +47,7 @@ from engine.errors import InvalidInput, NotFound, TansiqError
 from engine.escalations import Escalation
 from engine.meetings import Meeting
 from engine.seasons import Season
+from engine.spreadsheets import safe_row
 from engine.work_items import OPEN, WorkItem
 
 router = APIRouter(route_class=WebRoute)
@@ -109,20 +110,20 @@ def export(request: Request) -> Response:
     state = request.app.state.tansiq
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow([_("Reference"), _("Title"), _("Kind"), _("Status"), _("Priority"), _("Track"),
-                     _("Responsible entity"), _("Deadline (Hijri / Gregorian, Riyadh time)"), _("Deadline (ISO)"),
-                     _("Overdue"), _("Escalation level")])
+    writer.writerow(safe_row([_("Reference"), _("Title"), _("Kind"), _("Status"), _("Priority"), _("Track"),
+                              _("Responsible entity"), _("Deadline (Hijri / Gregorian, Riyadh time)"),
+                              _("Deadline (ISO)"), _("Overdue"), _("Escalation level")]))
     with state.db.reading() as session:
         for row in _search(session, user, filters, EXPORT_LIMIT, 0)[0]:
             entity = row.responsible_entity
-            writer.writerow([
+            writer.writerow(safe_row([  # titles and names are people's text: never a live formula
                 row.reference, (row.title_en or row.title) if language == "en" else row.title,
                 _(label("kind", row.kind)), _(label("status", row.status)), _(label("priority", row.priority)),
                 _(label("track", row.track)), entity.name_en if language == "en" else entity.name_ar,
                 i18n.plain_both_calendars(row.deadline_at, "en" if language == "en" else "ar"),
                 row.deadline_at.isoformat(), _("yes") if directives.overdue(row) else _("no"),
                 row.escalation_level or 0,
-            ])
+            ]))
     stamp = i18n.local(clock.now()).strftime("%Y%m%d-%H%M")
     return Response("\ufeff" + buffer.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="directives-{stamp}.csv"',
