@@ -11,8 +11,8 @@ is that bucket's lower bound (reported as "more than").
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, func, select
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from engine import clock
 from engine.durations import RIYADH
 from engine.errors import InvalidInput
-from engine.step_figures import BUCKET_FIGURES, BUCKETS, COUNTS, NO_SEASON, NONE, StepTally
+from engine.step_figures import BUCKET_FIGURES, BUCKETS, COUNTS, NO_SEASON, NONE, StepTally, local_midnight
 
 MEASURES = ("overdue", "p50", "p90", "open", "rework")
 BANDS = 4  # colours from calm (0) to hot (3)
@@ -143,7 +143,7 @@ def _past_due_today(session: Session, model_ids: list[int], where: HeatFilter,
     through `ix_work_item_overdue`, a few hours of due moments."""
     tables = StepTally.metadata.tables
     item, instance, directive = tables["work_item"], tables["process_instance"], tables["directive"]
-    conditions = [item.c.status == "open", item.c.due_at >= _local_midnight(now.astimezone(RIYADH).date()),
+    conditions = [item.c.status == "open", item.c.due_at >= local_midnight(now.astimezone(RIYADH).date()),
                   item.c.due_at < now, instance.c.model_id.in_(model_ids)]
     if where.entity is not None:
         conditions.append(func.coalesce(item.c.assignee_entity, NONE) == where.entity)
@@ -152,19 +152,14 @@ def _past_due_today(session: Session, model_ids: list[int], where: HeatFilter,
     if where.track is not None:
         conditions.append(func.coalesce(directive.c.track, NONE) == where.track)
     if where.opened_from is not None:
-        conditions.append(item.c.created_at >= _local_midnight(where.opened_from))
+        conditions.append(item.c.created_at >= local_midnight(where.opened_from))
     if where.opened_until is not None:
-        conditions.append(item.c.created_at < _local_midnight(where.opened_until + timedelta(days=1)))
+        conditions.append(item.c.created_at < local_midnight(where.opened_until + timedelta(days=1)))
     query = (select(item.c.element_id, func.count())
              .select_from(item.join(instance, instance.c.id == item.c.instance_id)
                           .outerjoin(directive, directive.c.instance_id == item.c.instance_id))
              .where(and_(*conditions)).group_by(item.c.element_id))
     return [(element_id, count) for element_id, count in session.execute(query)]
-
-
-def _local_midnight(day: date) -> datetime:
-    """The period's days are local days."""
-    return datetime.combine(day, time(), tzinfo=RIYADH).astimezone(UTC)
 
 
 def band(steps: dict[str, StepHeat], measure: str) -> list[float]:
@@ -194,10 +189,8 @@ def by_model(session: Session, season_id: int, where: HeatFilter | None = None) 
     """Every model version's steps in a season (the seasonal report)."""
     table = StepTally.__table__
     ids = sorted(session.scalars(select(table.c.process_model_id).where(table.c.season_id == season_id).distinct()))
-    base = where or HeatFilter()
-    return {model_id: heatmap(session, [model_id], HeatFilter(season_id, base.entity, base.track,
-                                                                base.opened_from, base.opened_until))
-            for model_id in ids}
+    in_season = replace(where or HeatFilter(), season_id=season_id)
+    return {model_id: heatmap(session, [model_id], in_season) for model_id in ids}
 
 
 @dataclass

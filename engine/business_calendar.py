@@ -61,6 +61,13 @@ class BusinessCalendar:
         return start + parse_duration(duration)
 
 
+def calendar_of(mode: str | None, holidays: list[str] | None) -> BusinessCalendar:
+    """A season's calendar from its stored columns (no mode: around the clock)."""
+    if not mode:
+        return BusinessCalendar()
+    return BusinessCalendar(mode, frozenset(date.fromisoformat(day) for day in holidays or []))
+
+
 def hijri_to_gregorian(year: int, month: int, day: int) -> date:
     try:
         return date(*Hijri(year, month, day, validate=True).to_gregorian().datetuple())

@@ -24,7 +24,7 @@ from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -33,10 +33,10 @@ from sqlalchemy.orm import Session
 
 from engine import clock
 from engine.bottlenecks import percentile
-from engine.business_calendar import SEASON, BusinessCalendar, working_hours_between
+from engine.business_calendar import SEASON, BusinessCalendar, calendar_of, working_hours_between
 from engine.db import UTCDateTime
 from engine.durations import RIYADH
-from engine.step_figures import BUCKET_FIGURES, BUCKETS, NONE, StepTally, bucket_of
+from engine.step_figures import BUCKET_FIGURES, BUCKETS, NONE, StepTally, bucket_of, local_midnight
 from engine.tallies import hours_expression
 
 WINDOWS = (24, 72)  # hours ahead
@@ -64,15 +64,14 @@ class ComingEscalation:
     due_at: datetime
 
 
-def _tables() -> tuple[Any, ...]:
-    tables = StepTally.metadata.tables
-    return (tables["escalation_timer"], tables["process_instance"], tables["directive"], tables["entity"],
-            tables["work_item"], tables["season"])
+def _table(name: str) -> Any:
+    """Another module's table, by name (engine.directives and engine.seasons import what imports this)."""
+    return StepTally.metadata.tables[name]
 
 
 def _timer_window(now: datetime, hours: int, entity: str | None) -> Any:
     """The set escalation timers due within `hours` (of `entity`), from the timers' own indexes."""
-    timer = _tables()[0]
+    timer = _table("escalation_timer")
     window = and_(timer.c.due_at >= now, timer.c.due_at < now + timedelta(hours=hours))
     return window if entity is None else and_(window, timer.c.entity == entity)
 
@@ -81,7 +80,7 @@ def escalations_ahead(session: Session, now: datetime | None = None, *,
                       entity: str | None = None) -> list[EscalationOutlook]:
     """Per entity and level, the escalations due within each of WINDOWS, from the set timers."""
     now = now or clock.now()
-    timer = _tables()[0]
+    timer = _table("escalation_timer")
     soon = func.sum(case((timer.c.due_at < now + timedelta(hours=WINDOWS[0]), 1), else_=0))
     rows = session.execute(select(timer.c.entity, timer.c.level, soon, func.count())
                            .where(_timer_window(now, max(WINDOWS), entity))
@@ -94,7 +93,7 @@ def coming_escalations(session: Session, now: datetime | None = None, *, hours: 
                        entity: str | None = None, limit: int = 100) -> list[ComingEscalation]:
     """The escalations due within `hours`, soonest first."""
     now = now or clock.now()
-    timer, _, directive, _, _, _ = _tables()
+    timer, directive = _table("escalation_timer"), _table("directive")
     rows = session.execute(
         select(timer.c.instance_id, directive.c.id, directive.c.reference, directive.c.title, directive.c.title_en,
                timer.c.entity, timer.c.level, timer.c.due_at)
@@ -277,7 +276,7 @@ def _open_steps_due(session: Session, now: datetime, hours: int, entity: str | N
     """The open steps due within `hours` as (id, step, entity, working hours open, working hours left), from
     an index alone. When every season counts every hour, the database gives the hours; when one counts
     working days, the moments and the directive's season are read and the hours counted in its calendar."""
-    _, _, directive, _, item, _ = _tables()
+    item, directive = _table("work_item"), _table("directive")
     conditions = [item.c.status == "open", item.c.due_at >= now, item.c.due_at < now + timedelta(hours=hours)]
     if entity is not None:
         conditions.append(item.c.assignee_entity == entity)
@@ -303,7 +302,7 @@ def with_details(session: Session, risks: list[StepRisk]) -> list[StepRisk]:
     """Fill in the names, instance and directive of these steps (one statement)."""
     if not risks:
         return risks
-    _, _, directive, _, item, _ = _tables()
+    item, directive = _table("work_item"), _table("directive")
     rows = {row.id: row for row in session.execute(
         select(item.c.id, item.c.instance_id, item.c.name, item.c.name_ar, item.c.name_en, item.c.created_at,
                item.c.due_at, directive.c.id.label("directive_id"), directive.c.reference, directive.c.title,
@@ -323,10 +322,10 @@ def past_due(session: Session, now: datetime | None = None, *, entity: str | Non
     """How many open steps are past their due moment: those due before today from the kept figures, those due
     earlier today from the steps (through `ix_work_item_overdue` or the entity's inbox index)."""
     now = now or clock.now()
-    item, table = _tables()[4], StepTally.__table__
+    item, table = _table("work_item"), StepTally.__table__
     today = now.astimezone(RIYADH).date()
     kept = [table.c.due_on < today, table.c.open_now != 0]
-    since = datetime.combine(today, time(), tzinfo=RIYADH).astimezone(UTC)
+    since = local_midnight(today)
     live = [item.c.status == "open", item.c.due_at >= since, item.c.due_at < now]
     if entity is not None:
         kept.append(table.c.entity == entity)
@@ -372,8 +371,8 @@ def late_share(session: Session, entity: str) -> float | None:
 
 
 def _calendars(session: Session) -> dict[int | None, BusinessCalendar]:
-    season = _tables()[5]
-    return {row.id: BusinessCalendar(row.calendar_mode, frozenset(date.fromisoformat(d) for d in row.holidays or []))
+    season = _table("season")
+    return {row.id: calendar_of(row.calendar_mode, row.holidays)
             for row in session.execute(select(season.c.id, season.c.calendar_mode, season.c.holidays))}
 
 
@@ -399,7 +398,13 @@ class ForecastView:
 
     def totals(self) -> dict[int, int]:
         """Escalations due within each window, every entity and level."""
-        return {window: sum(o.within[window] for o in self.escalations) for window in WINDOWS}
+        return totals(self.escalations)
+
+
+def totals(escalations: Iterable[EscalationOutlook]) -> dict[int, int]:
+    """Escalations due within each of WINDOWS, summed over `escalations`."""
+    listed = list(escalations)
+    return {window: sum(o.within[window] for o in listed) for window in WINDOWS}
 
 
 def view(session: Session, now: datetime | None = None, *, entity: str | None = None, limit: int = 50) -> ForecastView:

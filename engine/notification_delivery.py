@@ -64,7 +64,7 @@ import smtplib
 import ssl
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from email.errors import HeaderParseError
@@ -1194,6 +1194,7 @@ def daily_digest(session: Session, day: date) -> list[Notification]:
     keys = {code: digest_key(code, day) for code in by_entity}
     done = set(session.scalars(select(Notification.source_key).where(Notification.source_key.in_(keys.values()))))
     created = []
+    forecast_of = _digest_forecasts(session, now)
     for code, items in by_entity.items():
         entity = entities.get(code)
         if keys[code] in done or entity is None or not entity.active:
@@ -1211,7 +1212,7 @@ def daily_digest(session: Session, day: date) -> list[Notification]:
             payload={"day": day.isoformat(), "entity": code, "open_count": len(listed),
                      "overdue_count": sum(1 for i in listed if i["overdue"]),
                      "items": listed[:DIGEST_MAX_ITEMS], "more": max(0, len(listed) - DIGEST_MAX_ITEMS),
-                     "forecast": _digest_forecast(session, code, now)},
+                     "forecast": forecast_of(code)},
         )
         try:
             with session.begin_nested():  # a concurrent run may have written it a moment ago
@@ -1225,19 +1226,24 @@ def daily_digest(session: Session, day: date) -> list[Notification]:
 
 
 
-def _digest_forecast(session: Session, entity: str, now: datetime) -> dict[str, Any]:
-    """The entity's escalation forecast for its digest, in its payload (`forecast`: the digest is rendered
-    later, from the payload; older payloads have none and show no forecast line): escalations due within
-    24 and 72 hours (engine.forecast), and of its open steps due within 72 hours how many are likely to
-    miss their due moment (a probability of forecast.LIKELY or more) and the expected number of misses. A
-    step already past due is not counted: it has missed, and the digest lists it as overdue."""
+def _digest_forecasts(session: Session, now: datetime) -> Callable[[str], dict[str, Any]]:
+    """Each entity's escalation forecast for its digest, in its payload (`forecast`: the digest is rendered
+    later, from the payload; older payloads have none and show no forecast line), weighed once for every
+    entity: escalations due within 24 and 72 hours (engine.forecast), and of its open steps due within 72
+    hours how many are likely to miss their due moment (a probability of forecast.LIKELY or more) and the
+    expected number of misses. A step already past due is not counted: it has missed, and the digest lists
+    it as overdue."""
     from engine import forecast  # the forecast reads the kept step figures: only when a digest is made
 
-    ahead = forecast.outlook(session, now, entity=entity, top=0)
-    totals = {window: sum(o.within[window] for o in forecast.escalations_ahead(session, now, entity=entity))
-              for window in forecast.WINDOWS}
-    return {"escalations_24h": totals[24], "escalations_72h": totals[72], "due_72h": ahead.due_total,
-            "likely_misses": ahead.likely_total, "expected_misses": round(ahead.expected_total, 2)}
+    ahead = forecast.outlook(session, now, top=0)
+    levels = forecast.escalations_ahead(session, now)
+
+    def of(entity: str) -> dict[str, Any]:
+        totals = forecast.totals(o for o in levels if o.entity == entity)
+        return {"escalations_24h": totals[24], "escalations_72h": totals[72], "due_72h": ahead.due[entity],
+                "likely_misses": ahead.likely[entity], "expected_misses": round(ahead.expected[entity], 2)}
+
+    return of
 
 
 def riyadh_today() -> date:

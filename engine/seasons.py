@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.types import Date
 
 from engine import audit, clock
-from engine.business_calendar import MODES, SEASON, BusinessCalendar
+from engine.business_calendar import MODES, SEASON, BusinessCalendar, calendar_of
 from engine.db import Base, JSONType, UTCDateTime
 from engine.errors import Conflict, InvalidInput, NotFound
 
@@ -33,7 +33,7 @@ class Season(Base):
 
     @property
     def calendar(self) -> BusinessCalendar:
-        return BusinessCalendar(self.calendar_mode, frozenset(date.fromisoformat(d) for d in self.holidays or []))
+        return calendar_of(self.calendar_mode, self.holidays)
 
 
 def subject(hijri_year: int) -> str:

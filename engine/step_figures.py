@@ -19,14 +19,14 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from sqlalchemy import Connection, Date, Index, Integer, String, bindparam, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from engine import kept_counts
-from engine.business_calendar import BusinessCalendar, working_hours_between
+from engine.business_calendar import calendar_of, working_hours_between
 from engine.db import Base
 from engine.durations import RIYADH
 
@@ -89,25 +89,24 @@ def bucket_of(hours: float) -> str:
 
 # --- reporting visits (work_items and instances call these) ----------------------------------------------
 
-_OPENED, _CLOSED = "opened", "closed"
 _VISIT_FIGURES = ("opened", "open_now", "reworks", "completed", "withdrawn")
 
 
-def _visit_key(kind: str, instance_id: int, element_id: str, entity: str | None, opened_at: datetime,
-               due_at: datetime | None = None, closed_at: datetime | None = None) -> tuple[Any, ...]:
-    return (kind, instance_id, element_id, entity or NONE, opened_at.isoformat(),
-            due_at.isoformat() if due_at else "", closed_at.isoformat() if closed_at else "")
+def _visit_key(instance_id: int, element_id: str, entity: str | None, opened_at: datetime,
+               due_at: datetime | None, closed_at: datetime | None = None) -> tuple[Any, ...]:
+    """A visit's pending key: its opening and its closing (with `closed_at`) are two keys."""
+    return (instance_id, element_id, entity or NONE, opened_at, due_at, closed_at)
 
 
 def opened(session: Session, instance_id: int, element_id: str, entity: str | None, opened_at: datetime,
            due_at: datetime | None, *, rework: bool) -> None:
-    KEPT.add(session, _visit_key(_OPENED, instance_id, element_id, entity, opened_at, due_at),
+    KEPT.add(session, _visit_key(instance_id, element_id, entity, opened_at, due_at),
              opened=1, open_now=1, reworks=int(rework))
 
 
 def closed(session: Session, instance_id: int, element_id: str, entity: str | None, opened_at: datetime,
            due_at: datetime | None, closed_at: datetime, *, completed: bool) -> None:
-    KEPT.add(session, _visit_key(_CLOSED, instance_id, element_id, entity, opened_at, due_at, closed_at),
+    KEPT.add(session, _visit_key(instance_id, element_id, entity, opened_at, due_at, closed_at),
              **{"completed" if completed else "withdrawn": 1})
 
 
@@ -135,20 +134,17 @@ class _Context:
         self.model_id: int = row.model_id
         self.season_id: int = row.season_id or NO_SEASON
         self.track: str = row.track or NONE
-        holidays = frozenset(date.fromisoformat(d) for d in row.holidays or [])
-        self.calendar = BusinessCalendar(row.calendar_mode, holidays) if row.calendar_mode else BusinessCalendar()
+        self.calendar = calendar_of(row.calendar_mode, row.holidays)
 
 
 def _resolve(session: Session, visits: kept_counts.Pending) -> kept_counts.Pending:
-    ids = sorted({key[1] for key in visits})
+    ids = sorted({key[0] for key in visits})
     contexts = {row.id: _Context(row) for row in session.connection().execute(_context_query(), {"ids": ids})}
     rows: kept_counts.Pending = defaultdict(lambda: defaultdict(float))
-    for (kind, instance_id, element_id, entity, opened_iso, due_iso, closed_iso), changes in visits.items():
+    for (instance_id, element_id, entity, opened_at, due_at, closed_at), changes in visits.items():
         context = contexts.get(instance_id)
         if context is not None:
-            _add_visit(rows, context, element_id, entity, datetime.fromisoformat(opened_iso),
-                       datetime.fromisoformat(due_iso) if due_iso else None,
-                       datetime.fromisoformat(closed_iso) if kind == _CLOSED else None, changes)
+            _add_visit(rows, context, element_id, entity, opened_at, due_at, closed_at, changes)
     return {key: dict(figures) for key, figures in rows.items()}
 
 
@@ -175,6 +171,11 @@ def _add_visit(rows: kept_counts.Pending, context: _Context, element_id: str, en
 
 def local_day(moment: datetime) -> date:
     return moment.astimezone(RIYADH).date()
+
+
+def local_midnight(day: date) -> datetime:
+    """The moment (UTC) a local day begins: the kept figures' days are Riyadh's."""
+    return datetime.combine(day, time(), tzinfo=RIYADH).astimezone(UTC)
 
 
 KEPT = kept_counts.register(kept_counts.KeptCounts(

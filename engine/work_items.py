@@ -74,7 +74,8 @@ def project(session: Session, instance_id: int, views: list[UserTaskView], has_s
     open_items = {}
     if has_steps:
         open_items = {item.task_id: item for item in session.scalars(_OPEN_OF_INSTANCE, {"instance_id": instance_id})}
-    new_items = [_new_item(instance_id, view) for view in views if view.task_id not in open_items]
+    new_views = [view for view in views if view.task_id not in open_items]
+    new_items = [_new_item(instance_id, view) for view in new_views]
     # Nothing changes before every new step is built: building one may fail (its expressions), and the
     # caller relies on a failed projection leaving the session as it was.
     ready_ids = {view.task_id for view in views}
@@ -88,7 +89,7 @@ def project(session: Session, instance_id: int, views: list[UserTaskView], has_s
             step_figures.closed(session, instance_id, item.element_id, item.assignee_entity, item.created_at,
                                 item.due_at, item.completed_at, completed=False)
     session.add_all(new_items)
-    for item, view in zip(new_items, (view for view in views if view.task_id not in open_items), strict=True):
+    for item, view in zip(new_items, new_views, strict=True):
         step_figures.opened(session, instance_id, item.element_id, item.assignee_entity, item.created_at,
                             item.due_at, rework=view.earlier_visits > 0)
     return [*still_open, *new_items]

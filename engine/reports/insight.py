@@ -22,6 +22,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from engine import bottlenecks, forecast
+from engine.bpmn_runtime import StepName
 from engine.reports.common import EntityRef, entity_refs_by_code, unknown_entity
 
 TOP_STEPS = 5  # bottleneck steps per model version
@@ -72,10 +73,10 @@ def season_bottlenecks(session: Session, season_id: int) -> list[ModelBottleneck
     return sorted(out, key=lambda m: (m.key, m.version))
 
 
-def _step(heat: bottlenecks.StepHeat, name: object | None) -> BottleneckStep:
-    plain = getattr(name, "name", None) or heat.element_id
+def _step(heat: bottlenecks.StepHeat, name: StepName | None) -> BottleneckStep:
+    plain = name.name if name else heat.element_id
     return BottleneckStep(
-        heat.element_id, getattr(name, "name_ar", None) or plain, getattr(name, "name_en", None) or plain,
+        heat.element_id, (name and name.name_ar) or plain, (name and name.name_en) or plain,
         heat.opened, _rounded(heat.p50), _rounded(heat.p90), heat.beyond_buckets, heat.overdue_share,
         heat.rework_share, heat.open_now)
 
