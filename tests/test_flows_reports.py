@@ -168,6 +168,24 @@ def _finished(db, run_id, seconds=180):
     pytest.fail(f"report run {run_id} did not finish")
 
 
+def _flow_run_settled(flow_run_id, seconds=60):
+    """The flow run once Prefect has recorded its final state.
+
+    The flow marks Tansiq's run succeeded in its body; Prefect records the flow run completed only
+    after the body returns, so the two are briefly apart."""
+    import time
+
+    from prefect import get_client
+
+    deadline = time.monotonic() + seconds
+    with get_client(sync_client=True) as client:
+        while True:
+            flow_run = client.read_flow_run(flow_run_id)
+            if flow_run.state.is_final() or time.monotonic() > deadline:
+                return flow_run
+            time.sleep(0.25)
+
+
 def test_run_now_goes_through_the_deployment_and_fills_the_queued_run(prefect_configured):
     from prefect import get_client
 
@@ -181,8 +199,8 @@ def test_run_now_goes_through_the_deployment_and_fills_the_queued_run(prefect_co
     assert run.status == runs.SUCCEEDED, run.error
     assert run.id == queued.id and run.requested_by == "secretariat" and run.period_start == date(2026, 5, 18)
     assert {f["format"] for f in run.files} == {"json", "csv"}
+    flow_run = _flow_run_settled(run.prefect_flow_run_id)
     with get_client(sync_client=True) as client:
-        flow_run = client.read_flow_run(run.prefect_flow_run_id)
         deployment = client.read_deployment(flow_run.deployment_id)
     assert flow_run.state.is_completed() and deployment.name == "daily" and "run-now" in flow_run.tags
     assert {a.key for a in _artifacts(run.prefect_flow_run_id)} >= {"tansiq-daily-report"}
