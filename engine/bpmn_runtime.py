@@ -119,13 +119,26 @@ class CompiledModel:
 
     def step_names(self) -> dict[str, StepName]:
         """The user tasks of the model and its sub-processes: element id -> its names."""
+        return {element_id: name for element_id, (name, is_step) in self._names().items() if is_step}
+
+    def element_names(self) -> dict[str, StepName]:
+        """Every named element of the model and its sub-processes (steps, events, gateways, service
+        tasks): element id -> its names, for timelines that mention any element."""
+        return {element_id: name for element_id, (name, _) in self._names().items()}
+
+    def _names(self) -> dict[str, tuple[StepName, bool]]:
         names = {}
         for spec in (self.spec, *self.subprocess_specs.values()):
             for task_spec in spec.task_specs.values():
-                if getattr(task_spec, "manual", False) or type(task_spec).__name__ in ("UserTask", "ManualTask"):
-                    properties = dict((getattr(task_spec, "extensions", None) or {}).get("properties") or {})
-                    name = task_spec.bpmn_name or task_spec.bpmn_id
-                    names[task_spec.bpmn_id] = StepName(name, properties.get("name_ar"), properties.get("name_en"))
+                bpmn_id = getattr(task_spec, "bpmn_id", None)
+                if bpmn_id is None:
+                    continue
+                is_step = getattr(task_spec, "manual", False) or type(task_spec).__name__ in ("UserTask", "ManualTask")
+                if not is_step and not task_spec.bpmn_name:
+                    continue
+                properties = dict((getattr(task_spec, "extensions", None) or {}).get("properties") or {})
+                name = StepName(task_spec.bpmn_name or bpmn_id, properties.get("name_ar"), properties.get("name_en"))
+                names[bpmn_id] = (name, is_step)
         return names
 
     def to_json(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from api.deps import CurrentUser
 from api.web import i18n
 from api.web.labels import N_, label
+from api.web.people import People
 from api.web.session import (
     CSRF_FIELD,
     LANGUAGE_COOKIE,
@@ -46,7 +47,10 @@ def environment(language: str) -> Environment:
     translations = i18n.translations(language)
     env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
     gettext = translations.gettext
-    env.globals.update(lang=language, dir=i18n.direction(language))
+    env.globals.update(lang=language, dir=i18n.direction(language), calendar_words={
+        "hijri_months": "|".join(i18n.HIJRI_MONTHS[language]),
+        "gregorian_months": "|".join(i18n.GREGORIAN_MONTHS[language]),
+        "weekdays": "|".join(i18n.WEEKDAYS[language])})
     env.filters.update(
         digits=lambda value: i18n.digits(value, language),
         num=lambda value, decimals=0: i18n.number(value, language, decimals),
@@ -171,6 +175,7 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
         values["incident_count"] = _incident_count(request)
     if user is not None:
         values["unread_count"] = unread_count(request, user)
+        values["person"] = People(request.app.state.tansiq.db, i18n.translations(language).gettext)
     values.update(context or {})
     html = env.get_template(template).render(values)
     response = HTMLResponse(html, status_code=status, headers=headers)

@@ -45,6 +45,23 @@ LABELS: dict[str, dict[str, str]] = {
     "field": {"note": N_("Note"), "summary": N_("What was done"), "evidence": N_("Evidence"),
               "accepted": N_("Accept the work"), "reason": N_("Reason"), "decision": N_("Decision"),
               "approved": N_("Approve the extension")},
+    # Tansiq's own actors in the audit trail (people are shown by their names: api.web.people).
+    "actor": {"timer": N_("Tansiq (deadlines)"), "system": N_("Tansiq"), "demo": N_("The demo season"),
+              "public": N_("The public feedback form")},
+    # The unit's common tags (obstacles); a tag typed otherwise is shown as typed.
+    "tag": {
+        "accessibility": N_("Accessibility"), "bus_delay": N_("Bus delays"), "buses": N_("Buses"),
+        "cleanliness": N_("Cleanliness"), "congestion": N_("Congestion"), "daily_report": N_("Daily reporting"),
+        "data_integration": N_("Data integration"), "dispatch": N_("Dispatch"), "emergency": N_("Emergencies"),
+        "first_aid": N_("First aid"), "forms": N_("Forms"), "high_density": N_("High density"),
+        "housing": N_("Housing"), "housing_lists": N_("Housing lists"), "housing_permits": N_("Housing permits"),
+        "interpreters": N_("Interpreters"), "liaison": N_("Liaison"), "maintenance": N_("Maintenance"),
+        "occupancy": N_("Occupancy"), "peak_capacity": N_("Peak capacity"), "pilgrim_feedback": N_("Pilgrim feedback"),
+        "readiness": N_("Readiness"), "reception": N_("Reception"), "recurring_obstacle": N_("Recurring obstacle"),
+        "reporting_channel": N_("Reporting channel"), "routes": N_("Routes"), "safety": N_("Safety"),
+        "satisfaction": N_("Satisfaction"), "signage": N_("Signage"), "statistics": N_("Statistics"),
+        "training": N_("Training"), "waiting_time": N_("Waiting time"), "working_hours": N_("Working hours"),
+    },
     # Audit trail actions, for the timeline.
     "event": {
         "directive.created": N_("Directive registered"), "directive.launched": N_("Directive launched"),
@@ -62,6 +79,18 @@ LABELS: dict[str, dict[str, str]] = {
         "instance.incident": N_("Incident"),
         "instance.variables_corrected": N_("Variables corrected"), "instance.migrated": N_("Moved to another version"),
         "model.deployed": N_("Model deployed"), "decision.deployed": N_("Decision table deployed"),
+        "directive.raised_from_feedback": N_("Raised from pilgrim feedback"),
+        "directives.imported": N_("Directives imported from Excel"), "entity.created": N_("Entity added"),
+        "feedback.raised": N_("A directive was raised from this feedback"),
+        "feedback.received": N_("Feedback received"),
+        "feedback.updated": N_("Feedback updated"), "meeting.created": N_("Meeting registered"),
+        "meeting.launch_all_refused": N_("Launching the meeting's directives was refused"),
+        "meeting.launched_all": N_("The meeting's directives launched"),
+        "meeting.minutes_attached": N_("Minutes attached"), "meeting.recommendation_added": N_("Recommendation added"),
+        "meeting.updated": N_("Meeting updated"), "report.failed": N_("Report failed"),
+        "report.generated": N_("Report made"), "season.created": N_("Season created"),
+        "season.updated": N_("Season updated"), "user.created": N_("User added"),
+        "user.tokens_revoked": N_("User's sessions revoked"), "user.updated": N_("User updated"),
     },
 }
 

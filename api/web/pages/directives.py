@@ -32,6 +32,7 @@ from engine import (
     process_models,
 )
 from engine.bottlenecks import HeatFilter
+from engine.bpmn_runtime import StepName
 from engine.directives import (
     KINDS,
     PRIORITIES,
@@ -234,6 +235,14 @@ def _heat_of(request: Request, session: Session, directive: Directive) -> dict[s
     return {"may_see_heat": True, "heat": heat, "diagram_heat": insight.diagram_heat(request, heat)}
 
 
+def _element_names(session: Session, directive: Directive) -> dict[str, StepName]:
+    """Names of every element of the directive's model, for timeline events about escalations, gateways and
+    the like (steps the instance visited carry their own names)."""
+    if directive.instance_id is None:
+        return {}
+    return process_models.compiled_model(instances.get_instance(session, directive.instance_id).model).element_names()
+
+
 @router.get("/directives/{directive_id}")
 def detail(request: Request, directive_id: int) -> Response:
     user = require_user(request)
@@ -265,7 +274,7 @@ def detail(request: Request, directive_id: int) -> Response:
             and access.can_request_extension(session, user, directive),
             "hijri_today": _today_hijri(), "hijri_months": i18n.HIJRI_MONTHS,
             "names": {e.code: e for e in entities.list_entities(session)},
-            "step_names": {s.element_id: s for s in steps},
+            "step_names": {**_element_names(session, directive), **{s.element_id: s for s in steps}},
             **_heat_of(request, session, directive),
         }
     return render(request, "directive.html", context)

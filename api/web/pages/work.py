@@ -17,7 +17,7 @@ from api.web import i18n
 from api.web.core import WebRoute, is_htmx, redirect, render
 from api.web.forms import evidence_as_integers, fields_of, read_form
 from api.web.session import form_of, require_user
-from engine import access, clock, evidence_store, instances, work_items
+from engine import access, clock, entities, evidence_store, instances, work_items
 from engine.db import MAX_ID
 from engine.errors import Conflict, InvalidInput, NotFound, TansiqError
 from engine.roles import ADMIN
@@ -118,6 +118,7 @@ def _step_context(session: Session, user: Any, item: WorkItem, values: dict[str,
         and access.can_request_extension(session, user, directive),
         "history": history, "hijri_today": _hijri_today(), "hijri_months": i18n.HIJRI_MONTHS,
         "is_entity_step": item.assignee_entity is not None,
+        "assignee": entities.get_by_code(session, item.assignee_entity) if item.assignee_entity else None,
     }
 
 
