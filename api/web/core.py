@@ -32,6 +32,7 @@ from api.web.session import (
 from engine import access
 from engine.errors import TansiqError
 from engine.logs import get_logger
+from engine.obstacles import tag_name
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 STATUS_OF = {"not-found": 404, "forbidden": 403, "conflict": 409, "invalid-input": 422, "model-rejected": 422,
@@ -60,6 +61,7 @@ def environment(language: str) -> Environment:
         plaindates=lambda value: i18n.plain_both_calendars(value, language),
         hours=lambda value: i18n.duration_hours(value, language),
         label=lambda value, group: gettext(label(group, value)) if value is not None else "",
+        tag=lambda value: tag_name(value, language),
         localized=lambda row, field="name": _localized(row, field, language),
         tojson_attr=lambda value: json.dumps(value, ensure_ascii=False),
     )

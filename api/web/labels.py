@@ -48,20 +48,6 @@ LABELS: dict[str, dict[str, str]] = {
     # Tansiq's own actors in the audit trail (people are shown by their names: api.web.people).
     "actor": {"timer": N_("Tansiq (deadlines)"), "system": N_("Tansiq"), "demo": N_("The demo season"),
               "public": N_("The public feedback form")},
-    # The unit's common tags (obstacles); a tag typed otherwise is shown as typed.
-    "tag": {
-        "accessibility": N_("Accessibility"), "bus_delay": N_("Bus delays"), "buses": N_("Buses"),
-        "cleanliness": N_("Cleanliness"), "congestion": N_("Congestion"), "daily_report": N_("Daily reporting"),
-        "data_integration": N_("Data integration"), "dispatch": N_("Dispatch"), "emergency": N_("Emergencies"),
-        "first_aid": N_("First aid"), "forms": N_("Forms"), "high_density": N_("High density"),
-        "housing": N_("Housing"), "housing_lists": N_("Housing lists"), "housing_permits": N_("Housing permits"),
-        "interpreters": N_("Interpreters"), "liaison": N_("Liaison"), "maintenance": N_("Maintenance"),
-        "occupancy": N_("Occupancy"), "peak_capacity": N_("Peak capacity"), "pilgrim_feedback": N_("Pilgrim feedback"),
-        "readiness": N_("Readiness"), "reception": N_("Reception"), "recurring_obstacle": N_("Recurring obstacle"),
-        "reporting_channel": N_("Reporting channel"), "routes": N_("Routes"), "safety": N_("Safety"),
-        "satisfaction": N_("Satisfaction"), "signage": N_("Signage"), "statistics": N_("Statistics"),
-        "training": N_("Training"), "waiting_time": N_("Waiting time"), "working_hours": N_("Working hours"),
-    },
     # Audit trail actions, for the timeline.
     "event": {
         "directive.created": N_("Directive registered"), "directive.launched": N_("Directive launched"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from engine.obstacles import tag_name
 from engine.reports.common import EntityRef, HijriDate, ReportPeriod, SeasonRef
 
 WORDS: dict[str, tuple[str, str]] = {
@@ -258,7 +259,7 @@ class Formatter:
         return self.digits(ref.name_ar if self.rtl else ref.name_en)
 
     def tag(self, tag: str) -> str:
-        return tag.replace("_", " ")
+        return tag_name(tag, self.language)
 
     # numbers
     def digits(self, text: object) -> str:
