@@ -32,7 +32,9 @@ def with_step_before_every_end(content: bytes, tag: str = "v2") -> bytes:
             end.remove(incoming)
         incoming = etree.Element(f"{B}incoming")
         incoming.text = f"{marker_id}_flow"
-        end.insert(0, incoming)
+        # after the end event's documentation and extension elements, where BPMN's schema puts incoming flows
+        leading = [child for child in end if child.tag in (f"{B}documentation", f"{B}extensionElements")]
+        end.insert(len(leading), incoming)
         container.insert(container.index(end), marker)
         container.append(etree.Element(f"{B}sequenceFlow", id=f"{marker_id}_flow", sourceRef=marker_id,
                                        targetRef=end.get("id")))
