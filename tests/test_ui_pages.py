@@ -187,6 +187,26 @@ def test_every_page_renders_in_both_languages_with_the_csp_and_no_inline_script(
         assert " AH</span>" in page and "Dhu al-Hijjah" in page
 
 
+@pytest.mark.parametrize("language", ["ar", "en"])
+def test_the_diagram_of_a_shipped_model_carries_its_labels_in_the_page_language(world: World, language: str):
+    """Every drawn element's `name` is its `name_ar` or `name_en` (bpmn-js draws `name`); the page has the zoom
+    buttons."""
+    from lxml import etree
+
+    directive = world.escalated_standard_directive()
+    browser = signed_in(world, "officer", language)
+    root = etree.fromstring(browser.get(f"/directives/{directive['id']}/diagram.xml").content)
+    names = {e.get("id"): e.get("name") for e in root.iter() if isinstance(e.tag, str) and e.get("name")}
+    accepted = "flow_verification_result_to_completed_merge"
+    expected = {"ar": {"escalate_level_1": "التصعيد إلى المشرف (المستوى الأول)", "lane_supervisor": "المشرف",
+                       accepted: "مقبول", "verification_result": "هل تحقق الإنجاز؟"},
+                "en": {"escalate_level_1": "Escalate to the supervisor (level 1)", "lane_supervisor": "Supervisor",
+                       accepted: "accepted", "verification_result": "Verified?"}}
+    assert {key: names[key] for key in expected[language]} == expected[language]
+    page = browser.get(f"/directives/{directive['id']}").text
+    assert page.count("data-zoom=") == 3 and "data-diagram-tools" in page
+
+
 def test_the_language_switch_sets_a_cookie_and_returns_to_the_page(world: World):
     browser = signed_in(world, "secretariat")
     assert 'lang="ar"' in browser.get("/directives").text
