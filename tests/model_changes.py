@@ -65,3 +65,22 @@ def with_user_task_as_manual_task(content: bytes, element_id: str) -> bytes:
     for extensions in task.findall(f"{B}extensionElements"):
         task.remove(extensions)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def without_drawn_names(content: bytes) -> bytes:
+    """A shipped model as it was before its diagram spoke both languages: `name_ar`/`name_en` on the process and
+    its user tasks only."""
+    root = etree.fromstring(content)
+    spiff = "{http://spiffworkflow.org/bpmn/schema/1.0/core}"
+    for prop in list(root.iter(f"{spiff}property")):
+        properties = prop.getparent()
+        owner = properties.getparent().getparent()
+        if prop.get("name") in ("name_ar", "name_en") and owner.tag not in (f"{B}process", f"{B}userTask"):
+            properties.remove(prop)
+    for properties in list(root.iter(f"{spiff}properties")):
+        if len(properties) == 0:
+            properties.getparent().remove(properties)
+    for extensions in list(root.iter(f"{B}extensionElements")):
+        if len(extensions) == 0:
+            extensions.getparent().remove(extensions)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
