@@ -32,7 +32,9 @@ def with_step_before_every_end(content: bytes, tag: str = "v2") -> bytes:
             end.remove(incoming)
         incoming = etree.Element(f"{B}incoming")
         incoming.text = f"{marker_id}_flow"
-        end.insert(0, incoming)
+        # after the end event's documentation and extension elements, where BPMN's schema puts incoming flows
+        leading = [child for child in end if child.tag in (f"{B}documentation", f"{B}extensionElements")]
+        end.insert(len(leading), incoming)
         container.insert(container.index(end), marker)
         container.append(etree.Element(f"{B}sequenceFlow", id=f"{marker_id}_flow", sourceRef=marker_id,
                                        targetRef=end.get("id")))
@@ -62,4 +64,23 @@ def with_user_task_as_manual_task(content: bytes, element_id: str) -> bytes:
     task.tag = f"{B}manualTask"
     for extensions in task.findall(f"{B}extensionElements"):
         task.remove(extensions)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def without_drawn_names(content: bytes) -> bytes:
+    """A shipped model as it was before its diagram spoke both languages: `name_ar`/`name_en` on the process and
+    its user tasks only."""
+    root = etree.fromstring(content)
+    spiff = "{http://spiffworkflow.org/bpmn/schema/1.0/core}"
+    for prop in list(root.iter(f"{spiff}property")):
+        properties = prop.getparent()
+        owner = properties.getparent().getparent()
+        if prop.get("name") in ("name_ar", "name_en") and owner.tag not in (f"{B}process", f"{B}userTask"):
+            properties.remove(prop)
+    for properties in list(root.iter(f"{spiff}properties")):
+        if len(properties) == 0:
+            properties.getparent().remove(properties)
+    for extensions in list(root.iter(f"{B}extensionElements")):
+        if len(extensions) == 0:
+            extensions.getparent().remove(extensions)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")

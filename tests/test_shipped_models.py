@@ -8,6 +8,7 @@ timer worker run by `engine.timers.run_until_idle`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
@@ -266,6 +267,29 @@ def test_each_file_is_a_complete_readable_diagram_of_the_contract(key):
         [flow] = [f for f in process.iter(f"{{{BPMN_NS}}}sequenceFlow") if f.get("sourceRef") == boundary.get("id")]
         [target] = [n for n in nodes if n.get("id") == flow.get("targetRef")]
         assert etree.QName(target).localname == "serviceTask"
+
+
+ARABIC_LETTER = re.compile(r"[\u0600-\u06FF]")
+
+
+@pytest.mark.parametrize("key", ALL_MODELS)
+def test_every_drawn_named_element_has_its_arabic_and_english_names(key):
+    """The diagram shows each label in the page's language (api/static/js/diagram.js): every element with a shape
+    or an edge and a name (pool, lanes, events, gateways, tasks, sub-processes, flows, data) carries both."""
+    root = etree.parse(str(SHIPPED_BPMN_DIR / FILES[key])).getroot()
+    drawn = {d.get("bpmnElement") for d in root.iter(f"{{{BPMNDI}}}BPMNShape", f"{{{BPMNDI}}}BPMNEdge")}
+    named = [e for e in root.iter() if isinstance(e.tag, str) and e.get("id") in drawn and e.get("name")]
+    assert len(named) > 40
+    kinds = {etree.QName(e).localname for e in named}
+    assert {"participant", "lane", "startEvent", "endEvent", "boundaryEvent", "exclusiveGateway", "serviceTask",
+            "sequenceFlow", "subProcess"} <= kinds
+    for element in named:
+        names = {p.get("name"): p.get("value") for p in element.findall(
+            "bpmn:extensionElements/spiffworkflow:properties/spiffworkflow:property", NS)}
+        ar, en = names.get("name_ar"), names.get("name_en")
+        assert ar and en, element.get("id")
+        assert ARABIC_LETTER.search(ar) and not re.search("[A-Za-z]", ar), (element.get("id"), ar)
+        assert not ARABIC_LETTER.search(en), (element.get("id"), en)
 
 
 @pytest.mark.parametrize("key", ALL_MODELS)

@@ -187,6 +187,60 @@ def test_every_page_renders_in_both_languages_with_the_csp_and_no_inline_script(
         assert " AH</span>" in page and "Dhu al-Hijjah" in page
 
 
+@pytest.mark.parametrize("language", ["ar", "en"])
+def test_the_diagram_of_a_shipped_model_carries_its_labels_in_the_page_language(world: World, language: str):
+    """Every drawn element's `name` is its `name_ar` or `name_en` (bpmn-js draws `name`); the page has the zoom
+    buttons."""
+    from lxml import etree
+
+    directive = world.escalated_standard_directive()
+    browser = signed_in(world, "officer", language)
+    root = etree.fromstring(browser.get(f"/directives/{directive['id']}/diagram.xml").content)
+    names = {e.get("id"): e.get("name") for e in root.iter() if isinstance(e.tag, str) and e.get("name")}
+    accepted = "flow_verification_result_to_completed_merge"
+    expected = {"ar": {"escalate_level_1": "التصعيد إلى المشرف (المستوى الأول)", "lane_supervisor": "المشرف",
+                       accepted: "مقبول", "verification_result": "هل تحقق الإنجاز؟"},
+                "en": {"escalate_level_1": "Escalate to the supervisor (level 1)", "lane_supervisor": "Supervisor",
+                       accepted: "accepted", "verification_result": "Verified?"}}
+    assert {key: names[key] for key in expected[language]} == expected[language]
+    page = browser.get(f"/directives/{directive['id']}").text
+    assert page.count("data-zoom=") == 3 and "data-diagram-tools" in page
+
+
+def test_a_directive_started_before_the_names_keeps_running_on_its_version_and_draws_its_own(world: World):
+    """Deploying the shipped model with its diagram names is a new version: a directive running on the older one
+    stays there, works on, and its diagram falls back to `name` where that version has no name in Arabic."""
+    from lxml import etree
+
+    from engine import decision_tables, process_models
+    from tests.conftest import SHIPPED_BPMN_DIR
+    from tests.helpers import complete
+    from tests.model_changes import without_drawn_names
+
+    shipped = SHIPPED_BPMN_DIR / "directive-standard.bpmn"
+    with world.db.transaction() as session:
+        decision_tables.deploy(session, (SHIPPED_BPMN_DIR / "escalation-ladder.dmn").read_bytes(),
+                               "escalation-ladder.dmn", "admin")
+        assert process_models.deploy(session, without_drawn_names(shipped.read_bytes()), shipped.name,
+                                     "admin").model.version == 1
+    older = world.create_directive(process_model_key="directive_standard", deadline="P2D")
+    with world.db.transaction() as session:
+        assert deploy_shipped(session, shipped.name).model.version == 2
+    newer = world.create_directive(process_model_key="directive_standard", deadline="P2D")
+    browser = signed_in(world, "officer", "ar")
+
+    def names(directive: dict) -> dict[str, str]:
+        root = etree.fromstring(browser.get(f"/directives/{directive['id']}/diagram.xml").content)
+        return {e.get("id"): e.get("name") for e in root.iter() if isinstance(e.tag, str) and e.get("id")}
+
+    assert (names(older)["escalate_level_1"], names(older)["acknowledge"]) == (
+        "Escalate to the supervisor (level 1)", "استلام التوجيه والإقرار به")
+    assert names(newer)["escalate_level_1"] == "التصعيد إلى المشرف (المستوى الأول)"
+    complete(world.db, world.open_step(older["id"], "acknowledge"), {"note": "استُلم"}, "housing.user")
+    complete(world.db, world.open_step(older["id"], "execute"), {"summary": "نُفّذ"}, "housing.user")
+    assert world.open_step(older["id"], "verify")
+
+
 def test_the_language_switch_sets_a_cookie_and_returns_to_the_page(world: World):
     browser = signed_in(world, "secretariat")
     assert 'lang="ar"' in browser.get("/directives").text
