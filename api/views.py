@@ -1,4 +1,5 @@
-"""Engine rows to response bodies. Reads only columns already loaded (no workflow state)."""
+"""Engine rows to response bodies. Reads only columns already loaded (no workflow state), but for the open
+steps a launch or a completion answers with (`open_steps_out`), which the engine keeps from the run."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ from api.schemas.directives import (
     DirectiveSummary,
     EscalationOut,
     EvidenceOut,
+    OpenStep,
     StepOut,
 )
 from api.schemas.tasks import TaskOut
-from engine import clock, directives
+from engine import access, clock, directives, instances
+from engine.access import Actor
 from engine.audit import AuditEvent
 from engine.decision_tables import DecisionTable
 from engine.directives import Directive
@@ -78,6 +81,12 @@ def season_years(session: Session) -> dict[int, int]:
     return dict(session.execute(_SEASON_YEARS).all())
 
 
+def season_year_of(session: Session, directive: Directive) -> dict[int, int]:
+    """`season_years` for one directive: no query when the directive has its season (a new one has)."""
+    season = directive.__dict__.get("season") or session.get(Season, directive.season_id)
+    return {directive.season_id: season.hijri_year} if season is not None else {}
+
+
 def directive_out(directive: Directive, years: dict[int, int]) -> DirectiveOut:
     return DirectiveOut(
         **directive_summary(directive).model_dump(),
@@ -113,6 +122,20 @@ def step_out(item: WorkItem) -> StepOut:
 def task_out(item: WorkItem, directive: Directive | None) -> TaskOut:
     return TaskOut(**_step_fields(item), instance_id=item.instance_id,
                    directive=directive_summary(directive) if directive else None)
+
+
+def open_step_out(item: WorkItem, can_act: bool) -> OpenStep:
+    return OpenStep(**_step_fields(item), instance_id=item.instance_id, form_schema=item.form_schema, can_act=can_act)
+
+
+def open_steps_out(session: Session, caller: Actor, instance_id: int | None) -> list[OpenStep]:
+    """The instance's open steps for a caller who may see its directive (so every step of it), each saying
+    whether the caller may work it."""
+    if instance_id is None:
+        return []
+    code = access.entity_code(session, caller)
+    return [open_step_out(item, access.can_act_on_item(caller, item, code))
+            for item in instances.open_steps(session, instance_id)]
 
 
 def evidence_out(row: Evidence) -> EvidenceOut:

@@ -93,7 +93,7 @@ def _prepare(url: str) -> None:
 
 
 @contextmanager
-def api_process(url: str, processes: int, serve: bool = False) -> Iterator[int]:
+def api_process(url: str, processes: int, serve: bool = False) -> Iterator[tuple[int, int]]:
     port = _free_port()
     home = tempfile.mkdtemp(prefix="tansiq-bench-api-")
     env = {**os.environ, "TANSIQ_DATABASE_URL": url, "TANSIQ_HOME": home, "TANSIQ_SECRET_KEY": "b" * 48}
@@ -106,7 +106,7 @@ def api_process(url: str, processes: int, serve: bool = False) -> Iterator[int]:
     server = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
     try:
         _wait_until_up(port, server)
-        yield port
+        yield port, server.pid
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -154,7 +154,27 @@ class Client:
             raise RequestFailed(f"{method} {path}: {response.status} {content[:300]!r}")
         return json.loads(content)
 
-    def lifecycle(self, timings: dict[str, list[float]]) -> None:
+    def lifecycle(self, timings: dict[str, list[float]], requests: int = 3) -> None:
+        """Three requests (the launch and each completion answer with the next open steps) or, as before
+        issue 23, five (the inbox read before each completion)."""
+        if requests == 5:
+            self._five_request_lifecycle(timings)
+            return
+        t0 = time.perf_counter()
+        directive = self.call("secretariat", "POST", "/api/v1/directives", DIRECTIVE)
+        timings["launch"].append(time.perf_counter() - t0)
+        (step,) = directive["open_steps"]
+        for username, form in (("housing.user", {"note": "checked"}), ("officer", {})):
+            t1 = time.perf_counter()
+            completed = self.call(username, "POST", f"/api/v1/tasks/{step['id']}/complete", {"data": form})
+            timings["complete"].append(time.perf_counter() - t1)
+            if completed["status"] != "completed":
+                raise RequestFailed(f"step {step['id']} is {completed['status']}")
+            step = completed["next_steps"][0] if completed["next_steps"] else None
+        if step is not None:
+            raise RequestFailed(f"the lifecycle left step {step['id']} open")
+
+    def _five_request_lifecycle(self, timings: dict[str, list[float]]) -> None:
         t0 = time.perf_counter()
         directive = self.call("secretariat", "POST", "/api/v1/directives", DIRECTIVE)
         timings["launch"].append(time.perf_counter() - t0)
@@ -197,14 +217,43 @@ class Round:
     seconds: float
     errors: int
     timings: dict[str, list[float]] = field(default_factory=lambda: {"launch": [], "inbox": [], "complete": []})
+    requests: int = 3
+    api_cpu_seconds: float = 0.0
+
+    @property
+    def api_cpu_ms_per_lifecycle(self) -> float:
+        return 1000 * self.api_cpu_seconds / max(1, self.lifecycles)
 
     @property
     def rate(self) -> float:
         return self.lifecycles / self.seconds
 
 
-def run_round(port: int, tokens: dict[str, str], clients: int, per_client: int) -> Round:
-    outcome = Round(lifecycles=0, seconds=0.0, errors=0)
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of a process and of its children still running (uvicorn's workers), from /proc."""
+    total = 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    pids = [pid] + [int(child) for child in _children(pid)]
+    for one in pids:
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def _children(pid: int) -> list[str]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found += (task / "children").read_text().split()
+    return found
+
+
+def run_round(port: int, tokens: dict[str, str], clients: int, per_client: int, requests: int = 3,
+              api_pid: int | None = None) -> Round:
+    outcome = Round(lifecycles=0, seconds=0.0, errors=0, requests=requests)
     lock = threading.Lock()
     start = threading.Barrier(clients + 1)
 
@@ -215,7 +264,7 @@ def run_round(port: int, tokens: dict[str, str], clients: int, per_client: int) 
         start.wait()
         for _ in range(per_client):
             try:
-                client.lifecycle(timings)
+                client.lifecycle(timings, requests)
                 done += 1
             except (RequestFailed, OSError, ValueError) as exc:
                 errors += 1
@@ -232,11 +281,14 @@ def run_round(port: int, tokens: dict[str, str], clients: int, per_client: int) 
     threads = [threading.Thread(target=work) for _ in range(clients)]
     for thread in threads:
         thread.start()
+    cpu_before = cpu_seconds(api_pid) if api_pid else 0.0
     start.wait()
     began = time.perf_counter()
     for thread in threads:
         thread.join()
     outcome.seconds = time.perf_counter() - began
+    if api_pid:
+        outcome.api_cpu_seconds = cpu_seconds(api_pid) - cpu_before
     return outcome
 
 
@@ -249,6 +301,10 @@ class Scenario:
     ceiling_per_s: float
     commits_per_s: float
     lock_waits: LockWaits | None = None
+    requests: int = 3
+
+    def cpu_ms(self) -> list[float]:
+        return [r.api_cpu_ms_per_lifecycle for r in self.rounds]
 
     def rates(self) -> list[float]:
         return [r.rate for r in self.rounds]
@@ -263,17 +319,24 @@ class Scenario:
 
 
 def measure(backend: engine_bench.Backend, n: int, repeat: int, clients: int, processes: int,
-            serve: bool = False) -> Scenario:
+            serve: bool = False, requests: tuple[int, ...] = (3,)) -> list[Scenario]:
+    """One scenario per way of doing a lifecycle (`requests`), their rounds alternating on one API process
+    and one database, so that both meet the same machine."""
     _prepare(backend.url)
     sampler = LockWaits(backend.url) if backend.name == "postgresql" and clients > 1 else None
-    with api_process(backend.url, processes, serve) as port:
+    rounds: dict[int, list[Round]] = {way: [] for way in requests}
+    with api_process(backend.url, processes, serve) as (port, pid):
         tokens = sign_in(port)
-        run_round(port, tokens, clients, max(3, 20 // clients))  # warm-up: imports, caches, connections
+        for way in requests:  # warm-up: imports, caches, connections
+            run_round(port, tokens, clients, max(3, 20 // clients), way)
         with sampler or contextlib.nullcontext():
-            rounds = [run_round(port, tokens, clients, max(1, n // clients)) for _ in range(repeat)]
+            for _ in range(repeat):
+                for way in requests:
+                    rounds[way].append(run_round(port, tokens, clients, max(1, n // clients), way, pid))
     ceiling = engine_bench.in_memory_rate(n)
     commits = engine_bench.bare_commit_rate(backend.url, 3 * n)
-    return Scenario(backend.name, clients, processes, rounds, ceiling, commits, sampler)
+    return [Scenario(backend.name, clients, processes, rounds[way], ceiling, commits, sampler, way)
+            for way in requests]
 
 
 class LockWaits:
@@ -326,10 +389,14 @@ def _spread(values: list[float]) -> str:
 def render(scenario: Scenario) -> str:
     rates = scenario.rates()
     errors = sum(r.errors for r in scenario.rounds)
-    lines = [f"### {scenario.backend}: {scenario.clients} client(s), {scenario.processes} API process(es)", "",
+    lines = [f"### {scenario.backend}: {scenario.clients} client(s), {scenario.processes} API process(es), "
+             f"{scenario.requests} requests a lifecycle", "",
              "| figure | median (min–max) | p99 over all rounds |", "| --- | --- | --- |",
-             f"| lifecycles per s | {_spread(rates)} | |"]
+             f"| lifecycles per s | {_spread(rates)} | |",
+             f"| API CPU ms a lifecycle | {_spread(scenario.cpu_ms())} | |"]
     for name in ("launch", "inbox", "complete"):
+        if not any(r.timings[name] for r in scenario.rounds):
+            continue
         p99 = scenario.pooled_ms(name, 0.99)
         lines.append(f"| {name} ms p50 | {_spread(scenario.latencies_ms(name))} | {p99:.1f} |")
     median = statistics.median(rates)
@@ -348,15 +415,21 @@ def render(scenario: Scenario) -> str:
 
 
 def records(scenario: Scenario) -> list[dict[str, Any]]:
-    label = f"{scenario.clients} client(s), {scenario.processes} process(es)"
+    label = f"{scenario.clients} client(s), {scenario.processes} process(es), {scenario.requests} requests"
     rates = scenario.rates()
+    cpu = scenario.cpu_ms()
     out = [{"figure": f"HTTP lifecycles per s, {label}", "backend": scenario.backend,
             "median": statistics.median(rates), "min": min(rates), "max": max(rates), "unit": "per s",
             "target": TARGETS.get(("lifecycles_per_s", scenario.backend, scenario.clients)),
             "errors": sum(r.errors for r in scenario.rounds),
             "ratio_to_ceiling": statistics.median(rates) / scenario.ceiling_per_s,
             "ratio_to_bare_commits": statistics.median(rates) / scenario.commits_per_s}]
+    out.append({"figure": f"API CPU per lifecycle, {label}", "backend": scenario.backend,
+                "median": statistics.median(cpu), "min": min(cpu), "max": max(cpu), "unit": "ms",
+                "target": "<= 4" if scenario.clients == 1 and scenario.requests == 3 else None})
     for name in ("launch", "complete", "inbox"):
+        if not any(r.timings[name] for r in scenario.rounds):
+            continue
         values = scenario.latencies_ms(name)
         out.append({"figure": f"HTTP {name} p50, {label}", "backend": scenario.backend,
                     "median": statistics.median(values), "min": min(values), "max": max(values), "unit": "ms",
@@ -381,6 +454,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients of the many-client run")
     parser.add_argument("--processes", type=int, default=2, help="API processes of the many-client run")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON records here")
+    parser.add_argument("--requests", type=int, nargs="+", choices=[3, 5], default=[5, 3],
+                        help="how a lifecycle is done: 3 requests (the launch and completions answer with the next "
+                        "open steps) or 5 (the inbox read before each completion, as before issue 23); several "
+                        "alternate their rounds")
     parser.add_argument("--workers-compare", action="store_true",
                         help="PostgreSQL, --clients clients, `tansiq serve --workers 1` then `--workers 2`")
     args = parser.parse_args(argv)
@@ -400,9 +477,10 @@ def main(argv: list[str] | None = None) -> int:
     collected: list[dict[str, Any]] = []
     for name, clients, processes in plans:
         with engine_bench.fresh_backend(name) as backend:
-            scenario = measure(backend, args.n, args.repeat, clients, processes)
-        print(render(scenario), flush=True)
-        collected.extend(records(scenario))
+            scenarios = measure(backend, args.n, args.repeat, clients, processes, requests=tuple(args.requests))
+        for scenario in scenarios:
+            print(render(scenario), flush=True)
+            collected.extend(records(scenario))
     if args.json:
         args.json.write_text(json.dumps(collected, ensure_ascii=False, indent=2))
     return 0
@@ -415,7 +493,7 @@ def _compare_workers(args: argparse.Namespace) -> int:
     collected: list[dict[str, Any]] = []
     for workers in (1, 2):
         with engine_bench.fresh_backend("postgresql") as backend:
-            scenario = measure(backend, args.n, args.repeat, args.clients, workers, serve=True)
+            [scenario] = measure(backend, args.n, args.repeat, args.clients, workers, serve=True)
         print(render(scenario), flush=True)
         collected.extend(records(scenario))
     if args.json:

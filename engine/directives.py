@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, lazyload, mapped_column, relationship
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import Date
 
@@ -156,6 +157,8 @@ class Directive(Base):
     responsible_entity: Mapped[Entity] = relationship(lazy="joined", foreign_keys=[responsible_entity_id])
     supporting_entities: Mapped[list[Entity]] = relationship(secondary=directive_supporting_entity, lazy="selectin")
     tags: Mapped[list[DirectiveTag]] = relationship(lazy="selectin", cascade="all, delete-orphan")
+    # Read only where asked for (lazy): set at creation, so the answer to a launch names it without a query.
+    season: Mapped[seasons.Season] = relationship(lazy="select", viewonly=True)
 
 
 text_search.fold_on_write(Directive.__table__, ("reference", "title", "title_en"))
@@ -229,6 +232,7 @@ def create(session: Session, new: NewDirective, actor: str, *, launch_now: bool 
     )
     directive.supporting_entities = supporting
     directive.tags = [DirectiveTag(tag=t) for t in _clean_tags(new.tags)]
+    set_committed_value(directive, "season", season)
     session.add(directive)
     session.flush()
     address(session, [directive.id], new=True)

@@ -221,6 +221,7 @@ def retry(session: Session, instance_id: int, actor: str) -> ProcessInstance:
 
 _LOCKED = "tansiq.locked_instances"  # session.info key: instances locked by this session's open transaction
 _FRESH_ITEMS = "tansiq.fresh_work_items"  # session.info key: work items read afresh under those locks
+_OPEN_STEPS = "tansiq.open_steps"  # session.info key: instance id -> its open steps after its last run here
 
 
 @event.listens_for(Session, "after_transaction_end")
@@ -228,6 +229,18 @@ def _forget_locks(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
         session.info.pop(_LOCKED, None)
         session.info.pop(_FRESH_ITEMS, None)
+        session.info.pop(_OPEN_STEPS, None)
+
+
+def open_steps(session: Session, instance_id: int) -> list[work_items.WorkItem]:
+    """The instance's open steps, flushed (with their ids): those its last run in this transaction left
+    (no query: a launch or a completion answers with them), else read."""
+    remembered = session.info.get(_OPEN_STEPS, {}).get(instance_id)
+    if remembered is None:
+        return list(session.scalars(work_items.open_of_instance(instance_id)))
+    if any(item.id is None for item in remembered):
+        session.flush()
+    return sorted((item for item in remembered if item.status == work_items.OPEN), key=lambda item: item.id)
 
 
 _LOCK = (
@@ -490,6 +503,10 @@ def _save(session: Session, instance: ProcessInstance, runtime: Runtime, actor: 
     # Last: nothing of this run can fail once its row is written (and should a savepoint around it roll
     # back, write_row's objects are expired and read again).
     write_row(session, instance, {**changes, "state": runtime.dump(), "updated_at": now}, version="lock_version")
+    if session.in_nested_transaction():  # a savepoint rolled back would leave the entry stale: read them
+        session.info.get(_OPEN_STEPS, {}).pop(instance.id, None)
+    else:
+        session.info.setdefault(_OPEN_STEPS, {})[instance.id] = open_steps
     return open_steps
 
 

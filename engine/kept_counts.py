@@ -57,23 +57,34 @@ class KeptCounts:
             pending = self.before_write(session, pending)
         if not pending:
             return
+        rows = [{**dict(zip(self.keys, key, strict=True)), **{name: changes.get(name, 0) for name in self.figures}}
+                for key, changes in sorted(pending.items()) if any(changes.values())]
+        if not rows:
+            return
+        changed = tuple(sorted({name for row in rows for name in self.figures if row[name]}))
         connection = session.connection()
-        for key, changes in sorted(pending.items()):
-            changed = tuple(sorted(name for name, amount in changes.items() if amount))
-            if changed:
-                connection.execute(self._upsert(connection.dialect.name, changed),
-                                   {**dict(zip(self.keys, key, strict=True)),
-                                    **{name: changes.get(name, 0) for name in self.figures}})
+        if len(rows) == 1:
+            connection.execute(self._upsert(connection.dialect.name, changed), rows[0])
+        else:  # one statement for every row (in key order, as every writer takes them: no deadlock)
+            connection.execute(self._upsert_many(connection.dialect.name, changed, rows))
 
     def _upsert(self, dialect: str, changed: tuple[str, ...]) -> Any:
         """INSERT the row, or add to the figures of the one there: one statement, built once per shape."""
         cache_key = (self.name, dialect, changed)
         if cache_key not in _UPSERTS:
-            insert = postgresql.insert(self.table) if dialect == "postgresql" else sqlite.insert(self.table)
-            _UPSERTS[cache_key] = insert.on_conflict_do_update(
-                index_elements=[self.table.c[name] for name in self.keys],
-                set_={name: self.table.c[name] + insert.excluded[name] for name in changed})
+            _UPSERTS[cache_key] = self._adding(_insert(dialect, self.table), changed)
         return _UPSERTS[cache_key]
+
+    def _upsert_many(self, dialect: str, changed: tuple[str, ...], rows: list[dict[str, Any]]) -> Any:
+        return self._adding(_insert(dialect, self.table).values(rows), changed)
+
+    def _adding(self, insert: Any, changed: tuple[str, ...]) -> Any:
+        return insert.on_conflict_do_update(index_elements=[self.table.c[name] for name in self.keys],
+                                            set_={name: self.table.c[name] + insert.excluded[name] for name in changed})
+
+
+def _insert(dialect: str, table: Table) -> Any:
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
 
 
 _UPSERTS: dict[tuple[str, str, tuple[str, ...]], Any] = {}

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import jsonschema
-from sqlalchemy import ForeignKey, Index, Integer, String, bindparam, select
+from sqlalchemy import ForeignKey, Index, Integer, Select, String, bindparam, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from engine import clock, durations, expressions, step_figures
@@ -66,6 +66,10 @@ class WorkItem(Base):
 # Statements on every step's path are built once: building and keying a statement each time took longer
 # than running it (bench/RESULTS.md).
 _OPEN_OF_INSTANCE = select(WorkItem).where(WorkItem.instance_id == bindparam("instance_id"), WorkItem.status == OPEN)
+
+
+def open_of_instance(instance_id: int) -> Select[tuple[WorkItem]]:
+    return _OPEN_OF_INSTANCE.params(instance_id=instance_id).order_by(WorkItem.id)
 
 
 def project(session: Session, instance_id: int, views: list[UserTaskView], has_steps: bool = True) -> list[WorkItem]:

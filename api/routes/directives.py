@@ -16,6 +16,7 @@ from api.schemas.directives import (
     CancelRequest,
     DirectiveCreate,
     DirectiveDetail,
+    DirectiveLaunched,
     DirectiveOut,
     ExtensionRequest,
     Kind,
@@ -28,6 +29,8 @@ from api.views import (
     directive_out,
     escalation_out,
     evidence_out,
+    open_steps_out,
+    season_year_of,
     season_years,
     step_out,
 )
@@ -68,11 +71,12 @@ def search(
         return Page(items=[directive_out(d, years) for d in rows], total=total, limit=limit, offset=offset)
 
 
-@router.post("/directives", response_model=DirectiveOut, status_code=201,
+@router.post("/directives", response_model=DirectiveLaunched, status_code=201,
              responses=documented(401, 403, 404, 409, 422, 503))
 def create(body: DirectiveCreate, state: State,
-           caller: Annotated[CurrentUser, requires("directive.create")]) -> DirectiveOut:
-    """Register a directive as a draft; with `"launch": true` its process starts at once."""
+           caller: Annotated[CurrentUser, requires("directive.create")]) -> DirectiveLaunched:
+    """Register a directive as a draft; with `"launch": true` its process starts at once and the answer
+    carries the steps it opened (`open_steps`, with their forms)."""
     new = NewDirective(
         title=body.title, kind=body.kind, responsible_entity=body.responsible_entity, deadline=body.deadline,
         title_en=body.title_en, body=body.body, source=body.source, reference=body.reference,
@@ -82,7 +86,12 @@ def create(body: DirectiveCreate, state: State,
     )
     with state.db.transaction() as session:
         directive = directives.create(session, new, caller.username, launch_now=body.launch)
-        return directive_out(directive, season_years(session))
+        return _launched(session, caller, directive)
+
+
+def _launched(session: Session, caller: CurrentUser, directive: Directive) -> DirectiveLaunched:
+    return DirectiveLaunched(**directive_out(directive, season_year_of(session, directive)).model_dump(),
+                             open_steps=open_steps_out(session, caller, directive.instance_id))
 
 
 def detail_of(session: Session, directive: Directive) -> DirectiveDetail:
@@ -111,14 +120,15 @@ def read(directive_id: DirectiveId, state: State, caller: Caller) -> DirectiveDe
         return detail_of(session, access.visible_directive(session, caller, directive_id))
 
 
-@router.post("/directives/{directive_id}/launch", response_model=DirectiveOut,
+@router.post("/directives/{directive_id}/launch", response_model=DirectiveLaunched,
              responses=documented(401, 403, 404, 409, 422, 503))
-def launch(directive_id: DirectiveId, state: State, caller: Caller) -> DirectiveOut:
+def launch(directive_id: DirectiveId, state: State, caller: Caller) -> DirectiveLaunched:
+    """Start a draft directive's process; the answer carries the steps it opened (`open_steps`)."""
     with state.db.transaction() as session:
         access.visible_directive(session, caller, directive_id)
         access.require(caller, "directive.launch")
         directive = directives.launch(session, directive_id, caller.username)
-        return directive_out(directive, season_years(session))
+        return _launched(session, caller, directive)
 
 
 @router.post("/directives/{directive_id}/cancel", response_model=DirectiveOut,

@@ -14,9 +14,9 @@ from api.deps import Caller, CurrentUser, State, requires
 from api.problems import documented
 from api.schemas.common import MAX_ID, Page
 from api.schemas.directives import DirectiveOut, EvidenceOut, ExtensionRequest, Priority
-from api.schemas.tasks import TaskComplete, TaskDetail, TaskOut, TaskProgress
+from api.schemas.tasks import TaskComplete, TaskCompleted, TaskDetail, TaskOut, TaskProgress
 from api.settings import ApiSettings
-from api.views import directive_out, evidence_out, page_total, season_years, task_out
+from api.views import directive_out, evidence_out, open_steps_out, page_total, season_years, task_out
 from engine import access, clock, directives, evidence_store, instances, steps, work_items
 from engine.directives import Directive
 from engine.errors import Conflict, InvalidInput, NotFound
@@ -210,23 +210,30 @@ def _complete(session: Session, caller: CurrentUser, item: WorkItem, data: dict[
     instances.complete_task(session, item.id, data, caller.username)
 
 
-@router.post("/tasks/{task_id}/complete", response_model=TaskDetail,
+def _completed(session: Session, caller: CurrentUser, item: WorkItem) -> TaskCompleted:
+    return TaskCompleted(**_detail(session, caller, item).model_dump(),
+                         next_steps=open_steps_out(session, caller, item.instance_id))
+
+
+@router.post("/tasks/{task_id}/complete", response_model=TaskCompleted,
              responses=documented(401, 403, 404, 409, 422, 503))
-def complete(task_id: TaskId, body: TaskComplete, state: State, caller: Caller) -> TaskDetail:
-    """Complete the step with its form data; exactly one of concurrent completions succeeds (409 for the rest)."""
+def complete(task_id: TaskId, body: TaskComplete, state: State, caller: Caller) -> TaskCompleted:
+    """Complete the step with its form data; exactly one of concurrent completions succeeds (409 for the rest).
+    The answer carries the instance's open steps after it (`next_steps`, with their forms)."""
     with state.db.transaction() as session:
         item = steps.workable(session, caller, task_id)
         _complete(session, caller, item, body.data, [])  # the engine updates `item` in this session
-        return _detail(session, caller, item)
+        return _completed(session, caller, item)
 
 
-@router.post("/tasks/{task_id}/complete/upload", response_model=TaskDetail,
+@router.post("/tasks/{task_id}/complete/upload", response_model=TaskCompleted,
              responses=documented(401, 403, 404, 409, 413, 415, 422, 503))
 def complete_with_evidence(
     task_id: TaskId, state: State, caller: Caller, files: Files,
     data: Annotated[str, Form(max_length=64_000, description="The form data as a JSON object.")] = "{}",
-) -> TaskDetail:
-    """Complete the step with evidence files (multipart/form-data); their ids are added to `evidence`."""
+) -> TaskCompleted:
+    """Complete the step with evidence files (multipart/form-data); their ids are added to `evidence`. The
+    answer carries the instance's open steps after it (`next_steps`)."""
     try:
         parsed = json.loads(data)
     except (json.JSONDecodeError, RecursionError):
@@ -238,7 +245,7 @@ def complete_with_evidence(
         _require_open(item, caller)
         ids = _store(session, state.settings, caller, item, checked)
         _complete(session, caller, item, parsed, ids)  # the engine updates `item` in this session
-        return _detail(session, caller, item)
+        return _completed(session, caller, item)
 
 
 @router.post("/tasks/{task_id}/extension-request", response_model=DirectiveOut, status_code=202,

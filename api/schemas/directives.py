@@ -93,6 +93,12 @@ class DirectiveOut(DirectiveSummary):
     incident: str | None
 
 
+class DirectiveLaunched(DirectiveOut):
+    open_steps: list[OpenStep] = Field(
+        default_factory=list, description="The steps its launch opened, each with its form (none for a draft): "
+        "the first step can be completed without reading the inbox.")
+
+
 class StepOut(BaseModel):
     id: int
     element_id: str
@@ -111,6 +117,13 @@ class StepOut(BaseModel):
     progress_percent: int | None
     progress_note: str | None
     progress_at: datetime | None
+
+
+class OpenStep(StepOut):
+    """An open step as a launch or a completion answers with it: enough to complete it without asking."""
+    instance_id: int
+    form_schema: dict[str, Any] | None = Field(description="JSON Schema of the data `complete` expects.")
+    can_act: bool = Field(description="Whether the caller may claim, report on or complete this step.")
 
 
 class EvidenceOut(BaseModel):

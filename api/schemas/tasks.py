@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from api.schemas.common import FormData, Strict, Text
-from api.schemas.directives import DirectiveSummary, EvidenceOut, StepOut
+from api.schemas.directives import DirectiveSummary, EvidenceOut, OpenStep, StepOut
 
 
 class TaskOut(StepOut):
@@ -20,6 +20,12 @@ class TaskDetail(TaskOut):
     completion_data: dict[str, Any] | None
     evidence: list[EvidenceOut]
     can_act: bool = Field(description="Whether the caller may claim, report on or complete this step.")
+
+
+class TaskCompleted(TaskDetail):
+    next_steps: list[OpenStep] = Field(
+        default_factory=list, description="The instance's open steps after this completion, each with its form "
+        "and whether the caller may work it: the next step can be completed without reading the inbox.")
 
 
 class TaskComplete(Strict):
