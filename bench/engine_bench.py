@@ -409,7 +409,7 @@ class Bench:
         dumps, restores, encodes, decodes = [], [], [], []
         for runtime in self.runtimes:  # the in-flight instances that were just loaded from the database
             t0 = time.perf_counter()
-            state = runtime.dump()
+            state = runtime.stored()
             t1 = time.perf_counter()
             Runtime.load(model, state, None, self.max_visits, self.max_tasks)
             t2 = time.perf_counter()
@@ -481,7 +481,7 @@ class Bench:
                 )
             instance = session.scalar(select(Instance).where(Instance.status == instances.COMPLETED).limit(1))
             self.facts["state_json_bytes_completed"] = len(json.dumps(instance.state, separators=(",", ":")))
-        self.facts["state_json_bytes_running"] = len(json.dumps(self.runtimes[0].dump(), separators=(",", ":")))
+        self.facts["state_json_bytes_running"] = len(json.dumps(self.runtimes[0].stored(), separators=(",", ":")))
 
 
 # The two ceilings, for other benchmarks ---------------------------------------------------------

@@ -335,7 +335,7 @@ def directive_escalation_ceiling(count: int = 300) -> list[float]:
         waiting.run_engine()
     with clock.frozen_at(deadline - timedelta(hours=12)):
         waiting.fire_timers()
-    state = waiting.dump()
+    state = waiting.stored()
     rates = []
     with clock.frozen_at(deadline + timedelta(seconds=1)):
         for _ in range(3):
@@ -343,7 +343,7 @@ def directive_escalation_ceiling(count: int = 300) -> list[float]:
             for _ in range(count):
                 fired = runtime(state)
                 fired.fire_timers()
-                fired.dump()
+                fired.stored()
             rates.append(count / (time.process_time() - began))
     return rates
 

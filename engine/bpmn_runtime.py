@@ -35,7 +35,7 @@ from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy.exc import SQLAlchemyError
 
-from engine import clock, expressions
+from engine import clock, expressions, state_codec
 from engine.errors import Conflict, ExpressionError, ModelRejected, TansiqError
 
 BPMN_XSD_PATH = XSD_PATH
@@ -413,12 +413,17 @@ class Runtime:
     @classmethod
     def load(cls, model: CompiledModel, state: dict[str, Any], handler: ServiceHandler | None,
              max_visits: int, max_tasks: int) -> Runtime:
-        workflow = _registry.restore(_restorable(state, model))
+        workflow = _registry.restore(_restorable(state_codec.unpack(state), model))
         workflow.script_engine = _RestrictedScriptEngine(handler)  # never the unrestricted default
         return cls(model, workflow, max_visits, max_tasks)
 
     def dump(self) -> dict[str, Any]:
+        """SpiffWorkflow's conversion of the workflow, less the specs."""
         return _registry.convert(self.workflow)
+
+    def stored(self) -> dict[str, Any]:
+        """The state as an instance keeps it: `dump()` packed (`engine.state_codec`); `load` reads both."""
+        return state_codec.pack(self.dump())
 
     # Advancing -------------------------------------------------------------------------------
 

@@ -126,7 +126,7 @@ def start(session: Session, model_key: str, data: dict[str, Any], actor: str, *,
         on_created(instance)
     _advance(session, instance, actor, Runtime.run_engine, started=started)
     if instance.status == INCIDENT:  # the clean point it falls back to: started, not yet run
-        write_row(session, instance, {"state": started(None).dump()}, version="lock_version")
+        write_row(session, instance, {"state": started(None).stored()}, version="lock_version")
     return instance
 
 
@@ -197,7 +197,7 @@ def cancel(session: Session, instance_id: int, actor: str) -> ProcessInstance:
         raise Conflict(f"instance {instance_id} is already {instance.status}")
     runtime = _load(instance, None)
     runtime.cancel()
-    instance.state = runtime.dump()
+    instance.state = runtime.stored()
     _end(instance, CANCELLED)
     instance.waiting_escalations = escalation_timers.sync(session, instance.id, instance.waiting_escalations, [])
     work_items.project(session, instance.id, [])
@@ -368,7 +368,7 @@ def save_runtime(session: Session, instance: ProcessInstance, runtime: Runtime, 
     the row; open steps whose task is still ready keep their row, assignee and due moment."""
     open_steps = work_items.project(session, instance.id, runtime.ready_user_tasks())
     timers = escalation_timers.sync(session, instance.id, instance.waiting_escalations, runtime.waiting_escalations())
-    write_row(session, instance, {**changes, "state": runtime.dump(), "next_timer_at": runtime.next_timer_at(),
+    write_row(session, instance, {**changes, "state": runtime.stored(), "next_timer_at": runtime.next_timer_at(),
                                   "waiting_messages": _waiting_column(runtime), "waiting_escalations": timers,
                                   "updated_at": clock.now()},
               version="lock_version")
@@ -502,7 +502,7 @@ def _save(session: Session, instance: ProcessInstance, runtime: Runtime, actor: 
         session, instance.id, instance.waiting_escalations, [] if runtime.completed else runtime.waiting_escalations())
     # Last: nothing of this run can fail once its row is written (and should a savepoint around it roll
     # back, write_row's objects are expired and read again).
-    write_row(session, instance, {**changes, "state": runtime.dump(), "updated_at": now}, version="lock_version")
+    write_row(session, instance, {**changes, "state": runtime.stored(), "updated_at": now}, version="lock_version")
     if session.in_nested_transaction():  # a savepoint rolled back would leave the entry stale: read them
         session.info.get(_OPEN_STEPS, {}).pop(instance.id, None)
     else:

@@ -87,3 +87,56 @@ def test_a_stored_state_loads_back_to_the_same_state(path):
         assert stored == _as_json(runtime.dump()), "loading took something out of the stored state"
         assert _as_json(loaded.dump()) == stored
         assert _as_json(Runtime.load(model, stored, None, 50, 2000).dump()) == stored
+
+
+# --- the packed form (engine.state_codec, issue 23) -----------------------------------------------------
+
+@pytest.mark.parametrize("path", sorted(SHIPPED_BPMN_DIR.glob("*.bpmn")), ids=lambda p: p.stem)
+def test_the_packed_state_unpacks_to_spiffworkflows_conversion_in_a_third_of_its_size(path):
+    from engine import state_codec
+
+    model = _model(path)
+    for runtime in _runs(model):
+        stored = _as_json(runtime.stored())
+        full = _as_json(runtime.dump())
+        assert state_codec.is_packed(stored) and state_codec.unpack(stored) == full
+        assert len(json.dumps(stored, ensure_ascii=False)) * 3 < len(json.dumps(full, ensure_ascii=False)) * 1.2
+        reordered = _as_json(_keys_reversed(stored))  # PostgreSQL's jsonb keeps no key order
+        again = _as_json(Runtime.load(model, reordered, None, 50, 2000).dump())
+        assert _deletions_sorted(again) == _deletions_sorted(full)  # (deletions follow the data's key order)
+
+
+def _deletions_sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: sorted(item) if key == "deletions" else _deletions_sorted(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_deletions_sorted(item) for item in value]
+    return value
+
+
+def _keys_reversed(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _keys_reversed(value[key]) for key in reversed(list(value))}
+    if isinstance(value, list):
+        return [_keys_reversed(item) for item in value]
+    return value
+
+
+def test_process_data_that_looks_like_a_reference_comes_back_as_it_was():
+    from engine import state_codec
+
+    model = _model(SHIPPED_BPMN_DIR / "directive-standard.bpmn")
+    runtime = Runtime.start(model, dict(DATA, title="~3", note="~~x", tilde="~"), _answer, 50, 2000)
+    runtime.run_engine()
+    full = _as_json(runtime.dump())
+    task_id = next(iter(full["tasks"]))
+    full["data"]["a_step"] = task_id  # a UUID in the data is packed as a reference and comes back the same
+    assert state_codec.unpack(_as_json(state_codec.pack(full))) == full
+
+
+def test_a_state_stored_before_packing_is_still_read():
+    model = _model(SHIPPED_BPMN_DIR / "directive-standard.bpmn")
+    runtime = _runs(model)[1]
+    old_form = _as_json(runtime.dump())
+    loaded = Runtime.load(model, old_form, None, 50, 2000)
+    assert _as_json(loaded.dump()) == old_form and loaded.ready_user_tasks()
