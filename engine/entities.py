@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from engine import audit, clock
 from engine.db import Base, UTCDateTime
-from engine.errors import Conflict, InvalidInput, NotFound
+from engine.errors import N_, Conflict, InvalidInput, NotFound
 
 KINDS = ("service", "government", "operator", "private", "other")
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -73,7 +73,7 @@ def require_active(session: Session, codes: list[str]) -> list[Entity]:
     found = {e.code: e for e in session.scalars(_BY_CODES, {"codes": codes})}
     unknown = [c for c in codes if c not in found or not found[c].active]
     if unknown:
-        raise InvalidInput(f"unknown entity: {', '.join(map(str, unknown))}")
+        raise InvalidInput(N_("unknown entity: %(codes)s"), params={"codes": ", ".join(map(str, unknown))})
     return [found[c] for c in codes]
 
 

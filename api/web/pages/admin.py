@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from starlette.datastructures import UploadFile
 
-from api.web.core import WebRoute, redirect, render
+from api.web.core import FormErrors, WebRoute, form_errors, redirect, render
 from api.web.labels import LABELS
 from api.web.pages.directives import xml_response
 from api.web.session import form_of, require_user
@@ -39,7 +39,7 @@ def admin_home(request: Request) -> Response:
 
 # --- entities ---------------------------------------------------------------------------------------
 
-def _entities_page(request: Request, *, error: str | None = None, values: dict[str, Any] | None = None,
+def _entities_page(request: Request, *, error: FormErrors | None = None, values: dict[str, Any] | None = None,
                    status: int = 200) -> Response:
     with request.app.state.tansiq.db.reading() as session:
         rows = entities.list_entities(session)
@@ -66,13 +66,13 @@ async def create_entity(request: Request) -> Response:
             audit.record(session, user.username, "entity.created", f"entity:{entity.code}",
                          {"name_ar": entity.name_ar, "name_en": entity.name_en, "kind": entity.kind})
     except TansiqError as exc:
-        return _entities_page(request, error=exc.message, values=values, status=422)
+        return _entities_page(request, error=form_errors(request, exc), values=values, status=422)
     return redirect("/admin/entities?msg=saved")
 
 
 # --- users ------------------------------------------------------------------------------------------
 
-def _users_page(request: Request, *, error: str | None = None, values: dict[str, Any] | None = None,
+def _users_page(request: Request, *, error: FormErrors | None = None, values: dict[str, Any] | None = None,
                 status: int = 200) -> Response:
     typed = request.query_params.get("q") or ""
     wanted = typed.strip()[:200] if "\x00" not in typed else ""
@@ -105,7 +105,7 @@ async def create_user(request: Request) -> Response:
             audit.record(session, user.username, "user.created", f"user:{created.username}",
                          {"role": created.role, "entity": values["entity"] or None})
     except TansiqError as exc:
-        return _users_page(request, error=exc.message, values=values, status=422)
+        return _users_page(request, error=form_errors(request, exc), values=values, status=422)
     return redirect("/admin/users?msg=saved")
 
 
@@ -129,7 +129,7 @@ async def change_user(request: Request, username: str) -> Response:
 
 # --- seasons ----------------------------------------------------------------------------------------
 
-def _seasons_page(request: Request, *, error: str | None = None, values: dict[str, Any] | None = None,
+def _seasons_page(request: Request, *, error: FormErrors | None = None, values: dict[str, Any] | None = None,
                   status: int = 200) -> Response:
     with request.app.state.tansiq.db.reading() as session:
         rows = list(session.scalars(select(Season).order_by(Season.hijri_year.desc())))
@@ -172,7 +172,7 @@ async def create_season(request: Request) -> Response:
             audit.record(session, user.username, "season.created", f"season:{season.hijri_year}",
                          {"starts_on": season.starts_on, "ends_on": season.ends_on, "mode": season.calendar_mode})
     except TansiqError as exc:
-        return _seasons_page(request, error=exc.message, values=values, status=422)
+        return _seasons_page(request, error=form_errors(request, exc), values=values, status=422)
     return redirect("/admin/seasons?msg=saved")
 
 
@@ -195,13 +195,13 @@ async def change_season(request: Request, year: int) -> Response:
     except TansiqError as exc:
         if exc.code == "not-found":
             raise
-        return _seasons_page(request, error=exc.message, status=422)
+        return _seasons_page(request, error=form_errors(request, exc), status=422)
     return redirect("/admin/seasons?msg=saved")
 
 
 # --- process models -----------------------------------------------------------------------------------
 
-def _models_page(request: Request, *, error: str | None = None, details: list[dict] | None = None,
+def _models_page(request: Request, *, error: FormErrors | None = None, details: list[dict] | None = None,
                  status: int = 200) -> Response:
     with request.app.state.tansiq.db.reading() as session:
         rows = process_models.list_models(session)
@@ -239,7 +239,7 @@ async def deploy(request: Request) -> Response:
                 page, created = f"/admin/models/{deployment.model.key}", deployment.created
                 outcome = "deployed" if created else "unchanged"
     except TansiqError as exc:
-        return _models_page(request, error=exc.message, details=exc.details, status=422)
+        return _models_page(request, error=form_errors(request, exc), details=exc.details, status=422)
     return redirect(f"{page}?msg={outcome}")
 
 
@@ -263,7 +263,7 @@ def model_page(request: Request, key: str, version: int | None = None) -> Respon
     return model_page_response(request, key, version)
 
 
-def model_page_response(request: Request, key: str, version: int | None, *, error: str | None = None,
+def model_page_response(request: Request, key: str, version: int | None, *, error: FormErrors | None = None,
                         migration: dict[str, Any] | None = None, status: int = 200) -> Response:
     """A model's page: its versions (with their running instances, for administrators), the diagram, and the
     migration form with the dry run's or the migration's outcome."""
