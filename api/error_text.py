@@ -36,8 +36,8 @@ def accepted_language(header: str | None) -> str:
 def _param(value: Any, language: str) -> Any:
     if isinstance(value, bool):
         return value
-    if isinstance(value, int):  # limits: thousands separated from 10,000 (ids are passed as text)
-        return i18n.number(value, language) if abs(value) >= 10_000 else i18n.digits(value, language)
+    if isinstance(value, int):  # limits and sizes, thousands separated from 1,000 (ids are passed as text)
+        return i18n.number(value, language) if abs(value) >= 1000 else i18n.digits(value, language)
     if isinstance(value, float):
         return i18n.number(value, language, 0 if value.is_integer() else 2)
     return value
@@ -96,8 +96,11 @@ _PYDANTIC_TYPES = {
 def validation_issue(field: str, error: Mapping[str, Any]) -> FieldIssue:
     """One of FastAPI's (pydantic's) validation errors as a sentence of the catalogue."""
     kind = str(error.get("type", ""))
+    context = error.get("ctx") or {}
+    if kind in ("too_short", "too_long") and context.get("field_type") not in ("List", "Tuple", "Set"):
+        kind = "string_" + kind  # a constrained text type reports its length as `too_short` / `too_long`
     if kind in _PYDANTIC_LIMITS:
         code, message, key = _PYDANTIC_LIMITS[kind]
-        return FieldIssue(field, code, message, {"limit": (error.get("ctx") or {}).get(key, "")})
+        return FieldIssue(field, code, message, {"limit": context.get(key, "")})
     code, message = _PYDANTIC_TYPES.get(kind, (kind or "invalid", NOT_ACCEPTED))
     return FieldIssue(field, code, message)

@@ -20,11 +20,14 @@ def N_(message: str) -> str:
 
 
 def format_message(message_id: str, params: Mapping[str, Any]) -> str:
-    """A message id with its parameters filled in (unchanged when it has none, or they do not fit)."""
+    """A message id with its parameters filled in (unchanged when it has none, or they do not fit). Whole
+    numbers are limits and sizes (ids are passed as text): from 1,000 on, with thousands separators."""
     if not params:
         return message_id
+    shown = {name: f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 1000
+             else value for name, value in params.items()}
     try:
-        return message_id % params
+        return message_id % shown
     except (KeyError, TypeError, ValueError):
         return message_id
 
@@ -118,7 +121,7 @@ class FieldProblems:
     def __init__(self) -> None:
         self.issues: list[FieldIssue] = []
 
-    def add(self, field_path: str, code: str, message_id: str, **params: Any) -> None:
+    def add(self, field_path: str, code: str, message_id: str, /, **params: Any) -> None:
         self.issues.append(FieldIssue(field_path, code, message_id, params))
 
     def absorb(self, exc: InvalidInput, field_path: str) -> None:

@@ -16,7 +16,7 @@ from api.web.pages.directives import xml_response
 from api.web.session import form_of, require_user
 from engine import access, audit, decision_tables, entities, instance_migration, process_models, seasons, users
 from engine.business_calendar import MODES
-from engine.errors import InvalidInput, NotFound, TansiqError
+from engine.errors import N_, InvalidInput, NotFound, TansiqError
 from engine.evidence_store import safe_filename
 from engine.roles import ROLES
 from engine.seasons import Season
@@ -54,6 +54,13 @@ def entities_page(request: Request) -> Response:
     return _entities_page(request)
 
 
+ENTITY_TARGETS = {"code": ("e-code", N_("Code")), "name_ar": ("e-ar", N_("Name (Arabic)")),
+                  "name_en": ("e-en", N_("Name (English)")), "kind": ("e-kind", N_("Kind"))}
+USER_TARGETS = {"username": ("u-name", N_("Username")), "role": ("u-role", N_("Role")),
+                "entity": ("u-entity", N_("Entity (for entity users)")), "language": ("u-lang", N_("Language")),
+                "password": ("u-pass", N_("Password (at least 10 characters)"))}
+
+
 @router.post("/entities")
 async def create_entity(request: Request) -> Response:
     user = _admin(request, "entity.manage")
@@ -66,7 +73,7 @@ async def create_entity(request: Request) -> Response:
             audit.record(session, user.username, "entity.created", f"entity:{entity.code}",
                          {"name_ar": entity.name_ar, "name_en": entity.name_en, "kind": entity.kind})
     except TansiqError as exc:
-        return _entities_page(request, error=form_errors(request, exc), values=values, status=422)
+        return _entities_page(request, error=form_errors(request, exc, ENTITY_TARGETS), values=values, status=422)
     return redirect("/admin/entities?msg=saved")
 
 
@@ -105,7 +112,7 @@ async def create_user(request: Request) -> Response:
             audit.record(session, user.username, "user.created", f"user:{created.username}",
                          {"role": created.role, "entity": values["entity"] or None})
     except TansiqError as exc:
-        return _users_page(request, error=form_errors(request, exc), values=values, status=422)
+        return _users_page(request, error=form_errors(request, exc, USER_TARGETS), values=values, status=422)
     return redirect("/admin/users?msg=saved")
 
 

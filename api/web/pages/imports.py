@@ -29,7 +29,7 @@ from starlette.datastructures import UploadFile
 
 from api.problems import content_disposition
 from api.web import i18n
-from api.web.core import WebRoute, form_errors, is_htmx, redirect, render
+from api.web.core import WebRoute, form_errors, is_htmx, on_fields, redirect, render
 from api.web.labels import N_
 from api.web.session import form_of, require_user
 from engine import access, directive_import, import_jobs
@@ -158,9 +158,11 @@ async def upload(request: Request) -> Response:
     season = str(form.get("season") or "")
     try:
         if not isinstance(upload_file, UploadFile) or not upload_file.filename:
-            raise InvalidInput("choose the workbook (.xlsx) to import")
+            raise InvalidInput(N_("choose the workbook (.xlsx) to import"))
         job_id = await run_in_threadpool(_create_job, request, user.id, upload_file,
                                          int(season) if season.isdigit() else None)
+    except InvalidInput as exc:
+        return _upload_page(request, error=on_fields(exc, {exc.message_id: "file"}))
     except TansiqError as exc:
         return _upload_page(request, error=exc)
     _start(request, job_id, user.username, dry_run=True)
