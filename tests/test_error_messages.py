@@ -200,3 +200,16 @@ def test_the_meeting_form_and_the_import_upload_refuse_in_the_page_language(worl
     assert empty.status_code == 422
     assert _field_messages(empty.text) == {"import-file": "الملف فارغ"}
     _assert_marked(empty.text, "import-file")
+
+
+def test_a_new_season_with_bad_dates_names_each_one(world: World):
+    from tests.ui_support import signed_in
+
+    admin = signed_in(world, "admin", "ar")
+    admin.get("/admin/seasons")
+    response = admin.post("/admin/seasons", {"hijri_year": "عام", "starts_on": "2026-02-30", "ends_on": "",
+                                             "calendar_mode": "season", "holidays": "2026-05-27"})
+    assert response.status_code == 422
+    assert _field_messages(response.text) == {"n-year": "السنة الهجرية للموسم رقم، مثل ١٤٤٧",
+                                              "n-start": "أدخل تاريخًا.", "n-end": "أدخل تاريخًا."}
+    _assert_marked(response.text, "n-start")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -16,7 +17,7 @@ from api.web.pages.directives import xml_response
 from api.web.session import form_of, require_user
 from engine import access, audit, decision_tables, entities, instance_migration, process_models, seasons, users
 from engine.business_calendar import MODES
-from engine.errors import N_, InvalidInput, NotFound, TansiqError
+from engine.errors import N_, FieldIssue, FieldProblems, InvalidInput, NotFound, TansiqError
 from engine.evidence_store import safe_filename
 from engine.roles import ROLES
 from engine.seasons import Season
@@ -150,16 +151,39 @@ def seasons_page(request: Request) -> Response:
     return _seasons_page(request)
 
 
-def _date(text: str, what: str) -> date:
+def _date(text: str, field: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise InvalidInput(f"{what} is a date") from None
+        raise InvalidInput(N_("This is not a date: %(text)s"), params={"text": text},
+                           fields=[FieldIssue(field, "format", N_("Type a date."))]) from None
 
 
 def _holidays(text: str) -> list[str]:
     days = [d.strip() for d in text.replace("،", ",").replace("\n", ",").split(",") if d.strip()]
-    return sorted({_date(d, "a holiday").isoformat() for d in days})
+    return sorted({_date(d, "holidays").isoformat() for d in days})
+
+
+SEASON_TARGETS = {"hijri_year": ("n-year", N_("Hijri year")), "starts_on": ("n-start", N_("Starts (Gregorian)")),
+                  "ends_on": ("n-end", N_("Ends (Gregorian)")), "calendar_mode": ("n-mode", N_("Calendar")),
+                  "holidays": ("n-hol", N_("Holidays (Gregorian dates, separated by commas)"))}
+
+
+def _new_season_dates(values: dict[str, str]) -> tuple[int, date, date, list[str]]:
+    """The new season's year, first and last days and holidays, every bad one refused at once."""
+    problems = FieldProblems()
+    if not values["hijri_year"].isdigit():
+        problems.add("hijri_year", "type", N_("a season's Hijri year is a number, e.g. 1447"))
+    starts = ends = date.min
+    holidays: list[str] = []
+    with problems.checking("starts_on"):
+        starts = _date(values["starts_on"], "starts_on")
+    with problems.checking("ends_on"):
+        ends = _date(values["ends_on"], "ends_on")
+    with problems.checking("holidays"):
+        holidays = _holidays(values["holidays"])
+    problems.raise_if_any()
+    return int(values["hijri_year"]), starts, ends, holidays
 
 
 @router.post("/seasons")
@@ -169,17 +193,14 @@ async def create_season(request: Request) -> Response:
     values = {k: str(form.get(k) or "").strip() for k in ("hijri_year", "starts_on", "ends_on", "calendar_mode",
                                                           "holidays")}
     try:
-        if not values["hijri_year"].isdigit():
-            raise InvalidInput("a season's Hijri year is a number, e.g. 1447")
+        year, starts, ends, holidays = _new_season_dates(values)
         with request.app.state.tansiq.db.transaction() as session:
-            season = seasons.create_season(session, int(values["hijri_year"]), _date(values["starts_on"], "the start"),
-                                           _date(values["ends_on"], "the end"),
-                                           calendar_mode=values["calendar_mode"] or "season",
-                                           holidays=_holidays(values["holidays"]))
+            season = seasons.create_season(session, year, starts, ends, holidays=holidays,
+                                           calendar_mode=values["calendar_mode"] or "season")
             audit.record(session, user.username, "season.created", f"season:{season.hijri_year}",
                          {"starts_on": season.starts_on, "ends_on": season.ends_on, "mode": season.calendar_mode})
     except TansiqError as exc:
-        return _seasons_page(request, error=form_errors(request, exc), values=values, status=422)
+        return _seasons_page(request, error=form_errors(request, exc, SEASON_TARGETS), values=values, status=422)
     return redirect("/admin/seasons?msg=saved")
 
 
@@ -202,8 +223,19 @@ async def change_season(request: Request, year: int) -> Response:
     except TansiqError as exc:
         if exc.code == "not-found":
             raise
-        return _seasons_page(request, error=form_errors(request, exc), status=422)
+        return _seasons_page(request, error=_season_change_errors(request, exc, year), status=422)
     return redirect("/admin/seasons?msg=saved")
+
+
+def _season_change_errors(request: Request, exc: TansiqError, year: int) -> FormErrors:
+    """A refused change of one season: its summary links to that season's inputs, not to the new-season form."""
+    targets = {"starts_on": (f"s{year}-start", N_("Starts (Gregorian)")), "ends_on": (f"s{year}-end",
+                                                                                    N_("Ends (Gregorian)")),
+               "calendar_mode": (f"s{year}-mode", N_("Calendar")),
+               "holidays": (f"s{year}-hol", N_("Holidays (Gregorian dates, separated by commas)"))}
+    errors = form_errors(request, exc, targets)
+    errors.items = [replace(item, field=f"season-{year}/{item.field}") for item in errors.items]
+    return errors
 
 
 # --- process models -----------------------------------------------------------------------------------
