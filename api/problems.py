@@ -19,9 +19,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.error_text import accepted_language, error_list, error_text, issue_text, translate, validation_issue
 from engine.access import Forbidden
 from engine.db import Database
-from engine.errors import Conflict, InvalidInput, NotFound, TansiqError
+from engine.errors import N_, Conflict, FieldIssue, InvalidInput, NotFound, TansiqError
 from engine.evidence_store import EvidenceTooLarge, UnsupportedEvidence
 from engine.file_store import Located
 from engine.logs import get_logger
@@ -32,22 +33,22 @@ log = get_logger(__name__)
 
 # kind -> (status, title)
 KINDS: dict[str, tuple[int, str]] = {
-    "bad-request": (400, "Bad request"),
-    "unauthorized": (401, "Authentication required"),
-    "forbidden": (403, "Not allowed"),
-    "not-found": (404, "Not found"),
-    "method-not-allowed": (405, "Method not allowed"),
-    "not-acceptable": (406, "Not acceptable"),
-    "conflict": (409, "Conflict"),
-    "payload-too-large": (413, "Request too large"),
-    "unsupported-media-type": (415, "Unsupported media type"),
-    "invalid-input": (422, "Invalid input"),
-    "model-rejected": (422, "Process model rejected"),
-    "expression-error": (422, "Expression refused"),
-    "service-task-error": (422, "Service task failed"),
-    "too-many-requests": (429, "Too many requests"),
-    "internal-error": (500, "Internal error"),
-    "service-unavailable": (503, "Service unavailable"),
+    "bad-request": (400, N_("Bad request")),
+    "unauthorized": (401, N_("Authentication required")),
+    "forbidden": (403, N_("Not allowed")),
+    "not-found": (404, N_("Not found")),
+    "method-not-allowed": (405, N_("Method not allowed")),
+    "not-acceptable": (406, N_("Not acceptable")),
+    "conflict": (409, N_("Conflict")),
+    "payload-too-large": (413, N_("Request too large")),
+    "unsupported-media-type": (415, N_("Unsupported media type")),
+    "invalid-input": (422, N_("Invalid input")),
+    "model-rejected": (422, N_("Process model rejected")),
+    "expression-error": (422, N_("Expression refused")),
+    "service-task-error": (422, N_("Service task failed")),
+    "too-many-requests": (429, N_("Too many requests")),
+    "internal-error": (500, N_("Internal error")),
+    "service-unavailable": (503, N_("Service unavailable")),
 }
 _BY_STATUS = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed",
               406: "not-acceptable", 409: "conflict", 413: "payload-too-large", 415: "unsupported-media-type",
@@ -56,6 +57,7 @@ _BY_STATUS = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "n
 
 class FieldError(BaseModel):
     field: str
+    code: str | None = Field(default=None, description="What is wrong: required, min-length, maximum, enum, type, ...")
     message: str
 
 
@@ -84,10 +86,11 @@ class ApiProblem(Exception):
 def problem_response(kind: str, detail: str | None = None, *, status: int | None = None,
                      instance: str | None = None, code: str | None = None, element_id: str | None = None,
                      errors: list[dict[str, str]] | None = None,
-                     headers: dict[str, str] | None = None) -> JSONResponse:
+                     headers: dict[str, str] | None = None, language: str = "en") -> JSONResponse:
+    """The problem; `detail` and the `errors` are already in `language`, the title is translated here."""
     default_status, title = KINDS.get(kind, (status or 500, HTTPStatus(status or 500).phrase))
     status = status or default_status
-    body: dict[str, Any] = {"type": BASE + kind, "title": title, "status": status}
+    body: dict[str, Any] = {"type": BASE + kind, "title": translate(title, None, language), "status": status}
     if detail:
         body["detail"] = detail
     if instance:
@@ -98,7 +101,21 @@ def problem_response(kind: str, detail: str | None = None, *, status: int | None
         body["element_id"] = element_id
     if errors:
         body["errors"] = errors
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+    response = JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+    response.headers["Content-Language"] = language
+    response.headers["Vary"] = "Accept-Language"
+    return response
+
+
+def language_of(request: Request) -> str:
+    """The problem's language: Arabic when `Accept-Language` prefers it, else English."""
+    return accepted_language(request.headers.get("accept-language"))
+
+
+def _said(request: Request, detail: str) -> tuple[str, str]:
+    """A fixed detail (a catalogued message id) in the request's language, with that language."""
+    language = language_of(request)
+    return translate(detail, None, language), language
 
 
 def engine_error_kind(exc: TansiqError) -> str:
@@ -125,8 +142,8 @@ def _field(location: tuple[Any, ...] | list[Any]) -> str:
     return "/".join(parts) or "(request)"
 
 
-def _clean(message: str) -> str:
-    return message[:500]
+def _field_error(issue: FieldIssue, language: str) -> dict[str, str]:
+    return {"field": issue.field, "code": issue.code, "message": issue_text(issue, language)[:500]}
 
 
 def install(app: FastAPI) -> None:
@@ -134,25 +151,29 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiProblem)
     async def _api_problem(request: Request, exc: ApiProblem) -> JSONResponse:
-        return problem_response(exc.kind, exc.detail, instance=request.url.path, headers=exc.headers,
-                                errors=exc.errors)
+        language = language_of(request)
+        detail = translate(exc.detail, None, language) if exc.detail else None
+        return problem_response(exc.kind, detail, instance=request.url.path, headers=exc.headers,
+                                errors=exc.errors, language=language)
 
     @app.exception_handler(TansiqError)
     async def _engine_error(request: Request, exc: TansiqError) -> JSONResponse:
-        errors = [{"field": str(d.get("field", "")), "message": _clean(str(d.get("message", "")))}
-                  for d in exc.details] or None
-        return problem_response(engine_error_kind(exc), exc.message, instance=request.url.path, code=exc.code,
-                                element_id=exc.element_id, errors=errors)
+        language = language_of(request)
+        detail = exc.message if language == "en" else error_text(exc, language)
+        return problem_response(engine_error_kind(exc), detail, instance=request.url.path, code=exc.code,
+                                element_id=exc.element_id, errors=error_list(exc, language) or None,
+                                language=language)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": _field(e.get("loc", ())), "message": _clean(str(e.get("msg", "invalid")))}
-                  for e in exc.errors()]
+        language = language_of(request)
+        issues = [validation_issue(_field(e.get("loc", ())), e) for e in exc.errors()]
+        errors = [_field_error(issue, language) for issue in issues]
         if any(e.get("type") == "json_invalid" for e in exc.errors()):
-            return problem_response("bad-request", "the request body is not valid JSON", instance=request.url.path,
-                                    errors=errors)
-        return problem_response("invalid-input", "the request does not match what this endpoint expects",
-                                instance=request.url.path, errors=errors)
+            return problem_response("bad-request", translate(N_("the request body is not valid JSON"), None, language),
+                                    instance=request.url.path, errors=errors, language=language)
+        detail = translate(N_("the request does not match what this endpoint expects"), None, language)
+        return problem_response("invalid-input", detail, instance=request.url.path, errors=errors, language=language)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -160,21 +181,22 @@ def install(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else None
         if detail == HTTPStatus(exc.status_code).phrase:
             detail = None
-        return problem_response(kind, detail, status=exc.status_code, instance=request.url.path,
-                                headers=dict(exc.headers or {}))
+        language = language_of(request)
+        return problem_response(kind, translate(detail, None, language) if detail else None, status=exc.status_code,
+                                instance=request.url.path, headers=dict(exc.headers or {}), language=language)
 
     @app.exception_handler(IntegrityError)
     async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
         log.info("integrity conflict", path=request.url.path, error=str(exc.orig)[:300])
-        return problem_response("conflict", "the change collides with one made at the same moment; try again",
-                                instance=request.url.path)
+        detail, language = _said(request, N_("the change collides with one made at the same moment; try again"))
+        return problem_response("conflict", detail, instance=request.url.path, language=language)
 
     @app.exception_handler(OperationalError)
     async def _operational(request: Request, exc: OperationalError) -> JSONResponse:
         if getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:
             log.info("transaction conflict", path=request.url.path, error=str(exc.orig)[:300])
-            return problem_response("conflict", "the change collided with another at the same moment; try again",
-                                    instance=request.url.path)
+            detail, language = _said(request, N_("the change collided with another at the same moment; try again"))
+            return problem_response("conflict", detail, instance=request.url.path, language=language)
         return _unavailable(request, exc)
 
     @app.exception_handler(DBAPIError)
@@ -182,7 +204,8 @@ def install(app: FastAPI) -> None:
         if exc.connection_invalidated:
             return _unavailable(request, exc)
         log.error("database error", path=request.url.path, error=str(exc.orig)[:300])
-        return problem_response("internal-error", "the request could not be completed", instance=request.url.path)
+        detail, language = _said(request, N_("the request could not be completed"))
+        return problem_response("internal-error", detail, instance=request.url.path, language=language)
 
 
 _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
@@ -190,8 +213,9 @@ _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, seria
 
 def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     log.warning("database unavailable", path=request.url.path, error=str(getattr(exc, "orig", exc))[:300])
-    return problem_response("service-unavailable", "the database cannot be reached; try again shortly",
-                            instance=request.url.path, headers={"Retry-After": "5"})
+    detail, language = _said(request, N_("the database cannot be reached; try again shortly"))
+    return problem_response("service-unavailable", detail, instance=request.url.path, headers={"Retry-After": "5"},
+                            language=language)
 
 
 def file_download(media_types: list[str], description: str) -> dict[int | str, dict[str, Any]]:

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from hijridate import Gregorian, Hijri
 
 from engine.durations import RIYADH, WORKING_WEEKDAYS, parse_duration
-from engine.errors import InvalidInput
+from engine.errors import N_, InvalidInput
 
 SEASON, WORKING_DAYS = "season", "working_days"
 MODES = (SEASON, WORKING_DAYS)
@@ -71,8 +71,9 @@ def calendar_of(mode: str | None, holidays: list[str] | None) -> BusinessCalenda
 def hijri_to_gregorian(year: int, month: int, day: int) -> date:
     try:
         return date(*Hijri(year, month, day, validate=True).to_gregorian().datetuple())
-    except (OverflowError, ValueError) as exc:
-        raise InvalidInput(f"not a Hijri date in 1343-1500 AH: {year}-{month:02d}-{day:02d} ({exc})") from None
+    except (OverflowError, ValueError):
+        raise InvalidInput(N_("not a Hijri date in 1343-1500 AH: %(date)s"),
+                           params={"date": f"{year}-{month:02d}-{day:02d}"}) from None
 
 
 def gregorian_to_hijri(day: date) -> tuple[int, int, int]:
@@ -86,7 +87,8 @@ def parse_deadline(value: str | datetime, now: datetime, calendar: BusinessCalen
     """A deadline as a UTC moment; it must lie in the future."""
     moment = _parse_deadline(value, now, calendar)
     if moment <= now:
-        raise InvalidInput(f"the deadline {moment.isoformat()} has already passed")
+        raise InvalidInput(N_("the deadline %(moment)s has already passed"),
+                           params={"moment": moment.astimezone(RIYADH).strftime("%Y-%m-%d %H:%M")})
     return moment
 
 
@@ -94,7 +96,7 @@ def _parse_deadline(value: str | datetime, now: datetime, calendar: BusinessCale
     if isinstance(value, datetime):
         return _local_to_utc(value)
     if not isinstance(value, str) or not value.strip():
-        raise InvalidInput("a deadline is a moment, a Hijri or Gregorian date, or a duration")
+        raise InvalidInput(N_("a deadline is a moment, a Hijri or Gregorian date, or a duration"))
     text = value.strip()
     if hijri := _HIJRI_DATE.match(text):
         year, month, day = (int(g) for g in hijri.groups())

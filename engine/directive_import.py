@@ -51,7 +51,7 @@ from engine.directives import (
 )
 from engine.durations import RIYADH
 from engine.entities import Entity
-from engine.errors import InvalidInput, TansiqError
+from engine.errors import N_, InvalidInput, TansiqError
 from engine.meetings import Meeting, parse_date
 from engine.obstacles import clean_tags, split_tags
 from engine.process_models import ProcessModel
@@ -242,7 +242,8 @@ def _open_workbook(data: bytes) -> Any:
     try:
         return load_workbook(io.BytesIO(checked.data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds on damaged files
-        raise InvalidInput(f"the workbook cannot be read ({type(exc).__name__})") from None
+        raise InvalidInput(N_("the workbook cannot be read (%(reason)s)"), params={"reason": type(exc).__name__}
+                           ) from None
 
 
 def _data_sheet(book: Any) -> Any:

@@ -55,7 +55,7 @@ from engine.business_calendar import BusinessCalendar, parse_deadline
 from engine.db import Base, JSONType, UTCDateTime, write_row
 from engine.durations import RIYADH, hours_between, parse_moment
 from engine.entities import Entity
-from engine.errors import Conflict, InvalidInput, NotFound
+from engine.errors import N_, Conflict, FieldIssue, FieldProblems, InvalidInput, NotFound
 from engine.escalations import MAX_ESCALATION_LEVEL, Escalation
 from engine.service_tasks import ExecutionContext, operation
 from engine.work_items import OPEN, WorkItem
@@ -313,7 +313,7 @@ def cancel(session: Session, directive_id: int, actor: str, reason: str) -> Dire
     if directive.status in (COMPLETED, CANCELLED):
         raise Conflict(f"directive {directive.reference} is already {directive.status}")
     if not reason or not reason.strip():
-        raise InvalidInput("say why the directive is cancelled")
+        raise InvalidInput(N_("say why the directive is cancelled"))
     if directive.status == DRAFT:
         directive.status, directive.ended_at = CANCELLED, clock.now()
     else:
@@ -327,9 +327,11 @@ def request_extension(session: Session, directive_id: int, actor: str, new_deadl
     directive = _require_active(session, directive_id)
     moment = parse_deadline(new_deadline, clock.now(), directive_calendar(session, directive))
     if moment <= directive.deadline_at:
-        raise InvalidInput("an extension asks for a deadline later than the current one")
+        raise InvalidInput(N_("an extension asks for a deadline later than the current one"), fields=[
+            FieldIssue("new_deadline", "minimum", N_("an extension asks for a deadline later than the current one"))])
     if not reason or not reason.strip():
-        raise InvalidInput("an extension request needs a reason")
+        raise InvalidInput(N_("an extension request needs a reason"), fields=[
+            FieldIssue("reason", "required", N_("an extension request needs a reason"))])
     instances.send_message(session, directive.instance_id, "extension_requested",
                            {"new_deadline": moment.isoformat(), "reason": reason.strip(), "requested_by": actor}, actor)
     audit.record(session, actor, "extension.requested", subject(directive.id),
@@ -584,18 +586,30 @@ def _locked(session: Session, directive_id: int) -> Directive:
     return directive
 
 
+_UNKNOWN_CHOICE = {
+    "kind": N_("unknown kind %(value)s (known: %(known)s)"),
+    "track": N_("unknown track %(value)s (known: %(known)s)"),
+    "programme_track": N_("unknown programme track %(value)s (known: %(known)s)"),
+    "priority": N_("unknown priority %(value)s (known: %(known)s)"),
+}
+
+
 def _check_choices(new: NewDirective) -> None:
-    for label, value, allowed in (("kind", new.kind, KINDS), ("track", new.track, TRACKS),
-                                  ("programme track", new.programme_track, PROGRAMME_TRACKS),
-                                  ("priority", new.priority, PRIORITIES)):
+    """Refuse a new directive with every bad field at once."""
+    problems = FieldProblems()
+    for name, value, allowed in (("kind", new.kind, KINDS), ("track", new.track, TRACKS),
+                                 ("programme_track", new.programme_track, PROGRAMME_TRACKS),
+                                 ("priority", new.priority, PRIORITIES)):
         if value not in allowed:
-            raise InvalidInput(f"unknown {label} {value!r} (known: {', '.join(allowed)})")
+            problems.add(name, "enum", _UNKNOWN_CHOICE[name], value=repr(value), known=", ".join(allowed))
     if not isinstance(new.title, str) or not new.title.strip() or len(new.title) > 500:
-        raise InvalidInput("a directive needs a title of 1-500 characters")
+        problems.add("title", "required" if not str(new.title or "").strip() else "max-length",
+                     N_("a directive needs a title of 1-500 characters"))
     if new.body is not None and len(new.body) > 20_000:
-        raise InvalidInput("the body is longer than 20,000 characters")
+        problems.add("body", "max-length", N_("the body is longer than 20,000 characters"))
     if not isinstance(new.supporting_entities, list) or not isinstance(new.tags, list):
-        raise InvalidInput("supporting entities and tags are lists")
+        problems.add("supporting_entities", "type", N_("supporting entities and tags are lists"))
+    problems.raise_if_any()
 
 
 def _clean_tags(tags: list[str]) -> list[str]:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from engine import audit, clock
 from engine.db import Base, UTCDateTime
-from engine.errors import Conflict, InvalidInput, NotFound
+from engine.errors import N_, Conflict, FieldProblems, InvalidInput, NotFound
 
 KINDS = ("service", "government", "operator", "private", "other")
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -35,18 +35,30 @@ def subject(code: str) -> str:
     return f"entity:{code}"
 
 
+_NAME_LENGTH = {"name_ar": N_("the entity's Arabic name must be 1-200 characters"),
+                "name_en": N_("the entity's English name must be 1-200 characters")}
+_NAME_CHARACTERS = {
+    "name_ar": N_("the entity's Arabic name may not hold control or direction-override characters"),
+    "name_en": N_("the entity's English name may not hold control or direction-override characters"),
+}
+
+
 def create_entity(session: Session, code: str, name_ar: str, name_en: str, kind: str = "service",
                   email: str | None = None, *, actor: str = "system") -> Entity:
     """Create an active entity; `actor` (who creates it) is recorded in the audit trail."""
+    problems = FieldProblems()
     if not isinstance(code, str) or not _CODE.match(code):
-        raise InvalidInput(f"an entity code is 2-50 lowercase letters, digits or _, starting with a letter: {code!r}")
+        problems.add("code", "pattern", N_("an entity code is 2-50 lowercase letters, digits or _, starting with a "
+                                           "letter: %(code)s"), code=repr(code))
     if kind not in KINDS:
-        raise InvalidInput(f"unknown entity kind {kind!r} (known: {', '.join(KINDS)})")
-    for label, value in (("Arabic name", name_ar), ("English name", name_en)):
+        problems.add("kind", "enum", N_("unknown entity kind %(value)s (known: %(known)s)"), value=repr(kind),
+                     known=", ".join(KINDS))
+    for name, value in (("name_ar", name_ar), ("name_en", name_en)):
         if not isinstance(value, str) or not value.strip() or len(value) > 200:
-            raise InvalidInput(f"the entity's {label} must be 1-200 characters")
-        if any(unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS for ch in value):
-            raise InvalidInput(f"the entity's {label} may not hold control or direction-override characters")
+            problems.add(name, "length", _NAME_LENGTH[name])
+        elif any(unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS for ch in value):
+            problems.add(name, "characters", _NAME_CHARACTERS[name])
+    problems.raise_if_any()
     if session.scalar(select(Entity.id).where(Entity.code == code)) is not None:
         raise Conflict(f"an entity with code {code!r} exists already")
     entity = Entity(code=code, name_ar=name_ar.strip(), name_en=name_en.strip(), kind=kind, email=email,
@@ -73,7 +85,7 @@ def require_active(session: Session, codes: list[str]) -> list[Entity]:
     found = {e.code: e for e in session.scalars(_BY_CODES, {"codes": codes})}
     unknown = [c for c in codes if c not in found or not found[c].active]
     if unknown:
-        raise InvalidInput(f"unknown entity: {', '.join(map(str, unknown))}")
+        raise InvalidInput(N_("unknown entity: %(codes)s"), params={"codes": ", ".join(map(str, unknown))})
     return [found[c] for c in codes]
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from engine import audit, clock, file_store
 from engine.db import MAX_ID
-from engine.errors import InvalidInput, NotFound
+from engine.errors import N_, InvalidInput, NotFound
 from engine.evidence import Evidence
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def check_many(files: Iterable[tuple[str | None, BinaryIO | bytes]], limits: Lim
     """Check every file before anything is stored: one bad file refuses them all."""
     files = list(files)
     if len(files) > limits.max_files:
-        raise InvalidInput(f"at most {limits.max_files} files at once")
+        raise InvalidInput(N_("at most %(limit)s files at once"), params={"limit": limits.max_files})
     return [check(name, source, limits) for name, source in files]
 
 
@@ -102,14 +102,16 @@ def check(name: str | None, source: BinaryIO | bytes, limits: Limits) -> Checked
     source = file_store.seekable(source)
     sha256, size = file_store.digest(source, limits.max_bytes)
     if size > limits.max_bytes:
-        raise EvidenceTooLarge(f"a file may be at most {limits.max_bytes:,} bytes")
+        raise EvidenceTooLarge(N_("%(name)s is larger than %(limit)s bytes, the most a file may be"),
+                               params={"name": safe_filename(name), "limit": limits.max_bytes})
     display = safe_filename(name)
     if not size:
-        raise InvalidInput(f"{display} is empty")
+        raise InvalidInput(N_("%(name)s is empty"), params={"name": display})
     kind = sniff_file(source, limits)
     if kind is None or kind not in limits.kinds:
         allowed = ", ".join(sorted(k.upper() for k in limits.kinds))
-        raise UnsupportedEvidence(f"{display} is not an accepted kind of file ({allowed})")
+        raise UnsupportedEvidence(N_("%(name)s is not an accepted kind of file (%(kinds)s)"),
+                                  params={"name": display, "kinds": allowed})
     source.seek(0)
     return CheckedFile(filename=with_extension(display, kind), kind=kind, content_type=CONTENT_TYPES[kind],
                        size=size, sha256=sha256, source=source)

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from engine import clock, file_store
 from engine.db import Base, Database, GzipJSON, UTCDateTime
 from engine.directive_import import ImportReport, RowError, RowResult
-from engine.errors import Conflict, InvalidInput, NotFound
+from engine.errors import N_, Conflict, InvalidInput, NotFound
 
 VALIDATING, VALIDATED, IMPORTING, DONE, FAILED = "validating", "validated", "importing", "done", "failed"
 RUNNING = (VALIDATING, IMPORTING)
@@ -87,9 +87,9 @@ def create(session: Session, home: Path, owner_id: int, filename: str, source: B
     source = file_store.seekable(source)
     sha256, size = file_store.digest(source, max_bytes)
     if size > max_bytes:
-        raise InvalidInput(f"a workbook may be at most {max_bytes:,} bytes")
+        raise InvalidInput(N_("a workbook may be at most %(limit)s bytes"), params={"limit": max_bytes})
     if not size:
-        raise InvalidInput("the file is empty")
+        raise InvalidInput(N_("the file is empty"))
     file_store.put(session, source, home=home, backend=backend, sha256=sha256)
     now = clock.now()
     job = ImportJob(id=secrets.token_urlsafe(16), owner_id=owner_id, filename=filename[:200], sha256=sha256,

@@ -13,7 +13,7 @@ from sqlalchemy.types import Date
 from engine import audit, clock
 from engine.business_calendar import MODES, SEASON, BusinessCalendar, calendar_of
 from engine.db import Base, JSONType, UTCDateTime
-from engine.errors import Conflict, InvalidInput, NotFound
+from engine.errors import N_, Conflict, FieldProblems, NotFound
 
 EDITABLE = ("starts_on", "ends_on", "calendar_mode", "holidays")
 
@@ -70,17 +70,21 @@ def update_season(session: Session, season: Season, *, actor: str = "system", **
 
 
 def _validate(hijri_year: int, starts_on: date, ends_on: date, mode: str, holidays: list[str]) -> None:
+    problems = FieldProblems()
     if not isinstance(hijri_year, int) or not 1343 <= hijri_year <= 1500:
-        raise InvalidInput("a season's Hijri year is from 1343 to 1500")
+        problems.add("hijri_year", "range", N_("a season's Hijri year is from 1343 to 1500"))
     if ends_on < starts_on:
-        raise InvalidInput("a season ends after it starts")
+        problems.add("ends_on", "minimum", N_("a season ends after it starts"))
     if mode not in MODES:
-        raise InvalidInput(f"unknown calendar mode {mode!r} (known: {', '.join(MODES)})")
+        problems.add("calendar_mode", "enum", N_("unknown calendar mode %(value)s (known: %(known)s)"),
+                     value=repr(mode), known=", ".join(MODES))
     for day in holidays:
         try:
             date.fromisoformat(day)
         except (TypeError, ValueError):
-            raise InvalidInput(f"a holiday is an ISO date, not {day!r}") from None
+            problems.add("holidays", "format", N_("a holiday is an ISO date, not %(value)s"), value=repr(day))
+            break
+    problems.raise_if_any()
 
 
 def get_season(session: Session, hijri_year: int) -> Season:

@@ -15,10 +15,12 @@ from sqlalchemy.orm import Session
 
 from engine import access, audit, clock, instances
 from engine.db import MAX_ID
-from engine.errors import Conflict, InvalidInput, NotFound
+from engine.errors import N_, Conflict, FieldIssue, InvalidInput, NotFound
 from engine.work_items import OPEN, WorkItem
 
 MAX_NOTE = 2000
+PROGRESS_RANGE = N_("progress is a whole percentage from 0 to 100")
+NOTE_TOO_LONG = N_("a progress note has at most %(limit)s characters")
 
 
 def workable(session: Session, user: Any, item_id: int) -> WorkItem:
@@ -69,9 +71,10 @@ def record_progress(session: Session, item_id: int, actor: str, percent: int, no
                     *, evidence_ids: list[int] | None = None) -> WorkItem:
     """Report how far the work on an open step is (0-100 %), with an optional note and evidence ids."""
     if not isinstance(percent, int) or isinstance(percent, bool) or not 0 <= percent <= 100:
-        raise InvalidInput("progress is a whole percentage from 0 to 100")
+        raise InvalidInput(PROGRESS_RANGE, fields=[FieldIssue("percent", "maximum", PROGRESS_RANGE)])
     if note is not None and len(note) > MAX_NOTE:
-        raise InvalidInput(f"a progress note has at most {MAX_NOTE:,} characters")
+        raise InvalidInput(NOTE_TOO_LONG, params={"limit": MAX_NOTE},
+                           fields=[FieldIssue("note", "max-length", NOTE_TOO_LONG, {"limit": MAX_NOTE})])
     item = _locked_open_item(session, item_id)
     item.progress_percent, item.progress_note, item.progress_at = percent, (note or "").strip() or None, clock.now()
     session.flush()

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from engine import audit, clock, text_search
 from engine.db import Base, UTCDateTime
 from engine.entities import Entity, get_by_code
-from engine.errors import Conflict, InvalidInput, NotFound
+from engine.errors import N_, Conflict, FieldProblems, InvalidInput, NotFound
 from engine.roles import ENTITY_USER, ROLES
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,59}$")
@@ -71,15 +71,20 @@ def create_user(session: Session, username: str, password: str, role: str, *, fu
                 email: str | None = None, entity_code: str | None = None, language: str = "ar",
                 actor: str = "system") -> User:
     """Create an active user; `actor` (who creates it) is recorded in the audit trail."""
+    problems = FieldProblems()
     if not isinstance(username, str) or not _USERNAME.match(username):
-        raise InvalidInput("a username is 2-60 lowercase letters, digits, dots, dashes or underscores")
+        problems.add("username", "pattern", N_("a username is 2-60 lowercase letters, digits, dots, dashes or "
+                                               "underscores"))
     if role not in ROLES:
-        raise InvalidInput(f"unknown role {role!r} (known: {', '.join(ROLES)})")
-    _check_password(password)
+        problems.add("role", "enum", N_("unknown role %(value)s (known: %(known)s)"), value=repr(role),
+                     known=", ".join(ROLES))
+    with problems.checking("password"):
+        _check_password(password)
     if language not in LANGUAGES:
-        raise InvalidInput("language is ar or en")
+        problems.add("language", "enum", N_("language is ar or en"))
     if role == ENTITY_USER and not entity_code:
-        raise InvalidInput("an entity user belongs to an entity")
+        problems.add("entity", "required", N_("an entity user belongs to an entity"))
+    problems.raise_if_any()
     if session.scalar(select(User.id).where(User.username == username)) is not None:
         raise Conflict(f"the username {username!r} is taken")
     entity = get_by_code(session, entity_code) if entity_code else None
@@ -105,7 +110,7 @@ def update_user(session: Session, username: str, actor: str, **changes: Any) -> 
     recorded: dict[str, Any] = {}
     if changes.get("language") is not None:
         if changes["language"] not in LANGUAGES:
-            raise InvalidInput("language is ar or en")
+            raise InvalidInput(N_("language is ar or en"))
         user.language = recorded["language"] = changes["language"]
     if changes.get("full_name") is not None:
         user.full_name = recorded["full_name"] = changes["full_name"].strip() or user.username
@@ -135,7 +140,7 @@ def revoke_tokens(session: Session, user: User, actor: str) -> None:
 
 def _check_password(password: Any) -> None:
     if not isinstance(password, str) or len(password) < MIN_PASSWORD:
-        raise InvalidInput(f"a password has at least {MIN_PASSWORD} characters")
+        raise InvalidInput(N_("a password has at least %(limit)s characters"), params={"limit": MIN_PASSWORD})
 
 
 def authenticate(session: Session, username: str, password: str) -> User | None:

@@ -10,15 +10,15 @@ import keyword
 from datetime import datetime
 from typing import Any
 
-import jsonschema
 from sqlalchemy import ForeignKey, Index, Integer, Select, String, bindparam, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from engine import clock, durations, expressions, step_figures
 from engine.bpmn_runtime import UserTaskView, WorkflowFailure
 from engine.db import Base, JSONType, UTCDateTime
-from engine.errors import ExpressionError, InvalidInput
+from engine.errors import N_, ExpressionError, InvalidInput
 from engine.roles import ENTITY_USER, ROLES
+from engine.schema_issues import schema_issues
 
 OPEN, COMPLETED, WITHDRAWN = "open", "completed", "withdrawn"
 MAX_FORM_BYTES = 64_000
@@ -177,10 +177,9 @@ def validate_form(item: WorkItem, data: Any) -> dict[str, Any]:
     """Check submitted form data against the step's schema; refuse it whole, with every error."""
     check_variables(data)
     if item.form_schema:
-        errors = sorted(jsonschema.Draft202012Validator(item.form_schema).iter_errors(data), key=lambda e: e.path)
-        if errors:
-            details = [{"field": "/".join(map(str, e.absolute_path)) or "(form)", "message": e.message} for e in errors]
-            raise InvalidInput("the form data does not match the step's form", details=details)
+        issues = schema_issues(item.form_schema, data)
+        if issues:
+            raise InvalidInput(N_("the form data does not match the step's form"), fields=issues)
     return data
 
 

@@ -243,7 +243,8 @@ def test_feedback_intake_list_and_triage_per_role(world: World):
                                                                        "text": "نص"}), 403)
     tricked = assert_problem(world.call("officer", "POST", f"{API}/feedback", json={
         "service": "other", "rating": 3, "text": "نص\u202eمعكوس"}), 422, "invalid-input")
-    assert tricked["errors"] == [{"field": "text", "message": "direction-override characters are not accepted"}]
+    assert tricked["errors"] == [{"field": "text", "code": "feedback-refused",
+                                  "message": "direction-override characters are not accepted"}]
     assert_problem(world.call("officer", "POST", f"{API}/feedback", json={"service": "spa", "rating": 3,
                                                                          "text": "نص"}), 422)
     for url in (f"{API}/feedback?entity=%00", f"{API}/feedback?tag=a%00b", f"{API}/feedback?q=%00",

@@ -4,7 +4,8 @@ route class that turns engine errors into HTML pages with the same status codes 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 
 from api.deps import CurrentUser
+from api.error_text import error_text, issue_text
 from api.web import i18n
 from api.web.labels import N_, label
 from api.web.people import People
@@ -228,6 +231,71 @@ def error_page(request: Request, status: int, detail: str | None = None) -> HTML
     return render(request, "error.html", {"status": status, "detail": detail, "back": back}, status=status)
 
 
+# --- refused forms -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FieldError:
+    """One input's problem as the page shows it: the input's id, its label and the message, translated."""
+
+    field: str
+    target: str | None
+    label: str | None
+    message: str
+
+
+@dataclass
+class FormErrors:
+    """Everything wrong with a refused form, in the page's language: the summary's sentence and each field's
+    message (templates: `m.errors(errors)` at the top, `m.invalid` on an input, `m.field_error` after it)."""
+
+    message: str
+    items: list[FieldError] = field(default_factory=list)
+
+    def of(self, name: str) -> list[FieldError]:
+        """The messages of field `name` and of its parts (`evidence/0`)."""
+        return [item for item in self.items if item.field == name or item.field.startswith(name + "/")]
+
+    def invalid(self, name: str, input_id: str) -> Markup:
+        if not self.of(name):
+            return Markup("")
+        return Markup(' aria-invalid="true" aria-describedby="{}-error"').format(escape(input_id))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# field path -> (the input's id, the label's message id); a field missing here is shown without a link
+FieldTargets = Mapping[str, tuple[str, str | None]]
+
+
+def form_errors(request: Request, exc: TansiqError, targets: FieldTargets | None = None) -> FormErrors:
+    """The refused form's errors in the page's language, each field named by its label, never by its name."""
+    language = language_of(request, current_user(request))
+    gettext = i18n.translations(language).gettext
+    targets = targets or {}
+    items = []
+    for issue in exc.fields:
+        target, label_id = targets.get(issue.field) or targets.get(issue.field.split("/")[0], (None, None))
+        items.append(FieldError(issue.field, target, gettext(label_id) if label_id else None,
+                                issue_text(issue, language)))
+    if not exc.fields:  # an engine error with free-form details (a rejected model's, an incident's)
+        items = [FieldError(str(d.get("field", "")), None, None, gettext(str(d.get("message", ""))))
+                 for d in exc.details]
+    return FormErrors(error_text(exc, language), items)
+
+
+def on_fields(exc: TansiqError, field_of_message: Mapping[str, str]) -> TansiqError:
+    """An engine refusal without fields, counted against the field its message is about (when known)."""
+    name = field_of_message.get(exc.message_id)
+    if exc.fields or name is None:
+        return exc
+    return type(exc)(exc.message_id, params=exc.params, fields=exc.field_issues(name))
+
+
+def translated(request: Request, exc: TansiqError) -> str:
+    return error_text(exc, language_of(request, current_user(request)))
+
+
 def safe_next(target: str | None) -> str | None:
     """Only a local path (never //host or a scheme) may be a redirect target."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
@@ -254,7 +322,7 @@ class WebRoute(APIRoute):
                 return error_page(request, 403, str(exc))
             except TansiqError as exc:
                 status = STATUS_OF.get(exc.code, 422)
-                return error_page(request, status, exc.message if status not in (404,) else None)
+                return error_page(request, status, translated(request, exc) if status not in (404,) else None)
             except RequestValidationError:
                 return error_page(request, 400)
 

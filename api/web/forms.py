@@ -10,7 +10,8 @@ from typing import Any
 
 from engine.business_calendar import hijri_to_gregorian
 from engine.durations import RIYADH
-from engine.errors import InvalidInput
+from engine.errors import N_, FieldIssue, FieldProblems, InvalidInput
+from engine.schema_issues import TYPE_MESSAGES
 
 MAX_TEXT = 20_000
 
@@ -63,8 +64,11 @@ def fields_of(schema: dict[str, Any] | None, values: dict[str, Any] | None = Non
     return out
 
 
-def read_form(schema: dict[str, Any] | None, form: Any) -> dict[str, Any]:
-    """Form fields back into the JSON the schema describes (the engine validates the result)."""
+def read_form(schema: dict[str, Any] | None, form: Any, problems: FieldProblems | None = None) -> dict[str, Any]:
+    """Form fields back into the JSON the schema describes (the engine validates the result). An input that
+    cannot be read is left out and counted in `problems` (refused at once without them)."""
+    given_problems = problems is not None
+    problems = problems if problems is not None else FieldProblems()
     data: dict[str, Any] = {}
     for f in fields_of(schema):
         raw = form.get(f"field.{f.name}")
@@ -85,14 +89,16 @@ def read_form(schema: dict[str, Any] | None, form: Any) -> dict[str, Any]:
                 try:
                     data[f.name] = int(text) if f.widget == "integer" else float(text)
                 except ValueError:
-                    raise InvalidInput(f"{f.name} must be a number") from None
+                    problems.add(f.name, "type", TYPE_MESSAGES["integer" if f.widget == "integer" else "number"])
         elif f.widget == "lines":
             data[f.name] = [line.strip() for line in text.splitlines() if line.strip()]
         elif text:
             try:
                 data[f.name] = json.loads(text)
             except json.JSONDecodeError:
-                raise InvalidInput(f"{f.name} must be JSON") from None
+                problems.add(f.name, "type", N_("Type a value in JSON."))
+    if not given_problems:
+        problems.raise_if_any()
     return data
 
 
@@ -109,39 +115,73 @@ def deadline_from_form(form: Any, prefix: str = "deadline") -> str | datetime:
     - `gregorian`: a date (and a time, Riyadh; the end of the day when empty);
     - `hijri`: year, month and day (Umm al-Qura) and a time;
     - `duration`: `PT6H`, `3 working days`, `48 hours`, ...
+
+    A refusal names the input at fault (`<prefix>_date`, `<prefix>_hijri_day`, `<prefix>_duration`,
+    `<prefix>_time`), so the page shows the message next to it.
     """
     mode = _text(form, f"{prefix}_mode") or "gregorian"
-    clock_text = _text(form, f"{prefix}_time")
     if mode == "duration":
         value = _text(form, f"{prefix}_duration")
         if not value:
-            raise InvalidInput("type how long from now, e.g. 48 hours or PT6H")
+            raise _refused(f"{prefix}_duration", "required",
+                           N_("Type how long from now, for example 48 hours or PT6H."))
         return value
     if mode == "hijri":
-        try:
-            year, month, day = (int(_text(form, f"{prefix}_hijri_{part}") or "0") for part in ("year", "month", "day"))
-        except ValueError:
-            raise InvalidInput("the Hijri date is year, month and day in numbers") from None
-        if not (year and month and day):
-            raise InvalidInput("choose the Hijri year, month and day")
-        on = hijri_to_gregorian(year, month, day)
+        on = _hijri_day(form, prefix)
     elif mode == "gregorian":
-        text = _text(form, f"{prefix}_date")
-        if not text:
-            raise InvalidInput("choose the deadline's date")
-        try:
-            on = date.fromisoformat(text)
-        except ValueError:
-            raise InvalidInput(f"not a date: {text}") from None
+        on = _gregorian_day(form, prefix)
     else:
-        raise InvalidInput("choose how the deadline is given")
-    at = time(23, 59)
-    if clock_text:
-        try:
-            at = time.fromisoformat(clock_text)
-        except ValueError:
-            raise InvalidInput(f"not a time of day: {clock_text}") from None
-    return datetime.combine(on, at, tzinfo=RIYADH)
+        raise _refused(f"{prefix}_mode", "enum", N_("Choose how the deadline is given."))
+    return datetime.combine(on, _time_of_day(form, prefix), tzinfo=RIYADH)
+
+
+def _refused(name: str, code: str, message_id: str, **params: Any) -> InvalidInput:
+    return InvalidInput(message_id, params=params, fields=[FieldIssue(name, code, message_id, params)])
+
+
+def _hijri_day(form: Any, prefix: str) -> date:
+    try:
+        year, month, day = (int(_text(form, f"{prefix}_hijri_{part}") or "0") for part in ("year", "month", "day"))
+    except ValueError:
+        raise _refused(f"{prefix}_hijri_day", "type", N_("The Hijri date is a day, a month and a year in numbers.")
+                       ) from None
+    if not (year and month and day):
+        raise _refused(f"{prefix}_hijri_day", "required", N_("Choose the Hijri day, month and year."))
+    try:
+        return hijri_to_gregorian(year, month, day)
+    except InvalidInput as exc:
+        raise _refused(f"{prefix}_hijri_day", "format", exc.message_id, **exc.params) from None
+
+
+def _gregorian_day(form: Any, prefix: str) -> date:
+    text = _text(form, f"{prefix}_date")
+    if not text:
+        raise _refused(f"{prefix}_date", "required", N_("Choose the deadline's date."))
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise _refused(f"{prefix}_date", "format", N_("This is not a date: %(text)s"), text=text) from None
+
+
+def _time_of_day(form: Any, prefix: str) -> time:
+    clock_text = _text(form, f"{prefix}_time")
+    if not clock_text:
+        return time(23, 59)
+    try:
+        return time.fromisoformat(clock_text)
+    except ValueError:
+        raise _refused(f"{prefix}_time", "format", N_("This is not a time of day: %(text)s"), text=clock_text
+                       ) from None
+
+
+def deadline_targets(prefix: str, input_id: str) -> dict[str, tuple[str, str | None]]:
+    """The deadline inputs' ids and labels for `form_errors` (the prefix itself: the whole deadline)."""
+    return {f"{prefix}_date": (f"{input_id}-date", N_("Date (Gregorian)")),
+            f"{prefix}_hijri_day": (f"{input_id}-hday", N_("Date (Hijri, Umm al-Qura)")),
+            f"{prefix}_duration": (f"{input_id}-duration", N_("How long from now")),
+            f"{prefix}_time": (f"{input_id}-time", N_("Time (Riyadh); the end of the day if empty")),
+            f"{prefix}_mode": (f"{input_id}-date", N_("Deadline")),
+            prefix: (f"{input_id}-date", N_("Deadline"))}
 
 
 def _text(form: Any, name: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -10,13 +11,13 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from starlette.datastructures import UploadFile
 
-from api.web.core import WebRoute, redirect, render
+from api.web.core import FormErrors, WebRoute, form_errors, redirect, render
 from api.web.labels import LABELS
 from api.web.pages.directives import xml_response
 from api.web.session import form_of, require_user
 from engine import access, audit, decision_tables, entities, instance_migration, process_models, seasons, users
 from engine.business_calendar import MODES
-from engine.errors import InvalidInput, NotFound, TansiqError
+from engine.errors import N_, FieldIssue, FieldProblems, InvalidInput, NotFound, TansiqError
 from engine.evidence_store import safe_filename
 from engine.roles import ROLES
 from engine.seasons import Season
@@ -39,7 +40,7 @@ def admin_home(request: Request) -> Response:
 
 # --- entities ---------------------------------------------------------------------------------------
 
-def _entities_page(request: Request, *, error: str | None = None, values: dict[str, Any] | None = None,
+def _entities_page(request: Request, *, error: FormErrors | None = None, values: dict[str, Any] | None = None,
                    status: int = 200) -> Response:
     with request.app.state.tansiq.db.reading() as session:
         rows = entities.list_entities(session)
@@ -54,6 +55,13 @@ def entities_page(request: Request) -> Response:
     return _entities_page(request)
 
 
+ENTITY_TARGETS = {"code": ("e-code", N_("Code")), "name_ar": ("e-ar", N_("Name (Arabic)")),
+                  "name_en": ("e-en", N_("Name (English)")), "kind": ("e-kind", N_("Kind"))}
+USER_TARGETS = {"username": ("u-name", N_("Username")), "role": ("u-role", N_("Role")),
+                "entity": ("u-entity", N_("Entity (for entity users)")), "language": ("u-lang", N_("Language")),
+                "password": ("u-pass", N_("Password (at least 10 characters)"))}
+
+
 @router.post("/entities")
 async def create_entity(request: Request) -> Response:
     user = _admin(request, "entity.manage")
@@ -66,13 +74,13 @@ async def create_entity(request: Request) -> Response:
             audit.record(session, user.username, "entity.created", f"entity:{entity.code}",
                          {"name_ar": entity.name_ar, "name_en": entity.name_en, "kind": entity.kind})
     except TansiqError as exc:
-        return _entities_page(request, error=exc.message, values=values, status=422)
+        return _entities_page(request, error=form_errors(request, exc, ENTITY_TARGETS), values=values, status=422)
     return redirect("/admin/entities?msg=saved")
 
 
 # --- users ------------------------------------------------------------------------------------------
 
-def _users_page(request: Request, *, error: str | None = None, values: dict[str, Any] | None = None,
+def _users_page(request: Request, *, error: FormErrors | None = None, values: dict[str, Any] | None = None,
                 status: int = 200) -> Response:
     typed = request.query_params.get("q") or ""
     wanted = typed.strip()[:200] if "\x00" not in typed else ""
@@ -105,7 +113,7 @@ async def create_user(request: Request) -> Response:
             audit.record(session, user.username, "user.created", f"user:{created.username}",
                          {"role": created.role, "entity": values["entity"] or None})
     except TansiqError as exc:
-        return _users_page(request, error=exc.message, values=values, status=422)
+        return _users_page(request, error=form_errors(request, exc, USER_TARGETS), values=values, status=422)
     return redirect("/admin/users?msg=saved")
 
 
@@ -129,7 +137,7 @@ async def change_user(request: Request, username: str) -> Response:
 
 # --- seasons ----------------------------------------------------------------------------------------
 
-def _seasons_page(request: Request, *, error: str | None = None, values: dict[str, Any] | None = None,
+def _seasons_page(request: Request, *, error: FormErrors | None = None, values: dict[str, Any] | None = None,
                   status: int = 200) -> Response:
     with request.app.state.tansiq.db.reading() as session:
         rows = list(session.scalars(select(Season).order_by(Season.hijri_year.desc())))
@@ -143,16 +151,39 @@ def seasons_page(request: Request) -> Response:
     return _seasons_page(request)
 
 
-def _date(text: str, what: str) -> date:
+def _date(text: str, field: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise InvalidInput(f"{what} is a date") from None
+        raise InvalidInput(N_("This is not a date: %(text)s"), params={"text": text},
+                           fields=[FieldIssue(field, "format", N_("Type a date."))]) from None
 
 
 def _holidays(text: str) -> list[str]:
     days = [d.strip() for d in text.replace("،", ",").replace("\n", ",").split(",") if d.strip()]
-    return sorted({_date(d, "a holiday").isoformat() for d in days})
+    return sorted({_date(d, "holidays").isoformat() for d in days})
+
+
+SEASON_TARGETS = {"hijri_year": ("n-year", N_("Hijri year")), "starts_on": ("n-start", N_("Starts (Gregorian)")),
+                  "ends_on": ("n-end", N_("Ends (Gregorian)")), "calendar_mode": ("n-mode", N_("Calendar")),
+                  "holidays": ("n-hol", N_("Holidays (Gregorian dates, separated by commas)"))}
+
+
+def _new_season_dates(values: dict[str, str]) -> tuple[int, date, date, list[str]]:
+    """The new season's year, first and last days and holidays, every bad one refused at once."""
+    problems = FieldProblems()
+    if not values["hijri_year"].isdigit():
+        problems.add("hijri_year", "type", N_("a season's Hijri year is a number, e.g. 1447"))
+    starts = ends = date.min
+    holidays: list[str] = []
+    with problems.checking("starts_on"):
+        starts = _date(values["starts_on"], "starts_on")
+    with problems.checking("ends_on"):
+        ends = _date(values["ends_on"], "ends_on")
+    with problems.checking("holidays"):
+        holidays = _holidays(values["holidays"])
+    problems.raise_if_any()
+    return int(values["hijri_year"]), starts, ends, holidays
 
 
 @router.post("/seasons")
@@ -162,17 +193,14 @@ async def create_season(request: Request) -> Response:
     values = {k: str(form.get(k) or "").strip() for k in ("hijri_year", "starts_on", "ends_on", "calendar_mode",
                                                           "holidays")}
     try:
-        if not values["hijri_year"].isdigit():
-            raise InvalidInput("a season's Hijri year is a number, e.g. 1447")
+        year, starts, ends, holidays = _new_season_dates(values)
         with request.app.state.tansiq.db.transaction() as session:
-            season = seasons.create_season(session, int(values["hijri_year"]), _date(values["starts_on"], "the start"),
-                                           _date(values["ends_on"], "the end"),
-                                           calendar_mode=values["calendar_mode"] or "season",
-                                           holidays=_holidays(values["holidays"]))
+            season = seasons.create_season(session, year, starts, ends, holidays=holidays,
+                                           calendar_mode=values["calendar_mode"] or "season")
             audit.record(session, user.username, "season.created", f"season:{season.hijri_year}",
                          {"starts_on": season.starts_on, "ends_on": season.ends_on, "mode": season.calendar_mode})
     except TansiqError as exc:
-        return _seasons_page(request, error=exc.message, values=values, status=422)
+        return _seasons_page(request, error=form_errors(request, exc, SEASON_TARGETS), values=values, status=422)
     return redirect("/admin/seasons?msg=saved")
 
 
@@ -195,13 +223,24 @@ async def change_season(request: Request, year: int) -> Response:
     except TansiqError as exc:
         if exc.code == "not-found":
             raise
-        return _seasons_page(request, error=exc.message, status=422)
+        return _seasons_page(request, error=_season_change_errors(request, exc, year), status=422)
     return redirect("/admin/seasons?msg=saved")
+
+
+def _season_change_errors(request: Request, exc: TansiqError, year: int) -> FormErrors:
+    """A refused change of one season: its summary links to that season's inputs, not to the new-season form."""
+    targets = {"starts_on": (f"s{year}-start", N_("Starts (Gregorian)")), "ends_on": (f"s{year}-end",
+                                                                                    N_("Ends (Gregorian)")),
+               "calendar_mode": (f"s{year}-mode", N_("Calendar")),
+               "holidays": (f"s{year}-hol", N_("Holidays (Gregorian dates, separated by commas)"))}
+    errors = form_errors(request, exc, targets)
+    errors.items = [replace(item, field=f"season-{year}/{item.field}") for item in errors.items]
+    return errors
 
 
 # --- process models -----------------------------------------------------------------------------------
 
-def _models_page(request: Request, *, error: str | None = None, details: list[dict] | None = None,
+def _models_page(request: Request, *, error: FormErrors | None = None, details: list[dict] | None = None,
                  status: int = 200) -> Response:
     with request.app.state.tansiq.db.reading() as session:
         rows = process_models.list_models(session)
@@ -239,7 +278,7 @@ async def deploy(request: Request) -> Response:
                 page, created = f"/admin/models/{deployment.model.key}", deployment.created
                 outcome = "deployed" if created else "unchanged"
     except TansiqError as exc:
-        return _models_page(request, error=exc.message, details=exc.details, status=422)
+        return _models_page(request, error=form_errors(request, exc), details=exc.details, status=422)
     return redirect(f"{page}?msg={outcome}")
 
 
@@ -263,7 +302,7 @@ def model_page(request: Request, key: str, version: int | None = None) -> Respon
     return model_page_response(request, key, version)
 
 
-def model_page_response(request: Request, key: str, version: int | None, *, error: str | None = None,
+def model_page_response(request: Request, key: str, version: int | None, *, error: FormErrors | None = None,
                         migration: dict[str, Any] | None = None, status: int = 200) -> Response:
     """A model's page: its versions (with their running instances, for administrators), the diagram, and the
     migration form with the dry run's or the migration's outcome."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -15,10 +16,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.web import i18n
-from api.web.core import WebRoute, gettext_for, is_htmx, language_of, redirect, render
-from api.web.forms import deadline_from_form
+from api.web.core import (
+    FormErrors,
+    WebRoute,
+    form_errors,
+    gettext_for,
+    is_htmx,
+    language_of,
+    on_fields,
+    redirect,
+    render,
+)
+from api.web.forms import deadline_from_form, deadline_targets
 from api.web.labels import label
 from api.web.pages import insight
+from api.web.pages.work import EXTENSION_TARGETS, refused_step
 from api.web.session import form_of, require_user
 from engine import (
     access,
@@ -44,7 +56,7 @@ from engine.directives import (
     DirectiveFilters,
     NewDirective,
 )
-from engine.errors import InvalidInput, NotFound, TansiqError
+from engine.errors import N_, Conflict, FieldProblems, InvalidInput, NotFound, TansiqError
 from engine.escalations import Escalation
 from engine.meetings import Meeting
 from engine.seasons import Season
@@ -161,6 +173,40 @@ def new_form(request: Request) -> Response:
                                                                           "deadline_hijri_month": month}})
 
 
+NEW_DIRECTIVE_TARGETS = {
+    "title": ("title", N_("Title (Arabic)")), "title_en": ("title_en", N_("Title (English, optional)")),
+    "body": ("body", N_("Text of the directive")), "kind": ("kind", N_("Kind")),
+    "priority": ("priority", N_("Priority")), "track": ("track", N_("Track")),
+    "programme_track": ("programme_track", N_("Bunyan programme track")),
+    "responsible_entity": ("responsible_entity", N_("Responsible entity")),
+    "tags": ("tags", N_("Tags (separated by commas)")),
+    "supporting_entities": ("responsible_entity", N_("Supporting entities")),
+    **deadline_targets("deadline", "deadline"),
+}
+NEW_DIRECTIVE_MESSAGES = {  # engine refusals without a field, and the field they are about
+    "the deadline %(moment)s has already passed": "deadline",
+    "a deadline is a moment, a Hijri or Gregorian date, or a duration": "deadline",
+    "unknown entity: %(codes)s": "responsible_entity",
+    "supporting entities must be distinct and differ from the responsible entity": "supporting_entities",
+}
+EXTENSION_MESSAGES = {"the deadline %(moment)s has already passed": "new_deadline",
+                      "a deadline is a moment, a Hijri or Gregorian date, or a duration": "new_deadline"}
+
+
+def _first_checks(form: Any) -> str | datetime:
+    """The inputs the page reads itself, refused all at once: the title, the responsible entity, the deadline."""
+    problems = FieldProblems()
+    if not str(form.get("title") or "").strip():
+        problems.add("title", "required", N_("Type the directive's title."))
+    if not str(form.get("responsible_entity") or "") and form.get("kind") != "circular":
+        problems.add("responsible_entity", "required", N_("Choose the responsible entity."))
+    deadline: str | datetime = ""
+    with problems.checking("deadline"):
+        deadline = deadline_from_form(form)
+    problems.raise_if_any()
+    return deadline
+
+
 @router.post("/directives/new")
 async def create(request: Request) -> Response:
     user = require_user(request)
@@ -173,7 +219,7 @@ async def create(request: Request) -> Response:
     error: TansiqError | None = None
     directive_id = None
     try:
-        deadline = deadline_from_form(form)
+        deadline = _first_checks(form)
         tags = [t for t in (str(form.get("tags") or "")).replace("،", ",").split(",") if t.strip()]
         meeting = str(form.get("meeting_id") or "")
         season = str(form.get("season") or "")
@@ -188,8 +234,6 @@ async def create(request: Request) -> Response:
             season_year=int(season) if season.isdigit() else None,
             process_model_key=str(form.get("process_model_key") or "") or None,
         )
-        if not new.title:
-            raise InvalidInput("a directive needs a title")
         with state.db.transaction() as session:
             directive = directives.create(session, new, user.username, launch_now=launch)
             directive_id = directive.id
@@ -198,8 +242,8 @@ async def create(request: Request) -> Response:
     if error is not None:
         with state.db.reading() as session:
             context = _choices(session)
-        return render(request, "directive_new.html", {**context, "values": values, "error": error.message,
-                                                      "error_details": error.details}, status=422)
+        errors = form_errors(request, on_fields(error, NEW_DIRECTIVE_MESSAGES), NEW_DIRECTIVE_TARGETS)
+        return render(request, "directive_new.html", {**context, "values": values, "error": errors}, status=422)
     return redirect(f"/directives/{directive_id}?msg={'launched' if launch else 'created'}")
 
 
@@ -245,6 +289,12 @@ def _element_names(session: Session, directive: Directive) -> dict[str, StepName
 
 @router.get("/directives/{directive_id}")
 def detail(request: Request, directive_id: int) -> Response:
+    return _detail_page(request, directive_id)
+
+
+def _detail_page(request: Request, directive_id: int, ext_errors: FormErrors | None = None,
+                 ext_values: dict[str, str] | None = None, status: int = 200) -> Response:
+    """The directive's page; after a refused extension request, with its errors and what was typed."""
     user = require_user(request)
     state = request.app.state.tansiq
     with state.db.reading() as session:
@@ -276,8 +326,9 @@ def detail(request: Request, directive_id: int) -> Response:
             "names": {e.code: e for e in entities.list_entities(session)},
             "step_names": {**_element_names(session, directive), **{s.element_id: s for s in steps}},
             **_heat_of(request, session, directive),
+            "ext_errors": ext_errors, "ext_values": ext_values,
         }
-    return render(request, "directive.html", context)
+    return render(request, "directive.html", context, status=status)
 
 
 @router.get("/directives/{directive_id}/diagram.xml")
@@ -351,12 +402,34 @@ async def extension(request: Request, directive_id: int) -> Response:
     user = require_user(request)
     form = await form_of(request)
     back = str(form.get("back") or "")
-    with request.app.state.tansiq.db.transaction() as session:
-        directive = _visible(session, user, directive_id)
-        if not access.can_request_extension(session, user, directive):
-            raise access.Forbidden("only the responsible entity asks for more time")
-        directives.request_extension(session, directive_id, user.username, deadline_from_form(form, "new_deadline"),
-                                     str(form.get("reason") or ""))
-    target = back if back.startswith("/steps/") and back[7:].isdigit() else f"/directives/{directive_id}"
+    from_step = back.startswith("/steps/") and back[7:].isdigit()
+    try:
+        new_deadline = _extension_checks(form)
+        with request.app.state.tansiq.db.transaction() as session:
+            directive = _visible(session, user, directive_id)
+            if not access.can_request_extension(session, user, directive):
+                raise access.Forbidden("only the responsible entity asks for more time")
+            directives.request_extension(session, directive_id, user.username, new_deadline,
+                                         str(form.get("reason") or ""))
+    except (InvalidInput, Conflict) as exc:
+        exc = on_fields(exc, EXTENSION_MESSAGES)
+        values = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+        if from_step:
+            return refused_step(request, int(back[7:]), user, exc, values, "extension")
+        return _detail_page(request, directive_id, ext_errors=form_errors(request, exc, EXTENSION_TARGETS),
+                            ext_values=values, status=422 if isinstance(exc, InvalidInput) else 409)
+    target = back if from_step else f"/directives/{directive_id}"
     return redirect(f"{target}?msg=extension")
+
+
+def _extension_checks(form: Any) -> str | datetime:
+    """The new deadline and the reason, both refused at once."""
+    problems = FieldProblems()
+    if not str(form.get("reason") or "").strip():
+        problems.add("reason", "required", N_("an extension request needs a reason"))
+    new_deadline: str | datetime = ""
+    with problems.checking("new_deadline"):
+        new_deadline = deadline_from_form(form, "new_deadline")
+    problems.raise_if_any()
+    return new_deadline
 

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from api.routes.feedback import HONEYPOT, LIMITS
 from api.routes.feedback import public_form_key as feedback_key
 from api.web import i18n
-from api.web.core import WebRoute, redirect, render
+from api.web.core import FieldError, FormErrors, WebRoute, form_errors, gettext_for, redirect, render
 from api.web.forms import deadline_from_form
 from api.web.labels import N_
 from api.web.session import form_of, require_user
@@ -43,6 +43,8 @@ PUBLIC_FIELD_WORDS = {  # the public form's problems, per field, in words a pilg
     "entity": N_("Choose an entity from the list, or leave it empty."),
     "text": N_("Write your opinion in 3 to 2,000 characters, without links or e-mail addresses."),
 }
+PUBLIC_TARGETS = {"service": ("pf-service", N_("Which service?")), "rating": ("pf-rating-1", N_("Your rating")),
+                  "entity": ("pf-entity", N_("Entity (if you know it)")), "text": ("pf-text", N_("Your opinion"))}
 TRIAGE_STATUSES = (feedback.NEW, feedback.REVIEWED, feedback.DISMISSED)  # `raised` comes from raising a directive
 FILTERS = ("service", "entity", "status", "rating_min", "rating_max", "q", "received_from", "received_to")
 
@@ -148,7 +150,7 @@ def _raise_form(request: Request, user: Any, ids: list[int], values: dict[str, A
     return render(request, "feedback_raise.html", {
         **context, "values": values, "kinds": KINDS, "tracks": TRACKS, "priorities": PRIORITIES,
         "hijri_months": i18n.HIJRI_MONTHS, "service_words": SERVICE_WORDS,
-        "error": error.message if error else None, "error_details": error.details if error else None},
+        "error": form_errors(request, error) if error else None},
         status=422 if error else 200)
 
 
@@ -207,8 +209,23 @@ def _public_page(request: Request, *, values: dict[str, Any] | None = None, toke
     return render(request, "feedback_public.html", {
         "token": token or form["token"], "services": feedback.SERVICES, "entities": form["entities"],
         "service_words": SERVICE_WORDS, "honeypot": HONEYPOT, "values": values or {}, "max_text": LIMITS.max_text,
-        "problems": {p["field"]: p["message"] for p in problems or []}, "field_words": PUBLIC_FIELD_WORDS,
-        "notice": notice}, status=status, headers=headers)
+        "errors": _public_errors(request, problems) if problems else None, "notice": notice},
+        status=status, headers=headers)
+
+
+def _public_errors(request: Request, problems: list[dict[str, str]]) -> FormErrors:
+    """The public form's problems in words a pilgrim reads, each next to its field (one message a field)."""
+    gettext = gettext_for(request)
+    items, seen = [], set()
+    for problem in problems:
+        name = str(problem.get("field") or "text")
+        if name in seen:
+            continue
+        seen.add(name)
+        target, label_id = PUBLIC_TARGETS.get(name, (None, None))
+        words = PUBLIC_FIELD_WORDS.get(name, PUBLIC_FIELD_WORDS["text"])
+        items.append(FieldError(name, target, gettext(label_id) if label_id else None, gettext(words)))
+    return FormErrors(gettext(N_("Please check the form:")), items)
 
 
 @router.get("/public/feedback")

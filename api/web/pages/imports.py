@@ -29,7 +29,7 @@ from starlette.datastructures import UploadFile
 
 from api.problems import content_disposition
 from api.web import i18n
-from api.web.core import WebRoute, is_htmx, redirect, render
+from api.web.core import WebRoute, form_errors, is_htmx, on_fields, redirect, render
 from api.web.labels import N_
 from api.web.session import form_of, require_user
 from engine import access, directive_import, import_jobs
@@ -47,6 +47,7 @@ ROWS_SHOWN = 200
 VALIDATING, VALIDATED, IMPORTING, DONE, FAILED = (import_jobs.VALIDATING, import_jobs.VALIDATED, import_jobs.IMPORTING,
                                                   import_jobs.DONE, import_jobs.FAILED)
 RUNNING = import_jobs.RUNNING
+UPLOAD_TARGETS = {"file": ("import-file", N_("The workbook"))}
 STAGE_WORDS = {"start": N_("Starting"), "read": N_("Reading the workbook"), "validate": N_("Checking every row"),
                "import": N_("Importing the directives"), "launch": N_("Launching the directives"),
                "commit": N_("Saving")}
@@ -127,7 +128,7 @@ def _upload_page(request: Request, *, error: TansiqError | None = None) -> Respo
     with request.app.state.tansiq.db.reading() as session:
         seasons_list = list(session.scalars(select(Season).order_by(Season.hijri_year.desc())))
     return render(request, "import.html", {"columns": directive_import.COLUMNS, "seasons": seasons_list,
-                                           "error": error.message if error else None},
+                                           "error": form_errors(request, error, UPLOAD_TARGETS) if error else None},
                   status=422 if error else 200)
 
 
@@ -157,9 +158,11 @@ async def upload(request: Request) -> Response:
     season = str(form.get("season") or "")
     try:
         if not isinstance(upload_file, UploadFile) or not upload_file.filename:
-            raise InvalidInput("choose the workbook (.xlsx) to import")
+            raise InvalidInput(N_("choose the workbook (.xlsx) to import"))
         job_id = await run_in_threadpool(_create_job, request, user.id, upload_file,
                                          int(season) if season.isdigit() else None)
+    except InvalidInput as exc:
+        return _upload_page(request, error=on_fields(exc, {exc.message_id: "file"}))
     except TansiqError as exc:
         return _upload_page(request, error=exc)
     _start(request, job_id, user.username, dry_run=True)

@@ -15,7 +15,7 @@ from starlette.datastructures import UploadFile
 
 from api.problems import attachment, content_disposition
 from api.web import i18n
-from api.web.core import WebRoute, redirect, render
+from api.web.core import WebRoute, form_errors, redirect, render
 from api.web.forms import deadline_from_form
 from api.web.labels import N_
 from api.web.session import form_of, require_user
@@ -24,7 +24,7 @@ from engine.business_calendar import gregorian_to_hijri, hijri_to_gregorian
 from engine.db import MAX_ID
 from engine.directives import KINDS, PRIORITIES, PROGRAMME_TRACKS, TRACKS, NewDirective
 from engine.durations import RIYADH
-from engine.errors import InvalidInput, NotFound, TansiqError
+from engine.errors import FieldIssue, FieldProblems, InvalidInput, NotFound, TansiqError
 from engine.seasons import Season
 
 router = APIRouter(route_class=WebRoute)
@@ -110,25 +110,56 @@ def held_from_form(values: dict[str, Any]) -> date | datetime:
     if values.get("held_mode") == "hijri":
         parts = [values.get(f"held_hijri_{p}", "") for p in ("year", "month", "day")]
         if not all(str(p).isdigit() for p in parts):
-            raise InvalidInput("the Hijri date is year, month and day in numbers")
-        day = hijri_to_gregorian(*(int(p) for p in parts))
+            raise _on("held_hijri_day", N_("The Hijri date is a day, a month and a year in numbers."))
+        try:
+            day = hijri_to_gregorian(*(int(p) for p in parts))
+        except InvalidInput as exc:
+            raise _on("held_hijri_day", exc.message_id, **exc.params) from None
     else:
+        if not values.get("held_date"):
+            raise _on("held_date", N_("Choose the meeting's date."))
         try:
             day = date.fromisoformat(values.get("held_date") or "")
         except ValueError:
-            raise InvalidInput(f"not a date: {values.get('held_date') or '(empty)'}") from None
+            raise _on("held_date", N_("This is not a date: %(text)s"), text=values.get("held_date")) from None
     if not values.get("held_time"):
         return day
     try:
         return datetime.combine(day, time.fromisoformat(values["held_time"]), tzinfo=RIYADH)
     except ValueError:
-        raise InvalidInput(f"not a time of day: {values['held_time']}") from None
+        raise _on("held_time", N_("This is not a time of day: %(text)s"), text=values["held_time"]) from None
+
+
+def _on(name: str, message_id: str, **params: Any) -> InvalidInput:
+    return InvalidInput(message_id, params=params, fields=[FieldIssue(name, "format", message_id, params)])
 
 
 def _number(values: dict[str, Any]) -> int:
     if not values["number"].isdigit() or len(values["number"]) > 6:
-        raise InvalidInput("a meeting number is a positive whole number")
+        raise _on("number", N_("a meeting number is a positive whole number"))
     return int(values["number"])
+
+
+MEETING_TARGETS = {"number": ("number", N_("Meeting number")), "title_ar": ("title_ar", N_("Title (Arabic)")),
+                   "held_date": ("held-date", N_("Date (Gregorian)")),
+                   "held_hijri_day": ("held-hday", N_("Date (Hijri, Umm al-Qura)")),
+                   "held_time": ("held-time", N_("Time (Riyadh, optional)"))}
+
+
+def _meeting_checks(values: dict[str, Any], *, new: bool) -> tuple[int, date | datetime]:
+    """The number, the Arabic title and the date, refused all at once."""
+    problems = FieldProblems()
+    number, held = 0, None
+    if new:
+        with problems.checking("number"):
+            number = _number(values)
+    if not values["title_ar"]:
+        problems.add("title_ar", "required", N_("Type the meeting's title in Arabic."))
+    with problems.checking("held_date"):
+        held = held_from_form(values)
+    problems.raise_if_any()
+    assert held is not None
+    return number, held
 
 
 def _meeting_form(request: Request, values: dict[str, Any], *, meeting_id: int | None = None,
@@ -136,8 +167,8 @@ def _meeting_form(request: Request, values: dict[str, Any], *, meeting_id: int |
     with request.app.state.tansiq.db.reading() as session:
         context = _form_context(session)
     return render(request, "meeting_form.html", {
-        **context, "values": values, "meeting_id": meeting_id, "error": error.message if error else None,
-        "error_details": error.details if error else None}, status=422 if error else 200)
+        **context, "values": values, "meeting_id": meeting_id,
+        "error": form_errors(request, error, MEETING_TARGETS) if error else None}, status=422 if error else 200)
 
 
 @router.get("/meetings/new")
@@ -154,9 +185,10 @@ async def create_meeting(request: Request) -> Response:
     values = _form_values(await form_of(request))
     try:
         season = int(values["season"]) if values["season"].isdigit() else None
+        number, held = _meeting_checks(values, new=True)
         with request.app.state.tansiq.db.transaction() as session:
-            meeting = meetings.create(session, number=_number(values), title_ar=values["title_ar"],
-                                      held=held_from_form(values), actor=user.username, season_year=season,
+            meeting = meetings.create(session, number=number, title_ar=values["title_ar"],
+                                      held=held, actor=user.username, season_year=season,
                                       title_en=values["title_en"] or None, chair=values["chair"] or None,
                                       minutes=values["minutes"] or None, attending=values["attending"])
             meeting_id = meeting.id
@@ -180,11 +212,12 @@ async def update_meeting(request: Request, meeting_id: int) -> Response:
     user = require_user(request)
     values = _form_values(await form_of(request))
     try:
+        held = _meeting_checks(values, new=False)[1]
         with request.app.state.tansiq.db.transaction() as session:
             meetings.visible_meeting(session, user, _checked_id(meeting_id))
             meetings.require_manage(user)
             meetings.update_meeting(session, meeting_id, user.username, title_ar=values["title_ar"],
-                                    title_en=values["title_en"] or None, held=held_from_form(values),
+                                    title_en=values["title_en"] or None, held=held,
                                     chair=values["chair"] or None, minutes=values["minutes"] or None,
                                     attending=values["attending"])
     except TansiqError as exc:
@@ -266,8 +299,7 @@ async def add_recommendation(request: Request, meeting_id: int) -> Response:
     except TansiqError as exc:
         if exc.code in ("not-found", "forbidden"):
             raise
-        return _meeting_page(request, meeting_id, status=422, values=values, rec_error=exc.message,
-                             rec_details=exc.details)
+        return _meeting_page(request, meeting_id, status=422, values=values, rec_error=form_errors(request, exc))
     return redirect(f"/meetings/{meeting_id}?msg=recommendation_added#recommendations")
 
 

@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.web.core import WebRoute, language_of, redirect, render
+from api.web.core import FormErrors, WebRoute, form_errors, language_of, redirect, render
 from api.web.pages.directives import xml_response
 from api.web.session import form_of, require_user
 from engine import access, audit, clock, incidents, instance_migration, instances, process_models, work_items
@@ -113,7 +113,7 @@ def incidents_page(request: Request, page: int = 1) -> Response:
         "pages": max(1, -(-total // PAGE_SIZE)), "base": "/admin/incidents?x=1", "section": "incidents"})
 
 
-def _instance_page(request: Request, instance_id: int, *, error: str | None = None,
+def _instance_page(request: Request, instance_id: int, *, error: FormErrors | None = None,
                    details: list[dict] | None = None, values: dict[str, str] | None = None,
                    status: int = 200) -> Response:
     with request.app.state.tansiq.db.reading() as session:
@@ -237,7 +237,7 @@ async def retry(request: Request, instance_id: int) -> Response:
             status = instance.status
     except (InvalidInput, incidents.StillFailing) as exc:
         values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
-        return _instance_page(request, instance_id, error=exc.message, details=exc.details, values=values,
+        return _instance_page(request, instance_id, error=form_errors(request, exc), details=exc.details, values=values,
                               status=409 if isinstance(exc, incidents.StillFailing) else 422)
     outcome = "retried" if status != instances.INCIDENT else "retry_failed"
     return redirect(f"/admin/instances/{instance_id}?msg={outcome}")
@@ -277,6 +277,6 @@ async def migrate(request: Request, key: str, version: int) -> Response:
             outcomes = {o.instance_id: o for o in moved}
             plans = [o.plan for o in moved]
     except TansiqError as exc:
-        return model_page_response(request, key, version, error=exc.message, status=422)
+        return model_page_response(request, key, version, error=form_errors(request, exc), status=422)
     return model_page_response(request, key, version, migration={
         "to_version": target, "plans": plans, "changes": changes, "outcomes": outcomes})

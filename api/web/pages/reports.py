@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from api.problems import attachment
-from api.web.core import WebRoute, redirect, render
+from api.web.core import FormErrors, WebRoute, form_errors, redirect, render
 from api.web.session import form_of, require_user
 from engine import access
 from engine.errors import InvalidInput, NotFound, TansiqError
@@ -30,7 +30,7 @@ def reports(request: Request, kind: str | None = None) -> Response:
     return _reports_page(request, kind if kind in KINDS else None)
 
 
-def _reports_page(request: Request, kind: str | None, *, error: str | None = None,
+def _reports_page(request: Request, kind: str | None, *, error: FormErrors | None = None,
                   values: dict[str, str] | None = None, status: int = 200) -> Response:
     with request.app.state.tansiq.db.reading() as session:
         rows = runs.list_runs(session, kind=kind, limit=100)
@@ -51,7 +51,7 @@ async def run_now(request: Request) -> Response:
         run = await run_in_threadpool(dispatch.request_run, request.app.state.tansiq.db, kind, **period,
                                       trigger="web", requested_by=user.username)
     except TansiqError as exc:
-        return _reports_page(request, None, error=exc.message, values=values, status=422)
+        return _reports_page(request, None, error=form_errors(request, exc), values=values, status=422)
     message = "report_queued" if run.status == runs.QUEUED else "report_made"
     return redirect(f"/reports?msg={message}#run-{run.id}")
 

@@ -14,14 +14,16 @@ from starlette.datastructures import UploadFile
 
 from api.problems import attachment
 from api.web import i18n
-from api.web.core import WebRoute, is_htmx, redirect, render
-from api.web.forms import evidence_as_integers, fields_of, read_form
+from api.web.core import WebRoute, form_errors, is_htmx, redirect, render
+from api.web.forms import deadline_targets, evidence_as_integers, fields_of, read_form
+from api.web.labels import label
 from api.web.session import form_of, require_user
 from engine import access, clock, entities, evidence_store, instances, work_items
 from engine.db import MAX_ID
-from engine.errors import Conflict, InvalidInput, NotFound, TansiqError
+from engine.errors import N_, Conflict, FieldIssue, FieldProblems, InvalidInput, NotFound, TansiqError
 from engine.roles import ADMIN
-from engine.steps import claim, record_progress, workable
+from engine.schema_issues import FORM, schema_issues
+from engine.steps import MAX_NOTE, NOTE_TOO_LONG, PROGRESS_RANGE, claim, record_progress, workable
 from engine.work_items import OPEN, WorkItem
 
 router = APIRouter(route_class=WebRoute)
@@ -156,17 +158,94 @@ def _store(request: Request, session: Session, user: Any, item: WorkItem,
     return [row.id for row in rows]
 
 
-def _refused(request: Request, item_id: int, user: Any, exc: TansiqError, values: dict[str, Any] | None,
-             which: str) -> Response:
-    """The step page again, with what went wrong next to the form that was sent."""
+FILES_LABEL = N_("Add files (PDF, images, Word, Excel or text; up to 10 MB each)")
+PROGRESS_TARGETS = {"percent": ("percent", N_("How far is the work (%%)")), "note": ("progress-note", N_("Note")),
+                    "files": ("progress-files", N_("Evidence files (optional)"))}
+EVIDENCE_TARGETS = {"files": ("evidence-files", N_("Files"))}
+EXTENSION_TARGETS = {**deadline_targets("new_deadline", "ext"), "reason": ("ext-reason", N_("Reason"))}
+
+
+def _complete_targets(schema: dict[str, Any] | None) -> dict[str, tuple[str, str | None]]:
+    """The step form's inputs by field name: their ids and labels (the schema's title, else the known word)."""
+    targets: dict[str, tuple[str, str | None]] = {"files": ("complete-files", FILES_LABEL)}
+    for f in fields_of(schema):
+        input_id = {"yesno": f"f-{f.name}-yes", "evidence": "complete-files"}.get(f.widget, f"f-{f.name}")
+        targets[f.name] = (input_id, f.title or label("field", f.name))
+    return targets
+
+
+def _targets(which: str, schema: dict[str, Any] | None) -> dict[str, tuple[str, str | None]]:
+    return {"complete": _complete_targets(schema), "progress": PROGRESS_TARGETS, "evidence": EVIDENCE_TARGETS,
+            "extension": EXTENSION_TARGETS}.get(which, {})
+
+
+def refused_step(request: Request, item_id: int, user: Any, exc: TansiqError, values: dict[str, Any] | None,
+                 which: str) -> Response:
+    """The step page again, with every error next to its field of the form that was sent, and what was typed."""
     if exc.code in ("not-found", "forbidden"):
         raise exc
     with request.app.state.tansiq.db.reading() as session:
         item = _visible_item(session, user, item_id)
-        context = _step_context(session, user, item, values)
+        context = _step_context(session, user, item, values if which == "complete" else None)
+        errors = form_errors(request, exc, _targets(which, item.form_schema))
     status = {"conflict": 409, "evidence-too-large": 413, "unsupported-evidence-type": 415}.get(exc.code, 422)
-    context.update({"error": exc.message, "error_details": exc.details, "error_form": which})
+    context.update({"error": errors, "error_form": which, "sent": values or {}})
     return render(request, "step.html", context, status=status)
+
+
+_refused = refused_step
+
+
+def _on_files(exc: InvalidInput) -> InvalidInput:
+    """A refused upload, its problem shown next to the file input."""
+    if exc.fields:
+        return exc
+    return type(exc)(exc.message_id, params=exc.params, fields=exc.field_issues("files"))
+
+
+def _checked_files(request: Request, form: Any, problems: FieldProblems, name: str
+                   ) -> list[evidence_store.CheckedFile]:
+    with problems.checking(name):
+        return _check(request, _files(form))
+    return []
+
+
+def _read_completion(request: Request, schema: dict[str, Any] | None, form: Any
+                     ) -> tuple[dict[str, Any], list[evidence_store.CheckedFile]]:
+    """The step form's data and its new files, checked before anything is stored: every field's problem at
+    once (unreadable inputs, bad files, the schema's rules) or nothing."""
+    problems = FieldProblems()
+    data = read_form(schema, form, problems)
+    with problems.checking(FORM):
+        work_items.check_variables(data)
+    checked = _checked_files(request, form, problems, "files")
+    if schema:
+        preview = dict(data)
+        as_integers = evidence_as_integers(schema)
+        if "evidence" in preview and as_integers:
+            preview["evidence"] = [int(v) for v in preview["evidence"] if str(v).isdigit()]
+        if checked and "evidence" in (schema.get("properties") or {}):  # the new files will be evidence
+            preview["evidence"] = [*preview.get("evidence", []), *([0 if as_integers else "0"] * len(checked))]
+        for issue in schema_issues(schema, preview):
+            if not problems.has(issue.field.split("/")[0]):
+                problems.issues.append(issue)
+    problems.raise_if_any(N_("the form data does not match the step's form") if problems.issues else None)
+    return data, checked
+
+
+def _typed(schema: dict[str, Any] | None, form: Any) -> dict[str, Any]:
+    """What the user typed in the step form, as text, to show it again after a refusal."""
+    typed: dict[str, Any] = {}
+    for f in fields_of(schema):
+        raw = form.get(f"field.{f.name}")
+        if isinstance(raw, str):
+            typed[f.name] = {"yes": True, "no": False}.get(raw) if f.widget == "yesno" else raw
+    return typed
+
+
+def schema_of(request: Request, user: Any, item_id: int) -> dict[str, Any] | None:
+    with request.app.state.tansiq.db.reading() as session:
+        return _visible_item(session, user, item_id).form_schema
 
 
 @router.post("/steps/{item_id}/claim")
@@ -190,10 +269,8 @@ async def complete(request: Request, item_id: int) -> Response:
     try:
         with request.app.state.tansiq.db.reading() as session:
             schema = _visible_item(session, user, item_id).form_schema
-        data = read_form(schema, form)
+        data, checked = _read_completion(request, schema, form)
         values = dict(data)
-        work_items.check_variables(data)
-        checked = _check(request, _files(form))
         with request.app.state.tansiq.db.transaction() as session:
             item = _actionable_item(session, user, item_id)
             new_ids = _store(request, session, user, item, checked) if checked else []
@@ -210,7 +287,8 @@ async def complete(request: Request, item_id: int) -> Response:
             finished = item.status == work_items.COMPLETED
             directive = access.directive_of_item(session, item)
     except TansiqError as exc:
-        return _refused(request, item_id, user, exc, values, "complete")
+        return _refused(request, item_id, user, exc, values or _typed(schema_of(request, user, item_id), form),
+                        "complete")
     if not finished:  # the process stopped in an incident: the step stays open, the page says so
         return redirect(f"/steps/{item_id}")
     if user.role == "entity_user" or directive is None:
@@ -222,18 +300,22 @@ async def complete(request: Request, item_id: int) -> Response:
 async def progress(request: Request, item_id: int) -> Response:
     user = require_user(request)
     form = await form_of(request)
+    text = str(form.get("percent") or "").strip()
+    note = str(form.get("note") or "").strip() or None
     try:
-        text = str(form.get("percent") or "").strip()
-        if not text.isdigit():
-            raise InvalidInput("progress is a whole percentage from 0 to 100")
-        note = str(form.get("note") or "").strip() or None
-        checked = _check(request, _files(form))
+        problems = FieldProblems()
+        if not text.isdigit() or int(text) > 100:
+            problems.add("percent", "maximum" if text.isdigit() else "type", PROGRESS_RANGE)
+        if note is not None and len(note) > MAX_NOTE:
+            problems.add("note", "max-length", NOTE_TOO_LONG, limit=MAX_NOTE)
+        checked = _checked_files(request, form, problems, "files")
+        problems.raise_if_any()
         with request.app.state.tansiq.db.transaction() as session:
             item = _actionable_item(session, user, item_id)
             ids = _store(request, session, user, item, checked) if checked else []
             record_progress(session, item_id, user.username, int(text), note, evidence_ids=ids)
     except TansiqError as exc:
-        return _refused(request, item_id, user, exc, None, "progress")
+        return _refused(request, item_id, user, exc, {"percent": text, "note": note or ""}, "progress")
     return redirect(f"/steps/{item_id}?msg=progress")
 
 
@@ -244,10 +326,13 @@ async def upload(request: Request, item_id: int) -> Response:
     try:
         checked = _check(request, _files(form))
         if not checked:
-            raise InvalidInput("choose at least one file")
+            raise InvalidInput(N_("choose at least one file"), fields=[
+                FieldIssue("files", "required", N_("choose at least one file"))])
         with request.app.state.tansiq.db.transaction() as session:
             item = _actionable_item(session, user, item_id)
             _store(request, session, user, item, checked)
+    except InvalidInput as exc:
+        return _refused(request, item_id, user, _on_files(exc), None, "evidence")
     except TansiqError as exc:
         return _refused(request, item_id, user, exc, None, "evidence")
     return redirect(f"/steps/{item_id}?msg=uploaded")
