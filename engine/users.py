@@ -192,3 +192,11 @@ def users_for(session: Session, *, role: str | None = None, entity_code: str | N
     if role is not None:
         query = query.where(User.role == role)
     return list(session.scalars(query.order_by(User.id)))
+
+
+def display_names(session: Session, usernames: set[str]) -> dict[str, str]:
+    """The display name of each of these users (their full name, else their username), for rows that name people."""
+    if not usernames:
+        return {}
+    found = dict(session.execute(select(User.username, User.full_name).where(User.username.in_(usernames))).all())
+    return {name: (found.get(name) or "").strip() or name for name in usernames}

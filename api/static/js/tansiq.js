@@ -31,9 +31,18 @@
     });
   }
 
+  // Bulk forms: "N selected" follows the ticked rows (the boxes name the form with their form= attribute).
+  function syncSelected(output) {
+    var form = output.closest("form");
+    if (!form) { return; }
+    var ticked = document.querySelectorAll('input[type="checkbox"][name="ids"][form="' + form.id + '"]:checked');
+    output.textContent = new Intl.NumberFormat(document.documentElement.lang || "ar").format(ticked.length);
+  }
+
   function init(root) {
     root.querySelectorAll("fieldset[data-deadline]").forEach(syncDeadline);
     root.querySelectorAll("select[data-action-switch]").forEach(syncAction);
+    document.querySelectorAll("output[data-selected-count]").forEach(syncSelected);
   }
 
   document.addEventListener("change", function (event) {
@@ -47,6 +56,9 @@
       document.querySelectorAll('input[type="checkbox"][name="' + name + '"]').forEach(function (box) {
         box.checked = target.checked;
       });
+      document.querySelectorAll("output[data-selected-count]").forEach(syncSelected);
+    } else if (target.matches('input[type="checkbox"][name="ids"]')) {
+      document.querySelectorAll("output[data-selected-count]").forEach(syncSelected);
     } else if (target.matches("select[data-autosubmit]")) {
       target.form.submit();
     }
