@@ -36,7 +36,9 @@
     var form = output.closest("form");
     if (!form) { return; }
     var ticked = document.querySelectorAll('input[type="checkbox"][name="ids"][form="' + form.id + '"]:checked');
-    output.textContent = new Intl.NumberFormat(document.documentElement.lang || "ar").format(ticked.length);
+    // Arabic pages write Eastern Arabic digits, as the server does (some browsers default "ar" to Latin digits).
+    var lang = document.documentElement.lang || "ar";
+    output.textContent = new Intl.NumberFormat(lang === "ar" ? "ar-u-nu-arab" : lang).format(ticked.length);
   }
 
   function init(root) {
