@@ -264,6 +264,8 @@ def test_the_page_keeps_its_filters_in_every_link(world: World, volume: Volume):
     page = supervisor.get("/escalations?sort=due&order=desc&entity=housing").text
     assert 'href="/escalations?entity=housing&amp;sort=due&amp;order=desc&page=2"' in page
     assert 'name="back" value="/escalations?entity=housing&amp;sort=due&amp;order=desc"' in page
+    second_board = supervisor.get("/escalations?sort=due&order=desc&entity=housing&page=2").text
+    assert 'name="back" value="/escalations?entity=housing&amp;sort=due&amp;order=desc&amp;page=2"' in second_board
     housing = signed_in(world, "housing.user")
     inbox = housing.get("/inbox?sort=age&order=desc").text
     assert 'href="/inbox?sort=age&amp;order=desc&page=2"' in inbox

@@ -98,6 +98,25 @@ def _real_escalations(site: Site, count: int) -> list[str]:
     return references
 
 
+def _extend_one(supervisor: Person, reference: str, language: str) -> None:
+    """Extend one escalation from its row: the notice names the directive and the new deadline in both calendars."""
+    page = supervisor.page
+    supervisor.open(f"/escalations?q={quote_plus(reference)}")
+    row = page.locator("table.board tbody tr", has_text=reference)
+    row.locator("details.act summary").click()
+    row.locator("select[name=action]").select_option("extend")
+    row.locator("input[value=duration]").check()
+    row.locator("input[name$=_duration]").fill("48 hours")
+    row.locator("textarea[name=note]").fill("تمديد يومين لتأخر التوريد")
+    row.locator("button[type=submit]").click()
+    supervisor.settle()
+    notice = page.locator("#resolution-notice")
+    words = {"ar": "مُدّد الموعد النهائي لـ", "en": "The deadline of"}[language]
+    assert words in notice.inner_text() and reference in notice.inner_text()
+    assert notice.locator("time").count() == 1 and "q=" in page.url and "done=" in page.url
+    _shot(supervisor, "03b-board-extended")
+
+
 def _open_about_the_centres(site: Site) -> int:
     """Open escalations of directives whose title names the reception centres (as stored)."""
     with site.db.reading() as session:
@@ -148,7 +167,7 @@ def _pushed(person: Person, expected: str, before: str) -> None:
 
 @pytest.mark.parametrize("language", ["ar", "en"])
 def test_the_board_searches_sorts_pages_and_acts_on_every_match(site: Site, chromium, language: str):
-    real = _real_escalations(site, 2)
+    *real, extended = _real_escalations(site, 3)
     supervisor = Person(site, chromium, "supervisor", language)
     page = supervisor.page
     try:
@@ -176,6 +195,8 @@ def test_the_board_searches_sorts_pages_and_acts_on_every_match(site: Site, chro
         assert second and not set(second) & set(by_age)
         _shot(supervisor, "03-board-page-2")
 
+        _extend_one(supervisor, extended, language)
+        supervisor.open(f"/escalations?q={quote_plus(CENTRES)}&sort=age&page=2")
         matching = _open_about_the_centres(site)
         page.select_option("#bulk-action", "close")
         page.locator("#bulk input[name=outcome][value=done]").check()

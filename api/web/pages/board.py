@@ -74,6 +74,7 @@ def board(request: Request, page: int = 1) -> Response:
                "may_resolve": access.allowed(user, "escalation.resolve"),
                "may_comment": access.allowed(user, "escalation.comment"), "people": people, "notice": notice,
                "query_without_page": _query(filters), "max_selected": supervision.MAX_SELECTED,
+               "query_of_this_page": _query(filters, page=page if page > 1 else None),
                "hijri_today": _hijri_today(), "hijri_months": i18n.HIJRI_MONTHS,
                "ages_of": {e.id: (now - e.raised_at).total_seconds() / 3600 for e, _ in rows}}
     return render(request, "partials/board_results.html" if is_htmx(request) else "board.html", context)
