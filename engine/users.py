@@ -197,3 +197,10 @@ def users_for(session: Session, *, role: str | None = None, entity_code: str | N
     if role is not None:
         query = query.where(User.role == role)
     return list(session.scalars(query.order_by(User.id)))
+
+
+def full_names(session: Session) -> dict[str, str]:
+    """Every user's full name by username (a committee's users number in the hundreds), for pages that name
+    people (`api.web.people`)."""
+    return {username: full_name.strip() or username
+            for username, full_name in session.execute(select(User.username, User.full_name))}

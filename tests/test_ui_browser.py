@@ -232,9 +232,9 @@ def _directive(site: Site, reference: str) -> Directive:
 def test_the_journey_of_a_directive(site: Site, chromium, language: str, tmp_path: Path):
     from playwright.sync_api import expect
 
-    words = {"ar": {"launched": "أُطلق التوجيه", "completed": "أُنجزت المهمة", "resolved": "عولج التصعيد"},
+    words = {"ar": {"launched": "أُطلق التوجيه", "completed": "أُنجزت المهمة", "resolved": "مُدّد الموعد النهائي لـ"},
              "en": {"launched": "The directive was launched", "completed": "The step was completed",
-                    "resolved": "The escalation was dealt with"}}[language]
+                    "resolved": "The deadline of"}}[language]
     overdue_reference = _overdue_escalation(site)
 
     # The secretariat creates and launches a directive with a Hijri deadline.

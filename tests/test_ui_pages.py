@@ -384,10 +384,13 @@ def test_a_supervisor_extends_one_escalation_and_closes_others_in_bulk(world: Wo
         "action": "extend", "note": "تمديد يوم", f"deadline_{first}_mode": "duration",
         f"deadline_{first}_duration": "24 hours", "back": "/escalations?level=1"})
     assert response.status_code == 303, response.text[-3000:]
-    assert response.headers["location"] == "/escalations?level=1&msg=resolved"
+    assert response.headers["location"] == f"/escalations?level=1&done={first}"
+    notice = supervisor.get(response.headers["location"]).text
+    assert "مُدّد الموعد النهائي لـ" in notice and 'id="resolution-notice"' in notice
     response = supervisor.post("/escalations/bulk", [("ids", str(escalations[1].id)), ("ids", str(escalations[2].id)),
                                                      ("action", "close"), ("outcome", "done"), ("note", "أُنجز")])
-    assert response.status_code == 303, response.text
+    assert response.status_code == 200, response.text
+    assert "نجح: ٢" in response.text and "فشل: ٠" in response.text
     api = world.call("supervisor", "GET", "/api/v1/escalations?status=all").json()["items"]
     assert sorted(e["resolved_action"] for e in api) == ["close", "close", "extend"]
     # The three deadlines fell due at one moment: the timer worker may have escalated them in any order.

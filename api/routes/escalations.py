@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.deps import Caller, CurrentUser, State, requires
 from api.problems import KINDS, documented
-from api.schemas.common import MAX_ID, Page
-from api.schemas.directives import EscalationOut
+from api.schemas.common import MAX_ID, SEARCH_HELP, Page
+from api.schemas.directives import EscalationOut, Track
 from api.schemas.escalations import BulkOutcomeOut, BulkResolveOut, BulkResolveRequest, ResolveRequest
 from api.views import escalation_out
 from engine import access, clock, supervision
@@ -31,35 +29,27 @@ def board(
     status: Literal["open", "resolved", "all"] = "open",
     level: Annotated[int | None, Query(ge=1, le=5)] = None,
     entity: Annotated[str | None, Query(max_length=100)] = None,
+    track: Track | None = None,
     min_age_hours: Annotated[float | None, Query(ge=0, le=100_000, description="Raised at least this long ago.")]
     = None,
     directive: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    q: Annotated[str | None, Query(max_length=200, description=SEARCH_HELP)] = None,
+    sort: Annotated[Literal["level", "due", "age", "entity"],
+                    Query(description="level: highest first, then oldest; due: the directive's deadline, soonest "
+                                      "first; age: oldest first; entity: by code. Ties by id.")] = "level",
+    order: Annotated[Literal["asc", "desc"] | None,
+                     Query(description="Reverses or keeps `sort`'s natural direction (asc: lowest level, "
+                                       "soonest deadline, newest, entity A-Z).")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Page[EscalationOut]:
-    """Escalations the caller may see, highest level and oldest first."""
+    """Escalations the caller may see, highest level and oldest first unless sorted."""
     now = clock.now()
-    conditions: list[Any] = []
-    if status != "all":
-        conditions.append(Escalation.status == status)
-    if level is not None:
-        conditions.append(Escalation.level == level)
-    if entity is not None:
-        conditions.append(Escalation.entity == entity)
-    if min_age_hours is not None:
-        conditions.append(Escalation.raised_at <= now - timedelta(hours=min_age_hours))
-    if directive is not None:
-        conditions.append(Escalation.directive_id == directive)
-    query = access.visible_escalations(
-        select(Escalation, Directive).outerjoin(Directive, Directive.id == Escalation.directive_id), caller)
-    # Counted on the escalation table alone: the outer join (or a sub-select of it) would make PostgreSQL read
-    # every matching row instead of the index (238 ms against 8 ms for 51,540 open escalations).
-    counted = access.visible_escalations(select(func.count()).select_from(Escalation), caller)
+    filters = supervision.BoardFilters(status=status, level=level, entity=entity, track=track,
+                                       min_age_hours=min_age_hours, directive=directive, text=q, sort=sort,
+                                       descending=None if order is None else order == "desc")
     with state.db.reading() as session:
-        total = session.scalar(counted.where(*conditions))
-        rows = session.execute(query.where(*conditions)
-                               .order_by(Escalation.level.desc(), Escalation.raised_at, Escalation.id)
-                               .limit(limit).offset(offset)).all()
+        rows, total = supervision.search_board(session, caller, filters, limit, offset, now)
         return Page(items=[escalation_out(e, d, now) for e, d in rows], total=total, limit=limit, offset=offset)
 
 

@@ -7,18 +7,17 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Path, Query, UploadFile
-from sqlalchemy import select
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import Session
 
 from api.deps import Caller, CurrentUser, State, requires
 from api.problems import documented
-from api.schemas.common import MAX_ID, Page
+from api.schemas.common import MAX_ID, SEARCH_HELP, Page
 from api.schemas.directives import DirectiveOut, EvidenceOut, ExtensionRequest, Priority
 from api.schemas.tasks import TaskComplete, TaskCompleted, TaskDetail, TaskOut, TaskProgress
 from api.settings import ApiSettings
 from api.views import directive_out, evidence_out, open_steps_out, page_total, season_years, task_out
-from engine import access, clock, directives, evidence_store, instances, steps, work_items
-from engine.directives import Directive
+from engine import access, directives, evidence_store, instances, steps, work_items
+from engine import inbox as inbox_list
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.evidence_store import CheckedFile
 from engine.roles import ADMIN
@@ -38,34 +37,21 @@ def inbox(
     directive: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     element: Annotated[str | None, Query(max_length=200)] = None,
     priority: Priority | None = None,
+    q: Annotated[str | None, Query(max_length=200, description=SEARCH_HELP)] = None,
+    sort: Annotated[Literal["due", "level", "age", "entity"] | None,
+                    Query(description="due: the step's due moment; level: its directive's escalation level; age: "
+                                      "since the step opened; entity: the entity it is addressed to. Ties by id. "
+                                      "Default: due first (undated last).")] = None,
+    order: Annotated[Literal["asc", "desc"], Query(description="The direction of `sort`.")] = "asc",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Page[TaskOut]:
-    """Steps addressed to the caller's entity (entity users) or role; due and overdue first."""
-    now = clock.now()
-    filters = []
-    if status != "all":
-        filters.append(WorkItem.status == status)
-    if overdue is True:
-        filters += [WorkItem.status == OPEN, WorkItem.due_at.is_not(None), WorkItem.due_at < now]
-    elif overdue is False:
-        filters.append((WorkItem.due_at.is_(None)) | (WorkItem.due_at >= now) | (WorkItem.status != OPEN))
-    if directive is not None:
-        filters.append(Directive.id == directive)
-    if element is not None:
-        filters.append(WorkItem.element_id == element)
-    if priority is not None:
-        filters.append(Directive.priority == priority)
+    """Steps addressed to the caller's entity (entity users) or role; due and overdue first unless sorted."""
+    filters = inbox_list.InboxFilters(status=status, overdue=overdue, directive=directive, element=element,
+                                      priority=priority, text=q, sort=sort, descending=order == "desc")
     with state.db.reading() as session:
-        code = access.entity_code(session, caller)
-        rows = session.execute(access.inbox_steps(caller, code).where(*filters).order_by(*work_items.INBOX_ORDER)
-                               .options(lazyload(Directive.supporting_entities), lazyload(Directive.tags))
-                               .limit(limit).offset(offset)).all()
-        # Counted on work_item alone (joined only when a filter needs the directive): the inbox index answers it.
-        counted = access.inbox(select(WorkItem.id), caller, code)
-        if directive is not None or priority is not None:
-            counted = counted.join(Directive, Directive.instance_id == WorkItem.instance_id)
-        total = page_total(session, counted.where(*filters), len(rows), limit, offset)
+        rows, counted = inbox_list.search(session, caller, filters, limit, offset)
+        total = page_total(session, counted, len(rows), limit, offset)
         return Page(items=[task_out(item, d) for item, d in rows], total=total, limit=limit, offset=offset)
 
 

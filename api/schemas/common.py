@@ -29,6 +29,10 @@ Text = Annotated[str, AfterValidator(_no_nul)]
 T = TypeVar("T")
 
 
+SEARCH_HELP = ("Text in the directive's reference or titles, found however its Arabic is typed (hamza, taa marbuta, "
+               "tashkeel, Arabic-Indic digits).")
+
+
 class Page(BaseModel, Generic[T]):
     items: list[T]
     total: int = Field(description="How many match the filters, across all pages.")

@@ -147,8 +147,6 @@ MESSAGES = {  # ?msg= keys the pages redirect with after a successful form (fixe
     "progress": N_("Progress was recorded."),
     "uploaded": N_("The evidence was uploaded."),
     "extension": N_("Your request for more time was sent to the supervisor."),
-    "resolved": N_("The escalation was dealt with."),
-    "bulk": N_("The action was applied to the selected escalations."),
     "saved": N_("Saved."),
     "deployed": N_("The process model was deployed."),
     "decision_deployed": N_("The decision table was deployed: directives launched from now on follow it."),

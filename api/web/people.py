@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from markupsafe import Markup, escape
-from sqlalchemy import select
 
 from api.web.labels import label
+from engine import users
 from engine.db import Database
-from engine.users import User
 
 SYSTEM_ACTORS = ("timer", "system", "demo", "public")
 
@@ -43,6 +42,5 @@ class People:
     def _loaded(self) -> dict[str, str]:
         if self._names is None:
             with self._db.reading() as session:
-                self._names = {username: full_name for username, full_name
-                               in session.execute(select(User.username, User.full_name))}
+                self._names = users.full_names(session)
         return self._names

@@ -31,9 +31,20 @@
     });
   }
 
+  // Bulk forms: "N selected" follows the ticked rows (the boxes name the form with their form= attribute).
+  function syncSelected(output) {
+    var form = output.closest("form");
+    if (!form) { return; }
+    var ticked = document.querySelectorAll('input[type="checkbox"][name="ids"][form="' + form.id + '"]:checked');
+    // Arabic pages write Eastern Arabic digits, as the server does (some browsers default "ar" to Latin digits).
+    var lang = document.documentElement.lang || "ar";
+    output.textContent = new Intl.NumberFormat(lang === "ar" ? "ar-u-nu-arab" : lang).format(ticked.length);
+  }
+
   function init(root) {
     root.querySelectorAll("fieldset[data-deadline]").forEach(syncDeadline);
     root.querySelectorAll("select[data-action-switch]").forEach(syncAction);
+    document.querySelectorAll("output[data-selected-count]").forEach(syncSelected);
   }
 
   document.addEventListener("change", function (event) {
@@ -47,6 +58,9 @@
       document.querySelectorAll('input[type="checkbox"][name="' + name + '"]').forEach(function (box) {
         box.checked = target.checked;
       });
+      document.querySelectorAll("output[data-selected-count]").forEach(syncSelected);
+    } else if (target.matches('input[type="checkbox"][name="ids"]')) {
+      document.querySelectorAll("output[data-selected-count]").forEach(syncSelected);
     } else if (target.matches("select[data-autosubmit]")) {
       target.form.submit();
     }

@@ -3,8 +3,8 @@ extend, reassign, escalate and close (with a note), and comment; one at a time o
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -15,7 +15,7 @@ from api.web import i18n
 from api.web.core import WebRoute, is_htmx, redirect, render
 from api.web.forms import deadline_from_form
 from api.web.session import form_of, require_user
-from engine import access, audit, clock, entities, supervision
+from engine import access, clock, entities, supervision
 from engine.directives import TRACKS, Directive
 from engine.errors import InvalidInput, NotFound, TansiqError
 from engine.escalations import Escalation
@@ -26,71 +26,71 @@ AGES = (1, 6, 24, 72)
 ACTIONS = ("extend", "reassign", "escalate", "close", "comment")
 
 
-def _filters(request: Request) -> dict[str, str]:
-    q = request.query_params
-    out: dict[str, str] = {}
-    if q.get("status") in ("open", "resolved", "all"):
-        out["status"] = q["status"]
-    if (q.get("level") or "").isdigit() and 1 <= int(q["level"]) <= 5:
-        out["level"] = q["level"]
-    if q.get("entity") and len(q["entity"]) <= 100:
-        out["entity"] = q["entity"]
-    if q.get("track") in TRACKS:
-        out["track"] = q["track"]
-    if (q.get("age") or "").isdigit() and int(q["age"]) in AGES:
-        out["age"] = q["age"]
-    return out
+SORTS = supervision.BOARD_SORTS
+FILTERS = ("status", "level", "entity", "track", "age", "q", "sort", "order")
+
+
+def _filters(source: Any) -> dict[str, str]:
+    """The board's filters from a query string (or a form that carries them), only known values kept."""
+    raw = {name: str(source.get(name) or "").strip()[:200] for name in FILTERS}
+    allowed = {"status": ("open", "resolved", "all"), "level": tuple(str(n) for n in range(1, 6)),
+               "track": TRACKS, "age": tuple(str(a) for a in AGES), "sort": SORTS, "order": ("asc", "desc")}
+    return {k: v for k, v in raw.items() if v and len(v) <= 100 and (k not in allowed or v in allowed[k])}
+
+
+def _chosen(filters: dict[str, str]) -> supervision.BoardFilters:
+    return supervision.BoardFilters(
+        status=filters.get("status", "open"), level=int(filters["level"]) if "level" in filters else None,
+        entity=filters.get("entity"), track=filters.get("track"),
+        min_age_hours=float(filters["age"]) if "age" in filters else None, text=filters.get("q"),
+        sort=filters.get("sort", "level"), descending={"asc": False, "desc": True}.get(filters.get("order", "")))
+
+
+def _query(filters: dict[str, str], **extra: Any) -> str:
+    return urlencode({**filters, **{k: v for k, v in extra.items() if v is not None}})
 
 
 @router.get("/escalations")
 def board(request: Request, page: int = 1) -> Response:
     user = require_user(request)
     access.require(user, "escalation.read")
-    filters = _filters(request)
+    filters = _filters(request.query_params)
     now = clock.now()
     page = max(1, min(page, 10_000))
-    conditions = _conditions(filters, now)
-    query = access.visible_escalations(
-        select(Escalation, Directive).outerjoin(Directive, Directive.id == Escalation.directive_id), user)
-    # Counted on the escalation table (joined to directives only to filter by track): the outer join would make
-    # PostgreSQL read every matching row instead of the index.
-    counted = select(func.count()).select_from(Escalation)
-    if "track" in filters:
-        counted = counted.join(Directive, Directive.id == Escalation.directive_id)
-    counted = access.visible_escalations(counted, user)
     with request.app.state.tansiq.db.reading() as session:
-        total = session.scalar(counted.where(*conditions))
+        rows, total = supervision.search_board(session, user, _chosen(filters), PAGE_SIZE, (page - 1) * PAGE_SIZE,
+                                               now)
         by_level = dict(session.execute(
             access.visible_escalations(select(Escalation.level, func.count()).where(Escalation.status == "open")
                                        .group_by(Escalation.level), user)).all())
-        rows = session.execute(query.where(*conditions)
-                               .order_by(Escalation.level.desc(), Escalation.raised_at, Escalation.id)
-                               .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
         entity_list = entities.list_entities(session)
         names = {e.code: e for e in entity_list}
         allowed = {e.id: {a for a in ACTIONS if access.can_resolve_escalation(user, e, a)} for e, _ in rows}
+        notice = _resolution_notice(session, user, request.query_params.get("done"))
     context = {"rows": rows, "total": total, "filters": filters, "now": now, "page": page,
                "pages": max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE), "by_level": by_level,
                "entities": entity_list, "names": names, "tracks": TRACKS, "ages": AGES, "allowed": allowed,
                "may_resolve": access.allowed(user, "escalation.resolve"),
-               "may_comment": access.allowed(user, "escalation.comment"),
+               "may_comment": access.allowed(user, "escalation.comment"), "notice": notice,
+               "query_without_page": _query(filters), "max_selected": supervision.MAX_SELECTED,
+               "query_of_this_page": _query(filters, page=page if page > 1 else None),
                "hijri_today": _hijri_today(), "hijri_months": i18n.HIJRI_MONTHS,
                "ages_of": {e.id: (now - e.raised_at).total_seconds() / 3600 for e, _ in rows}}
     return render(request, "partials/board_results.html" if is_htmx(request) else "board.html", context)
 
 
-def _conditions(filters: dict[str, str], now: Any) -> list[Any]:
-    status = filters.get("status", "open")
-    conditions: list[Any] = [] if status == "all" else [Escalation.status == status]
-    if "level" in filters:
-        conditions.append(Escalation.level == int(filters["level"]))
-    if "entity" in filters:
-        conditions.append(Escalation.entity == filters["entity"])
-    if "track" in filters:
-        conditions.append(Directive.track == filters["track"])
-    if "age" in filters:
-        conditions.append(Escalation.raised_at <= now - timedelta(hours=int(filters["age"])))
-    return conditions
+def _resolution_notice(session: Session, user: Any, done: str | None) -> dict[str, Any] | None:
+    """What the action just taken on escalation `done` did, read back from the stored escalation and directive
+    (nothing from the query string is shown but the id it names)."""
+    if not (done or "").isdigit() or not 0 < int(done or "0") <= 2_147_483_647:
+        return None
+    escalation = session.get(Escalation, int(done or "0"))
+    if escalation is None or escalation.directive_id is None or not access.can_see_escalation(session, user,
+                                                                                                 escalation):
+        return None
+    directive = session.get(Directive, escalation.directive_id)
+    return {"escalation": escalation, "directive": directive,
+            "action": escalation.resolved_action if escalation.status == "resolved" else "comment"}
 
 
 def _hijri_today():
@@ -144,7 +144,10 @@ async def resolve(request: Request, escalation_id: int) -> Response:
         _permitted(session, user, escalation_id, action)
         supervision.resolve(session, escalation_id, action, user.username, note, **fields)
     back = _back(form)
-    return redirect(f"{back}{'&' if '?' in back else '?'}msg=resolved")
+    return redirect(f"{back}{'&' if '?' in back else '?'}done={escalation_id}")
+
+
+CONFIRM_KEPT = ("csrf_token", "confirmed")  # form fields the confirmation page does not carry over as they came
 
 
 @router.post("/escalations/bulk")
@@ -154,25 +157,62 @@ async def resolve_many(request: Request) -> Response:
     form = await form_of(request)
     action = str(form.get("action") or "")
     note = str(form.get("note") or "")
-    ids = list(dict.fromkeys(int(v) for v in form.getlist("ids") if isinstance(v, str) and v.isdigit()))[:200]
+    fields = _fields(form, action, "deadline_bulk")
+    every_matching = form.get("scope") == "matching"
+    with request.app.state.tansiq.db.transaction() as session:
+        ids = _matching(session, user, form) if every_matching else _selected(form)
+        if every_matching and str(form.get("confirmed") or "") != str(len(ids)):
+            # First ask (or ask again: what matches changed since the count the user confirmed).
+            kept = [(k, v) for k, v in form.multi_items() if k not in CONFIRM_KEPT and isinstance(v, str)]
+            return render(request, "bulk_confirm.html", {"count": len(ids), "action": action, "kept": kept,
+                                                         "back": _back(form)})
+        outcomes = _apply(session, user, ids, action, note, fields)
+        rows = _with_directives(session, outcomes)
+    succeeded = sum(1 for o in outcomes if o.ok)
+    context = {"rows": rows, "action": action, "back": _back(form), "succeeded": succeeded,
+               "failed": len(outcomes) - succeeded}
+    return render(request, "bulk_result.html", context, status=200 if succeeded else 409)
+
+
+def _selected(form: Any) -> list[int]:
+    ids = list(dict.fromkeys(int(v) for v in form.getlist("ids") if isinstance(v, str) and v.isdigit()
+                             and 0 < int(v) <= 2_147_483_647))
     if not ids:
         raise InvalidInput("select at least one escalation")
-    fields = _fields(form, action, "deadline_bulk")
-    outcomes: list[tuple[int, bool, str]] = []
-    with request.app.state.tansiq.db.transaction() as session:
-        for escalation_id in ids:
-            mark = audit.mark(session)
-            try:
-                _permitted(session, user, escalation_id, action)
-                with session.begin_nested():
-                    supervision.resolve(session, escalation_id, action, user.username, note, **fields)
-                outcomes.append((escalation_id, True, ""))
-            except TansiqError as exc:
-                audit.discard_since(session, mark)
-                outcomes.append((escalation_id, False, exc.message))
-    failed = [o for o in outcomes if not o[1]]
-    if failed:
-        return render(request, "bulk_result.html", {"outcomes": outcomes, "action": action, "back": _back(form)},
-                      status=200 if len(failed) < len(ids) else 409)
-    back = _back(form)
-    return redirect(f"{back}{'&' if '?' in back else '?'}msg=bulk")
+    if len(ids) > supervision.MAX_SELECTED:
+        raise InvalidInput(f"select at most {supervision.MAX_SELECTED:,} escalations at once")
+    return ids
+
+
+def _matching(session: Session, user: Any, form: Any) -> list[int]:
+    """Every escalation that matches the filters the board showed (carried in the form as its query string)."""
+    filters = _filters(dict(parse_qsl(str(form.get("filters") or ""))))
+    ids = supervision.matching_ids(session, user, _chosen(filters))
+    if not ids:
+        raise InvalidInput("no escalation matches these filters")
+    return ids
+
+
+def _apply(session: Session, user: Any, ids: list[int], action: str, note: str,
+           fields: dict[str, Any]) -> list[supervision.BulkOutcome]:
+    """Each escalation the user may act on gets the action; each other one fails with its reason."""
+    refused: dict[int, supervision.BulkOutcome] = {}
+    permitted = []
+    for escalation_id in ids:
+        try:
+            _permitted(session, user, escalation_id, action)
+            permitted.append(escalation_id)
+        except TansiqError as exc:
+            refused[escalation_id] = supervision.BulkOutcome(escalation_id, False, exc.message, exc.code)
+    done = {o.escalation_id: o for o in supervision.resolve_many(session, permitted, action, user.username, note,
+                                                                 **fields)}
+    return [refused.get(i) or done[i] for i in ids]
+
+
+def _with_directives(session: Session, outcomes: list[supervision.BulkOutcome]
+                     ) -> list[tuple[supervision.BulkOutcome, Directive | None]]:
+    ids = [o.escalation_id for o in outcomes]
+    found = dict(session.execute(select(Escalation.id, Directive).join(Directive, Directive.id ==
+                                                                       Escalation.directive_id)
+                                 .where(Escalation.id.in_(ids))).all()) if ids else {}
+    return [(o, found.get(o.escalation_id)) for o in outcomes]

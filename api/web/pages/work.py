@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -19,6 +20,7 @@ from api.web.forms import deadline_targets, evidence_as_integers, fields_of, rea
 from api.web.labels import label
 from api.web.session import form_of, require_user
 from engine import access, clock, entities, evidence_store, instances, work_items
+from engine import inbox as inbox_list
 from engine.db import MAX_ID
 from engine.errors import N_, Conflict, FieldIssue, FieldProblems, InvalidInput, NotFound, TansiqError
 from engine.roles import ADMIN
@@ -31,30 +33,44 @@ PAGE_SIZE = 50
 DONE_COUNT_CAP = 10_000
 
 
+SHOWS = ("open", "overdue", "done")
+INBOX_FILTERS = ("show", "q", "sort", "order")
+
+
+def _inbox_filters(request: Request) -> dict[str, str]:
+    """The inbox's filters from the query string, only known values kept (for links, tabs and the pager)."""
+    raw = {name: (request.query_params.get(name) or "").strip()[:100] for name in INBOX_FILTERS}
+    allowed = {"show": SHOWS, "sort": inbox_list.INBOX_SORTS, "order": ("asc", "desc")}
+    return {k: v for k, v in raw.items() if v and (k not in allowed or v in allowed[k])}
+
+
+def _inbox_chosen(filters: dict[str, str]) -> inbox_list.InboxFilters:
+    show = filters.get("show", "open")
+    return inbox_list.InboxFilters(status=work_items.COMPLETED if show == "done" else OPEN,
+                                   overdue=True if show == "overdue" else None, text=filters.get("q"),
+                                   sort=filters.get("sort"), descending=filters.get("order") == "desc")
+
+
 @router.get("/inbox")
-def inbox(request: Request, show: str = "open", page: int = 1) -> Response:
+def inbox(request: Request, page: int = 1) -> Response:
     user = require_user(request)
     access.require(user, "task.work")
     now = clock.now()
-    show = show if show in ("open", "overdue", "done") else "open"
+    filters = _inbox_filters(request)
     page = max(1, min(page, 10_000))
     with request.app.state.tansiq.db.reading() as session:
         code = access.entity_code(session, user)
-        listed = access.inbox_steps(user, code)
-        counted = access.inbox(select(WorkItem.id), user, code)
-        counts = _counts(session, counted, now)
-        if show == "done":
-            query = listed.where(WorkItem.status == work_items.COMPLETED).order_by(WorkItem.completed_at.desc(),
-                                                                                   WorkItem.id.desc())
-        else:
-            query = listed.where(WorkItem.status == OPEN)
-            if show == "overdue":
-                query = query.where(WorkItem.due_at.is_not(None), WorkItem.due_at < now)
-            query = query.order_by(*work_items.INBOX_ORDER)
-        rows = session.execute(query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
-        total = counts["done"] if show == "done" else counts["overdue"] if show == "overdue" else counts["open"]
-    context = {"rows": rows, "counts": counts, "show": show, "page": page,
-               "pages": max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE), "now": now}
+        counts = _counts(session, access.inbox(select(WorkItem.id), user, code), now)
+        rows, counted = inbox_list.search(session, user, _inbox_chosen(filters), PAGE_SIZE, (page - 1) * PAGE_SIZE,
+                                          now)
+        total = _count(session, counted.limit(DONE_COUNT_CAP)) if filters.get("show") == "done" else _count(
+            session, counted)
+        pending = inbox_list.extension_pending(session, [item.instance_id for item, _ in rows])
+    query_without_page = urlencode(filters)
+    context = {"rows": rows, "counts": counts, "show": filters.get("show", "open"), "filters": filters,
+               "page": page, "pages": max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE), "now": now, "total": total,
+               "pending": pending, "query_without_page": query_without_page,
+               "tab_query": urlencode({k: v for k, v in filters.items() if k != "show"})}
     return render(request, "partials/inbox_results.html" if is_htmx(request) else "inbox.html", context)
 
 
@@ -105,6 +121,8 @@ def _step_context(session: Session, user: Any, item: WorkItem, values: dict[str,
     can_act = item.status == OPEN and access.can_act_on_item(user, item, code)
     evidence = evidence_store.of_work_item(session, item.id)
     directive_evidence = evidence_store.of_directive(session, directive.id) if directive else evidence
+    pending = bool(inbox_list.extension_pending(session, [item.instance_id])) and item.element_id != \
+        inbox_list.EXTENSION_REVIEW
     history = []
     if directive is not None and directive.instance_id is not None:
         history = list(session.scalars(select(WorkItem).where(WorkItem.instance_id == item.instance_id,
@@ -116,8 +134,10 @@ def _step_context(session: Session, user: Any, item: WorkItem, values: dict[str,
         "directive_evidence": directive_evidence, "fields": fields_of(item.form_schema, values),
         "has_evidence_field": item.form_schema is None or "evidence" in ((item.form_schema or {}).get("properties")
                                                                         or {}),
-        "may_extend": can_act and directive is not None and directive.status == "active"
+        "may_extend": can_act and not pending and directive is not None and directive.status == "active"
         and access.can_request_extension(session, user, directive),
+        "extension_pending": pending,
+        "requested_deadline": inbox_list.requested_deadline(session, directive.id) if pending and directive else None,
         "history": history, "hijri_today": _hijri_today(), "hijri_months": i18n.HIJRI_MONTHS,
         "is_entity_step": item.assignee_entity is not None,
         "assignee": entities.get_by_code(session, item.assignee_entity) if item.assignee_entity else None,
