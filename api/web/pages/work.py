@@ -306,11 +306,16 @@ async def complete(request: Request, item_id: int) -> Response:
             instances.complete_task(session, item.id, data, user.username)  # updates `item` in this session
             finished = item.status == work_items.COMPLETED
             directive = access.directive_of_item(session, item)
+            code = access.entity_code(session, user)
+            mine = [step.id for step in instances.open_steps(session, item.instance_id)
+                    if access.can_act_on_item(user, step, code)]
     except TansiqError as exc:
         return _refused(request, item_id, user, exc, values or _typed(schema_of(request, user, item_id), form),
                         "complete")
     if not finished:  # the process stopped in an incident: the step stays open, the page says so
         return redirect(f"/steps/{item_id}")
+    if len(mine) == 1:  # the user's next step of this directive, straight away (no trip through the inbox)
+        return redirect(f"/steps/{mine[0]}?msg=completed")
     if user.role == "entity_user" or directive is None:
         return redirect("/inbox?msg=completed")
     return redirect(f"/directives/{directive.id}?msg=completed")
