@@ -146,7 +146,7 @@ def test_the_evidence_checks_work_on_a_file_object():
     checked = evidence_store.check("notes", spooled, limits)
     assert (checked.kind, checked.filename, checked.size) == ("txt", "notes.txt", len("ملاحظات\n".encode()) * 10)
     assert checked.sha256 == _sha(checked.data)
-    with pytest.raises(evidence_store.EvidenceTooLarge, match="at most 200 bytes"):
+    with pytest.raises(evidence_store.EvidenceTooLarge, match="larger than 200 bytes"):
         evidence_store.check("big.pdf", io.BytesIO(PDF + b"0" * 200), limits)
     with pytest.raises(evidence_store.UnsupportedEvidence):
         evidence_store.check("a.txt", io.BytesIO("نص\x07".encode()), limits)  # a control character, late
