@@ -23,9 +23,7 @@ read as it is. This module knows nothing of SpiffWorkflow beyond the shape of th
 from __future__ import annotations
 
 import base64
-import copy
-import json
-import uuid
+import re
 from typing import Any
 
 FORMAT = 2
@@ -35,7 +33,9 @@ _EMPTY_DELTA: dict[str, Any] = {"updates": {}, "deletions": []}
 _DEFAULTS: dict[str, Any] = {"triggered": False, "internal_data": {}, "data": {}, "delta": _EMPTY_DELTA,
                              "typename": "Task"}
 _SHORT = {"triggered": "t", "internal_data": "i", "data": "d", "delta": "D", "typename": "y"}
-_LONG = {short: name for name, short in _SHORT.items()}
+_FRESH = {"triggered": lambda: False, "internal_data": dict, "data": dict,
+          "delta": lambda: {"updates": {}, "deletions": []}, "typename": lambda: "Task"}
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _TASK_FIELDS = {"id", "parent", "children", "last_state_change", "state", "task_spec", *_DEFAULTS}
 
 
@@ -60,7 +60,7 @@ def pack(state: dict[str, Any]) -> dict[str, Any]:
     packed["subprocesses"] = subprocesses
     packed["format"] = FORMAT
     packed["deltas"] = deltas.values
-    packed["ids"] = base64.b64encode(b"".join(uuid.UUID(task_id).bytes for task_id in ids)).decode()
+    packed["ids"] = base64.b64encode(b"".join(bytes.fromhex(task_id.replace("-", "")) for task_id in ids)).decode()
     return packed
 
 
@@ -68,9 +68,10 @@ def unpack(stored: dict[str, Any]) -> dict[str, Any]:
     """SpiffWorkflow's conversion again, key for key; a state stored unpacked is returned as it is."""
     if not is_packed(stored):
         return stored
-    raw = base64.b64decode(stored["ids"])
-    ids = [str(uuid.UUID(bytes=raw[at:at + 16])) for at in range(0, len(raw), 16)]
-    deltas = [_unpack_value(delta, ids) for delta in stored.get("deltas", [])]
+    digits = base64.b64decode(stored["ids"]).hex()
+    ids = [f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}" for h in
+           (digits[at:at + 32] for at in range(0, len(digits), 32))]
+    deltas = stored.get("deltas", [])  # unpacked for each task that names one: each its own copy
     own = {k: v for k, v in stored.items() if k not in ("format", "ids", "subprocesses", "deltas")}
     state = _unpack_workflow(own, ids, deltas)
     state["subprocesses"] = {_unpack_value(key, ids): _unpack_workflow(workflow, ids, deltas)
@@ -86,7 +87,7 @@ class _Shared:
         self._positions: dict[str, int] = {}
 
     def position(self, value: Any) -> int:
-        key = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+        key = repr(value)  # equal values written in another key order are kept twice: harmless
         if key not in self._positions:
             self._positions[key] = len(self.values)
             self.values.append(value)
@@ -138,12 +139,12 @@ def _unpack_task(packed: list[Any], task_id: str, parent: str | None, ids: list[
     extras = packed[4] if len(packed) > 4 else {}
     task: dict[str, Any] = {"id": task_id, "parent": parent, "children": [ids[child] for child in children],
                             "last_state_change": changed_at, "state": state, "task_spec": spec}
-    for name, default in _DEFAULTS.items():
+    for name in _DEFAULTS:
         short = _SHORT[name]
         if short not in extras:
-            task[name] = _fresh(default)
+            task[name] = _FRESH[name]()
         elif short == "D" and isinstance(extras[short], int):
-            task[name] = copy.deepcopy(deltas[extras[short]])
+            task[name] = _unpack_value(deltas[extras[short]], ids)
         elif extras[short] is not None:
             task[name] = _unpack_value(extras[short], ids)
     return task
@@ -152,6 +153,8 @@ def _unpack_task(packed: list[Any], task_id: str, parent: str | None, ids: list[
 # --- values: UUIDs to positions, texts beginning with ~ escaped -----------------------------------------
 
 def _pack_value(value: Any, index: dict[str, int]) -> Any:
+    if not value:
+        return value
     if isinstance(value, str):
         if value in index:
             return f"{_REFERENCE}{index[value]}"
@@ -164,6 +167,8 @@ def _pack_value(value: Any, index: dict[str, int]) -> Any:
 
 
 def _unpack_value(value: Any, ids: list[str]) -> Any:
+    if not value:
+        return {} if isinstance(value, dict) else [] if isinstance(value, list) else value
     if isinstance(value, str):
         if value.startswith(_ESCAPE):
             return value[1:]
@@ -178,15 +183,5 @@ def _unpack_value(value: Any, ids: list[str]) -> Any:
 
 
 def _is_uuid(text: object) -> bool:
-    try:
-        return isinstance(text, str) and str(uuid.UUID(text)) == text
-    except ValueError:
-        return False
-
-
-def _fresh(default: Any) -> Any:
-    if isinstance(default, dict):
-        return {key: _fresh(value) for key, value in default.items()}
-    if isinstance(default, list):
-        return list(default)
-    return default
+    """The canonical form SpiffWorkflow writes (lower-case hex, 8-4-4-4-12)."""
+    return isinstance(text, str) and _UUID.fullmatch(text) is not None
