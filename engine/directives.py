@@ -557,9 +557,15 @@ def _conditions(filters: DirectiveFilters) -> list[Any]:
         conditions.append(Directive.escalation_level == 0)
     text = (filters.text or "").strip()
     if text:
-        conditions.append(text_search.contains(Directive.id, [Directive.reference_folded, Directive.title_folded,
-                                                              Directive.title_en_folded], text))
+        conditions.append(text_matches(text))
     return conditions
+
+
+def text_matches(text: str) -> Any:
+    """The directives whose reference or titles hold `text` (Arabic folded; indexed on both databases): the
+    one search of the register, the inbox and the board."""
+    return text_search.contains(Directive.id, [Directive.reference_folded, Directive.title_folded,
+                                               Directive.title_en_folded], text)
 
 
 def _sort_column(key: str) -> Any:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, lazyload
 
 from engine import access, audit, clock, text_search
 from engine.access import Actor
-from engine.directives import Directive, subject
+from engine.directives import Directive, subject, text_matches
 from engine.errors import InvalidInput
 from engine.work_items import COMPLETED, INBOX_ORDER, OPEN, WorkItem
 
@@ -50,8 +50,7 @@ def conditions(filters: InboxFilters, now: datetime) -> list[Any]:
         found.append(Directive.priority == filters.priority)
     text = text_search.search_text(filters.text)
     if text:
-        found.append(text_search.contains(Directive.id, [Directive.reference_folded, Directive.title_folded,
-                                                         Directive.title_en_folded], text))
+        found.append(text_matches(text))
     return found
 
 

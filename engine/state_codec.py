@@ -47,8 +47,9 @@ def pack(state: dict[str, Any]) -> dict[str, Any]:
     """The packed form of SpiffWorkflow's conversion of a workflow (its specs left out)."""
     workflows = [state, *state.get("subprocesses", {}).values()]
     ids = [task_id for workflow in workflows for task_id in workflow.get("tasks", {})]
-    if any(not _is_uuid(task_id) for task_id in ids):  # not a shape this codec knows: keep it as it is
-        return state
+    tasks = [task for workflow in workflows for task in workflow.get("tasks", {}).values()]
+    if any(not _is_uuid(task_id) for task_id in ids) or any(task.keys() - _TASK_FIELDS for task in tasks):
+        return state  # not a shape this codec knows (a newer SpiffWorkflow's?): kept as it is, and still read
     index = {task_id: position for position, task_id in enumerate(ids)}
     deltas = _Shared()
     packed = _pack_workflow(state, index, deltas, offset=0)
@@ -104,8 +105,6 @@ def _pack_workflow(workflow: dict[str, Any], index: dict[str, int], deltas: _Sha
 
 
 def _pack_task(task: dict[str, Any], index: dict[str, int], deltas: _Shared) -> list[Any]:
-    if set(task) - _TASK_FIELDS:
-        raise ValueError(f"a task with fields this codec does not know: {sorted(set(task) - _TASK_FIELDS)}")
     packed: list[Any] = [task["task_spec"], task["state"], [index[child] for child in task["children"]],
                          task["last_state_change"]]
     extras = {_SHORT[name]: _pack_value(task[name], index) for name, default in _DEFAULTS.items()

@@ -137,9 +137,7 @@ def board_conditions(filters: BoardFilters, now: datetime) -> list[Any]:
     if text:
         # As a semi-join on the directives found, so the planner can start from the search's own index
         # rather than walk every open escalation and look each directive up.
-        found = text_search.contains(Directive.id, [Directive.reference_folded, Directive.title_folded,
-                                                    Directive.title_en_folded], text)
-        conditions.append(Escalation.directive_id.in_(select(Directive.id).where(found)))
+        conditions.append(Escalation.directive_id.in_(select(Directive.id).where(directives.text_matches(text))))
     return conditions
 
 
