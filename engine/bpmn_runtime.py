@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 from uuid import UUID
 
@@ -119,14 +120,16 @@ class CompiledModel:
 
     def step_names(self) -> dict[str, StepName]:
         """The user tasks of the model and its sub-processes: element id -> its names."""
-        return {element_id: name for element_id, (name, is_step) in self._names().items() if is_step}
+        return {element_id: name for element_id, (name, is_step) in self._names.items() if is_step}
 
     def element_names(self) -> dict[str, StepName]:
         """Every named element of the model and its sub-processes (steps, events, gateways, service
         tasks): element id -> its names, for timelines that mention any element."""
-        return {element_id: name for element_id, (name, _) in self._names().items()}
+        return {element_id: name for element_id, (name, _) in self._names.items()}
 
+    @cached_property
     def _names(self) -> dict[str, tuple[StepName, bool]]:
+        """Worked out once per compiled model (the compiled models are cached per version)."""
         names = {}
         for spec in (self.spec, *self.subprocess_specs.values()):
             for task_spec in spec.task_specs.values():
