@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -65,6 +66,16 @@ DOCS_TAG_ORDER = ("auth", "entities", "users", "seasons", "process models", "dir
                   "escalations", "audit", "evidence", "meetings", "imports", "feedback", "reports", "insight", "health")
 
 
+def operation_id(route: APIRoute) -> str:
+    """A stable OpenAPI operationId: the route's own `operation_id=` when it has one (most do: `listTasks`,
+    `launchDirective`), else its function's name in camelCase (`claim_task` -> `claimTask`), never FastAPI's
+    generated `claim_task_api_v1_tasks__task_id__claim_post`. tests/test_api_operation_ids.py keeps them unique."""
+    if route.operation_id:
+        return route.operation_id
+    first, *rest = route.name.split("_")
+    return first + "".join(word.capitalize() for word in rest)
+
+
 def create_app(settings: ApiSettings | None = None, *, database: Database | None = None) -> FastAPI:
     """Build the application: `settings` default to the `TANSIQ_*` environment; `database` to its URL."""
     settings = settings or get_api_settings()
@@ -78,7 +89,7 @@ def create_app(settings: ApiSettings | None = None, *, database: Database | None
     app = FastAPI(
         title="Tansiq", version=installed_version(), description=DESCRIPTION,
         openapi_url=f"{API_PREFIX}/openapi.json", docs_url=None, redoc_url=None,
-        openapi_tags=[{"name": tag} for tag in DOCS_TAG_ORDER],
+        openapi_tags=[{"name": tag} for tag in DOCS_TAG_ORDER], generate_unique_id_function=operation_id,
     )
     app.state.tansiq = AppState(settings=settings, db=db, tokens=tokens)
     problems.install(app)

@@ -35,14 +35,14 @@ def issue_token(request: Request, state: State, form: Annotated[OAuth2PasswordRe
     return TokenOut(access_token=state.tokens.issue(user_id), expires_in=state.tokens.ttl_seconds)
 
 
-@router.post("/auth/revoke", status_code=204, responses=documented(401, 503))
+@router.post("/auth/revoke", operation_id="revokeToken", status_code=204, responses=documented(401, 503))
 def revoke(state: State, caller: Caller) -> None:
     """Revoke every token issued to the caller so far (sign out everywhere), at once."""
     with state.db.transaction() as session:
         users.revoke_tokens(session, users.get_user_by_id(session, caller.id), caller.username)
 
 
-@router.get("/me", response_model=MeOut, responses=documented(401, 503))
+@router.get("/me", operation_id="getCurrentUser", response_model=MeOut, responses=documented(401, 503))
 def me(caller: Caller) -> MeOut:
     entity = None
     if caller.entity_code:

@@ -43,7 +43,7 @@ router = APIRouter(tags=["directives"])
 DirectiveId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
-@router.get("/directives", response_model=Page[DirectiveOut], responses=documented(401, 403, 422, 503))
+@router.get("/directives", operation_id="listDirectives", response_model=Page[DirectiveOut], responses=documented(401, 403, 422, 503))
 def search(
     state: State,
     caller: Annotated[CurrentUser, requires("directive.read")],
@@ -71,7 +71,7 @@ def search(
         return Page(items=[directive_out(d, years) for d in rows], total=total, limit=limit, offset=offset)
 
 
-@router.post("/directives", response_model=DirectiveLaunched, status_code=201,
+@router.post("/directives", operation_id="createDirective", response_model=DirectiveLaunched, status_code=201,
              responses=documented(401, 403, 404, 409, 422, 503))
 def create(body: DirectiveCreate, state: State,
            caller: Annotated[CurrentUser, requires("directive.create")]) -> DirectiveLaunched:
@@ -113,14 +113,14 @@ def detail_of(session: Session, directive: Directive) -> DirectiveDetail:
     )
 
 
-@router.get("/directives/{directive_id}", response_model=DirectiveDetail, responses=documented(401, 404, 422, 503))
+@router.get("/directives/{directive_id}", operation_id="getDirective", response_model=DirectiveDetail, responses=documented(401, 404, 422, 503))
 def read(directive_id: DirectiveId, state: State, caller: Caller) -> DirectiveDetail:
     """One directive with its current steps, escalations, evidence and timeline (from the audit trail)."""
     with state.db.reading() as session:
         return detail_of(session, access.visible_directive(session, caller, directive_id))
 
 
-@router.post("/directives/{directive_id}/launch", response_model=DirectiveLaunched,
+@router.post("/directives/{directive_id}/launch", operation_id="launchDirective", response_model=DirectiveLaunched,
              responses=documented(401, 403, 404, 409, 422, 503))
 def launch(directive_id: DirectiveId, state: State, caller: Caller) -> DirectiveLaunched:
     """Start a draft directive's process; the answer carries the steps it opened (`open_steps`)."""
@@ -131,7 +131,7 @@ def launch(directive_id: DirectiveId, state: State, caller: Caller) -> Directive
         return _launched(session, caller, directive)
 
 
-@router.post("/directives/{directive_id}/cancel", response_model=DirectiveOut,
+@router.post("/directives/{directive_id}/cancel", operation_id="cancelDirective", response_model=DirectiveOut,
              responses=documented(401, 403, 404, 409, 422, 503))
 def cancel(directive_id: DirectiveId, body: CancelRequest, state: State, caller: Caller) -> DirectiveOut:
     with state.db.transaction() as session:
@@ -142,7 +142,7 @@ def cancel(directive_id: DirectiveId, body: CancelRequest, state: State, caller:
         return directive_out(directive, season_years(session))
 
 
-@router.post("/directives/{directive_id}/extension-request", response_model=DirectiveOut, status_code=202,
+@router.post("/directives/{directive_id}/extension-request", operation_id="requestDirectiveExtension", response_model=DirectiveOut, status_code=202,
              responses=documented(401, 403, 404, 409, 422, 503))
 def extension_request(directive_id: DirectiveId, body: ExtensionRequest, state: State,
                       caller: Caller) -> DirectiveOut:

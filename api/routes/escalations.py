@@ -22,7 +22,7 @@ router = APIRouter(tags=["escalations"])
 EscalationId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
-@router.get("/escalations", response_model=Page[EscalationOut], responses=documented(401, 403, 422, 503))
+@router.get("/escalations", operation_id="listEscalations", response_model=Page[EscalationOut], responses=documented(401, 403, 422, 503))
 def board(
     state: State,
     caller: Annotated[CurrentUser, requires("escalation.read")],
@@ -80,7 +80,7 @@ def _permitted(session: Session, caller: CurrentUser, escalation_id: int, action
     return escalation
 
 
-@router.post("/escalations/{escalation_id}/resolve", response_model=EscalationOut,
+@router.post("/escalations/{escalation_id}/resolve", operation_id="resolveEscalation", response_model=EscalationOut,
              responses=documented(401, 403, 404, 409, 422, 503))
 def resolve(escalation_id: EscalationId, body: ResolveRequest, state: State, caller: Caller) -> EscalationOut:
     """Extend, reassign, escalate further, close, or comment (the process is told; the row records it)."""
@@ -92,7 +92,7 @@ def resolve(escalation_id: EscalationId, body: ResolveRequest, state: State, cal
         return escalation_out(escalation, directive)
 
 
-@router.post("/escalations/resolve", response_model=BulkResolveOut, responses=documented(401, 403, 422, 503))
+@router.post("/escalations/resolve", operation_id="resolveEscalations", response_model=BulkResolveOut, responses=documented(401, 403, 422, 503))
 def resolve_many(body: BulkResolveRequest, state: State,
                  caller: Annotated[CurrentUser, requires("escalation.read")]) -> BulkResolveOut:
     """One action on many escalations; each row succeeds or fails on its own, with its reason."""

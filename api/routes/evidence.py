@@ -16,7 +16,7 @@ router = APIRouter(tags=["evidence"])
 EvidenceId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
-@router.get("/evidence/{evidence_id}", response_class=StreamingResponse,
+@router.get("/evidence/{evidence_id}", operation_id="downloadEvidence", response_class=StreamingResponse,
             responses={**file_download(sorted(set(evidence_store.CONTENT_TYPES.values())),
                                        "The file, as an attachment"), **documented(401, 404, 422, 503)})
 def download(evidence_id: EvidenceId, state: State, caller: Caller) -> StreamingResponse:

@@ -35,7 +35,7 @@ def head_revision() -> str | None:
     return migrate.head_revision()
 
 
-@router.get("/healthz", response_model=HealthOut, responses=documented(503))
+@router.get("/healthz", operation_id="getHealth", response_model=HealthOut, responses=documented(503))
 def healthz(state: State):
     """200 when the database answers; `timer_lag_seconds` is how overdue the oldest due timer is."""
     try:
@@ -48,7 +48,7 @@ def healthz(state: State):
     return HealthOut(database="ok", timer_lag_seconds=round(lag, 3))
 
 
-@router.get("/livez", response_model=LiveOut)
+@router.get("/livez", operation_id="getLiveness", response_model=LiveOut)
 async def livez() -> LiveOut:
     """200 while the process answers; touches nothing else."""
     return LiveOut(version=installed_version())
@@ -90,7 +90,7 @@ def readiness(state: State) -> dict[str, CheckOut]:
             "timer_lag": _lag_check(state, lag)}
 
 
-@router.get("/readyz", response_model=ReadyOut, responses=documented(503))
+@router.get("/readyz", operation_id="getReadiness", response_model=ReadyOut, responses=documented(503))
 def readyz(state: State):
     """200 with each check's result when all pass; else 503 problem details naming the failing checks
     (the results in `checks`), with Retry-After."""

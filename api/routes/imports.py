@@ -35,7 +35,7 @@ def report_out(report: ImportReport) -> ImportReportOut:
     )
 
 
-@router.get("/imports/directives/template", response_class=Response,
+@router.get("/imports/directives/template", operation_id="getDirectiveImportTemplate", response_class=Response,
             responses={200: {"content": {XLSX: {}}, "description": "The workbook, as an attachment"},
                        **documented(401, 403, 422, 503)})
 def template(state: State, caller: Annotated[CurrentUser, requires("directive.create")],
@@ -49,7 +49,7 @@ def template(state: State, caller: Annotated[CurrentUser, requires("directive.cr
         "Cache-Control": "private, no-store"})
 
 
-@router.post("/imports/directives", response_model=ImportReportOut,
+@router.post("/imports/directives", operation_id="importDirectives", response_model=ImportReportOut,
              responses={**documented(401, 403, 404, 413, 415, 503),
                         422: {"description": "Nothing was imported: the file, its headers or (all or nothing) a row "
                                              "is wrong. `errors` lists each problem by row and column; `report` "
@@ -92,7 +92,7 @@ def upload(
     return JSONResponse(body, status_code=422, media_type=MEDIA_TYPE)
 
 
-@router.get("/imports/directives/columns", responses=documented(401, 403, 503))
+@router.get("/imports/directives/columns", operation_id="listDirectiveImportColumns", responses=documented(401, 403, 503))
 def columns(caller: Annotated[CurrentUser, requires("directive.create")],
             lang: Annotated[Literal["ar", "en"], Query()] = "ar") -> list[dict[str, object]]:
     """The workbook's columns (key, headers, required, help), for a page that explains the template."""

@@ -26,7 +26,7 @@ router = APIRouter(tags=["insight"])
 Code = Annotated[str | None, Query(min_length=1, max_length=100, description="An entity's code.")]
 
 
-@router.get("/insight/heatmap", response_model=HeatmapOut, responses=documented(403, 404))
+@router.get("/insight/heatmap", operation_id="getHeatmap", response_model=HeatmapOut, responses=documented(403, 404))
 def heatmap(
     state: State, caller: Annotated[CurrentUser, requires("insight.bottlenecks")],
     model: Annotated[str, Query(min_length=1, max_length=200, description="A model key.")],
@@ -61,7 +61,7 @@ def heatmap_out(heat: ModelHeat, season: int | None) -> HeatmapOut:
             band=step.band) for step, name in heat.steps])
 
 
-@router.get("/insight/forecast", response_model=ForecastOut, responses=documented(403, 404))
+@router.get("/insight/forecast", operation_id="getForecast", response_model=ForecastOut, responses=documented(403, 404))
 def forecast_route(
     state: State, caller: Annotated[CurrentUser, requires("insight.forecast")], entity: Code = None,
     limit: Annotated[int, Query(ge=1, le=500, description="At most this many escalations and steps.")] = 50,

@@ -102,14 +102,14 @@ def list_instances(
                     limit=limit, offset=offset)
 
 
-@router.get("/instances/{instance_id}", response_model=InstanceDetail, responses=documented(*OPERATOR_ERRORS))
+@router.get("/instances/{instance_id}", operation_id="getInstance", response_model=InstanceDetail, responses=documented(*OPERATOR_ERRORS))
 def read_instance(instance_id: InstanceId, state: State, caller: Operator) -> InstanceDetail:
     """One instance: where its tokens are, what it passed, its variables, its open steps and its history."""
     with state.db.reading() as session:
         return instance_detail(session, instance_id)
 
 
-@router.post("/instances/{instance_id}/retry", response_model=InstanceDetail,
+@router.post("/instances/{instance_id}/retry", operation_id="retryInstance", response_model=InstanceDetail,
              responses=documented(*OPERATOR_ERRORS, 409))
 def retry(instance_id: InstanceId, state: State, caller: Operator, body: RetryRequest | None = None) -> InstanceDetail:
     """Retry an incident, as it is or with corrected variables. With variables, a retry that fails again keeps
@@ -123,7 +123,7 @@ def retry(instance_id: InstanceId, state: State, caller: Operator, body: RetryRe
         return instance_detail(session, instance_id)
 
 
-@router.post("/instances/{instance_id}/cancel", response_model=InstanceDetail,
+@router.post("/instances/{instance_id}/cancel", operation_id="cancelInstance", response_model=InstanceDetail,
              responses=documented(*OPERATOR_ERRORS, 409))
 def cancel(instance_id: InstanceId, state: State, caller: Operator) -> InstanceDetail:
     """End an instance: its open steps are withdrawn and its timers stop."""
@@ -156,7 +156,7 @@ def send_message(body: MessageRequest, state: State, caller: Operator) -> Messag
         return MessageOut(delivered=instances_out(session, rows))
 
 
-@router.get("/process-models/{key}/instance-counts", response_model=list[VersionCountOut],
+@router.get("/process-models/{key}/instance-counts", operation_id="countInstancesByVersion", response_model=list[VersionCountOut],
             responses=documented(*OPERATOR_ERRORS))
 def instance_counts(key: Key, state: State, caller: Operator) -> list[VersionCountOut]:
     """Running and in-incident instances of each version of a model."""
@@ -169,7 +169,7 @@ def instance_counts(key: Key, state: State, caller: Operator) -> list[VersionCou
             for v in versions]
 
 
-@router.post("/process-models/{key}/versions/{version}/migrations", response_model=MigrationOut,
+@router.post("/process-models/{key}/versions/{version}/migrations", operation_id="migrateInstances", response_model=MigrationOut,
              responses=documented(*OPERATOR_ERRORS, 409))
 def migrate(key: Key, version: Version, body: MigrationRequest, state: State, caller: Operator) -> MigrationOut:
     """Move the running (and in-incident) instances of a version to a newer one. `dry_run` (the default) says,

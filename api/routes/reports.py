@@ -36,7 +36,7 @@ def run_out(run: runs.ReportRun) -> ReportRunOut:
                         prefect_flow_run_id=run.prefect_flow_run_id, files=files)
 
 
-@router.get("/reports", response_model=Page[ReportRunOut], responses=documented(401, 403, 422, 503))
+@router.get("/reports", operation_id="listReportRuns", response_model=Page[ReportRunOut], responses=documented(401, 403, 422, 503))
 def list_runs(
     state: State,
     caller: Annotated[CurrentUser, requires("report.read")],
@@ -51,7 +51,7 @@ def list_runs(
     return Page[ReportRunOut](items=items, total=total, limit=limit, offset=offset)
 
 
-@router.post("/reports/{kind}/run", response_model=ReportRunOut, status_code=201,
+@router.post("/reports/{kind}/run", operation_id="runReport", response_model=ReportRunOut, status_code=201,
              responses={**documented(401, 403, 404, 409, 422, 503),
                         202: {"model": ReportRunOut, "description": "Queued on the report scheduler (Prefect): "
                               "follow it with GET /api/v1/reports/{id} until it succeeds or fails."}})
@@ -74,13 +74,13 @@ def run_now(
     return run_out(run)
 
 
-@router.get("/reports/{run_id}", response_model=ReportRunOut, responses=documented(401, 403, 404, 422, 503))
+@router.get("/reports/{run_id}", operation_id="getReportRun", response_model=ReportRunOut, responses=documented(401, 403, 404, 422, 503))
 def get_run(run_id: RunId, state: State, caller: Annotated[CurrentUser, requires("report.read")]) -> ReportRunOut:
     with state.db.reading() as session:
         return run_out(runs.get(session, run_id))
 
 
-@router.get("/reports/{run_id}/{fmt}", response_class=StreamingResponse,
+@router.get("/reports/{run_id}/{fmt}", operation_id="downloadReport", response_class=StreamingResponse,
             responses={**file_download(list(archive.MEDIA_TYPES.values()), "The archived file, as an attachment"),
                        **documented(401, 403, 404, 422, 503)})
 def download(

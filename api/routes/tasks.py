@@ -28,7 +28,7 @@ TaskId = Annotated[int, Path(ge=1, le=MAX_ID)]
 Files = Annotated[list[UploadFile], File(description="Evidence files: PDF, PNG, JPEG, XLSX, DOCX or plain text.")]
 
 
-@router.get("/tasks", response_model=Page[TaskOut], responses=documented(401, 403, 422, 503))
+@router.get("/tasks", operation_id="listTasks", response_model=Page[TaskOut], responses=documented(401, 403, 422, 503))
 def inbox(
     state: State,
     caller: Annotated[CurrentUser, requires("task.work")],
@@ -70,7 +70,7 @@ def _detail(session: Session, caller: CurrentUser, item: WorkItem) -> TaskDetail
                       can_act=access.can_act_on_item(caller, item, access.entity_code(session, caller)))
 
 
-@router.get("/tasks/{task_id}", response_model=TaskDetail, responses=documented(401, 404, 422, 503))
+@router.get("/tasks/{task_id}", operation_id="getTask", response_model=TaskDetail, responses=documented(401, 404, 422, 503))
 def read(task_id: TaskId, state: State, caller: Caller) -> TaskDetail:
     """One step with its form schema, its directive, its evidence and whether the caller may work it."""
     with state.db.reading() as session:
@@ -116,7 +116,7 @@ def _store(session: Session, state_settings: ApiSettings, caller: CurrentUser, i
     return [row.id for row in rows]
 
 
-@router.post("/tasks/{task_id}/evidence", response_model=list[EvidenceOut], status_code=201,
+@router.post("/tasks/{task_id}/evidence", operation_id="uploadTaskEvidence", response_model=list[EvidenceOut], status_code=201,
              responses=documented(401, 403, 404, 409, 413, 415, 422, 503))
 def upload_evidence(task_id: TaskId, state: State, caller: Caller, files: Files) -> list[EvidenceOut]:
     """Attach evidence files to an open step (name their ids under `evidence` when completing it)."""
@@ -128,7 +128,7 @@ def upload_evidence(task_id: TaskId, state: State, caller: Caller, files: Files)
         return [evidence_out(evidence_store.get(session, i)) for i in ids]
 
 
-@router.post("/tasks/{task_id}/progress", response_model=TaskDetail,
+@router.post("/tasks/{task_id}/progress", operation_id="reportTaskProgress", response_model=TaskDetail,
              responses=documented(401, 403, 404, 409, 422, 503))
 def progress(task_id: TaskId, body: TaskProgress, state: State, caller: Caller) -> TaskDetail:
     """Report how far the work is (0-100 %) with a note."""
@@ -139,7 +139,7 @@ def progress(task_id: TaskId, body: TaskProgress, state: State, caller: Caller) 
         return _detail(session, caller, item)
 
 
-@router.post("/tasks/{task_id}/progress/upload", response_model=TaskDetail,
+@router.post("/tasks/{task_id}/progress/upload", operation_id="reportTaskProgressWithEvidence", response_model=TaskDetail,
              responses=documented(401, 403, 404, 409, 413, 415, 422, 503))
 def progress_with_evidence(
     task_id: TaskId, state: State, caller: Caller,
@@ -201,7 +201,7 @@ def _completed(session: Session, caller: CurrentUser, item: WorkItem) -> TaskCom
                          next_steps=open_steps_out(session, caller, item.instance_id))
 
 
-@router.post("/tasks/{task_id}/complete", response_model=TaskCompleted,
+@router.post("/tasks/{task_id}/complete", operation_id="completeTask", response_model=TaskCompleted,
              responses=documented(401, 403, 404, 409, 422, 503))
 def complete(task_id: TaskId, body: TaskComplete, state: State, caller: Caller) -> TaskCompleted:
     """Complete the step with its form data; exactly one of concurrent completions succeeds (409 for the rest).
@@ -212,7 +212,7 @@ def complete(task_id: TaskId, body: TaskComplete, state: State, caller: Caller) 
         return _completed(session, caller, item)
 
 
-@router.post("/tasks/{task_id}/complete/upload", response_model=TaskCompleted,
+@router.post("/tasks/{task_id}/complete/upload", operation_id="completeTaskWithEvidence", response_model=TaskCompleted,
              responses=documented(401, 403, 404, 409, 413, 415, 422, 503))
 def complete_with_evidence(
     task_id: TaskId, state: State, caller: Caller, files: Files,
@@ -234,7 +234,7 @@ def complete_with_evidence(
         return _completed(session, caller, item)
 
 
-@router.post("/tasks/{task_id}/extension-request", response_model=DirectiveOut, status_code=202,
+@router.post("/tasks/{task_id}/extension-request", operation_id="requestTaskExtension", response_model=DirectiveOut, status_code=202,
              responses=documented(401, 403, 404, 409, 422, 503))
 def extension_request(task_id: TaskId, body: ExtensionRequest, state: State, caller: Caller) -> DirectiveOut:
     """Ask for a later deadline for the directive this step belongs to."""
