@@ -52,7 +52,8 @@ def _subjects(session, caller: CurrentUser, subject: str | None) -> list[str] | 
     return [instances.subject(number)]
 
 
-@router.get("/audit", operation_id="listAuditEvents", response_model=Page[AuditEventOut], responses=documented(401, 403, 404, 422, 503))
+@router.get("/audit", operation_id="listAuditEvents",
+            response_model=Page[AuditEventOut], responses=documented(401, 403, 404, 422, 503))
 def events(
     state: State,
     caller: Annotated[CurrentUser, requires("audit.read")],
@@ -72,7 +73,8 @@ def events(
         return Page(items=[audit_out(e) for e in rows], total=total, limit=limit, offset=offset)
 
 
-@router.get("/audit/verify", operation_id="verifyAuditChain", response_model=VerificationOut, dependencies=[requires("audit.verify")],
+@router.get("/audit/verify", operation_id="verifyAuditChain",
+            response_model=VerificationOut, dependencies=[requires("audit.verify")],
             responses=documented(401, 403, 503))
 def verify(state: State, caller: Caller) -> VerificationOut:
     """Walk the whole hash chain; `ok` is false and names the first broken event if it does not hold."""

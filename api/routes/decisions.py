@@ -20,7 +20,8 @@ Key = Annotated[str, Path(min_length=1, max_length=200)]
 Version = Annotated[int, Path(ge=1, le=2_147_483_647)]
 
 
-@router.get("/decisions", operation_id="listDecisions", response_model=list[DecisionOut], dependencies=[requires("model.read")],
+@router.get("/decisions", operation_id="listDecisions",
+            response_model=list[DecisionOut], dependencies=[requires("model.read")],
             responses=documented(401, 403, 503))
 def list_all(state: State) -> list[DecisionOut]:
     """The newest version of every deployed decision table."""
@@ -43,7 +44,8 @@ def deploy(state: State, file: Annotated[UploadFile, File(description="A DMN 1.1
     return JSONResponse(body.model_dump(mode="json"), status_code=201 if deployment.created else 200)
 
 
-@router.get("/decisions/{key}", operation_id="getDecision", response_model=DecisionDetail, dependencies=[requires("model.read")],
+@router.get("/decisions/{key}", operation_id="getDecision",
+            response_model=DecisionDetail, dependencies=[requires("model.read")],
             responses=documented(401, 403, 404, 422, 503))
 def detail(key: Key, state: State,
            version: Annotated[int | None, Query(ge=1, le=2_147_483_647, description="Default: the newest.")] = None,
@@ -58,7 +60,8 @@ def detail(key: Key, state: State,
                               rules=[DecisionRuleOut(inputs=i, outputs=o) for i, o in view.rules])
 
 
-@router.get("/decisions/{key}/versions/{version}/xml", operation_id="getDecisionXml", dependencies=[requires("model.read")],
+@router.get("/decisions/{key}/versions/{version}/xml", operation_id="getDecisionXml",
+            dependencies=[requires("model.read")],
             response_class=Response,
             responses={200: {"content": {"application/xml": {"schema": {"type": "string"}}},
                              "description": "The DMN XML as deployed"}, **documented(401, 403, 404, 422, 503)})

@@ -43,7 +43,8 @@ router = APIRouter(tags=["directives"])
 DirectiveId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
-@router.get("/directives", operation_id="listDirectives", response_model=Page[DirectiveOut], responses=documented(401, 403, 422, 503))
+@router.get("/directives", operation_id="listDirectives",
+            response_model=Page[DirectiveOut], responses=documented(401, 403, 422, 503))
 def search(
     state: State,
     caller: Annotated[CurrentUser, requires("directive.read")],
@@ -113,7 +114,8 @@ def detail_of(session: Session, directive: Directive) -> DirectiveDetail:
     )
 
 
-@router.get("/directives/{directive_id}", operation_id="getDirective", response_model=DirectiveDetail, responses=documented(401, 404, 422, 503))
+@router.get("/directives/{directive_id}", operation_id="getDirective",
+            response_model=DirectiveDetail, responses=documented(401, 404, 422, 503))
 def read(directive_id: DirectiveId, state: State, caller: Caller) -> DirectiveDetail:
     """One directive with its current steps, escalations, evidence and timeline (from the audit trail)."""
     with state.db.reading() as session:
@@ -142,7 +144,8 @@ def cancel(directive_id: DirectiveId, body: CancelRequest, state: State, caller:
         return directive_out(directive, season_years(session))
 
 
-@router.post("/directives/{directive_id}/extension-request", operation_id="requestDirectiveExtension", response_model=DirectiveOut, status_code=202,
+@router.post("/directives/{directive_id}/extension-request", operation_id="requestDirectiveExtension",
+             response_model=DirectiveOut, status_code=202,
              responses=documented(401, 403, 404, 409, 422, 503))
 def extension_request(directive_id: DirectiveId, body: ExtensionRequest, state: State,
                       caller: Caller) -> DirectiveOut:

@@ -22,7 +22,8 @@ router = APIRouter(tags=["escalations"])
 EscalationId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
-@router.get("/escalations", operation_id="listEscalations", response_model=Page[EscalationOut], responses=documented(401, 403, 422, 503))
+@router.get("/escalations", operation_id="listEscalations",
+            response_model=Page[EscalationOut], responses=documented(401, 403, 422, 503))
 def board(
     state: State,
     caller: Annotated[CurrentUser, requires("escalation.read")],
@@ -92,7 +93,8 @@ def resolve(escalation_id: EscalationId, body: ResolveRequest, state: State, cal
         return escalation_out(escalation, directive)
 
 
-@router.post("/escalations/resolve", operation_id="resolveEscalations", response_model=BulkResolveOut, responses=documented(401, 403, 422, 503))
+@router.post("/escalations/resolve", operation_id="resolveEscalations",
+             response_model=BulkResolveOut, responses=documented(401, 403, 422, 503))
 def resolve_many(body: BulkResolveRequest, state: State,
                  caller: Annotated[CurrentUser, requires("escalation.read")]) -> BulkResolveOut:
     """One action on many escalations; each row succeeds or fails on its own, with its reason."""

@@ -74,7 +74,8 @@ def _one(session: Session, item: FeedbackItem) -> FeedbackOut:
 
 # --- the public form ------------------------------------------------------------------------------------
 
-@router.get("/public/feedback/form", operation_id="getPublicFeedbackForm", response_model=PublicFeedbackForm, responses=documented(503))
+@router.get("/public/feedback/form", operation_id="getPublicFeedbackForm",
+            response_model=PublicFeedbackForm, responses=documented(503))
 def public_form(request: Request, state: State) -> PublicFeedbackForm:
     """No sign-in. What the public form needs: a signed token to send back (not sooner than `min_seconds`),
     the services and entities, and the name of the honeypot field to render hidden and leave empty."""
@@ -85,7 +86,8 @@ def public_form(request: Request, state: State) -> PublicFeedbackForm:
                               entities=[NamedChoice(**e) for e in form["entities"]])
 
 
-@router.post("/public/feedback", operation_id="submitPublicFeedback", response_model=PublicFeedbackAccepted, status_code=202,
+@router.post("/public/feedback", operation_id="submitPublicFeedback",
+             response_model=PublicFeedbackAccepted, status_code=202,
              responses=documented(409, 422, 429, 503))
 def public_submit(body: PublicFeedbackIn, request: Request, state: State) -> PublicFeedbackAccepted:
     """No sign-in. A pilgrim's feedback from the public form: rate-limited per client address (429 with
@@ -134,7 +136,8 @@ Service = Literal["housing", "transport", "reception", "departure", "other"]
 FeedbackStatus = Literal["new", "reviewed", "raised", "dismissed"]
 
 
-@router.get("/feedback", operation_id="listFeedback", response_model=Page[FeedbackOut], responses=documented(401, 403, 422, 503))
+@router.get("/feedback", operation_id="listFeedback",
+            response_model=Page[FeedbackOut], responses=documented(401, 403, 422, 503))
 def search(
     state: State,
     caller: Caller,
@@ -165,7 +168,8 @@ def search(
         return Page(items=[item_out(r, years, linked[r.id]) for r in rows], total=total, limit=limit, offset=offset)
 
 
-@router.get("/feedback/figures", operation_id="getFeedbackFigures", response_model=FeedbackFiguresOut, responses=documented(401, 403, 422, 503))
+@router.get("/feedback/figures", operation_id="getFeedbackFigures",
+            response_model=FeedbackFiguresOut, responses=documented(401, 403, 422, 503))
 def figures(
     state: State,
     caller: Caller,
@@ -192,7 +196,8 @@ def figures(
     )
 
 
-@router.get("/feedback/directive-suggestion", operation_id="suggestDirectiveFromFeedback", response_model=DirectiveSuggestion,
+@router.get("/feedback/directive-suggestion", operation_id="suggestDirectiveFromFeedback",
+            response_model=DirectiveSuggestion,
             responses=documented(401, 403, 404, 422, 503))
 def suggestion(state: State, caller: Annotated[CurrentUser, requires("directive.create")],
                ids: Annotated[list[Id], Query(min_length=1, max_length=200)]) -> DirectiveSuggestion:
@@ -204,7 +209,8 @@ def suggestion(state: State, caller: Annotated[CurrentUser, requires("directive.
                                body=new.body, source=new.source, tags=list(new.tags))
 
 
-@router.post("/feedback/raise-directive", operation_id="raiseDirectiveFromFeedback", response_model=DirectiveOut, status_code=201,
+@router.post("/feedback/raise-directive", operation_id="raiseDirectiveFromFeedback",
+             response_model=DirectiveOut, status_code=201,
              responses=documented(401, 403, 404, 409, 422, 503))
 def raise_directive(body: RaiseDirective, state: State, caller: Caller) -> DirectiveOut:
     """Create a draft directive from one or several feedback items: linked to them, their tags carried over."""
@@ -218,14 +224,16 @@ def raise_directive(body: RaiseDirective, state: State, caller: Caller) -> Direc
         return directive_out(directive, season_years(session))
 
 
-@router.get("/feedback/{feedback_id}", operation_id="getFeedback", response_model=FeedbackOut, responses=documented(401, 403, 404, 422, 503))
+@router.get("/feedback/{feedback_id}", operation_id="getFeedback",
+            response_model=FeedbackOut, responses=documented(401, 403, 404, 422, 503))
 def read(feedback_id: FeedbackId, state: State, caller: Caller) -> FeedbackOut:
     _require_read(caller)
     with state.db.reading() as session:
         return _one(session, feedback.visible_item(session, caller, feedback_id))
 
 
-@router.patch("/feedback/{feedback_id}", operation_id="updateFeedback", response_model=FeedbackOut, responses=documented(401, 403, 404, 422, 503))
+@router.patch("/feedback/{feedback_id}", operation_id="updateFeedback",
+              response_model=FeedbackOut, responses=documented(401, 403, 404, 422, 503))
 def update(feedback_id: FeedbackId, body: FeedbackUpdate, state: State, caller: Caller) -> FeedbackOut:
     """Triage: status (new, reviewed, dismissed), tags, a note, or the entity when it was not known."""
     changes = body.model_dump(exclude_unset=True)
@@ -245,7 +253,8 @@ def _require_read(caller: CurrentUser) -> None:
 
 # --- recurring obstacles ---------------------------------------------------------------------------------------
 
-@router.get("/obstacles", operation_id="listRecurringObstacles", response_model=ObstaclesOut, tags=["obstacles"], responses=documented(401, 403, 404, 422,
+@router.get("/obstacles", operation_id="listRecurringObstacles",
+            response_model=ObstaclesOut, tags=["obstacles"], responses=documented(401, 403, 404, 422,
                                                                                                  503))
 def recurring_obstacles(
     state: State,

@@ -92,7 +92,8 @@ def upload(
     return JSONResponse(body, status_code=422, media_type=MEDIA_TYPE)
 
 
-@router.get("/imports/directives/columns", operation_id="listDirectiveImportColumns", responses=documented(401, 403, 503))
+@router.get("/imports/directives/columns", operation_id="listDirectiveImportColumns",
+            responses=documented(401, 403, 503))
 def columns(caller: Annotated[CurrentUser, requires("directive.create")],
             lang: Annotated[Literal["ar", "en"], Query()] = "ar") -> list[dict[str, object]]:
     """The workbook's columns (key, headers, required, help), for a page that explains the template."""

@@ -116,14 +116,16 @@ def create(body: MeetingCreate, state: State, caller: Caller) -> MeetingOut:
         return meeting_out(meeting, season_years(session))
 
 
-@router.get("/meetings/{meeting_id}", operation_id="getMeeting", response_model=MeetingPageOut, responses=documented(401, 404, 422, 503))
+@router.get("/meetings/{meeting_id}", operation_id="getMeeting",
+            response_model=MeetingPageOut, responses=documented(401, 404, 422, 503))
 def read(meeting_id: MeetingId, state: State, caller: Caller) -> MeetingPageOut:
     """A meeting's page: its details, minutes files, its directives, and those carried forward."""
     with state.db.reading() as session:
         return page_out(session, meetings.meeting_page(session, meeting_id, caller))
 
 
-@router.patch("/meetings/{meeting_id}", operation_id="updateMeeting", response_model=MeetingOut, responses=documented(401, 403, 404, 422, 503))
+@router.patch("/meetings/{meeting_id}", operation_id="updateMeeting",
+              response_model=MeetingOut, responses=documented(401, 403, 404, 422, 503))
 def update(meeting_id: MeetingId, body: MeetingUpdate, state: State, caller: Caller) -> MeetingOut:
     changes = body.model_dump(exclude_unset=True)
     with state.db.transaction() as session:
@@ -135,7 +137,8 @@ def update(meeting_id: MeetingId, body: MeetingUpdate, state: State, caller: Cal
         return meeting_out(meeting, season_years(session))
 
 
-@router.post("/meetings/{meeting_id}/documents", operation_id="attachMeetingDocuments", response_model=list[MeetingDocumentOut], status_code=201,
+@router.post("/meetings/{meeting_id}/documents", operation_id="attachMeetingDocuments",
+             response_model=list[MeetingDocumentOut], status_code=201,
              responses=documented(401, 403, 404, 413, 415, 422, 503))
 def attach(meeting_id: MeetingId, files: Annotated[list[UploadFile], File(description="The minutes: PDF, DOCX, "
                                                                                         "XLSX, images or text.")],
@@ -150,7 +153,8 @@ def attach(meeting_id: MeetingId, files: Annotated[list[UploadFile], File(descri
         return [document_out(row) for row in rows]
 
 
-@router.get("/meetings/{meeting_id}/documents/{document_id}", operation_id="downloadMeetingDocument", response_class=StreamingResponse,
+@router.get("/meetings/{meeting_id}/documents/{document_id}", operation_id="downloadMeetingDocument",
+            response_class=StreamingResponse,
             responses={**FILE_RESPONSE, **documented(401, 404, 422, 503)})
 def download(meeting_id: MeetingId, document_id: DocumentId, state: State, caller: Caller) -> StreamingResponse:
     with state.db.reading() as session:
@@ -161,7 +165,8 @@ def download(meeting_id: MeetingId, document_id: DocumentId, state: State, calle
     return attachment(state.db, found, content_type, filename)
 
 
-@router.post("/meetings/{meeting_id}/recommendations", operation_id="addMeetingRecommendation", response_model=DirectiveOut, status_code=201,
+@router.post("/meetings/{meeting_id}/recommendations", operation_id="addMeetingRecommendation",
+             response_model=DirectiveOut, status_code=201,
              responses=documented(401, 403, 404, 409, 422, 503))
 def add_recommendation(meeting_id: MeetingId, body: RecommendationCreate, state: State,
                        caller: Caller) -> DirectiveOut:
@@ -180,7 +185,8 @@ def add_recommendation(meeting_id: MeetingId, body: RecommendationCreate, state:
         return directive_out(directive, season_years(session))
 
 
-@router.post("/meetings/{meeting_id}/launch-all", operation_id="launchMeetingRecommendations", response_model=LaunchReportOut,
+@router.post("/meetings/{meeting_id}/launch-all", operation_id="launchMeetingRecommendations",
+             response_model=LaunchReportOut,
              responses={**documented(401, 403, 404, 409, 503),
                         422: {"description": "Nothing was launched: one or more drafts failed. The problem's "
                                              "`errors` name them; `rows` is the report of every draft.",

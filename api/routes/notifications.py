@@ -44,21 +44,24 @@ def list_notifications(
     return Page(items=[notification_out(e) for e in entries], total=total, limit=limit, offset=offset)
 
 
-@router.get("/notifications/unread-count", operation_id="countUnreadNotifications", response_model=UnreadCount, responses=documented(401, 503))
+@router.get("/notifications/unread-count", operation_id="countUnreadNotifications",
+            response_model=UnreadCount, responses=documented(401, 503))
 def count_unread(state: State, caller: Caller) -> UnreadCount:
     """The bell's figure: how many of the caller's in-app notifications are unread."""
     with state.db.reading() as session:
         return UnreadCount(unread=inbox.unread_count(session, caller.id))
 
 
-@router.post("/notifications/read-all", operation_id="markAllNotificationsRead", response_model=MarkedRead, responses=documented(401, 503))
+@router.post("/notifications/read-all", operation_id="markAllNotificationsRead",
+             response_model=MarkedRead, responses=documented(401, 503))
 def mark_all_read(state: State, caller: Caller) -> MarkedRead:
     """Mark every unread notification of the caller read; answers how many were."""
     with state.db.transaction() as session:
         return MarkedRead(marked=inbox.mark_all_read(session, caller.id))
 
 
-@router.post("/notifications/{notification_id}/read", operation_id="markNotificationRead", response_model=NotificationOut,
+@router.post("/notifications/{notification_id}/read", operation_id="markNotificationRead",
+             response_model=NotificationOut,
              responses=documented(401, 404, 422, 503))
 def mark_read(notification_id: NotificationId, state: State, caller: Caller) -> NotificationOut:
     """Mark one of the caller's notifications read (again is harmless); another user's is not found."""

@@ -102,7 +102,8 @@ def list_instances(
                     limit=limit, offset=offset)
 
 
-@router.get("/instances/{instance_id}", operation_id="getInstance", response_model=InstanceDetail, responses=documented(*OPERATOR_ERRORS))
+@router.get("/instances/{instance_id}", operation_id="getInstance",
+            response_model=InstanceDetail, responses=documented(*OPERATOR_ERRORS))
 def read_instance(instance_id: InstanceId, state: State, caller: Operator) -> InstanceDetail:
     """One instance: where its tokens are, what it passed, its variables, its open steps and its history."""
     with state.db.reading() as session:
@@ -156,7 +157,8 @@ def send_message(body: MessageRequest, state: State, caller: Operator) -> Messag
         return MessageOut(delivered=instances_out(session, rows))
 
 
-@router.get("/process-models/{key}/instance-counts", operation_id="countInstancesByVersion", response_model=list[VersionCountOut],
+@router.get("/process-models/{key}/instance-counts", operation_id="countInstancesByVersion",
+            response_model=list[VersionCountOut],
             responses=documented(*OPERATOR_ERRORS))
 def instance_counts(key: Key, state: State, caller: Operator) -> list[VersionCountOut]:
     """Running and in-incident instances of each version of a model."""
@@ -169,7 +171,8 @@ def instance_counts(key: Key, state: State, caller: Operator) -> list[VersionCou
             for v in versions]
 
 
-@router.post("/process-models/{key}/versions/{version}/migrations", operation_id="migrateInstances", response_model=MigrationOut,
+@router.post("/process-models/{key}/versions/{version}/migrations", operation_id="migrateInstances",
+             response_model=MigrationOut,
              responses=documented(*OPERATOR_ERRORS, 409))
 def migrate(key: Key, version: Version, body: MigrationRequest, state: State, caller: Operator) -> MigrationOut:
     """Move the running (and in-incident) instances of a version to a newer one. `dry_run` (the default) says,

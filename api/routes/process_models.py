@@ -25,7 +25,8 @@ def read_model_upload(file: UploadFile, limit: int, what: str) -> bytes:
     return content
 
 
-@router.get("/process-models", operation_id="listProcessModels", response_model=list[ProcessModelOut], dependencies=[requires("model.read")],
+@router.get("/process-models", operation_id="listProcessModels",
+            response_model=list[ProcessModelOut], dependencies=[requires("model.read")],
             responses=documented(401, 403, 503))
 def list_all(state: State) -> list[ProcessModelOut]:
     """The newest version of every deployed model."""
@@ -47,7 +48,8 @@ def deploy(state: State, file: Annotated[UploadFile, File(description="A BPMN 2.
     return JSONResponse(body.model_dump(mode="json"), status_code=201 if deployment.created else 200)
 
 
-@router.get("/process-models/{key}", operation_id="getProcessModel", response_model=ProcessModelDetail, dependencies=[requires("model.read")],
+@router.get("/process-models/{key}", operation_id="getProcessModel",
+            response_model=ProcessModelDetail, dependencies=[requires("model.read")],
             responses=documented(401, 403, 404, 422, 503))
 def detail(key: Key, state: State) -> ProcessModelDetail:
     with state.db.reading() as session:
@@ -56,7 +58,8 @@ def detail(key: Key, state: State) -> ProcessModelDetail:
         return ProcessModelDetail(**model_out(latest).model_dump(), versions=versions)
 
 
-@router.get("/process-models/{key}/versions/{version}/xml", operation_id="getProcessModelXml", dependencies=[requires("model.read")],
+@router.get("/process-models/{key}/versions/{version}/xml", operation_id="getProcessModelXml",
+            dependencies=[requires("model.read")],
             response_class=Response,
             responses={200: {"content": {"application/xml": {"schema": {"type": "string"}}},
                              "description": "The BPMN XML as deployed"}, **documented(401, 403, 404, 422, 503)})

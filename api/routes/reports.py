@@ -36,7 +36,8 @@ def run_out(run: runs.ReportRun) -> ReportRunOut:
                         prefect_flow_run_id=run.prefect_flow_run_id, files=files)
 
 
-@router.get("/reports", operation_id="listReportRuns", response_model=Page[ReportRunOut], responses=documented(401, 403, 422, 503))
+@router.get("/reports", operation_id="listReportRuns",
+            response_model=Page[ReportRunOut], responses=documented(401, 403, 422, 503))
 def list_runs(
     state: State,
     caller: Annotated[CurrentUser, requires("report.read")],
@@ -74,7 +75,8 @@ def run_now(
     return run_out(run)
 
 
-@router.get("/reports/{run_id}", operation_id="getReportRun", response_model=ReportRunOut, responses=documented(401, 403, 404, 422, 503))
+@router.get("/reports/{run_id}", operation_id="getReportRun",
+            response_model=ReportRunOut, responses=documented(401, 403, 404, 422, 503))
 def get_run(run_id: RunId, state: State, caller: Annotated[CurrentUser, requires("report.read")]) -> ReportRunOut:
     with state.db.reading() as session:
         return run_out(runs.get(session, run_id))

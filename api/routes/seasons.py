@@ -14,14 +14,16 @@ router = APIRouter(tags=["seasons"])
 Year = Annotated[int, Path(ge=1343, le=1500, description="The season's Hijri year.")]
 
 
-@router.get("/seasons", operation_id="listSeasons", response_model=list[SeasonOut], dependencies=[requires("season.read")],
+@router.get("/seasons", operation_id="listSeasons",
+            response_model=list[SeasonOut], dependencies=[requires("season.read")],
             responses=documented(401, 403, 503))
 def list_all(state: State) -> list[SeasonOut]:
     with state.db.reading() as session:
         return [season_out(s) for s in seasons.list_seasons(session)]
 
 
-@router.post("/seasons", operation_id="createSeason", response_model=SeasonOut, status_code=201, responses=documented(401, 403, 409, 422, 503))
+@router.post("/seasons", operation_id="createSeason",
+             response_model=SeasonOut, status_code=201, responses=documented(401, 403, 409, 422, 503))
 def create(body: SeasonCreate, state: State,
            caller: Annotated[CurrentUser, requires("season.manage")]) -> SeasonOut:
     with state.db.transaction() as session:
@@ -31,7 +33,8 @@ def create(body: SeasonCreate, state: State,
         return season_out(season)
 
 
-@router.patch("/seasons/{year}", operation_id="updateSeason", response_model=SeasonOut, responses=documented(401, 403, 404, 422, 503))
+@router.patch("/seasons/{year}", operation_id="updateSeason",
+              response_model=SeasonOut, responses=documented(401, 403, 404, 422, 503))
 def update(year: Year, body: SeasonUpdate, state: State,
            caller: Annotated[CurrentUser, requires("season.manage")]) -> SeasonOut:
     """Move a season's dates (moon sighting), its calendar mode or its holidays."""

@@ -70,7 +70,8 @@ def _detail(session: Session, caller: CurrentUser, item: WorkItem) -> TaskDetail
                       can_act=access.can_act_on_item(caller, item, access.entity_code(session, caller)))
 
 
-@router.get("/tasks/{task_id}", operation_id="getTask", response_model=TaskDetail, responses=documented(401, 404, 422, 503))
+@router.get("/tasks/{task_id}", operation_id="getTask",
+            response_model=TaskDetail, responses=documented(401, 404, 422, 503))
 def read(task_id: TaskId, state: State, caller: Caller) -> TaskDetail:
     """One step with its form schema, its directive, its evidence and whether the caller may work it."""
     with state.db.reading() as session:
@@ -116,7 +117,8 @@ def _store(session: Session, state_settings: ApiSettings, caller: CurrentUser, i
     return [row.id for row in rows]
 
 
-@router.post("/tasks/{task_id}/evidence", operation_id="uploadTaskEvidence", response_model=list[EvidenceOut], status_code=201,
+@router.post("/tasks/{task_id}/evidence", operation_id="uploadTaskEvidence",
+             response_model=list[EvidenceOut], status_code=201,
              responses=documented(401, 403, 404, 409, 413, 415, 422, 503))
 def upload_evidence(task_id: TaskId, state: State, caller: Caller, files: Files) -> list[EvidenceOut]:
     """Attach evidence files to an open step (name their ids under `evidence` when completing it)."""
@@ -139,7 +141,8 @@ def progress(task_id: TaskId, body: TaskProgress, state: State, caller: Caller) 
         return _detail(session, caller, item)
 
 
-@router.post("/tasks/{task_id}/progress/upload", operation_id="reportTaskProgressWithEvidence", response_model=TaskDetail,
+@router.post("/tasks/{task_id}/progress/upload", operation_id="reportTaskProgressWithEvidence",
+             response_model=TaskDetail,
              responses=documented(401, 403, 404, 409, 413, 415, 422, 503))
 def progress_with_evidence(
     task_id: TaskId, state: State, caller: Caller,
@@ -234,7 +237,8 @@ def complete_with_evidence(
         return _completed(session, caller, item)
 
 
-@router.post("/tasks/{task_id}/extension-request", operation_id="requestTaskExtension", response_model=DirectiveOut, status_code=202,
+@router.post("/tasks/{task_id}/extension-request", operation_id="requestTaskExtension",
+             response_model=DirectiveOut, status_code=202,
              responses=documented(401, 403, 404, 409, 422, 503))
 def extension_request(task_id: TaskId, body: ExtensionRequest, state: State, caller: Caller) -> DirectiveOut:
     """Ask for a later deadline for the directive this step belongs to."""

@@ -27,7 +27,8 @@ def list_all(state: State, role: Role | None = None,
         return Page(items=[user_out(u) for u in rows], total=total, limit=limit, offset=offset)
 
 
-@router.post("/users", operation_id="createUser", response_model=UserOut, status_code=201, responses=documented(401, 403, 404, 409, 422, 503))
+@router.post("/users", operation_id="createUser",
+             response_model=UserOut, status_code=201, responses=documented(401, 403, 404, 409, 422, 503))
 def create(body: UserCreate, state: State,
            caller: Annotated[CurrentUser, requires("user.manage")]) -> UserOut:
     with state.db.transaction() as session:
@@ -38,7 +39,8 @@ def create(body: UserCreate, state: State,
         return user_out(user)
 
 
-@router.patch("/users/{username}", operation_id="updateUser", response_model=UserOut, responses=documented(401, 403, 404, 422, 503))
+@router.patch("/users/{username}", operation_id="updateUser",
+              response_model=UserOut, responses=documented(401, 403, 404, 422, 503))
 def update(username: Username, body: UserUpdate, state: State,
            caller: Annotated[CurrentUser, requires("user.manage")]) -> UserOut:
     """Deactivate (revokes the user's tokens), rename, reset a password."""

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field
 
-from api.schemas.common import Strict, Text
+from api.schemas.common import Strict, Text, example
 
 
 def _iso_date_text(value: object) -> object:
@@ -38,6 +38,9 @@ class EntityOut(BaseModel):
 
 
 class EntityCreate(Strict):
+    model_config = example({"code": "red_crescent", "name_ar": "هيئة الهلال الأحمر السعودي",
+        "name_en": "Saudi Red Crescent Authority", "kind": "government", "email": "madinah@srca.example.sa"})
+
     code: Annotated[Text, Field(min_length=2, max_length=50, examples=["housing"])]
     name_ar: Annotated[Text, Field(min_length=1, max_length=200)]
     name_en: Annotated[Text, Field(min_length=1, max_length=200)]
@@ -58,6 +61,9 @@ class UserOut(BaseModel):
 
 
 class UserCreate(Strict):
+    model_config = example({"username": "reception.lead", "password": "a long enough secret", "role": "entity_user",
+        "full_name": "عبدالله الحربي", "email": "reception.lead@example.sa", "entity": "reception", "language": "ar"})
+
     username: Annotated[Text, Field(min_length=2, max_length=60)]
     password: Annotated[Text, Field(min_length=10, max_length=200)]
     role: Role
@@ -68,6 +74,8 @@ class UserCreate(Strict):
 
 
 class UserUpdate(Strict):
+    model_config = example({"full_name": "عبدالله بن سعد الحربي", "language": "en"})
+
     active: bool | None = None
     full_name: Annotated[Text, Field(min_length=1, max_length=200)] | None = None
     email: Annotated[Text, Field(max_length=254)] | None = None
@@ -86,6 +94,9 @@ class SeasonOut(BaseModel):
 
 
 class SeasonCreate(Strict):
+    model_config = example({"hijri_year": 1447, "starts_on": "2026-04-18", "ends_on": "2026-07-16",
+        "calendar_mode": "season", "holidays": ["2026-05-27"]})
+
     hijri_year: Annotated[int, Field(ge=1343, le=1500)]
     starts_on: date
     ends_on: date
@@ -94,6 +105,8 @@ class SeasonCreate(Strict):
 
 
 class SeasonUpdate(Strict):
+    model_config = example({"ends_on": "2026-07-20", "calendar_mode": "working_days"})
+
     starts_on: date | None = None
     ends_on: date | None = None
     calendar_mode: CalendarMode | None = None

@@ -44,3 +44,9 @@ class Strict(BaseModel):
     """Request bodies refuse unknown fields, so a typo is an error rather than silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def example(*examples: dict[str, Any]) -> ConfigDict:
+    """A request body's documented examples (OpenAPI `examples`), on top of `Strict`'s configuration:
+    `model_config = example({...})`. tests/test_api_examples.py validates each against its own model."""
+    return ConfigDict(json_schema_extra={"examples": list(examples)})

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from api.schemas.common import Id, Strict, Text
+from api.schemas.common import Id, Strict, Text, example
 
 Kind = Literal["decision", "circular", "directive", "recommendation"]
 Track = Literal["business", "technology", "human_resources"]
@@ -25,6 +25,15 @@ Reason = Annotated[Text, Field(min_length=1, max_length=2000)]
 
 
 class DirectiveCreate(Strict):
+    model_config = example({"title": "رفع جاهزية مراكز الاستقبال على طريق الهجرة قبل وصول طلائع الحجاج",
+        "title_en": "Raise the readiness of the reception centres on the Hijrah road before the first pilgrims arrive",
+        "body": "على مراكز الاستقبال استكمال التجهيزات والكوادر والمستلزمات ورفع تقرير بالجاهزية"
+        " إلى غرفة التنسيق والعمليات.",
+        "kind": "directive", "responsible_entity": "reception", "deadline": "PT48H",
+        "source": "لجنة الحج بالمدينة المنورة",
+        "track": "business", "programme_track": "tansiq", "priority": "high", "tags": ["readiness", "reception"],
+        "launch": True})
+
     title: Annotated[Text, Field(min_length=1, max_length=500)]
     kind: Kind
     responsible_entity: Code
@@ -48,10 +57,15 @@ class DirectiveCreate(Strict):
 
 
 class CancelRequest(Strict):
+    model_config = example({"reason": "أُلغي التوجيه بقرار اللجنة بعد دمجه في توجيه تكدس الحافلات عند المنطقة المركزية"})
+
     reason: Reason
 
 
 class ExtensionRequest(Strict):
+    model_config = example({"new_deadline": "2026-06-01T12:00:00+03:00",
+        "reason": "تأخر توريد المستلزمات إلى مراكز الاستقبال، والمورّد التزم بالتسليم خلال يومين"})
+
     new_deadline: Deadline
     reason: Reason
 

@@ -4,13 +4,16 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from api.schemas.common import Id, Strict, Text
+from api.schemas.common import Id, Strict, Text, example
 from api.schemas.directives import Code, Deadline
 
 Action = Literal["extend", "reassign", "escalate", "close", "comment"]
 
 
 class ResolveRequest(Strict):
+    model_config = example({"action": "extend", "new_deadline": "PT24H",
+        "note": "مُدّدت المهلة يوماً واحداً بعد تأكيد الجهة وصول المستلزمات"})
+
     action: Action
     note: Annotated[Text, Field(max_length=4000)] = ""
     new_deadline: Deadline | None = Field(default=None, description="For `extend`.")
@@ -21,6 +24,9 @@ class ResolveRequest(Strict):
 
 
 class BulkResolveRequest(ResolveRequest):
+    model_config = example({"ids": [12, 15], "action": "reassign", "entity": "municipality",
+        "note": "تتولى أمانة منطقة المدينة المنورة معالجة المواقف البديلة"})
+
     ids: Annotated[list[Id], Field(min_length=1, max_length=200)]
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.schemas.common import Id, Strict, Text
+from api.schemas.common import Id, Strict, Text, example
 from api.schemas.directives import Code, Deadline, DirectiveSummary, Kind, Priority, ProgrammeTrack, Track
 from api.schemas.meetings import EntityName
 
@@ -34,7 +34,9 @@ class PublicFeedbackIn(BaseModel):
     """What the public form sends. Types are loose on purpose: the engine checks every field (after the
     attempt is counted against the address's limit) and names each problem."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", **example(
+        {"token": "<the token from GET /public/feedback/form>", "service": "transport", "rating": 2,
+        "text": "تأخرت الحافلة من المطار إلى السكن أكثر من ثلاث ساعات", "website": ""}))
 
     token: Annotated[str, Field(max_length=300)] = ""
     service: Annotated[str, Field(max_length=40)] = ""
@@ -54,6 +56,10 @@ class FeedbackCreate(Strict):
     """Feedback recorded by a system or a member of staff. Give `text` (its language is detected) or
     `text_ar` and/or `text_en`."""
 
+    model_config = example({"service": "housing", "rating": 3, "text_ar": "المسكن نظيف لكن المصاعد متعطلة",
+        "text_en": "The accommodation is clean but the lifts are out of order", "language": "ar", "entity": "housing",
+        "tags": ["lifts"], "received_at": "2026-05-19T21:30:00+03:00", "source_ref": "survey-1447-00042"})
+
     service: Service
     rating: Annotated[int, Field(ge=1, le=5)]
     text: Annotated[Text, Field(min_length=1, max_length=4000)] | None = None
@@ -69,6 +75,9 @@ class FeedbackCreate(Strict):
 
 class FeedbackUpdate(Strict):
     """Only the fields sent are changed."""
+
+    model_config = example({"status": "reviewed", "tags": ["buses", "airport"], "entity": "transport",
+        "note": "أُحيلت إلى النقل ضمن توجيه تأخر الحافلات"})
 
     status: Literal["new", "reviewed", "dismissed"] | None = None
     tags: Annotated[list[Tag], Field(max_length=20)] | None = None
@@ -101,6 +110,10 @@ class FeedbackOut(BaseModel):
 class RaiseDirective(Strict):
     """A draft directive from feedback items. Fields left out come from the suggestion
     (GET /feedback/directive-suggestion); the items' tags are always carried over."""
+
+    model_config = example({"feedback_ids": [41, 42, 57], "title": "معالجة تأخر الحافلات من المطار إلى مساكن الحجاج",
+        "responsible_entity": "transport", "deadline": "PT72H", "kind": "directive", "priority": "high",
+        "supporting_entities": ["airport"]})
 
     feedback_ids: Annotated[list[Id], Field(min_length=1, max_length=200)]
     title: Annotated[Text, Field(min_length=1, max_length=500)] | None = None

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from api.schemas.common import Strict, Text
+from api.schemas.common import Strict, Text, example
 from api.schemas.directives import Code, Deadline, DirectiveOut, DirectiveSummary, Kind, Priority, ProgrammeTrack, Track
 
 Held = Annotated[Text, Field(
@@ -25,6 +25,11 @@ class EntityName(BaseModel):
 
 
 class MeetingCreate(Strict):
+    model_config = example({"number": 1, "title_ar": "الاجتماع الدوري الأول للجنة الحج بالمدينة المنورة",
+        "title_en": "First periodic meeting of the Madinah Hajj Committee", "held": "1447-11-21 هـ", "season": 1447,
+        "chair": "رئيس لجنة الحج بالمدينة المنورة",
+        "attending": ["housing", "transport", "reception", "civil_defence"]})
+
     number: Annotated[int, Field(ge=1, le=100_000)]
     title_ar: Annotated[Text, Field(min_length=1, max_length=300)]
     held: Held
@@ -39,6 +44,9 @@ class MeetingCreate(Strict):
 
 class MeetingUpdate(Strict):
     """Only the fields sent are changed (send `null` to clear an optional one)."""
+
+    model_config = example({"minutes": "ناقشت اللجنة جاهزية مراكز الاستقبال وتكدس الحافلات عند المنطقة المركزية.",
+        "attending": ["housing", "transport", "reception", "traffic"]})
 
     title_ar: Annotated[Text, Field(min_length=1, max_length=300)] | None = None
     title_en: Annotated[Text, Field(max_length=300)] | None = None
@@ -98,6 +106,12 @@ class MeetingPageOut(MeetingOut):
 
 class RecommendationCreate(Strict):
     """A recommendation of the meeting, entered as a draft directive linked to it."""
+
+    model_config = example({"title": "معالجة تكدس الحافلات عند المنطقة المركزية في أوقات الصلوات",
+        "title_en": "Resolve bus congestion in the central area around prayer times",
+        "body": "توصي اللجنة بإعادة جدولة مواعيد وصول الحافلات وتخصيص مواقف انتظار بديلة قرب المنطقة المركزية.",
+        "responsible_entity": "transport", "deadline": "1447-12-05 هـ", "priority": "high",
+        "supporting_entities": ["traffic", "municipality"], "tags": ["congestion", "buses"]})
 
     title: Annotated[Text, Field(min_length=1, max_length=500)]
     responsible_entity: Code

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
-from api.schemas.common import FormData, Id, Strict, Text
+from api.schemas.common import FormData, Id, Strict, Text, example
 from api.schemas.directives import AuditEventOut
 
 
@@ -56,12 +56,17 @@ class InstanceDetail(InstanceOut):
 
 
 class RetryRequest(Strict):
+    model_config = example({"variables": {"responsible_entity": "reception", "deadline": "PT48H"}})
+
     variables: FormData | None = Field(
         default=None, description="The corrected variables, whole (a variable left out is removed). Without "
         "them the incident is retried as it is.")
 
 
 class MessageRequest(Strict):
+    model_config = example({"name": "extension_requested", "business_key": "1447-0012",
+        "payload": {"new_deadline": "PT24H", "reason": "تأخر توريد المستلزمات"}})
+
     name: Annotated[Text, Field(min_length=1, max_length=200)]
     business_key: Annotated[Text, Field(min_length=1, max_length=200)] | None = None
     correlation: FormData | None = Field(
@@ -76,6 +81,8 @@ class MessageOut(BaseModel):
 
 
 class MigrationRequest(Strict):
+    model_config = example({"to_version": 3, "instance_ids": [101, 102], "dry_run": True})
+
     to_version: Annotated[int, Field(ge=1, le=2_147_483_647)]
     instance_ids: Annotated[list[Id], Field(min_length=1, max_length=1000)] | None = Field(
         default=None, description="Only these instances of the version (default: all its running and in-incident "

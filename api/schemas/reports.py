@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from api.schemas.common import Strict
+from api.schemas.common import Strict, example
 
 
 class ReportFileOut(BaseModel):
@@ -35,6 +35,8 @@ class ReportRunOut(BaseModel):
 
 
 class ReportRunIn(Strict):
+    model_config = example({"day": "2026-05-19", "formats": ["pdf", "xlsx"], "languages": ["ar", "en"]})
+
     day: date | None = Field(default=None, description="Daily: the local day (default: yesterday).")
     start: date | None = Field(default=None, description="Periodic: the first day (default: end minus 6).")
     end: date | None = Field(default=None, description="Periodic: the last day (default: yesterday).")

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from api.schemas.common import FormData, Strict, Text
+from api.schemas.common import FormData, Strict, Text, example
 from api.schemas.directives import DirectiveSummary, EvidenceOut, OpenStep, StepOut
 
 
@@ -29,10 +29,15 @@ class TaskCompleted(TaskDetail):
 
 
 class TaskComplete(Strict):
+    model_config = example({"data": {"summary": "استُكملت التجهيزات والكوادر في مراكز الاستقبال"
+        " ورُفع تقرير الجاهزية إلى غرفة التنسيق والعمليات", "evidence": ["17"]}})
+
     data: FormData = Field(default_factory=dict, description="The step's form data (see form_schema). "
                                  "Evidence ids under `evidence` must have been uploaded to this directive.")
 
 
 class TaskProgress(Strict):
+    model_config = example({"percent": 60, "note": "اكتمل تجهيز ثلاثة من خمسة مراكز استقبال على طريق الهجرة"})
+
     percent: Annotated[int, Field(ge=0, le=100)]
     note: Annotated[Text, Field(max_length=2000)] | None = None
