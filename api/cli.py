@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from pydantic import ValidationError
@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy.exc import OperationalError
+from typer.core import TyperGroup
 
 from engine import (
     audit,
@@ -45,8 +46,36 @@ if TYPE_CHECKING:
     from engine.reports.runs import ReportRun
     from workflows.serve import EmbeddedReports
 
+# Free strings that are really choices are Literal types: a wrong value is Typer's usage error naming them.
+Language = Literal["ar", "en"]
+ReportKind = Literal["daily", "periodic", "seasonal"]
+REPORT_FORMATS = ("pdf", "html", "xlsx", "csv", "json")
+
+
+def _choices(*allowed: str):
+    """A parser for an option that takes choices repeated or comma-separated (`--format pdf,xlsx`)."""
+
+    def parse(value: str) -> str:
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        wrong = [part for part in parts if part not in allowed]
+        if wrong or not parts:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)} (or several, comma-separated)")
+        return ",".join(parts)
+
+    return parse
+
+
+class Arranged(TyperGroup):
+    """The top-level commands in the order of `PANELS` (the help's panels follow it), not in the order the
+    modules happen to register them."""
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        order = {name: index for index, name in enumerate(name for names in PANELS.values() for name in names)}
+        return sorted(super().list_commands(ctx), key=lambda name: order.get(name, len(order)))
+
+
 app = typer.Typer(
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    cls=Arranged, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     help="Tansiq: follow-up of committee directives.",
 )
 db_app = typer.Typer(no_args_is_help=True, help="The database schema.")
@@ -70,8 +99,21 @@ console = Console()
 SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "bpmn"
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from engine.version import installed_version
+
+        typer.echo(f"tansiq {installed_version()}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _setup(context: typer.Context) -> None:
+def _setup(
+    context: typer.Context,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the version (pyproject.toml's, as installed) and exit; needs no settings or database.")] = False,
+) -> None:
     if context.invoked_subcommand == "settings":  # `tansiq settings check` names every bad setting itself
         return
     with _one_line_errors():
@@ -176,7 +218,8 @@ def instances_start(
 
 @instances_app.command("list")
 def instances_list(
-    status: Annotated[str | None, typer.Option(help="running, completed, cancelled or incident.")] = None,
+    status: Annotated[Literal["running", "completed", "cancelled", "incident"] | None,
+                      typer.Option(help="Only instances with this status.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
 ) -> None:
     """Instances, newest first; `--status incident` lists what needs an administrator."""
@@ -289,7 +332,8 @@ def audit_verify() -> None:
 
 @directives_app.command("list")
 def directives_list(
-    status: Annotated[str | None, typer.Option(help="draft, active, completed or cancelled.")] = None,
+    status: Annotated[Literal["draft", "active", "completed", "cancelled"] | None,
+                      typer.Option(help="Only directives with this status.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
 ) -> None:
     """The directive register, newest first."""
@@ -444,17 +488,19 @@ def _report_list(values: list[str] | None) -> list[str] | None:
 
 @reports_app.command("run")
 def reports_run(
-    kind: Annotated[str, typer.Argument(help="daily, periodic or seasonal.")],
+    kind: Annotated[ReportKind, typer.Argument(help="Which report.")],
     on: Annotated[str | None, typer.Option("--date", help="Daily: the local day (default: yesterday).")] = None,
     start: Annotated[str | None, typer.Option("--from", help="Periodic: the first day (default: --to minus 6).")]
     = None,
     end: Annotated[str | None, typer.Option("--to", help="Periodic: the last day (default: yesterday).")] = None,
     season: Annotated[int | None, typer.Option(help="The season's Hijri year (seasonal: default, yesterday's).")]
     = None,
-    formats: Annotated[list[str] | None, typer.Option("--format", help="pdf, html, xlsx, csv, json (repeat or "
-                                                      "comma-separate; default TANSIQ_REPORTS_FORMATS).")] = None,
-    languages: Annotated[list[str] | None, typer.Option("--lang", help="ar, en (default TANSIQ_REPORTS_LANGUAGES).")]
-    = None,
+    formats: Annotated[list[str] | None, typer.Option(
+        "--format", parser=_choices(*REPORT_FORMATS), metavar="<" + "|".join(REPORT_FORMATS) + ">",
+        help="Repeat or comma-separate (default TANSIQ_REPORTS_FORMATS).")] = None,
+    languages: Annotated[list[str] | None, typer.Option(
+        "--lang", parser=_choices("ar", "en"), metavar="<ar|en>",
+        help="Repeat or comma-separate (default TANSIQ_REPORTS_LANGUAGES).")] = None,
     now: Annotated[str | None, typer.Option(help="Act as if it were this moment (ISO 8601); implies --here.")]
     = None,
     by: Annotated[str, typer.Option(help="Who asks (recorded).")] = "cli",
@@ -509,7 +555,7 @@ def _wait_for_run(db: Database, run_id: int, seconds: int) -> ReportRun:
 
 @reports_app.command("list")
 def reports_list(
-    kind: Annotated[str | None, typer.Option(help="daily, periodic or seasonal.")] = None,
+    kind: Annotated[ReportKind | None, typer.Option(help="Only runs of this kind.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
 ) -> None:
     """Report runs, newest first."""
@@ -582,7 +628,8 @@ def entities_create(
     code: Annotated[str, typer.Option("--code", help="Lowercase code, e.g. housing.")],
     name_ar: Annotated[str, typer.Option("--name-ar", help="The Arabic name.")],
     name_en: Annotated[str, typer.Option("--name-en", help="The English name.")],
-    kind: Annotated[str, typer.Option(help="service, government, operator, private or other.")] = "service",
+    kind: Annotated[Literal["service", "government", "operator", "private", "other"],
+                    typer.Option(help="The entity's kind.")] = "service",
     email: Annotated[str | None, typer.Option(help="Where the entity's notices go.")] = None,
     by: Annotated[str, typer.Option(help="Who creates it (recorded).")] = "cli",
 ) -> None:
@@ -617,7 +664,7 @@ def users_create(
     entity: Annotated[str | None, typer.Option("--entity", help="The entity's code (entity users).")] = None,
     full_name: Annotated[str, typer.Option("--full-name")] = "",
     email: Annotated[str | None, typer.Option("--email")] = None,
-    language: Annotated[str, typer.Option("--language", help="ar or en.")] = "ar",
+    language: Annotated[Language, typer.Option("--language", help="The user's language.")] = "ar",
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")]
     = False,
     by: Annotated[str, typer.Option(help="Who creates it (recorded).")] = "cli",
@@ -774,7 +821,7 @@ class _CliActor:
 @directives_app.command("template")
 def directives_template(
     out: Annotated[Path, typer.Argument(dir_okay=False, help="Where to write the workbook (.xlsx).")],
-    lang: Annotated[str, typer.Option(help="ar or en: the language of the drop-down lists.")] = "ar",
+    lang: Annotated[Language, typer.Option(help="The language of the drop-down lists.")] = "ar",
 ) -> None:
     """Write the Excel template for importing directives (Arabic and English headers, drop-down lists)."""
     from engine import directive_import
@@ -788,7 +835,8 @@ def directives_template(
 @directives_app.command("import")
 def directives_import(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The workbook (.xlsx).")],
-    mode: Annotated[str, typer.Option(help="all_or_nothing (any bad row imports none) or valid_rows.")]
+    mode: Annotated[Literal["all_or_nothing", "valid_rows"], typer.Option(
+        help="all_or_nothing: any bad row imports none; valid_rows: the valid rows are imported.")]
     = "all_or_nothing",
     launch: Annotated[bool, typer.Option("--launch", help="Launch each imported directive.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only validate; store nothing.")] = False,
@@ -866,7 +914,7 @@ def meetings_launch_all(
 def meetings_agenda(
     meeting_id: Annotated[int, typer.Argument(help="The meeting's id.")],
     out: Annotated[Path, typer.Option("--out", dir_okay=False, help="Where to write (.csv or .xlsx).")],
-    lang: Annotated[str, typer.Option(help="ar or en.")] = "ar",
+    lang: Annotated[Language, typer.Option(help="The agenda's language.")] = "ar",
 ) -> None:
     """Export a meeting's agenda (its directives and the open ones carried forward) as CSV or XLSX."""
     from engine import meetings
@@ -881,8 +929,10 @@ def meetings_agenda(
 @feedback_app.command("list")
 def feedback_list(
     season: Annotated[int | None, typer.Option(help="The season's Hijri year.")] = None,
-    service: Annotated[str | None, typer.Option(help="housing, transport, reception, departure or other.")] = None,
-    status: Annotated[str | None, typer.Option(help="new, reviewed, raised or dismissed.")] = None,
+    service: Annotated[Literal["housing", "transport", "reception", "departure", "other"] | None,
+                       typer.Option(help="Only feedback on this service.")] = None,
+    status: Annotated[Literal["new", "reviewed", "raised", "dismissed"] | None,
+                      typer.Option(help="Only feedback with this status.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
 ) -> None:
     """Pilgrim feedback, newest first."""
@@ -931,6 +981,41 @@ from api.cli_operations import messages_app, migrate_instances  # noqa: E402  (i
 
 app.add_typer(messages_app, name="messages")
 instances_app.command("migrate")(migrate_instances)
+
+
+# ==== issue 22: the help in panels, and each group's commands in a sensible order ====================
+PANELS: dict[str, tuple[str, ...]] = {
+    "Run": ("serve", "run", "timers", "notifications"),
+    "Season data": ("demo", "entities", "users", "directives", "meetings", "feedback"),
+    "Reports": ("reports", "obstacles"),
+    "Operations": ("db", "settings", "models", "instances", "messages", "audit", "files", "backup", "restore"),
+}
+SUBCOMMANDS: dict[str, tuple[str, ...]] = {  # the first use first; a command left out goes to the end
+    "models": ("list", "deploy"),
+    "instances": ("list", "start", "retry", "cancel", "migrate"),
+    "notifications": ("run", "status", "digest", "requeue-failed"),
+    "directives": ("list", "template", "import"),
+    "meetings": ("list", "agenda", "launch-all"),
+    "reports": ("list", "run", "serve", "deploy"),
+    "files": ("verify", "move"),
+    "settings": ("check", "env"),
+}
+
+
+def _arrange(top: typer.Typer) -> None:
+    panel_of = {name: panel for panel, names in PANELS.items() for name in names}
+    for command in top.registered_commands:
+        command.rich_help_panel = panel_of.get(command.name or "")
+    for group in top.registered_groups:
+        group.rich_help_panel = panel_of.get(group.name or "")
+        order = SUBCOMMANDS.get(group.name or "", ())
+        if order and group.typer_instance:
+            group.typer_instance.registered_commands.sort(
+                key=lambda command, order=order: order.index(command.name) if command.name in order else len(order))
+
+
+_arrange(app)
+# ==== end of issue 22 ================================================================================
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m api.cli`

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
@@ -30,7 +30,7 @@ def _progress() -> Progress:
 
 @files_app.command("move")
 def move(
-    to: Annotated[str, typer.Option("--to", help="database or disk", metavar="database|disk")],
+    to: Annotated[Literal["database", "disk"], typer.Option("--to", help="The backend to move every file to.")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would move.")] = False,
 ) -> None:
     """Move every stored file to one backend: each copy is read back and its SHA-256 compared before the
