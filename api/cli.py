@@ -257,7 +257,11 @@ def instances_retry(
 
 
 @instances_app.command("cancel")
-def instances_cancel(instance_id: int, by: str = "cli") -> None:
+def instances_cancel(
+    instance_id: Annotated[int, typer.Argument(help="The instance's id.")],
+    by: Annotated[str, typer.Option(help="Who cancels (recorded).")] = "cli",
+) -> None:
+    """Cancel a running or in-incident instance: its open steps close, its timers stop (audited)."""
     with _one_line_errors(), get_database().transaction() as session:
         instance = instances.cancel(session, instance_id, by)
     typer.echo(f"instance {instance.id}: {instance.status}")
