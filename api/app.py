@@ -39,9 +39,9 @@ from api.routes import (
 )
 from api.security import TokenService, load_secret
 from api.settings import ApiSettings, get_api_settings
-from engine import heap
-from engine.db import Database, get_database
-from engine.version import installed_version
+from engine.foundation import heap
+from engine.foundation.version import installed_version
+from engine.storage.db import Database, get_database
 
 API_PREFIX = "/api/v1"
 STATIC = Path(__file__).parent / "static"
@@ -116,7 +116,7 @@ def create_app(settings: ApiSettings | None = None, *, database: Database | None
     install_web_ui(app)
     # --- end of the web UI hook ---
     _docs(app)
-    heap.settle()  # start-up is over: what exists now lives as long as the process (engine/heap.py)
+    heap.settle()  # start-up is over: what exists now lives as long as the process (engine/foundation/heap.py)
     return app
 
 

@@ -19,27 +19,18 @@ from rich.table import Table
 from sqlalchemy.exc import OperationalError
 from typer.core import TyperGroup
 
-from engine import (
-    audit,
-    backup,
-    clock,
-    decision_tables,
-    demo,
-    directives,
-    durations,
-    heap,
-    incidents,
-    instances,
-    migrate,
-    notification_delivery,
-    process_models,
-    tallies,
-    timers,
-)
-from engine.db import Database, get_database
-from engine.errors import TansiqError
-from engine.logs import configure_logging
-from engine.settings import get_settings
+from engine.bpmn import decision_tables, process_models
+from engine.calendar import durations
+from engine.delivery import notification_delivery
+from engine.directives import directives, tallies
+from engine.foundation import clock, heap
+from engine.foundation.errors import TansiqError
+from engine.foundation.logs import configure_logging
+from engine.foundation.settings import get_settings
+from engine.storage import audit
+from engine.storage.db import Database, get_database
+from engine.system import backup, demo, migrate
+from engine.work import incidents, instances, timers
 
 if TYPE_CHECKING:
     from api.settings import ApiSettings
@@ -101,7 +92,7 @@ SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "bpmn"
 
 def _print_version(value: bool) -> None:
     if value:
-        from engine.version import installed_version
+        from engine.foundation.version import installed_version
 
         typer.echo(f"tansiq {installed_version()}")
         raise typer.Exit()
@@ -467,7 +458,7 @@ app.add_typer(reports_app, name="reports")
 
 def _report_day(value: str | None) -> date | None:
     """A Gregorian date (2026-05-20) or a Hijri one (1447-12-03, optionally followed by هـ or AH)."""
-    from engine.business_calendar import hijri_to_gregorian
+    from engine.calendar.business_calendar import hijri_to_gregorian
 
     if value is None:
         return None
@@ -638,7 +629,7 @@ def entities_create(
     by: Annotated[str, typer.Option(help="Who creates it (recorded).")] = "cli",
 ) -> None:
     """Create an entity."""
-    from engine import entities
+    from engine.people import entities
 
     with _one_line_errors(), get_database().transaction() as session:
         entities.create_entity(session, code, name_ar, name_en, kind, email, actor=by)
@@ -674,7 +665,7 @@ def users_create(
     by: Annotated[str, typer.Option(help="Who creates it (recorded).")] = "cli",
 ) -> None:
     """Create a user; the password is asked twice on a terminal, else read from standard input."""
-    from engine import users
+    from engine.people import users
 
     with _one_line_errors():
         password = _password(password_stdin)
@@ -701,7 +692,7 @@ def serve(
     """Serve the web UI and REST API (docs at /api/docs), with the timer, notification and report workers beside
     it unless they run as services of their own."""
     from api.settings import get_api_settings
-    from engine import migrate
+    from engine.system import migrate
 
     settings = get_api_settings()
     url = settings.effective_database_url
@@ -778,7 +769,7 @@ def _run_uvicorn(settings: ApiSettings, host: str, port: int, workers: int, stop
     import uvicorn
 
     from api import metrics
-    from engine.logs import uvicorn_log_config
+    from engine.foundation.logs import uvicorn_log_config
 
     options = {"host": host, "port": port, "server_header": False, "log_level": settings.log_level.lower(),
                "log_config": uvicorn_log_config(settings.log_level, settings.log_format),
@@ -828,7 +819,7 @@ def directives_template(
     lang: Annotated[Language, typer.Option(help="The language of the drop-down lists.")] = "ar",
 ) -> None:
     """Write the Excel template for importing directives (Arabic and English headers, drop-down lists)."""
-    from engine import directive_import
+    from engine.directives import directive_import
 
     with _one_line_errors(), get_database().reading() as session:
         content = directive_import.template(session, lang)
@@ -849,7 +840,7 @@ def directives_import(
     show: Annotated[int, typer.Option(min=0, max=100_000, help="How many problems to list.")] = 50,
 ) -> None:
     """Validate every row of a workbook, then import all of them or none (or the valid rows only)."""
-    from engine import directive_import
+    from engine.directives import directive_import
 
     data = file.read_bytes()
     with _one_line_errors(), Progress(TextColumn("{task.description}"), BarColumn(),
@@ -883,7 +874,7 @@ def meetings_list(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
 ) -> None:
     """Meetings, newest first."""
-    from engine import meetings
+    from engine.directives import meetings
 
     with _one_line_errors(), get_database().reading() as session:
         rows, _ = meetings.list_meetings(session, _CliActor("cli"), season_year=season, limit=limit)
@@ -900,7 +891,7 @@ def meetings_launch_all(
     by: Annotated[str, typer.Option(help="Who launches (recorded).")] = "cli",
 ) -> None:
     """Launch every draft directive of a meeting, all or nothing; exit 1 and list the failures otherwise."""
-    from engine import meetings
+    from engine.directives import meetings
 
     with _one_line_errors(), get_database().transaction() as session:
         report = meetings.launch_all(session, meeting_id, by)
@@ -921,7 +912,7 @@ def meetings_agenda(
     lang: Annotated[Language, typer.Option(help="The agenda's language.")] = "ar",
 ) -> None:
     """Export a meeting's agenda (its directives and the open ones carried forward) as CSV or XLSX."""
-    from engine import meetings
+    from engine.directives import meetings
 
     with _one_line_errors(), get_database().reading() as session:
         page = meetings.meeting_page(session, meeting_id, _CliActor("cli"))
@@ -960,7 +951,7 @@ def obstacles_show(
     previous: Annotated[int | None, typer.Option(help="Compared with (default: the season before).")] = None,
 ) -> None:
     """Recurring obstacles: tags on directives and pilgrim feedback of a season and of the one before."""
-    from engine import obstacles
+    from engine.insight import obstacles
 
     with _one_line_errors(), get_database().reading() as session:
         view = obstacles.recurring_for_year(session, season, previous)

@@ -8,9 +8,9 @@ from typing import Annotated, Literal
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from engine import file_transfer
-from engine.db import get_database
-from engine.settings import get_settings
+from engine.foundation.settings import get_settings
+from engine.storage.db import get_database
+from engine.system import file_transfer
 
 files_app = typer.Typer(help="Stored files (evidence, meeting documents, report archives, import uploads).",
                         no_args_is_help=True)

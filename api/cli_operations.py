@@ -10,9 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from engine import instance_migration, messages
-from engine.db import get_database
-from engine.errors import InvalidInput
+from engine.foundation.errors import InvalidInput
+from engine.storage.db import get_database
+from engine.work import instance_migration, messages
 
 messages_app = typer.Typer(help="Messages into waiting process instances.", no_args_is_help=True)
 console = Console()

@@ -12,11 +12,12 @@ from fastapi.security import OAuth2PasswordBearer
 from api.problems import ApiProblem
 from api.security import InvalidToken, TokenService, revoked
 from api.settings import ApiSettings
-from engine import access, users
-from engine.db import Database
-from engine.errors import NotFound
-from engine.roles import ENTITY_USER
-from engine.users import User
+from engine.directives import access
+from engine.foundation.errors import NotFound
+from engine.people import users
+from engine.people.roles import ENTITY_USER
+from engine.people.users import User
+from engine.storage.db import Database
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from api.web import i18n
-from engine.errors import N_, FieldIssue, TansiqError, format_message
-from engine.schema_issues import FORMAT_MESSAGES, NOT_A_CHOICE, NOT_ACCEPTED, REQUIRED, TYPE_MESSAGES
+from engine.foundation.errors import N_, FieldIssue, TansiqError, format_message
+from engine.foundation.schema_issues import FORMAT_MESSAGES, NOT_A_CHOICE, NOT_ACCEPTED, REQUIRED, TYPE_MESSAGES
 
 
 def accepted_language(header: str | None) -> str:

@@ -52,16 +52,17 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engine import clock, instances
-from engine.db import Database
-from engine.instances import ProcessInstance
-from engine.logs import get_logger
-from engine.notification_delivery import EMAIL, FAILED, PENDING, PENDING_NOTIFICATION
-from engine.notifications import Delivery, Notification
+from engine.delivery.notification_delivery import EMAIL, FAILED, PENDING, PENDING_NOTIFICATION
+from engine.foundation import clock
+from engine.foundation.logs import get_logger
+from engine.foundation.version import installed_version
 from engine.reports.common import KINDS
 from engine.reports.runs import STATUSES, ReportRun
-from engine.timers import timer_lag_seconds
-from engine.version import installed_version
+from engine.storage.db import Database
+from engine.work import instances
+from engine.work.instances import ProcessInstance
+from engine.work.notifications import Delivery, Notification
+from engine.work.timers import timer_lag_seconds
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

@@ -4,7 +4,7 @@ last-resort handler that turns any unexpected exception into a 500 problem witho
 The request id: an incoming `X-Request-ID` is kept only when it matches `SAFE_REQUEST_ID` (nginx sends its
 `$request_id`, 32 hex digits), otherwise one is generated; it is echoed in every response's `X-Request-ID`
 and bound with structlog's contextvars for the whole request, so every line logged while answering it
-(Tansiq's, and stdlib ones such as uvicorn's access line, through engine/logs.py's formatter) carries it.
+(Tansiq's, and stdlib ones such as uvicorn's access line, through engine/foundation/logs.py's formatter) carries it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import structlog
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engine.logs import get_logger
+from engine.foundation.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -20,12 +20,12 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.error_text import accepted_language, error_list, error_text, issue_text, translate, validation_issue
-from engine.access import Forbidden
-from engine.db import Database
-from engine.errors import N_, Conflict, FieldIssue, InvalidInput, NotFound, TansiqError
-from engine.evidence_store import EvidenceTooLarge, UnsupportedEvidence
-from engine.file_store import Located
-from engine.logs import get_logger
+from engine.directives.access import Forbidden
+from engine.directives.evidence_store import EvidenceTooLarge, UnsupportedEvidence
+from engine.foundation.errors import N_, Conflict, FieldIssue, InvalidInput, NotFound, TansiqError
+from engine.foundation.logs import get_logger
+from engine.storage.db import Database
+from engine.storage.file_store import Located
 
 BASE = "https://tansiq.example/problems/"
 MEDIA_TYPE = "application/problem+json"

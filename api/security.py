@@ -17,8 +17,8 @@ from pathlib import Path
 import jwt
 
 from api.settings import ApiSettings
-from engine import clock
-from engine.logs import get_logger
+from engine.foundation import clock
+from engine.foundation.logs import get_logger
 
 ALGORITHM = "HS256"
 ISSUER = "tansiq"

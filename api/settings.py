@@ -6,8 +6,8 @@ from functools import lru_cache
 
 from pydantic import Field, SecretStr
 
-from engine.evidence_store import CONTENT_TYPES, Limits
-from engine.settings import Settings
+from engine.directives.evidence_store import CONTENT_TYPES, Limits
+from engine.foundation.settings import Settings
 
 
 class ApiSettings(Settings):

@@ -20,9 +20,9 @@ from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings
 
 from api.settings import ApiSettings
-from engine.notification_delivery import SmtpSettings
+from engine.delivery.notification_delivery import SmtpSettings
+from engine.foundation.settings import Settings
 from engine.reports.settings import ReportSettings
-from engine.settings import Settings
 
 # (heading, class, the fields of that class to list: those its base class does not already list)
 SECTIONS: tuple[tuple[str, type[BaseSettings]], ...] = (

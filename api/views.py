@@ -21,18 +21,20 @@ from api.schemas.directives import (
     StepOut,
 )
 from api.schemas.tasks import TaskOut
-from engine import access, clock, directives, instances
-from engine.access import Actor
-from engine.audit import AuditEvent
-from engine.decision_tables import DecisionTable
-from engine.directives import Directive
-from engine.entities import Entity
-from engine.escalations import Escalation
-from engine.evidence import Evidence
-from engine.process_models import ProcessModel
-from engine.seasons import Season
-from engine.users import User
-from engine.work_items import WorkItem
+from engine.bpmn.decision_tables import DecisionTable
+from engine.bpmn.process_models import ProcessModel
+from engine.calendar.seasons import Season
+from engine.directives import access, directives
+from engine.directives.access import Actor
+from engine.directives.directives import Directive
+from engine.directives.evidence import Evidence
+from engine.foundation import clock
+from engine.people.entities import Entity
+from engine.people.users import User
+from engine.storage.audit import AuditEvent
+from engine.work import instances
+from engine.work.escalations import Escalation
+from engine.work.work_items import WorkItem
 
 
 def entity_out(entity: Entity) -> EntityOut:

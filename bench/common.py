@@ -82,10 +82,10 @@ def ceilings(backend: Backend, rounds: int = 3, n: int = 100) -> tuple[list[floa
 
     engine_bench's Bench measures them; only the state it needs for those two methods is set up here.
     """
-    from engine.db import Database
-    from engine.model_validation import validate_model
-    from engine.service_tasks import operation_names
-    from engine.settings import get_settings
+    from engine.bpmn.model_validation import validate_model
+    from engine.bpmn.service_tasks import operation_names
+    from engine.foundation.settings import get_settings
+    from engine.storage.db import Database
 
     bench = Bench(backend, n, rounds)
     settings = get_settings()

@@ -57,14 +57,16 @@ from sqlalchemy import (  # noqa: E402
 )
 from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
 
-from engine import instances, migrate, process_models  # noqa: E402
-from engine.bpmn_runtime import CompiledModel, Runtime  # noqa: E402
-from engine.db import Database, GzipJSON  # noqa: E402
-from engine.model_validation import validate_model  # noqa: E402
-from engine.models import Base  # noqa: E402
-from engine.service_tasks import operation_names  # noqa: E402
-from engine.settings import get_settings  # noqa: E402
-from engine.work_items import OPEN, WorkItem  # noqa: E402
+from engine.bpmn import process_models  # noqa: E402
+from engine.bpmn.bpmn_runtime import CompiledModel, Runtime  # noqa: E402
+from engine.bpmn.model_validation import validate_model  # noqa: E402
+from engine.bpmn.service_tasks import operation_names  # noqa: E402
+from engine.foundation.settings import get_settings  # noqa: E402
+from engine.storage.db import Database, GzipJSON  # noqa: E402
+from engine.system import migrate  # noqa: E402
+from engine.system.schema import Base  # noqa: E402
+from engine.work import instances  # noqa: E402
+from engine.work.work_items import OPEN, WorkItem  # noqa: E402
 
 MODEL_FILE = ROOT / "tests" / "bpmn" / "two-steps.bpmn"
 MODEL_KEY = "two_steps"

@@ -2,13 +2,13 @@
 
     .venv/bin/python bench/forecast_backtest.py [--days 35] [--per-template 8] [--json PATH]
 
-A fresh SQLite database is given the demo (`engine.demo.seed`: the demo's entities, directives and fates,
+A fresh SQLite database is given the demo (`engine.system.demo.seed`: the demo's entities, directives and fates,
 each directive played hour by hour through the engine), replayed with its clock in the dates of the
 previous season, 1447 (2026-04-18 to 2026-07-16): it ends on 2026-06-10 after `--days` days. Then every step that had a
 due moment is looked at as the forecast would have seen it at a quarter, half and three quarters of its
 time to the due moment (when still open then), knowing only the visits completed before that moment:
 
-* the forecast: `engine.forecast.estimate` on the entity's own history of the step (its visits completed
+* the forecast: `engine.insight.forecast.estimate` on the entity's own history of the step (its visits completed
   before then, and those open then, by age), else every entity's, else the entity's share of steps closed
   late before then (the same code as the page, on the same buckets);
 * the naive baseline: the entity's overall share of steps closed late before then (every step; the
@@ -38,12 +38,14 @@ if str(ROOT) not in sys.path:
 from sqlalchemy import select  # noqa: E402
 
 from bench.common import record, write_json  # noqa: E402  (a temporary TANSIQ_HOME before engine imports)
-from engine import clock, demo, forecast, migrate  # noqa: E402
-from engine.business_calendar import BusinessCalendar, working_hours_between  # noqa: E402
-from engine.db import Database  # noqa: E402
-from engine.forecast import History  # noqa: E402
-from engine.step_figures import BUCKET_FIGURES, bucket_of  # noqa: E402
-from engine.work_items import WorkItem  # noqa: E402
+from engine.calendar.business_calendar import BusinessCalendar, working_hours_between  # noqa: E402
+from engine.foundation import clock  # noqa: E402
+from engine.insight import forecast  # noqa: E402
+from engine.insight.forecast import History  # noqa: E402
+from engine.storage.db import Database  # noqa: E402
+from engine.system import demo, migrate  # noqa: E402
+from engine.work.step_figures import BUCKET_FIGURES, bucket_of  # noqa: E402
+from engine.work.work_items import WorkItem  # noqa: E402
 
 SEASON_END = datetime(2026, 6, 10, 12, tzinfo=UTC)  # in the 1447 season, the one before the demo's
 LOOKS = (0.25, 0.5, 0.75)  # when the forecast looks at a step: these shares of its time to the due moment

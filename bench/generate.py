@@ -4,7 +4,7 @@ notifications and audit trail, by cloning what the engine itself produced.
     .venv/bin/python bench/generate.py --url postgresql+psycopg://postgres@127.0.0.1:5432/DB --directives 1000000
     .venv/bin/python bench/generate.py --url sqlite:////tmp/x/tansiq.db --directives 20000
 
-How: the database is migrated and the demo season is played through the engine (`engine.demo.seed`:
+How: the database is migrated and the demo season is played through the engine (`engine.system.demo.seed`:
 ~200 directives in every state, ~30 s). Those directives are the templates. Each generated directive
 is a copy of one template, picked by a fixed mix of statuses (`MIX`), with fresh ids, a fresh reference
 (the season's sequence continues), its title numbered, every moment moved back by up to a week, and its
@@ -13,7 +13,7 @@ probability `--open-escalations` (a season's supervisors resolve most), the rest
 directive's escalation level follows. On PostgreSQL the rows go in with COPY (psycopg), foreign-key
 triggers off for the load (`session_replication_role = replica`), secondary indexes dropped before and
 built after, then VACUUM ANALYZE; on SQLite with executemany in large transactions. The dashboard's running
-totals (engine/tallies.py) are then counted from the rows, which went in past the engine that keeps them.
+totals (engine/directives/tallies.py) are then counted from the rows, which went in past the engine that keeps them.
 
 Copies are read-only replicas: their workflow state is the template's (its task ids are not theirs), so
 their timers are moved a year ahead and nothing should complete their steps; make fresh directives
@@ -42,12 +42,15 @@ from sqlalchemy import JSON, Column, LargeBinary, MetaData, Table, create_engine
 from sqlalchemy.engine import Engine  # noqa: E402
 
 import bench.common  # noqa: E402, F401  (a temporary TANSIQ_HOME before engine imports)
-from engine import demo, migrate, step_figures, tallies, text_search  # noqa: E402
-from engine.audit import AuditHead, event_hash  # noqa: E402
-from engine.db import Database, GzipJSON  # noqa: E402
-from engine.directives import DirectiveSequence  # noqa: E402
-from engine.models import Base  # noqa: E402
-from engine.seasons import Season  # noqa: E402
+from engine.calendar.seasons import Season  # noqa: E402
+from engine.directives import tallies  # noqa: E402
+from engine.directives.directives import DirectiveSequence  # noqa: E402
+from engine.foundation import text_search  # noqa: E402
+from engine.storage.audit import AuditHead, event_hash  # noqa: E402
+from engine.storage.db import Database, GzipJSON  # noqa: E402
+from engine.system import demo, migrate  # noqa: E402
+from engine.system.schema import Base  # noqa: E402
+from engine.work import step_figures  # noqa: E402
 
 # What a generated season looks like, by the template's status (the demo plays every fate).
 MIX = {"completed": 0.70, "active": 0.22, "cancelled": 0.05, "draft": 0.03}

@@ -48,8 +48,11 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
 
 from bench import engine_bench  # noqa: E402  (sets TANSIQ_HOME for this process before engine imports)
-from engine import entities, migrate, process_models, seasons, users  # noqa: E402
-from engine.db import Database  # noqa: E402
+from engine.bpmn import process_models  # noqa: E402
+from engine.calendar import seasons  # noqa: E402
+from engine.people import entities, users  # noqa: E402
+from engine.storage.db import Database  # noqa: E402
+from engine.system import migrate  # noqa: E402
 
 PASSWORD = "bench password, not a secret"
 PEOPLE = {"secretariat": ("secretariat", None), "housing.user": ("entity_user", "housing"),

@@ -46,11 +46,12 @@ from bench.common import (
 )
 from bench.engine_bench import Backend
 from bench.generate import generate
-from engine import migrate, users
-from engine.db import Database
-from engine.directives import ACTIVE, Directive
-from engine.entities import Entity
-from engine.work_items import OPEN, WorkItem
+from engine.directives.directives import ACTIVE, Directive
+from engine.people import users
+from engine.people.entities import Entity
+from engine.storage.db import Database
+from engine.system import migrate
+from engine.work.work_items import OPEN, WorkItem
 
 PASSWORD = "bench password, not a secret"
 CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')

@@ -34,11 +34,11 @@ from bench.common import (
 )
 from bench.engine_bench import Backend
 from bench.generate import generate
-from engine import migrate
-from engine.db import Database
-from engine.directives import Directive
+from engine.calendar.seasons import Season
+from engine.directives.directives import Directive
 from engine.reports import SEASONAL, archive
-from engine.seasons import Season
+from engine.storage.db import Database
+from engine.system import migrate
 
 
 @dataclass

@@ -51,7 +51,7 @@ def _url(name: str, driver: str) -> str:
 
 
 def _stored_size(session, archive, entry) -> int | None:
-    from engine.errors import NotFound
+    from engine.foundation.errors import NotFound
 
     try:
         return archive.locate(session, entry).size
@@ -70,9 +70,12 @@ def _run(args: list[str], env: dict[str, str], timeout: float = 120) -> str:
 
 def _seed(url: str) -> None:
     """Migrate the Tansiq database and give it a season and two entities."""
-    from engine import clock, entities, migrate, seasons
-    from engine.db import Database
+    from engine.calendar import seasons
+    from engine.foundation import clock
+    from engine.people import entities
     from engine.reports.runs import ReportRun
+    from engine.storage.db import Database
+    from engine.system import migrate
 
     migrate.upgrade(url)
     db = Database(url)
@@ -139,9 +142,9 @@ def main(keep_logs: bool = False) -> dict[str, Any]:
                     "--watch", "--watch-timeout", "180"], env, timeout=240)
         mark = lap("daily_run_via_worker", mark)
 
-        from engine.db import Database
         from engine.reports import archive
         from engine.reports.runs import ReportRun
+        from engine.storage.db import Database
 
         db = Database(tansiq_url)
         try:

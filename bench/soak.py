@@ -57,15 +57,21 @@ from sqlalchemy import func, select  # noqa: E402
 
 from api.app import create_app  # noqa: E402
 from api.settings import ApiSettings  # noqa: E402
-from engine import audit, entities, instances, migrate, notification_delivery, process_models, seasons, users  # noqa: E402
-from engine.audit import AuditEvent  # noqa: E402
-from engine.db import Database  # noqa: E402
-from engine.directives import Directive  # noqa: E402
-from engine.escalations import Escalation  # noqa: E402
-from engine.instances import ProcessInstance  # noqa: E402
-from engine.logs import configure_logging  # noqa: E402
-from engine.notifications import Delivery, Notification  # noqa: E402
-from engine.work_items import COMPLETED, WorkItem  # noqa: E402
+from engine.bpmn import process_models  # noqa: E402
+from engine.calendar import seasons  # noqa: E402
+from engine.delivery import notification_delivery  # noqa: E402
+from engine.directives.directives import Directive  # noqa: E402
+from engine.foundation.logs import configure_logging  # noqa: E402
+from engine.people import entities, users  # noqa: E402
+from engine.storage import audit  # noqa: E402
+from engine.storage.audit import AuditEvent  # noqa: E402
+from engine.storage.db import Database  # noqa: E402
+from engine.system import migrate  # noqa: E402
+from engine.work import instances  # noqa: E402
+from engine.work.escalations import Escalation  # noqa: E402
+from engine.work.instances import ProcessInstance  # noqa: E402
+from engine.work.notifications import Delivery, Notification  # noqa: E402
+from engine.work.work_items import COMPLETED, WorkItem  # noqa: E402
 from tests.pg_cluster import PrivateCluster, live_server  # noqa: E402
 from tests.smtp_server import SmtpServer  # noqa: E402
 

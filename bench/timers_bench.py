@@ -52,14 +52,20 @@ from bench.common import (
     write_json,
 )
 from bench.engine_bench import Backend, Probe
-from engine import clock, decision_tables, directives, entities, instances, migrate, process_models, seasons, timers
-from engine.bpmn_runtime import Runtime
-from engine.db import Database
-from engine.escalations import Escalation
-from engine.instances import ProcessInstance
-from engine.model_validation import validate_model
-from engine.service_tasks import operation_names
-from engine.settings import get_settings
+from engine.bpmn import decision_tables, process_models
+from engine.bpmn.bpmn_runtime import Runtime
+from engine.bpmn.model_validation import validate_model
+from engine.bpmn.service_tasks import operation_names
+from engine.calendar import seasons
+from engine.directives import directives
+from engine.foundation import clock
+from engine.foundation.settings import get_settings
+from engine.people import entities
+from engine.storage.db import Database
+from engine.system import migrate
+from engine.work import instances, timers
+from engine.work.escalations import Escalation
+from engine.work.instances import ProcessInstance
 
 MODEL = ROOT / "tests" / "bpmn" / "timer-escalate.bpmn"
 KEY = "timer_escalate"

@@ -10,9 +10,9 @@ Feedback comes in two ways:
 
 Each item names a service (housing, transport, reception, departure, other), the entity when known,
 a rating from 1 to 5, its text in Arabic or English, and tags (the same tags as directives: see
-`engine.obstacles`). The unit lists and filters them, changes their status and tags, and raises a
+`engine.directives.tags`). The unit lists and filters them, changes their status and tags, and raises a
 draft directive from one or several of them (`raise_directive`: linked, tags carried over). The
-daily and seasonal reports show their figures through `engine.reports.feedback.register_source`.
+daily, periodic and seasonal reports read their figures in `engine.reports.feedback`.
 
 Who may do what: every role that reads all directives reads all feedback; an entity user reads the
 feedback about their own entity only; administrators, the secretariat and follow-up officers record
@@ -41,7 +41,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    case,
     delete,
     false,
     func,
@@ -50,16 +49,19 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from engine import audit, clock, directives, entities, seasons, text_search
-from engine.db import Base, Database, UTCDateTime
-from engine.entities import Entity
-from engine.errors import Conflict, InvalidInput, NotFound, TansiqError
-from engine.obstacles import clean_tags
-from engine.roles import ADMIN, ENTITY_USER, FOLLOW_UP_OFFICER, SECRETARIAT, SUPERVISOR
+from engine.calendar import seasons
+from engine.directives import directives
+from engine.directives.tags import clean_tags
+from engine.foundation import clock, text_search
+from engine.foundation.errors import Conflict, InvalidInput, NotFound, TansiqError
+from engine.people import entities
+from engine.people.entities import Entity
+from engine.people.roles import ADMIN, ENTITY_USER, FOLLOW_UP_OFFICER, SECRETARIAT, SUPERVISOR
+from engine.storage import audit
+from engine.storage.db import Base, Database, UTCDateTime
 
 if TYPE_CHECKING:
-    from engine.access import Actor
-    from engine.reports.feedback import FeedbackSummary
+    from engine.directives.access import Actor
 
 SERVICES = ("housing", "transport", "reception", "departure", "other")
 SERVICE_NAMES = {
@@ -102,7 +104,7 @@ class FeedbackItem(Base):
     form_nonce: Mapped[str | None] = mapped_column(String(64), unique=True)  # the public form token, used once
     updated_by: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # What the feedback's search compares (engine/text_search.py), written with every write of its column.
+    # What the feedback's search compares (engine/foundation/text_search.py), written with every write of its column.
     text_ar_folded: Mapped[str | None] = mapped_column(Text, deferred=True)
     text_en_folded: Mapped[str | None] = mapped_column(Text, deferred=True)
 
@@ -156,7 +158,7 @@ def subject(feedback_id: int) -> str:
 # --- access -----------------------------------------------------------------------------------------------
 
 def can_read(user: Actor) -> bool:
-    from engine import access
+    from engine.directives import access
 
     return access.reads_all(user) or (user.active and user.role == ENTITY_USER and user.entity_id is not None)
 
@@ -170,13 +172,13 @@ def can_triage(user: Actor) -> bool:
 
 
 def can_raise(user: Actor) -> bool:
-    from engine import access
+    from engine.directives import access
 
     return access.allowed(user, RAISE_ACTION)
 
 
 def _require(allowed: bool, user: Actor, what: str) -> None:
-    from engine import access
+    from engine.directives import access
 
     if not allowed:
         raise access.Forbidden(f"a {user.role} may not {what}")
@@ -184,7 +186,7 @@ def _require(allowed: bool, user: Actor, what: str) -> None:
 
 def visible_feedback(query: Select[Any], user: Actor) -> Select[Any]:
     """Narrow a query over `FeedbackItem` to what the user may see."""
-    from engine import access
+    from engine.directives import access
 
     if access.reads_all(user):
         return query
@@ -770,68 +772,6 @@ def figures(session: Session, user: Actor, filters: FeedbackFilters | None = Non
                    grouped(0), by_rating, grouped(2))
 
 
-# --- the reports' feedback section ------------------------------------------------------------------------
-
-REPORT_COMMENTS = 5
-
-
-def summarise(session: Session, starts_at: datetime, ends_at: datetime) -> FeedbackSummary | None:
-    """The reports' pilgrim-feedback section for [starts_at, ends_at): responses, mean rating, figures per
-    entity (feedback without an entity is grouped per service) and the lowest-rated comments. None when
-    no feedback was received in the period (the section is then left out). Two queries at most."""
-    from engine.reports.common import EntityRef
-    from engine.reports.feedback import FeedbackComment, FeedbackEntityRow, FeedbackSummary
-
-    window = (FeedbackItem.received_at >= starts_at, FeedbackItem.received_at < ends_at)
-    low = func.sum(case((FeedbackItem.rating <= 2, 1), else_=0))
-    rows = session.execute(
-        select(Entity.code, Entity.name_ar, Entity.name_en, FeedbackItem.service, func.count(),
-               func.sum(FeedbackItem.rating), low)
-        .select_from(FeedbackItem).outerjoin(Entity, Entity.id == FeedbackItem.entity_id).where(*window)
-        .group_by(Entity.code, Entity.name_ar, Entity.name_en, FeedbackItem.service)
-    ).all()
-    if not rows:
-        return None
-
-    def ref(code: str | None, name_ar: str | None, name_en: str | None, service: str) -> EntityRef:
-        if code is not None:
-            return EntityRef(code, name_ar, name_en)
-        ar, en = SERVICE_NAMES.get(service, (service, service))
-        return EntityRef(f"-{service}", f"{ar} (جهة غير محددة)", f"{en} (entity not known)")
-
-    grouped: dict[EntityRef, list[int]] = {}
-    for code, name_ar, name_en, service, count, rating_sum, low_count in rows:
-        bucket = grouped.setdefault(ref(code, name_ar, name_en, service), [0, 0, 0])
-        bucket[0] += count
-        bucket[1] += int(rating_sum or 0)
-        bucket[2] += int(low_count or 0)
-    by_entity = [FeedbackEntityRow(entity, n, round(s / n, 2) if n else None, lows)
-                 for entity, (n, s, lows) in grouped.items()]
-    by_entity.sort(key=lambda r: (-r.responses, r.entity.code))
-    responses = sum(r.responses for r in by_entity)
-    total_rating = sum(s for _, s, _ in grouped.values())
-    comments = [
-        FeedbackComment(ref(code, name_ar, name_en, service), rating, text_ar or text_en or "",
-                        text_en if text_ar else None)
-        for code, name_ar, name_en, service, rating, text_ar, text_en in session.execute(
-            select(Entity.code, Entity.name_ar, Entity.name_en, FeedbackItem.service, FeedbackItem.rating,
-                   FeedbackItem.text_ar, FeedbackItem.text_en)
-            .select_from(FeedbackItem).outerjoin(Entity, Entity.id == FeedbackItem.entity_id).where(*window)
-            .where(FeedbackItem.status != DISMISSED)
-            .order_by(FeedbackItem.rating, FeedbackItem.received_at.desc(), FeedbackItem.id.desc())
-            .limit(REPORT_COMMENTS)
-        )
-    ]
-    return FeedbackSummary(responses, round(total_rating / responses, 2) if responses else None, by_entity, comments)
-
-
-def register_report_source() -> None:
-    """Put this module's figures into the daily and seasonal reports (done when the module is imported)."""
-    from engine.reports import feedback as report_feedback
-
-    report_feedback.register_source(summarise)
-
-
 # --- the demo season --------------------------------------------------------------------------------------
 
 _DEMO_TAGS = (  # words of the demo's sample feedback (demo_data/season.json) -> tags shared with its directives
@@ -843,7 +783,7 @@ _DEMO_TAGS = (  # words of the demo's sample feedback (demo_data/season.json) ->
 
 def seed_demo(session: Session, samples: list[dict[str, Any]], start: datetime, end: datetime,
               rng: Any, *, copies: int = 6) -> list[FeedbackItem]:
-    """Demo feedback for `engine.demo`: each sample of season.json `copies` times at random moments between
+    """Demo feedback for `engine.system.demo`: each sample of season.json `copies` times at random moments between
     `start` and `end`, with the entity of its service when one exists and tags from its words."""
     known = set(session.scalars(select(Entity.code).where(Entity.active.is_(True))))
     span = max(1, int((end - start).total_seconds()))
@@ -859,5 +799,3 @@ def seed_demo(session: Session, samples: list[dict[str, Any]], start: datetime, 
             made.append(record(session, new, "demo", channel=PUBLIC if rng.random() < 0.6 else API))
     return made
 
-
-register_report_source()

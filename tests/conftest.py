@@ -22,10 +22,11 @@ os.environ.pop("TANSIQ_DATABASE_URL", None)
 import pytest  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from engine import clock, migrate  # noqa: E402
-from engine.audit import GENESIS, AuditHead  # noqa: E402
-from engine.db import Database  # noqa: E402
-from engine.models import Base  # noqa: E402
+from engine.foundation import clock  # noqa: E402
+from engine.storage.audit import GENESIS, AuditHead  # noqa: E402
+from engine.storage.db import Database  # noqa: E402
+from engine.system import migrate  # noqa: E402
+from engine.system.schema import Base  # noqa: E402
 from tests.smtp_server import smtp  # noqa: E402, F401  (the `smtp` fixture: a real server on loopback)
 
 PG_ADMIN_URL = os.environ.get("TANSIQ_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -86,7 +87,7 @@ def _wall_clock() -> Iterator[None]:
 def deploy_shipped(session, name: str, actor: str = "tester"):
     """A shipped model, after the shipped decision tables its business rule tasks name (a test model of
     tests/bpmn is deployed as it is)."""
-    from engine import decision_tables, process_models
+    from engine.bpmn import decision_tables, process_models
 
     if (BPMN_DIR / name).exists():
         return process_models.deploy(session, (BPMN_DIR / name).read_bytes(), name, actor)

@@ -7,12 +7,15 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from engine import entities, instances, process_models, seasons
-from engine.db import Database
-from engine.escalations import Escalation
-from engine.instances import ProcessInstance
-from engine.notifications import Notification
-from engine.work_items import OPEN, WorkItem
+from engine.bpmn import process_models
+from engine.calendar import seasons
+from engine.people import entities
+from engine.storage.db import Database
+from engine.work import instances
+from engine.work.escalations import Escalation
+from engine.work.instances import ProcessInstance
+from engine.work.notifications import Notification
+from engine.work.work_items import OPEN, WorkItem
 from tests.conftest import deploy_shipped, read_model  # noqa: F401 (read_model: tests import it from here)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lxml import etree
 
-from engine.model_validation import BPMN_NS
+from engine.bpmn.model_validation import BPMN_NS
 
 B = f"{{{BPMN_NS}}}"
 BPMNDI = "{http://www.omg.org/spec/BPMN/20100524/DI}"

@@ -16,7 +16,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import LoginPassword
 
-from engine import notification_delivery as nd
+from engine.delivery import notification_delivery as nd
 
 
 @dataclass

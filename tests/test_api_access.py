@@ -16,10 +16,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from engine import access, clock, directives, instances, timers
-from engine.directives import NewDirective
-from engine.escalations import Escalation
-from engine.work_items import OPEN, WorkItem
+from engine.directives import access, directives
+from engine.directives.directives import NewDirective
+from engine.foundation import clock
+from engine.work import instances, timers
+from engine.work.escalations import Escalation
+from engine.work.work_items import OPEN, WorkItem
 from tests.conftest import SHIPPED_BPMN_DIR, deploy_shipped
 from tests.test_api_support import FLOW_BPMN, NOW, PASSWORD, PDF, PEOPLE, World, open_shared_world
 
@@ -118,7 +120,7 @@ def _evidence(w: World) -> int:
 
 
 def _throwaway_user(w: World) -> str:
-    from engine import users
+    from engine.people import users
 
     name = f"temp{next(_numbers)}"
     with w.db.transaction() as session:
@@ -158,7 +160,7 @@ def _ladder() -> bytes:
 
 
 def _deployed_ladder(w: World) -> str:
-    from engine import decision_tables
+    from engine.bpmn import decision_tables
 
     with w.db.transaction() as session:  # the same content each time: deployed once
         return decision_tables.deploy(session, _ladder(), "ladder-by-days.dmn", "tester").decision.key
@@ -274,7 +276,7 @@ def _reference(w: World, directive_id: int) -> str:
 
 
 def _second_version(w: World, name: str) -> int:
-    from engine import process_models
+    from engine.bpmn import process_models
     from tests.conftest import read_model
     from tests.model_changes import with_step_before_every_end
 
@@ -362,7 +364,7 @@ def test_lists_and_counts_never_show_another_entitys_directives(world: World):
 
 def test_the_rules_are_plain_functions(world: World):
     """The same rules, called directly as the UI and reports will."""
-    from engine.users import get_user
+    from engine.people.users import get_user
 
     directive_id = _directive(world)
     item_id = _step(world, directive_id, "acknowledge")

@@ -11,9 +11,9 @@ import pytest
 
 from api.app import create_app
 from api.settings import ApiSettings
-from engine import clock
-from engine.db import Database
-from engine.login_attempts import MAX_FAILURES
+from engine.foundation import clock
+from engine.people.login_attempts import MAX_FAILURES
+from engine.storage.db import Database
 from tests.test_api_support import NOW, PASSWORD, TestClient, World, assert_problem, make_settings, open_world
 from tests.ui_support import Browser, signed_in
 
@@ -95,7 +95,7 @@ def test_a_changed_role_applies_to_existing_tokens(world: World):
     headers = world.login("viewer")
     assert world.client.get("/api/v1/users", headers=headers).status_code == 403
     with world.db.transaction() as session:
-        from engine.users import get_user
+        from engine.people.users import get_user
 
         get_user(session, "viewer").role = "admin"
     assert world.client.get("/api/v1/users", headers=headers).status_code == 200

@@ -22,14 +22,18 @@ from typer.testing import CliRunner
 
 from api import cli
 from api.settings import get_api_settings
-from engine import clock, directives, entities, process_models, seasons, users
-from engine.db import Database
-from engine.directives import NewDirective
-from engine.instances import ProcessInstance
-from engine.login_attempts import MAX_FAILURES, LoginAttempt
-from engine.notifications import Notification
-from engine.settings import get_settings
-from engine.tallies import Tally
+from engine.bpmn import process_models
+from engine.calendar import seasons
+from engine.directives import directives
+from engine.directives.directives import NewDirective
+from engine.directives.tallies import Tally
+from engine.foundation import clock
+from engine.foundation.settings import get_settings
+from engine.people import entities, users
+from engine.people.login_attempts import MAX_FAILURES, LoginAttempt
+from engine.storage.db import Database
+from engine.work.instances import ProcessInstance
+from engine.work.notifications import Notification
 from tests.conftest import read_model
 
 runner = CliRunner()
@@ -127,7 +131,7 @@ def test_serve_runs_the_api_and_the_timer_worker_and_stops_cleanly(env, db: Data
 def test_serve_with_two_processes_and_its_workers_apart(env, db: Database):
     """`--workers 2` answers from two processes sharing the port; `--no-timers --no-notifications` leaves a
     due reminder unfired and the outbox as it is (those run as services of their own)."""
-    from engine.notifications import Delivery
+    from engine.work.notifications import Delivery
 
     _launch_with_a_reminder_due_in_a_second(db)
     with _serving(env, "--workers", "2", "--no-timers", "--no-notifications", ready="/readyz") as served:
@@ -248,8 +252,8 @@ def test_db_recount_counts_the_dashboard_totals_again(env, db: Database):
 # --- the operations view from the command line (issue 20) ----------------------------------------------------
 
 def _failed_report(db: Database, **data) -> int:
-    from engine import instances
-    from engine.work_items import WorkItem
+    from engine.work import instances
+    from engine.work.work_items import WorkItem
 
     with db.transaction() as session:
         if process_models.latest_version(session, "incident_bad_data") is None:
@@ -283,7 +287,7 @@ def test_an_incident_is_retried_with_corrected_variables_then_a_message_ends_it(
 
 
 def test_a_message_picks_its_instance_by_correlation_values(env, db: Database):
-    from engine import incidents
+    from engine.work import incidents
 
     ids = {}
     for entity in ("housing", "transport"):
@@ -304,7 +308,7 @@ def test_instances_migrate_with_a_dry_run(env, db: Database):
 
     with db.transaction() as session:
         process_models.deploy(session, read_model("two-steps.bpmn"), "two-steps.bpmn", "t")
-    from engine import instances
+    from engine.work import instances
 
     with db.transaction() as session:
         instance_id = instances.start(session, "two_steps", {"responsible_entity": "housing"}, "t").id

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import evidence_store, file_store
+from engine.directives import evidence_store
+from engine.storage import file_store
 from tests.test_api_support import PDF, PNG, World, assert_problem, office_file, open_world
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 32

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from engine import clock, timers
+from engine.foundation import clock
+from engine.work import timers
 from tests.conftest import SHIPPED_BPMN_DIR
 from tests.test_api_support import NOW, PDF, World, assert_problem, open_world
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from engine import clock
+from engine.foundation import clock
 from tests.test_api_support import NOW, World, assert_problem, open_shared_world
 
 

@@ -7,7 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from engine import clock, directives, instances
+from engine.directives import directives
+from engine.foundation import clock
+from engine.work import instances
 from tests.conftest import deploy_shipped
 from tests.test_api_support import NOW, World, assert_problem, open_world
 

@@ -12,9 +12,13 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
-from engine import audit, clock, directives, feedback, meetings, seasons
-from engine.directives import Directive, NewDirective
+from engine import feedback
+from engine.calendar import seasons
+from engine.directives import directives, meetings
+from engine.directives.directives import Directive, NewDirective
 from engine.feedback import FeedbackItem, NewFeedback
+from engine.foundation import clock
+from engine.storage import audit
 from tests.conftest import deploy_shipped
 from tests.test_api_support import NOW, PDF, World, assert_problem, open_world
 from tests.test_directive_import import SHIPPED, row, workbook

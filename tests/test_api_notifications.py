@@ -9,9 +9,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from engine import clock, notifications
-from engine import notification_delivery as nd
-from engine.directives import Directive
+from engine.delivery import notification_delivery as nd
+from engine.directives.directives import Directive
+from engine.foundation import clock
+from engine.work import notifications
 from tests.test_api_support import NOW, World, assert_problem, open_world
 
 ROUTES = [("GET", "/api/v1/notifications"), ("GET", "/api/v1/notifications/unread-count"),

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 import api.schemas
 from api.app import create_app
-from engine.db import Database
+from engine.storage.db import Database
 from tests.test_api_support import make_settings
 
 DEMO_SEASON = Path(__file__).parents[1] / "engine" / "demo_data" / "season.json"

@@ -8,8 +8,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from engine import clock, instances, process_models
-from engine.work_items import WorkItem
+from engine.bpmn import process_models
+from engine.foundation import clock
+from engine.work import instances
+from engine.work.work_items import WorkItem
 from tests.conftest import SHIPPED_BPMN_DIR, deploy_shipped, read_model
 from tests.model_changes import with_step_before_every_end
 from tests.test_api_support import NOW, World, assert_problem, open_world
@@ -155,7 +157,7 @@ def test_a_version_migration_over_rest_dry_run_first(world: World):
 
 
 def _instance_of(world: World, directive_id: int) -> int:
-    from engine import directives
+    from engine.directives import directives
 
     with world.db.reading() as session:
         return directives.get(session, directive_id).instance_id

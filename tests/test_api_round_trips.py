@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from engine.work_items import OPEN, WorkItem
+from engine.work.work_items import OPEN, WorkItem
 from tests.conftest import deploy_shipped
 from tests.test_api_support import World, open_world
 

@@ -44,10 +44,11 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlalchemy import Connection, Table, text
 
-from engine import clock, timers
-from engine.db import Database
-from engine.models import Base
+from engine.foundation import clock
 from engine.reports import render_pdf
+from engine.storage.db import Database
+from engine.system.schema import Base
+from engine.work import timers
 from tests.test_api_support import NOW, PDF, World, open_world
 
 # Time is CPU time of the test's process (client, app and hypothesis): wall time also measures whatever

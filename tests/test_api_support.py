@@ -24,12 +24,15 @@ from sqlalchemy import select
 
 from api.app import create_app
 from api.settings import ApiSettings
-from engine import clock, entities, process_models, seasons, users
-from engine.audit import GENESIS, AuditHead
-from engine.db import Database
-from engine.models import Base
-from engine.users import User
-from engine.work_items import OPEN, WorkItem
+from engine.bpmn import process_models
+from engine.calendar import seasons
+from engine.foundation import clock
+from engine.people import entities, users
+from engine.people.users import User
+from engine.storage.audit import GENESIS, AuditHead
+from engine.storage.db import Database
+from engine.system.schema import Base
+from engine.work.work_items import OPEN, WorkItem
 from tests.conftest import deploy_shipped
 
 with warnings.catch_warnings():  # Starlette 1.x suggests httpx2; httpx is what the project has
@@ -199,7 +202,7 @@ class World:
 
     def escalated_standard_directive(self) -> dict[str, Any]:
         """A directive on the shipped standard model, two hours late: the timer worker raised level 1."""
-        from engine import timers
+        from engine.work import timers
 
         with self.db.transaction() as session:
             deploy_shipped(session, "directive-standard.bpmn")
@@ -210,7 +213,7 @@ class World:
 
     def open_step(self, directive_id: int, element_id: str) -> int:
         with self.db.reading() as session:
-            from engine.directives import Directive
+            from engine.directives.directives import Directive
 
             instance_id = session.scalar(select(Directive.instance_id).where(Directive.id == directive_id))
             ids = session.scalars(select(WorkItem.id).where(WorkItem.instance_id == instance_id,

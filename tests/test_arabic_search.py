@@ -1,6 +1,6 @@
 """Search finds Arabic the way people type it: every free-text search, on both databases (issue 21).
 
-Each pair below is one phrase typed two ways that differ only in what `engine.text_search.fold` folds. A row
+Each pair below is one phrase typed two ways that differ only in what `engine.foundation.text_search.fold` folds. A row
 is written with each form, through the engine's own write paths, and each form typed into each search (the
 register, the feedback, the meetings, the users) must find both rows and nothing else. Then the twins must
 follow updates (unit of work, `write_row`, Core updates), Core inserts (the bulk import's), and the migration
@@ -17,13 +17,17 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import insert, select, text, update
 
-from engine import clock, directives, feedback, meetings, migrate, users
-from engine.db import Database, write_row
-from engine.directives import Directive, DirectiveFilters, NewDirective
+from engine import feedback
+from engine.directives import directives, meetings
+from engine.directives.directives import Directive, DirectiveFilters, NewDirective
+from engine.directives.meetings import Meeting
 from engine.feedback import FeedbackFilters, FeedbackItem, NewFeedback
-from engine.meetings import Meeting
-from engine.text_search import SEARCH_TABLES, CannotFold, fold
-from engine.users import User
+from engine.foundation import clock
+from engine.foundation.text_search import SEARCH_TABLES, CannotFold, fold
+from engine.people import users
+from engine.people.users import User
+from engine.storage.db import Database, write_row
+from engine.system import migrate
 from tests.helpers import deploy, season_1447
 
 NOW = datetime(2026, 5, 20, 6, tzinfo=UTC)

@@ -9,8 +9,8 @@ import sys
 import pytest
 from sqlalchemy import text
 
-from engine import audit
-from engine.db import Database
+from engine.storage import audit
+from engine.storage.db import Database
 
 
 def _seed(db: Database, events: int = 6) -> None:

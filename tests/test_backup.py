@@ -15,10 +15,15 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import select
 
-from engine import audit, clock, directives, entities, file_store, migrate, seasons
-from engine.audit import AuditEvent
-from engine.directives import Directive, NewDirective
-from engine.work_items import WorkItem
+from engine.calendar import seasons
+from engine.directives import directives
+from engine.directives.directives import Directive, NewDirective
+from engine.foundation import clock
+from engine.people import entities
+from engine.storage import audit, file_store
+from engine.storage.audit import AuditEvent
+from engine.system import migrate
+from engine.work.work_items import WorkItem
 from tests.helpers import complete, deploy, the_open_item
 
 NOW = datetime(2026, 5, 20, 6, tzinfo=UTC)
@@ -165,7 +170,7 @@ def test_a_damaged_backup_is_refused_before_anything_is_replaced(db, database_ur
 
 
 def test_a_backup_of_the_older_format_still_restores(db, database_url, tmp_path):
-    from engine import backup
+    from engine.system import backup
 
     _directive_world(db)
     before = _snapshot(db)

@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from engine import audit, clock, instances
-from engine.escalations import Escalation
-from engine.text_search import fold
+from engine.foundation import clock
+from engine.foundation.text_search import fold
+from engine.storage import audit
+from engine.work import instances
+from engine.work.escalations import Escalation
 from tests.test_api_support import World, assert_problem, open_world
 from tests.ui_support import signed_in
 from tests.volume_support import Volume, seed_volume
@@ -250,8 +252,8 @@ def _has_open(world: World, directive_id: int, element_id: str) -> bool:
 
 def test_people_are_shown_by_their_display_name(world: World, volume: Volume):
     with world.db.transaction() as session:
-        from engine import users
-        from engine.work_items import WorkItem
+        from engine.people import users
+        from engine.work.work_items import WorkItem
 
         users.update_user(session, "housing.user", "admin", full_name="مستخدم الإسكان")
         session.get(WorkItem, volume.step_ids[0]).claimed_by = "housing.user"

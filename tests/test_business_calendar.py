@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from engine.business_calendar import (
+from engine.calendar.business_calendar import (
     SEASON,
     WORKING_DAYS,
     BusinessCalendar,
@@ -14,7 +14,7 @@ from engine.business_calendar import (
     hijri_to_gregorian,
     parse_deadline,
 )
-from engine.errors import InvalidInput
+from engine.foundation.errors import InvalidInput
 
 WEDNESDAY_NOON_RIYADH = datetime(2026, 5, 20, 9, tzinfo=UTC)
 OFFICE = BusinessCalendar(WORKING_DAYS, frozenset({date(2026, 5, 24)}))

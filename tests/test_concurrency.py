@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from engine import instances
-from engine.errors import Conflict
+from engine.foundation.errors import Conflict
+from engine.work import instances
 from tests.helpers import deploy, instance, start, the_open_item
 
 HOUSING = {"responsible_entity": "housing", "deadline": "2026-06-01T12:00:00+00:00"}

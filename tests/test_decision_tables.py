@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from engine import audit, decision_tables, instance_migration, instances, process_models
-from engine.errors import ModelRejected
+from engine.bpmn import decision_tables, process_models
+from engine.foundation.errors import ModelRejected
+from engine.storage import audit
+from engine.work import instance_migration, instances
 from tests.conftest import read_model
 from tests.helpers import complete, instance, the_open_item
 
@@ -135,9 +137,12 @@ def test_the_shipped_standard_model_takes_its_escalation_ladder_from_the_shipped
     table: a directive launched after it is reminded then; one launched before is reminded a day before."""
     from datetime import UTC, date, datetime, timedelta
 
-    from engine import clock, directives, entities, seasons
-    from engine import timers as timer_worker
-    from engine.directives import NewDirective
+    from engine.calendar import seasons
+    from engine.directives import directives
+    from engine.directives.directives import NewDirective
+    from engine.foundation import clock
+    from engine.people import entities
+    from engine.work import timers as timer_worker
     from tests.conftest import SHIPPED_BPMN_DIR, deploy_shipped
     from tests.helpers import notifications
 

@@ -10,9 +10,11 @@ from collections import Counter
 
 from sqlalchemy import func, select, text
 
-from engine import audit, demo, directives
-from engine.directives import Directive
-from engine.seasons import Season
+from engine.calendar.seasons import Season
+from engine.directives import directives
+from engine.directives.directives import Directive
+from engine.storage import audit
+from engine.system import demo
 from tests.conftest import SHIPPED_BPMN_DIR
 
 

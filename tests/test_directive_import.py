@@ -15,13 +15,15 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from api import cli
-from engine import audit, clock, directive_import, directives, meetings
-from engine.audit import AuditEvent
-from engine.db import Database
-from engine.directive_import import ALL_OR_NOTHING, COLUMNS, VALID_ROWS
-from engine.directives import Directive, NewDirective
-from engine.errors import InvalidInput
-from engine.settings import get_settings
+from engine.directives import directive_import, directives, meetings
+from engine.directives.directive_import import ALL_OR_NOTHING, COLUMNS, VALID_ROWS
+from engine.directives.directives import Directive, NewDirective
+from engine.foundation import clock
+from engine.foundation.errors import InvalidInput
+from engine.foundation.settings import get_settings
+from engine.storage import audit
+from engine.storage.audit import AuditEvent
+from engine.storage.db import Database
 from tests.test_meetings import NOW, PDF, build_world
 
 SHIPPED = ("directive-standard.bpmn", "directive-multi-entity.bpmn", "directive-urgent.bpmn",

@@ -8,10 +8,13 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import func, select, update
 
-from engine import audit, clock, directives, instances, timers
-from engine.audit import AuditEvent
-from engine.directives import Directive, NewDirective
-from engine.errors import Conflict, InvalidInput, NotFound
+from engine.directives import directives
+from engine.directives.directives import Directive, NewDirective
+from engine.foundation import clock
+from engine.foundation.errors import Conflict, InvalidInput, NotFound
+from engine.storage import audit
+from engine.storage.audit import AuditEvent
+from engine.work import instances, timers
 from tests.helpers import complete, count, deploy, season_1447, the_open_item
 
 NOW = datetime(2026, 5, 20, 6, tzinfo=UTC)  # 1447-12-03, in the season

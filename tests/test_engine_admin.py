@@ -11,27 +11,18 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select
 
-import engine.users
-from engine import (
-    access,
-    audit,
-    clock,
-    directives,
-    entities,
-    instances,
-    login_attempts,
-    process_models,
-    seasons,
-    steps,
-    supervision,
-    timers,
-    users,
-    work_items,
-)
-from engine.audit import AuditEvent
-from engine.directives import DirectiveFilters, NewDirective
-from engine.errors import Conflict, Forbidden, InvalidInput, NotFound, TansiqError
-from engine.work_items import MAX_DEPTH
+import engine.people.users
+from engine.bpmn import process_models
+from engine.calendar import seasons
+from engine.directives import access, directives, steps, supervision
+from engine.directives.directives import DirectiveFilters, NewDirective
+from engine.foundation import clock
+from engine.foundation.errors import Conflict, Forbidden, InvalidInput, NotFound, TansiqError
+from engine.people import entities, login_attempts, users
+from engine.storage import audit
+from engine.storage.audit import AuditEvent
+from engine.work import instances, timers, work_items
+from engine.work.work_items import MAX_DEPTH
 from tests.conftest import read_model
 from tests.helpers import complete, deploy, escalations, the_open_item
 
@@ -40,7 +31,7 @@ NOW = datetime(2026, 5, 20, 6, tzinfo=UTC)  # 1447-12-03, in the season
 
 @pytest.fixture(autouse=True)
 def _cheap_password_hashing(monkeypatch):
-    monkeypatch.setattr(engine.users, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    monkeypatch.setattr(engine.people.users, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from babel.messages.pofile import read_po
 from sqlalchemy import select
 
 from api.error_text import accepted_language, translate
-from engine.errors import N_, FieldProblems, InvalidInput
-from engine.schema_issues import schema_issues
+from engine.foundation.errors import N_, FieldProblems, InvalidInput
+from engine.foundation.schema_issues import schema_issues
 from tests.test_api_support import World, assert_problem, open_world
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -162,7 +162,7 @@ def _assert_marked(html: str, input_id: str) -> None:
 
 
 def test_the_admin_user_form_names_every_bad_field_in_arabic(world: World):
-    from engine.users import User
+    from engine.people.users import User
     from tests.ui_support import signed_in
 
     admin = signed_in(world, "admin", "ar")

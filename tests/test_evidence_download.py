@@ -1,4 +1,4 @@
-"""One evidence download for the API and the web UI (engine/evidence_store.py `for_download`, served by
+"""One evidence download for the API and the web UI (engine/directives/evidence_store.py `for_download`, served by
 api/problems.py `attachment`): the same file, headers and refusals through either door."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import evidence_store, file_store
-from engine.users import User
+from engine.directives import evidence_store
+from engine.people.users import User
+from engine.storage import file_store
 from tests.test_api_support import PDF, World, open_world
 from tests.ui_support import signed_in
 

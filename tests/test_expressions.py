@@ -1,4 +1,4 @@
-"""The restricted evaluator (engine.expressions) and ISO durations (engine.durations); no database.
+"""The restricted evaluator (engine.bpmn.expressions) and ISO durations (engine.calendar.durations); no database.
 
 What the evaluator must refuse is tested both at check time (deploy) where it can be known from the
 text alone, and at evaluation time. Every hole found so far has a test here; a new hole gets a
@@ -15,9 +15,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine import clock, expressions
-from engine.durations import parse_duration
-from engine.errors import ExpressionError, InvalidInput
+from engine.bpmn import expressions
+from engine.calendar.durations import parse_duration
+from engine.foundation import clock
+from engine.foundation.errors import ExpressionError, InvalidInput
 
 
 def refused_at_check(source: str, *, script: bool = False) -> ExpressionError:

@@ -16,9 +16,10 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
-from engine import clock, instances
-from engine.escalations import Escalation
-from engine.instances import ProcessInstance
+from engine.foundation import clock
+from engine.work import instances
+from engine.work.escalations import Escalation
+from engine.work.instances import ProcessInstance
 from tests.helpers import deploy, start
 
 T0 = datetime(2026, 6, 1, 8, tzinfo=UTC)

@@ -9,14 +9,17 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from engine import audit, clock, directives, feedback
-from engine.audit import AuditEvent
-from engine.db import Database
-from engine.directives import NewDirective
-from engine.errors import Conflict, InvalidInput, NotFound
+from engine import feedback
+from engine.calendar.seasons import get_season
+from engine.directives import directives
+from engine.directives.directives import NewDirective
 from engine.feedback import FeedbackFilters, FeedbackItem, NewFeedback, PublicLimits, PublicSubmission
+from engine.foundation import clock
+from engine.foundation.errors import Conflict, InvalidInput, NotFound
 from engine.reports import daily, seasonal
-from engine.seasons import get_season
+from engine.storage import audit
+from engine.storage.audit import AuditEvent
+from engine.storage.db import Database
 from tests.test_meetings import NOW, Who, build_world, entity_id
 
 SECRET = b"s" * 32
@@ -237,7 +240,7 @@ def test_triage_changes_status_tags_note_and_entity_and_records_them(world):
         events = audit.timeline(session, feedback.subject(item.id))
     assert [e.action for e in events] == ["feedback.received", "feedback.updated"]
     assert events[1].payload["status"] == {"from": "new", "to": "reviewed"}
-    from engine import access
+    from engine.directives import access
 
     with pytest.raises(access.Forbidden), world.transaction() as session:
         feedback.update(session, Who("v", "viewer"), item.id, status="dismissed")
@@ -280,7 +283,7 @@ def test_raising_a_directive_from_several_items_links_them_and_carries_their_tag
 
 def test_raising_needs_the_right_role_and_visible_items(world):
     item = record(world)
-    from engine import access
+    from engine.directives import access
 
     with pytest.raises(access.Forbidden), world.transaction() as session:
         feedback.raise_directive(session, [item.id], Who("officer", "follow_up_officer"))
@@ -319,7 +322,7 @@ def test_the_daily_and_seasonal_reports_show_feedback_figures(world):
 def test_demo_feedback_comes_from_the_sample_file_with_tags(world):
     import random
 
-    from engine.demo import season_data
+    from engine.system.demo import season_data
 
     samples = season_data()["feedback"]
     with world.transaction() as session:

@@ -21,13 +21,16 @@ from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
 from api.app import create_app
-from engine import clock, directive_import, evidence_store, file_store, import_jobs
-from engine.db import Database
-from engine.directives import Directive
-from engine.errors import Conflict, NotFound
-from engine.evidence import Evidence
-from engine.file_store import CHUNK_SIZE, DATABASE, DISK, CorruptFile, FileBlob, FileChunk
+from engine.directives import directive_import, evidence_store
+from engine.directives.directives import Directive
+from engine.directives.evidence import Evidence
+from engine.foundation import clock
+from engine.foundation.errors import Conflict, NotFound
 from engine.reports import archive
+from engine.storage import file_store
+from engine.storage.db import Database
+from engine.storage.file_store import CHUNK_SIZE, DATABASE, DISK, CorruptFile, FileBlob, FileChunk
+from engine.system import import_jobs
 from tests.conftest import deploy_shipped
 from tests.test_api_support import NOW, PDF, World, make_settings, open_world
 from tests.test_directive_import import SHIPPED, row, workbook
@@ -303,8 +306,8 @@ def test_a_job_whose_node_stopped_shows_as_interrupted_and_never_imports_late(wo
 
 @contextmanager
 def _cli_env(world: World, monkeypatch) -> Iterator[CliRunner]:
-    from engine import db as engine_db
-    from engine.settings import get_settings
+    from engine.foundation.settings import get_settings
+    from engine.storage import db as engine_db
 
     monkeypatch.setenv("TANSIQ_DATABASE_URL", world.settings.database_url)
     monkeypatch.setenv("TANSIQ_HOME", str(world.settings.home))

@@ -17,12 +17,13 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
-from engine import clock, migrate
-from engine.db import Database
+from engine.foundation import clock
+from engine.foundation.settings import get_settings
 from engine.reports import archive, runs
 from engine.reports.runs import ReportRun
 from engine.reports.settings import get_report_settings
-from engine.settings import get_settings
+from engine.storage.db import Database
+from engine.system import migrate
 from tests.test_reports_world import DAY, build, use_reports_dir
 
 pytestmark = pytest.mark.slow
@@ -210,7 +211,7 @@ def test_run_now_goes_through_the_deployment_and_fills_the_queued_run(prefect_co
 
 
 def test_run_now_refuses_bad_input_before_anything_is_queued(prefect_configured):
-    from engine.errors import InvalidInput
+    from engine.foundation.errors import InvalidInput
     from workflows import dispatch
 
     db = prefect_configured
@@ -237,7 +238,7 @@ def test_run_now_makes_the_report_here_when_prefect_cannot_be_reached(api, monke
 
 
 def test_the_daily_digest_flow_queues_each_entity_once_a_day(api):
-    from engine.notifications import Notification
+    from engine.work.notifications import Notification
     from workflows.reports import daily_digest
 
     first = daily_digest(day=date(2026, 5, 21))

@@ -1,4 +1,4 @@
-"""The garbage collector of long-running processes (engine.heap): settled once, still collecting."""
+"""The garbage collector of long-running processes (engine.foundation.heap): settled once, still collecting."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import weakref
 from pathlib import Path
 
-from engine import heap
+from engine.foundation import heap
 
 ROOT = Path(__file__).resolve().parent.parent
 

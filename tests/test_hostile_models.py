@@ -20,11 +20,11 @@ from lxml import etree
 from sqlalchemy import func
 from sqlalchemy import select as sql_select
 
-from engine import bpmn_runtime, model_validation, process_models, service_tasks
-from engine.db import Database
-from engine.errors import ModelRejected, TansiqError
-from engine.process_models import ProcessModel
-from engine.settings import get_settings
+from engine.bpmn import bpmn_runtime, model_validation, process_models, service_tasks
+from engine.bpmn.process_models import ProcessModel
+from engine.foundation.errors import ModelRejected, TansiqError
+from engine.foundation.settings import get_settings
+from engine.storage.db import Database
 from tests.conftest import BPMN_DIR, read_model
 
 HOSTILE_DIR = BPMN_DIR / "hostile"

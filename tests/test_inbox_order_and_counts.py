@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import update
 
 from api.web.pages import work
-from engine import clock
-from engine.work_items import WorkItem
+from engine.foundation import clock
+from engine.work.work_items import WorkItem
 from tests.test_api_support import World, open_world
 from tests.ui_support import signed_in
 

@@ -1,6 +1,6 @@
-"""Insight from kept figures: the heatmap's figures per step (engine/step_figures.py, engine/bottlenecks.py)
-and the escalation forecast (engine/escalation_timers.py, engine/forecast.py), against hand-computed cases,
-on SQLite and PostgreSQL."""
+"""Insight from kept figures: the heatmap's figures per step (engine/work/step_figures.py,
+engine/insight/bottlenecks.py) and the escalation forecast (engine/work/escalation_timers.py,
+engine/insight/forecast.py), against hand-computed cases, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,13 +9,19 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from engine import bottlenecks, clock, directives, forecast, migrate, process_models, seasons, step_figures
-from engine.bottlenecks import HeatFilter
-from engine.business_calendar import SEASON, WORKING_DAYS, BusinessCalendar, working_hours_between
-from engine.durations import RIYADH
-from engine.escalation_timers import SetEscalationTimer
-from engine.forecast import History
-from engine.step_figures import BUCKET_FIGURES, FIGURES, KEYS, StepTally
+from engine.bpmn import process_models
+from engine.calendar import seasons
+from engine.calendar.business_calendar import SEASON, WORKING_DAYS, BusinessCalendar, working_hours_between
+from engine.calendar.durations import RIYADH
+from engine.directives import directives
+from engine.foundation import clock
+from engine.insight import bottlenecks, forecast
+from engine.insight.bottlenecks import HeatFilter
+from engine.insight.forecast import History
+from engine.system import migrate
+from engine.work import step_figures
+from engine.work.escalation_timers import SetEscalationTimer
+from engine.work.step_figures import BUCKET_FIGURES, FIGURES, KEYS, StepTally
 from tests.test_shipped_models import (
     DEADLINE,
     NEW_DEADLINE,

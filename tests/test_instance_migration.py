@@ -13,8 +13,10 @@ from datetime import timedelta
 
 import pytest
 
-from engine import clock, instance_migration, instances, process_models
-from engine.errors import Conflict, InvalidInput
+from engine.bpmn import process_models
+from engine.foundation import clock
+from engine.foundation.errors import Conflict, InvalidInput
+from engine.work import instance_migration, instances
 from tests.conftest import SHIPPED_BPMN_DIR
 from tests.helpers import instance, open_items
 from tests.model_changes import with_step_before_every_end, with_user_task_as_manual_task
@@ -198,7 +200,7 @@ def test_only_a_newer_version_and_only_running_or_incident_instances(world):
 
 
 def test_a_migration_is_audited_with_both_versions(world):
-    from engine import audit
+    from engine.storage import audit
 
     run = launch(world, STANDARD)
     version = deploy_changed(world, STANDARD)

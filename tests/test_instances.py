@@ -6,12 +6,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from engine import bpmn_runtime, clock, instances, process_models
-from engine.errors import Conflict, ExpressionError, InvalidInput
-from engine.instances import ProcessInstance
-from engine.notifications import Notification
-from engine.settings import get_settings
-from engine.work_items import WorkItem
+from engine.bpmn import bpmn_runtime, process_models
+from engine.foundation import clock
+from engine.foundation.errors import Conflict, ExpressionError, InvalidInput
+from engine.foundation.settings import get_settings
+from engine.work import instances
+from engine.work.instances import ProcessInstance
+from engine.work.notifications import Notification
+from engine.work.work_items import WorkItem
 from tests.helpers import (
     complete,
     count,
@@ -219,7 +221,7 @@ def test_an_escalation_is_keyed_by_its_firing_and_announced_to_its_target(db):
 
 def test_expression_errors_name_the_expression():
     with pytest.raises(ExpressionError, match="1 / 0"):
-        from engine import expressions
+        from engine.bpmn import expressions
 
         expressions.evaluate("1 / 0", {})
 
@@ -227,7 +229,7 @@ def test_expression_errors_name_the_expression():
 def test_a_step_that_cannot_be_projected_fails_its_run_and_changes_no_step(db):
     """The boundary timer interrupts `report` and opens `explain`, whose due moment divides by zero: the
     firing is an incident, and `report` is still open, not withdrawn by the run that failed."""
-    from engine import timers
+    from engine.work import timers
 
     deploy(db, "due-fails.bpmn")
     clock.set_now(datetime(2026, 6, 1, 8, tzinfo=UTC))

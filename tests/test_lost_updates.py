@@ -26,12 +26,14 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from engine import audit, clock, instances, timers
-from engine.audit import AuditEvent
-from engine.directives import Directive
-from engine.escalations import Escalation
-from engine.instances import ProcessInstance
-from engine.work_items import COMPLETED, OPEN, WorkItem
+from engine.directives.directives import Directive
+from engine.foundation import clock
+from engine.storage import audit
+from engine.storage.audit import AuditEvent
+from engine.work import instances, timers
+from engine.work.escalations import Escalation
+from engine.work.instances import ProcessInstance
+from engine.work.work_items import COMPLETED, OPEN, WorkItem
 from tests.conftest import deploy_shipped
 from tests.pg_cluster import live_server
 from tests.test_api_support import NOW, World, open_world

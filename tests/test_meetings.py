@@ -13,11 +13,15 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
-from engine import audit, clock, directives, entities, evidence_store, file_store, meetings, seasons
-from engine.audit import AuditEvent
-from engine.db import Database
-from engine.directives import Directive, NewDirective
-from engine.errors import Conflict, InvalidInput, NotFound
+from engine.calendar import seasons
+from engine.directives import directives, evidence_store, meetings
+from engine.directives.directives import Directive, NewDirective
+from engine.foundation import clock
+from engine.foundation.errors import Conflict, InvalidInput, NotFound
+from engine.people import entities
+from engine.storage import audit, file_store
+from engine.storage.audit import AuditEvent
+from engine.storage.db import Database
 from tests.helpers import deploy
 
 NOW = datetime(2026, 5, 20, 6, tzinfo=UTC)  # 1447-12-03, in the season
@@ -28,7 +32,7 @@ PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 @dataclass
 class Who:
-    """A user for the access rules (what `engine.access.Actor` asks for)."""
+    """A user for the access rules (what `engine.directives.access.Actor` asks for)."""
 
     username: str
     role: str
@@ -215,7 +219,7 @@ BROKEN_START = b"""<?xml version="1.0" encoding="UTF-8"?>
 
 
 def test_launch_all_fails_a_draft_whose_process_stops_at_the_start(world):
-    from engine import process_models
+    from engine.bpmn import process_models
 
     with world.transaction() as session:
         process_models.deploy(session, BROKEN_START, "broken-start.bpmn", "tester")
@@ -315,7 +319,7 @@ def test_entity_users_see_meetings_of_their_entity_and_only_their_directives(wor
         assert meetings.list_meetings(session, Who("x", "entity_user", entity_id=None))[1] == 0
     with pytest.raises(meetings.NotFound), world.reading() as session:
         meetings.visible_meeting(session, Who("gone", "admin", active=False), attended.id)
-    from engine import access
+    from engine.directives import access
 
     with pytest.raises(access.Forbidden):
         meetings.require_manage(housing)

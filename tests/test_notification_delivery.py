@@ -18,15 +18,16 @@ from argon2 import PasswordHasher
 from pydantic import ValidationError
 from sqlalchemy import select
 
-import engine.users
-from engine import clock, timers
-from engine import notification_delivery as nd
-from engine.directives import Directive
-from engine.entities import Entity, create_entity
-from engine.errors import NotFound
-from engine.notifications import Delivery, Notification
-from engine.seasons import create_season
-from engine.users import create_user
+import engine.people.users
+from engine.calendar.seasons import create_season
+from engine.delivery import notification_delivery as nd
+from engine.directives.directives import Directive
+from engine.foundation import clock
+from engine.foundation.errors import NotFound
+from engine.people.entities import Entity, create_entity
+from engine.people.users import create_user
+from engine.work import timers
+from engine.work.notifications import Delivery, Notification
 from tests.helpers import deploy, start
 
 T0 = datetime(2026, 6, 1, 8, tzinfo=UTC)  # 11:00 in Riyadh, 15 Dhu al-Hijjah 1447
@@ -36,7 +37,7 @@ DEADLINE = T0 + timedelta(hours=3)  # 14:00 in Riyadh
 @pytest.fixture(autouse=True)
 def _cheap_password_hashing(monkeypatch):
     """Real `create_user`, with Argon2 parameters that cost a millisecond instead of 100."""
-    monkeypatch.setattr(engine.users, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    monkeypatch.setattr(engine.people.users, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -98,7 +99,7 @@ def _deliveries(db, **where: Any) -> list[Delivery]:
 
 def _routes(db) -> set[tuple[str, str]]:
     with db.reading() as session:
-        user = engine.users.User
+        user = engine.people.users.User
         rows = session.execute(select(user.username, Delivery.channel).join(Delivery, Delivery.user_id == user.id))
         return {tuple(row) for row in rows}
 
@@ -232,7 +233,7 @@ def test_every_template_renders_and_an_unknown_one_falls_back_to_a_generic_messa
 
 @pytest.mark.parametrize("language", ["ar", "en"])
 def test_messages_link_to_the_step_at_the_public_address(language, monkeypatch):
-    from engine.settings import get_settings
+    from engine.foundation.settings import get_settings
 
     assert nd.link_for(7, 12) is None or get_settings().public_url  # no address known: no link
     monkeypatch.setenv("TANSIQ_PUBLIC_URL", "https://tansiq.example.org/")

@@ -26,15 +26,16 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
-import engine.users
-from engine import clock, migrate
-from engine import notification_delivery as nd
-from engine.db import Database
-from engine.entities import create_entity
-from engine.logs import prefect_logging_env, uvicorn_log_config
-from engine.notifications import Delivery, queue
+import engine.people.users
+from engine.delivery import notification_delivery as nd
+from engine.foundation import clock
+from engine.foundation.logs import prefect_logging_env, uvicorn_log_config
+from engine.people.entities import create_entity
+from engine.people.users import create_user
 from engine.reports import runs
-from engine.users import create_user
+from engine.storage.db import Database
+from engine.system import migrate
+from engine.work.notifications import Delivery, queue
 from tests.helpers import deploy, start
 from tests.test_api_support import make_settings
 
@@ -84,7 +85,7 @@ def _incident(db: Database) -> int:
 
 def _outbox(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two email deliveries (one then failed for good) and one notification not yet fanned out."""
-    monkeypatch.setattr(engine.users, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    monkeypatch.setattr(engine.people.users, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
     with db.transaction() as session:
         create_entity(session, "housing", "الإسكان", "Housing")
         for name in ("saad", "omar"):
@@ -350,7 +351,7 @@ def _serve(port: int, env: dict[str, str], *, prepare: Path | None = None) -> su
         from pathlib import Path
         import uvicorn
         from api.metrics import prepare_multiprocess
-        from engine.logs import uvicorn_log_config
+        from engine.foundation.logs import uvicorn_log_config
         if {str(prepare) if prepare else ""!r}:
             prepare_multiprocess(Path({str(prepare)!r}))
         uvicorn.run("api.app:create_app", factory=True, host="127.0.0.1", port={port}, log_level="info",
@@ -442,7 +443,7 @@ def test_uvicorn_workers_share_the_multiprocess_directory(tmp_path):
         from pathlib import Path
         import uvicorn
         from api.metrics import prepare_multiprocess
-        from engine.logs import uvicorn_log_config
+        from engine.foundation.logs import uvicorn_log_config
         prepare_multiprocess(Path({str(shared)!r}))
         uvicorn.run("api.app:create_app", factory=True, host="127.0.0.1", port={port}, workers=2,
                     log_level="warning", log_config=uvicorn_log_config("WARNING", "json"))
@@ -476,7 +477,7 @@ def test_prefect_lines_are_json(tmp_path):
         get_logger("tansiq.check").info("hello from prefect")
         get_logger("flow_runs").warning("a flow-run line")
         logging.getLogger("sqlalchemy.engine").warning("a library line")
-        from engine.logs import get_logger as tansiq_logger
+        from engine.foundation.logs import get_logger as tansiq_logger
         tansiq_logger("engine.reports").info("a report was archived", run_id=12)
     """)
     result = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,

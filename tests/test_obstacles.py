@@ -7,12 +7,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from engine import directives, feedback, obstacles
-from engine.directives import NewDirective
-from engine.errors import InvalidInput, NotFound
+from engine import feedback
+from engine.calendar.seasons import get_season
+from engine.directives import directives, tags
+from engine.directives.directives import NewDirective
 from engine.feedback import NewFeedback
+from engine.foundation.errors import InvalidInput, NotFound
+from engine.insight import obstacles
 from engine.reports import seasonal
-from engine.seasons import get_season
 from tests.test_meetings import build_world
 
 LAST_SEASON = datetime(2025, 6, 1, 9, tzinfo=UTC)  # in Hajj 1446
@@ -81,22 +83,23 @@ def test_the_seasonal_report_uses_the_same_computation(world):
 
 
 def test_tags_are_cleaned_the_same_way_as_directives_clean_them():
-    assert obstacles.clean_tags(["Bus Delay", "bus_delay", " التكييف "]) == ["bus_delay", "التكييف"]
-    assert obstacles.split_tags("النقل، bus_delay; lifts\nsafety") == ["النقل", "bus_delay", "lifts", "safety"]
-    assert obstacles.split_tags(None) == []
+    assert tags.clean_tags(["Bus Delay", "bus_delay", " التكييف "]) == ["bus_delay", "التكييف"]
+    assert tags.split_tags("النقل، bus_delay; lifts\nsafety") == ["النقل", "bus_delay", "lifts", "safety"]
+    assert tags.split_tags(None) == []
     for bad in (["a/b"], ["x" * 61], [str(n) + "x" for n in range(21)]):
         with pytest.raises(InvalidInput):
-            obstacles.clean_tags(bad)
+            tags.clean_tags(bad)
     with pytest.raises(InvalidInput):
-        obstacles.clean_tags("not a list")
+        tags.clean_tags("not a list")
 
 
 def test_the_demo_can_seed_a_previous_season_to_compare_with(db):
     import random
     from datetime import date, timedelta
 
-    from engine import clock, entities
-    from engine.demo import season_data
+    from engine.foundation import clock
+    from engine.people import entities
+    from engine.system.demo import season_data
 
     data = season_data()
     build_world(db, models=("directive-standard.bpmn", "directive-multi-entity.bpmn", "directive-urgent.bpmn",

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from engine import audit, incidents, instances, messages, process_models
-from engine.errors import Conflict, InvalidInput, ModelRejected, NotFound
+from engine.bpmn import process_models
+from engine.foundation.errors import Conflict, InvalidInput, ModelRejected, NotFound
+from engine.storage import audit
+from engine.work import incidents, instances, messages
 from tests.helpers import complete, deploy, instance, open_items, register_entities, start, the_open_item
 
 REPORT = {"elapsed_days": 4}

@@ -19,11 +19,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from engine import audit, migrate
-from engine.audit import AuditEvent
-from engine.db import Database
-from engine.directives import Directive
-from engine.work_items import COMPLETED, WorkItem
+from engine.directives.directives import Directive
+from engine.storage import audit
+from engine.storage.audit import AuditEvent
+from engine.storage.db import Database
+from engine.system import migrate
+from engine.work.work_items import COMPLETED, WorkItem
 from tests import pg_cluster
 from tests.pg_cluster import PrivateCluster, live_server
 from tests.test_api_support import World, open_world

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from engine import process_models
-from engine.errors import ModelRejected, NotFound
-from engine.process_models import ProcessModel
+from engine.bpmn import process_models
+from engine.bpmn.process_models import ProcessModel
+from engine.foundation.errors import ModelRejected, NotFound
 from tests.conftest import read_model
 from tests.helpers import complete, count, deploy, instance, start, the_open_item
 

@@ -33,13 +33,15 @@ from sqlalchemy import event, select, text
 from api.app import create_app
 from api.settings import ApiSettings
 from bench.generate import generate
-from engine import clock, timers, users
-from engine.db import Database
-from engine.directives import ACTIVE, Directive
-from engine.entities import Entity
+from engine.directives.directives import ACTIVE, Directive
 from engine.feedback import FeedbackItem
-from engine.instances import ProcessInstance
-from engine.work_items import OPEN, WorkItem
+from engine.foundation import clock
+from engine.people import users
+from engine.people.entities import Entity
+from engine.storage.db import Database
+from engine.work import timers
+from engine.work.instances import ProcessInstance
+from engine.work.work_items import OPEN, WorkItem
 from tests.conftest import _create_pg_database, _drop_pg_database
 from tests.test_api_support import PASSWORD
 from tests.ui_support import Browser

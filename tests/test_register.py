@@ -14,8 +14,11 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select
 
-from engine import clock, directives, entities, migrate
-from engine.directives import Directive, DirectiveAddressee, DirectiveFilters, NewDirective
+from engine.directives import directives
+from engine.directives.directives import Directive, DirectiveAddressee, DirectiveFilters, NewDirective
+from engine.foundation import clock
+from engine.people import entities
+from engine.system import migrate
 from tests.helpers import deploy, season_1447
 
 NOW = datetime(2026, 5, 20, 6, tzinfo=UTC)  # 1447-12-03, in the season

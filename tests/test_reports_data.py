@@ -8,12 +8,17 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import event
 
-from engine import clock, directives, seasons, timers
-from engine.directives import NewDirective
-from engine.errors import InvalidInput
-from engine.reports import daily, feedback, periodic, seasonal
-from engine.reports.common import DurationStats, EntityRef, HijriDate, as_dict, percentile
-from engine.reports.feedback import FeedbackEntityRow, FeedbackSummary
+from engine import feedback as pilgrim_feedback
+from engine.calendar import seasons
+from engine.directives import directives
+from engine.directives.directives import NewDirective
+from engine.foundation import clock
+from engine.foundation.errors import InvalidInput
+from engine.people.entities import EntityRef
+from engine.reports import daily, periodic, seasonal
+from engine.reports.common import DurationStats, HijriDate, as_dict, percentile
+from engine.reports.feedback import FeedbackEntityRow
+from engine.work import timers
 from tests.test_reports_world import DAY, END, at, build
 
 HOUSING = EntityRef("housing", "الإسكان", "Housing")
@@ -228,17 +233,19 @@ def test_report_queries_are_set_based(world):
         assert daily(session, DAY).counts.overdue == 7  # B and the six new ones
 
 
-def test_the_feedback_hook_adds_a_section_when_a_source_exists(world):
-    def source(session, starts_at, ends_at):
-        return FeedbackSummary(2, 3.5, [FeedbackEntityRow(HOUSING, 2, 3.5, 1)], [])
-
-    feedback.register_source(source)
-    try:
-        with world.db.reading() as session:
-            report = daily(session, DAY)
-    finally:
-        feedback.register_source(None)
-    assert report.feedback is not None and report.feedback.responses == 2
+def test_feedback_received_in_the_period_makes_the_feedback_section(world):
+    with world.db.reading() as session:
+        assert daily(session, DAY).feedback is None  # no feedback: no section
+    with world.db.transaction() as session:
+        for rating in (2, 5):
+            pilgrim_feedback.record(session, pilgrim_feedback.NewFeedback(
+                service="housing", rating=rating, text_ar="المصاعد في السكن معطلة منذ يومين", entity="housing",
+                received_at=at(2026, 5, 20, 9)), "test")
+    with world.db.reading() as session:
+        report = daily(session, DAY)
+    assert report.feedback is not None and report.feedback.responses == 2 and report.feedback.mean_rating == 3.5
+    assert report.feedback.by_entity == [FeedbackEntityRow(HOUSING, 2, 3.5, 1)]
+    assert [c.rating for c in report.feedback.comments] == [2, 5]
 
 
 def test_percentile_is_nearest_rank_and_reports_are_plain_data(world):

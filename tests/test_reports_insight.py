@@ -34,15 +34,18 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from engine import clock, directives, process_models, seasons
-from engine import notification_delivery as nd
-from engine.directives import Directive, NewDirective
+from engine.bpmn import process_models
+from engine.calendar import seasons
+from engine.delivery import notification_delivery as nd
+from engine.directives import directives
+from engine.directives.directives import Directive, NewDirective
+from engine.foundation import clock
 from engine.reports import daily, seasonal
 from engine.reports.render_csv import render_csv
 from engine.reports.render_html import render_html
 from engine.reports.render_pdf import render_pdf
 from engine.reports.render_xlsx import render_xlsx
-from engine.step_figures import FIGURES, NO_SEASON, StepTally
+from engine.work.step_figures import FIGURES, NO_SEASON, StepTally
 from tests.test_reports_render import BIDI_CONTROLS
 from tests.test_shipped_models import STANDARD, T0, WORK, at, do, launch, seed_world
 

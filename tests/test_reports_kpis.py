@@ -5,7 +5,7 @@ I (transport, 1 h), C (housing, 2 h) and H (housing, 22 h) completed on time by 
 D (civil defence) completed late by the supervisor's review 7 h after launch; F cancelled, G a draft.
 Season 1446 adds P1 (housing, on time in 1 h) and P2 (transport, late, in 3 h, its escalation left open).
 
-"Overdue" is engine.directives.overdue: an open directive past its deadline or with a step past its due
+"Overdue" is engine.directives.directives.overdue: an open directive past its deadline or with a step past its due
 time. B passed its deadline and its acknowledge step was replaced by the supervisor's review, which has
 no due time: B is overdue (as in the daily report, which looks at the deadline)."""
 
@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine import clock, seasons
-from engine.errors import NotFound
+from engine.calendar import seasons
+from engine.foundation import clock
+from engine.foundation.errors import NotFound
 from engine.reports.kpis import LEVELS, Kpis, MeanHours, Row, kpis, season_choice
 from tests.test_reports_world import END, at, build
 

@@ -15,15 +15,17 @@ from datetime import date
 import pytest
 from openpyxl import load_workbook
 
-from engine import clock, migrate, seasons
-from engine.db import Database
+from engine.calendar import seasons
+from engine.foundation import clock
+from engine.people.entities import EntityRef
 from engine.reports import daily, periodic, seasonal
-from engine.reports.common import EntityRef
 from engine.reports.feedback import FeedbackComment, FeedbackEntityRow, FeedbackSummary
 from engine.reports.render_csv import render_csv
 from engine.reports.render_html import render_html
 from engine.reports.render_pdf import render_pdf
 from engine.reports.render_xlsx import render_xlsx
+from engine.storage.db import Database
+from engine.system import migrate
 from tests.test_reports_world import DAY, build
 
 BIDI_CONTROLS = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")

@@ -11,11 +11,11 @@ from datetime import date
 import pytest
 from typer.testing import CliRunner
 
-from engine import audit, file_store
-from engine.errors import InvalidInput
+from engine.foundation.errors import InvalidInput
+from engine.foundation.settings import get_settings
 from engine.reports import archive, runs
 from engine.reports.settings import get_report_settings
-from engine.settings import get_settings
+from engine.storage import audit, file_store
 from tests.test_reports_world import DAY, END, build, use_reports_dir
 
 
@@ -98,8 +98,8 @@ def test_a_failure_is_recorded_and_leaves_no_files(world, monkeypatch):
 
 def test_cli_runs_a_report_and_prints_the_archived_files(world, monkeypatch):
     from api.cli import app
-    from engine import db as engine_db
-    from engine.settings import get_settings
+    from engine.foundation.settings import get_settings
+    from engine.storage import db as engine_db
 
     monkeypatch.setenv("TANSIQ_DATABASE_URL", world.db.url.render_as_string(hide_password=False))
     get_settings.cache_clear()

@@ -11,11 +11,16 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import select
 
-from engine import clock, directives, entities, instances, process_models, seasons, supervision, timers
-from engine.db import Database
-from engine.directives import NewDirective
-from engine.escalations import Escalation
-from engine.work_items import OPEN, WorkItem
+from engine.bpmn import process_models
+from engine.calendar import seasons
+from engine.directives import directives, supervision
+from engine.directives.directives import NewDirective
+from engine.foundation import clock
+from engine.people import entities
+from engine.storage.db import Database
+from engine.work import instances, timers
+from engine.work.escalations import Escalation
+from engine.work.work_items import OPEN, WorkItem
 from tests.conftest import read_model
 
 

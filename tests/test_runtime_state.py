@@ -17,8 +17,8 @@ from lxml import etree
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 
-from engine import bpmn_runtime
-from engine.bpmn_runtime import Runtime, ServiceCall
+from engine.bpmn import bpmn_runtime
+from engine.bpmn.bpmn_runtime import Runtime, ServiceCall
 from tests.conftest import SHIPPED_BPMN_DIR
 
 SPIFF_DEFAULT = BpmnWorkflowSerializer.configure(SPIFF_CONFIG)
@@ -89,11 +89,11 @@ def test_a_stored_state_loads_back_to_the_same_state(path):
         assert _as_json(Runtime.load(model, stored, None, 50, 2000).dump()) == stored
 
 
-# --- the packed form (engine.state_codec, issue 23) -----------------------------------------------------
+# --- the packed form (engine.bpmn.state_codec, issue 23) -----------------------------------------------------
 
 @pytest.mark.parametrize("path", sorted(SHIPPED_BPMN_DIR.glob("*.bpmn")), ids=lambda p: p.stem)
 def test_the_packed_state_unpacks_to_spiffworkflows_conversion_in_a_third_of_its_size(path):
-    from engine import state_codec
+    from engine.bpmn import state_codec
 
     model = _model(path)
     for runtime in _runs(model):
@@ -123,7 +123,7 @@ def _keys_reversed(value: Any) -> Any:
 
 
 def test_process_data_that_looks_like_a_reference_comes_back_as_it_was():
-    from engine import state_codec
+    from engine.bpmn import state_codec
 
     model = _model(SHIPPED_BPMN_DIR / "directive-standard.bpmn")
     runtime = Runtime.start(model, dict(DATA, title="~3", note="~~x", tilde="~"), _answer, 50, 2000)

@@ -2,8 +2,8 @@
 
 Each directive is registered and launched by the directive service (so the real `change_deadline`
 and `reassign` operations find their directive), then driven with the exact messages and form data
-of the contract in docs/directive-models.md, with the clock moved by `engine.clock.set_now` and the
-timer worker run by `engine.timers.run_until_idle`.
+of the contract in docs/directive-models.md, with the clock moved by `engine.foundation.clock.set_now` and the
+timer worker run by `engine.work.timers.run_until_idle`.
 """
 
 from __future__ import annotations
@@ -19,24 +19,19 @@ from argon2 import PasswordHasher
 from lxml import etree
 from sqlalchemy import select
 
-from engine import (
-    audit,
-    bpmn_runtime,
-    clock,
-    directives,
-    durations,
-    entities,
-    instances,
-    notification_delivery,
-    process_models,
-    seasons,
-    users,
-)
-from engine import timers as timer_worker
-from engine.directives import NewDirective
-from engine.errors import Conflict
-from engine.model_validation import BPMN_NS, NS, SPIFF_NS
-from engine.work_items import WorkItem
+from engine.bpmn import bpmn_runtime, process_models
+from engine.bpmn.model_validation import BPMN_NS, NS, SPIFF_NS
+from engine.calendar import durations, seasons
+from engine.delivery import notification_delivery
+from engine.directives import directives
+from engine.directives.directives import NewDirective
+from engine.foundation import clock
+from engine.foundation.errors import Conflict
+from engine.people import entities, users
+from engine.storage import audit
+from engine.work import instances
+from engine.work import timers as timer_worker
+from engine.work.work_items import WorkItem
 from tests.conftest import SHIPPED_BPMN_DIR
 from tests.helpers import complete, deploy, escalations, instance, notifications, open_items
 

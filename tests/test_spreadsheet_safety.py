@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from openpyxl import Workbook, load_workbook
 
-from engine import clock, feedback
-from engine.spreadsheets import FORMULA_STARTS, append_row, safe_cell, safe_row, set_cell
+from engine import feedback
+from engine.foundation import clock
+from engine.foundation.spreadsheets import FORMULA_STARTS, append_row, safe_cell, safe_row, set_cell
 from tests.test_api_support import NOW, World, open_world
 from tests.ui_support import signed_in
 
@@ -104,7 +105,7 @@ def test_numbers_dates_and_ordinary_text_are_left_alone():
 
 
 def test_the_meeting_agenda_keeps_no_neutralisation_of_its_own():
-    from engine import meetings
+    from engine.directives import meetings
 
     assert not hasattr(meetings, "_safe_cell")
 

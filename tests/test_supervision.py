@@ -7,10 +7,15 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from engine import audit, clock, directives, entities, seasons, supervision, timers
-from engine.directives import NewDirective
-from engine.errors import Conflict, InvalidInput
-from engine.escalations import Escalation
+from engine.calendar import seasons
+from engine.directives import directives, supervision
+from engine.directives.directives import NewDirective
+from engine.foundation import clock
+from engine.foundation.errors import Conflict, InvalidInput
+from engine.people import entities
+from engine.storage import audit
+from engine.work import timers
+from engine.work.escalations import Escalation
 from tests.helpers import deploy, escalations, open_items
 
 T0 = datetime(2026, 5, 20, 6, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""The dashboard's running totals (engine/tallies.py) stay what counting the rows gives, after launches,
+"""The dashboard's running totals (engine/directives/tallies.py) stay what counting the rows gives, after launches,
 completions on time and late, cancellations, reassignments, failed completions and the migration, on
 SQLite and PostgreSQL."""
 
@@ -9,9 +9,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from engine import clock, directives, instances, migrate, process_models, seasons, supervision, tallies
-from engine.directives import NewDirective
-from engine.tallies import FIGURES, Tally
+from engine.bpmn import process_models
+from engine.calendar import seasons
+from engine.directives import directives, supervision, tallies
+from engine.directives.directives import NewDirective
+from engine.directives.tallies import FIGURES, Tally
+from engine.foundation import clock
+from engine.system import migrate
+from engine.work import instances
 from tests.helpers import escalations, read_model, season_1447, the_open_item
 from tests.test_reports_world import build
 from tests.test_supervision import DEADLINE, overdue  # noqa: F401  (a fixture)

@@ -2,7 +2,7 @@
 (case, Arabic letter forms, tashkeel, tatweel, digits), from an index.
 
 On PostgreSQL the LIKEs over the folded twins are answered by trigram indexes; on SQLite the same condition
-becomes a match in an FTS5 trigram table over the twins kept by triggers (engine/text_search.py, migrations
+becomes a match in an FTS5 trigram table over the twins kept by triggers (engine/foundation/text_search.py, migrations
 0007 and 0011). Both must find exactly what `fold(typed) in fold(value)` finds: these tests compare each
 search with that, computed in Python from the rows, and check that each way of typing finds the others.
 """
@@ -15,10 +15,13 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select, text, update
 
-from engine import clock, directives, feedback, migrate
-from engine.directives import Directive, DirectiveFilters, NewDirective
+from engine import feedback
+from engine.directives import directives
+from engine.directives.directives import Directive, DirectiveFilters, NewDirective
 from engine.feedback import FeedbackFilters, FeedbackItem, NewFeedback
-from engine.text_search import fold
+from engine.foundation import clock
+from engine.foundation.text_search import fold
+from engine.system import migrate
 from tests.helpers import deploy, season_1447
 
 NOW = datetime(2026, 5, 20, 6, tzinfo=UTC)  # 1447-12-03, in the season

@@ -11,10 +11,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from engine import clock, instances, migrate, timers
-from engine.db import Database
-from engine.escalations import Escalation
-from engine.notifications import Notification
+from engine.foundation import clock
+from engine.storage.db import Database
+from engine.system import migrate
+from engine.work import instances, timers
+from engine.work.escalations import Escalation
+from engine.work.notifications import Notification
 from tests.helpers import (
     deploy,
     escalations,

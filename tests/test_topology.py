@@ -59,9 +59,9 @@ def _seed(site: Topology) -> None:
         done = subprocess.run(command, input=PASSWORD + "\n", env=site.env(), capture_output=True, text=True,
                               timeout=60, check=False)
         assert done.returncode == 0, done.stderr
-    from engine import seasons
-    from engine.business_calendar import gregorian_to_hijri
-    from engine.db import Database
+    from engine.calendar import seasons
+    from engine.calendar.business_calendar import gregorian_to_hijri
+    from engine.storage.db import Database
 
     db = Database(site.env()["TANSIQ_DATABASE_URL"])
     try:
@@ -76,10 +76,12 @@ def _seed(site: Topology) -> None:
 def _overdue_directive(site: Topology) -> str:
     """A directive launched 10 hours ago with a 6-hour deadline, acknowledged: its deadline timer is due, for
     the separate timer worker to fire (nothing is fired in this process)."""
-    from engine import clock, directives, instances
-    from engine.db import Database
-    from engine.directives import NewDirective
-    from engine.work_items import OPEN, WorkItem
+    from engine.directives import directives
+    from engine.directives.directives import NewDirective
+    from engine.foundation import clock
+    from engine.storage.db import Database
+    from engine.work import instances
+    from engine.work.work_items import OPEN, WorkItem
 
     db = Database(site.env()["TANSIQ_DATABASE_URL"])
     try:

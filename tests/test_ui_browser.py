@@ -28,13 +28,19 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select
 
-from engine import clock, directives, entities, instances, migrate, process_models, seasons, timers, users
-from engine.business_calendar import gregorian_to_hijri
-from engine.db import Database
-from engine.directives import Directive, NewDirective
-from engine.durations import RIYADH
-from engine.escalations import Escalation
-from engine.work_items import OPEN, WorkItem
+from engine.bpmn import process_models
+from engine.calendar import seasons
+from engine.calendar.business_calendar import gregorian_to_hijri
+from engine.calendar.durations import RIYADH
+from engine.directives import directives
+from engine.directives.directives import Directive, NewDirective
+from engine.foundation import clock
+from engine.people import entities, users
+from engine.storage.db import Database
+from engine.system import migrate
+from engine.work import instances, timers
+from engine.work.escalations import Escalation
+from engine.work.work_items import OPEN, WorkItem
 from tests.conftest import SHIPPED_BPMN_DIR
 from tests.test_api_support import PASSWORD, PDF, make_settings
 
@@ -494,7 +500,7 @@ def test_an_administrator_changes_a_rule_and_only_new_directives_follow_it(site:
 
     ladder = read_model("ladder-by-days.dmn")
     with site.db.transaction() as session:
-        from engine import decision_tables
+        from engine.bpmn import decision_tables
 
         decision_tables.deploy(session, ladder, "ladder-by-days.dmn", "tester")
         process_models.deploy(session, read_model("ruled.bpmn"), "ruled.bpmn", "tester")

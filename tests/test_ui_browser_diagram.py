@@ -15,10 +15,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from engine import directives, instances, process_models
-from engine.db import Database
-from engine.directives import NewDirective
-from engine.work_items import OPEN, WorkItem
+from engine.bpmn import process_models
+from engine.directives import directives
+from engine.directives.directives import NewDirective
+from engine.storage.db import Database
+from engine.work import instances
+from engine.work.work_items import OPEN, WorkItem
 from tests.conftest import BPMN_DIR
 from tests.test_ui_browser import CHROMIUM, Person, Site, local_chromium, serving
 from tests.test_ui_browser import _seed as seed_people_and_models

@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from engine import directives, instances
-from engine.db import Database
-from engine.directives import NewDirective
-from engine.work_items import OPEN, WorkItem
+from engine.directives import directives
+from engine.directives.directives import NewDirective
+from engine.storage.db import Database
+from engine.work import instances
+from engine.work.work_items import OPEN, WorkItem
 from tests.test_ui_browser import CHROMIUM, Person, Site, _seed, local_chromium, serving
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "ui-errors"

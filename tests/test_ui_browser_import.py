@@ -20,12 +20,15 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from engine import clock, directives, feedback, meetings, seasons
-from engine.business_calendar import gregorian_to_hijri
-from engine.db import Database
-from engine.directives import Directive, NewDirective
-from engine.durations import RIYADH
+from engine import feedback
+from engine.calendar import seasons
+from engine.calendar.business_calendar import gregorian_to_hijri
+from engine.calendar.durations import RIYADH
+from engine.directives import directives, meetings
+from engine.directives.directives import Directive, NewDirective
 from engine.feedback import NewFeedback
+from engine.foundation import clock
+from engine.storage.db import Database
 from tests.test_ui_browser import CHROMIUM, Person, Site, _seed, local_chromium, serving
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "ui-import"
@@ -178,7 +181,7 @@ def test_import_a_workbook_then_launch_the_meetings_directives(site: Site, chrom
     with site.db.reading() as session:
         assert {d.status for d in session.scalars(select(Directive).where(Directive.meeting_id == meeting_id))} == {
             "active"}
-        from engine import audit
+        from engine.storage import audit
 
         assert audit.timeline(session, meetings.subject(meeting_id))[-1].action == "meeting.launched_all"
     person.close()

@@ -18,9 +18,9 @@ import pytest
 from sqlalchemy import select
 
 from api.web import i18n
-from engine import directives
-from engine.directives import NewDirective
-from engine.work_items import OPEN, WorkItem
+from engine.directives import directives
+from engine.directives.directives import NewDirective
+from engine.work.work_items import OPEN, WorkItem
 from tests.test_ui_browser import CHROMIUM, PDF, Person, Site, _seed, local_chromium, serving
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "ui-inputs"

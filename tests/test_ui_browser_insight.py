@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from engine import demo, users
-from engine.db import Database
-from engine.entities import Entity
-from engine.work_items import OPEN, WorkItem
+from engine.people import users
+from engine.people.entities import Entity
+from engine.storage.db import Database
+from engine.system import demo
+from engine.work.work_items import OPEN, WorkItem
 from tests.conftest import SHIPPED_BPMN_DIR
 from tests.test_api_support import PASSWORD
 from tests.test_ui_browser import CHROMIUM, Person, Site, local_chromium, serving

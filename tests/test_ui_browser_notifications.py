@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import directives, notifications
-from engine import notification_delivery as nd
-from engine.directives import NewDirective
+from engine.delivery import notification_delivery as nd
+from engine.directives import directives
+from engine.directives.directives import NewDirective
+from engine.work import notifications
 from tests.test_ui_browser import CHROMIUM, Person, Site, _seed, local_chromium, serving
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "ui-notifications"

@@ -18,11 +18,13 @@ from urllib.parse import quote_plus
 import pytest
 from sqlalchemy import func, insert, select, update
 
-from engine import clock, directives, instances, timers
-from engine.db import Database
-from engine.directives import Directive, NewDirective
-from engine.escalations import Escalation
-from engine.work_items import OPEN, WorkItem
+from engine.directives import directives
+from engine.directives.directives import Directive, NewDirective
+from engine.foundation import clock
+from engine.storage.db import Database
+from engine.work import instances, timers
+from engine.work.escalations import Escalation
+from engine.work.work_items import OPEN, WorkItem
 from tests.test_ui_browser import CHROMIUM, Person, Site, _seed, local_chromium, serving
 from tests.volume_support import seed_volume
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from engine import clock
+from engine.foundation import clock
 from tests.conftest import deploy_shipped
 from tests.test_api_support import NOW, World, open_world
 from tests.ui_support import signed_in

@@ -10,8 +10,9 @@ import pytest
 from lxml import html
 from sqlalchemy import select
 
-from engine import clock, instances, timers
-from engine.users import User
+from engine.foundation import clock
+from engine.people.users import User
+from engine.work import instances, timers
 from tests.conftest import deploy_shipped
 from tests.test_api_support import NOW, World, open_world
 from tests.ui_support import signed_in

@@ -15,11 +15,14 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
-from engine import audit, clock, directives, meetings, seasons
-from engine.directives import Directive, NewDirective
-from engine.errors import InvalidInput
+from engine.calendar import seasons
+from engine.directives import directives, meetings
+from engine.directives.directives import Directive, NewDirective
+from engine.directives.meetings import Meeting, MeetingDocument
 from engine.feedback import FeedbackItem, NewFeedback
-from engine.meetings import Meeting, MeetingDocument
+from engine.foundation import clock
+from engine.foundation.errors import InvalidInput
+from engine.storage import audit
 from tests.conftest import deploy_shipped
 from tests.test_api_support import NOW, PDF, World, open_world
 from tests.test_directive_import import HEADERS_AR, HEADERS_EN, SHIPPED, row, workbook
@@ -426,7 +429,7 @@ def test_raising_a_directive_from_several_feedback_items(world: World):
     lifts = _feedback(world, service="housing", entity="housing", text="المصاعد معطلة", tags=[])
     with world.db.transaction() as session:
         from engine import feedback
-        from engine.users import User
+        from engine.people.users import User
 
         secretariat = session.scalar(select(User).where(User.username == "secretariat"))
         other = feedback.raise_directive(session, [lifts], secretariat, NewDirective(
@@ -500,9 +503,9 @@ def test_recurring_obstacles_from_the_previous_season(world: World):
 
 
 def test_import_jobs_belong_to_their_uploader_run_once_and_are_forgotten(world: World):
-    from engine import import_jobs
-    from engine.errors import Conflict, NotFound
-    from engine.users import User
+    from engine.foundation.errors import Conflict, NotFound
+    from engine.people.users import User
+    from engine.system import import_jobs
 
     home = world.settings.home
     with world.db.transaction() as session:

@@ -8,8 +8,9 @@ import re
 import pytest
 from sqlalchemy import select
 
-from engine import instances, process_models
-from engine.work_items import WorkItem
+from engine.bpmn import process_models
+from engine.work import instances
+from engine.work.work_items import WorkItem
 from tests.conftest import SHIPPED_BPMN_DIR, deploy_shipped, read_model
 from tests.model_changes import with_step_before_every_end
 from tests.test_api_support import World, open_world

@@ -12,9 +12,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from engine import clock, timers
-from engine.escalations import Escalation
-from engine.users import User
+from engine.foundation import clock
+from engine.people.users import User
+from engine.work import timers
+from engine.work.escalations import Escalation
 from tests.conftest import deploy_shipped
 from tests.test_api_support import NOW, PDF, World, open_world
 from tests.ui_support import Browser, signed_in
@@ -139,7 +140,7 @@ def test_pages_need_a_session_and_a_revoked_one_stops_at_once(world: World):
     assert anonymous.get("/inbox", headers={"HX-Request": "true"}).headers["HX-Redirect"].startswith("/login")
     browser = signed_in(world, "secretariat")
     assert browser.get("/directives").status_code == 200
-    from engine.users import revoke_tokens
+    from engine.people.users import revoke_tokens
 
     clock.set_now(clock.now() + timedelta(seconds=1))
     with world.db.transaction() as session:
@@ -212,7 +213,7 @@ def test_a_directive_started_before_the_names_keeps_running_on_its_version_and_d
     stays there, works on, and its diagram falls back to `name` where that version has no name in Arabic."""
     from lxml import etree
 
-    from engine import decision_tables, process_models
+    from engine.bpmn import decision_tables, process_models
     from tests.conftest import SHIPPED_BPMN_DIR
     from tests.helpers import complete
     from tests.model_changes import without_drawn_names
@@ -369,7 +370,7 @@ def test_a_supervisor_extends_one_escalation_and_closes_others_in_bulk(world: Wo
     ids = [_directive(world, process_model_key="directive_standard")["id"] for _ in range(3)]
     for did in ids:
         with world.db.transaction() as session:
-            from engine import instances
+            from engine.work import instances
 
             instances.complete_task(session, world.open_step(did, "acknowledge"), {}, "housing.user")
     clock.set_now(NOW + timedelta(hours=7))
@@ -452,7 +453,7 @@ def test_digits_numbers_and_both_calendars():
 
 def test_a_step_form_is_generated_from_its_schema_and_read_back():
     from api.web.forms import deadline_from_form, fields_of, read_form
-    from engine.errors import InvalidInput
+    from engine.foundation.errors import InvalidInput
 
     schema = {"type": "object", "required": ["decision", "accepted"], "properties": {
         "decision": {"type": "string", "enum": ["accept", "return"]}, "accepted": {"type": "boolean"},

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from api import cli
 from api.app import create_app
-from engine.db import Database
-from engine.settings import get_settings
-from engine.version import installed_version
+from engine.foundation.settings import get_settings
+from engine.foundation.version import installed_version
+from engine.storage.db import Database
 from tests.test_api_support import make_settings
 
 with warnings.catch_warnings():  # Starlette 1.x suggests httpx2; httpx is what the project has

@@ -1,4 +1,4 @@
-"""`engine.db.write_row`: a loaded row written without the unit of work stays true to the database —
+"""`engine.storage.db.write_row`: a loaded row written without the unit of work stays true to the database —
 after a savepoint that rolls it back, after the transaction, and against a concurrent writer."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm.exc import StaleDataError
 
-from engine import entities
-from engine.db import write_row
-from engine.entities import Entity
-from engine.instances import ProcessInstance
+from engine.people import entities
+from engine.people.entities import Entity
+from engine.storage.db import write_row
+from engine.work.instances import ProcessInstance
 from tests.helpers import deploy, start
 
 

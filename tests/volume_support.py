@@ -14,15 +14,15 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from engine import clock
-from engine.db import Database
-from engine.directives import ACTIVE, Directive, DirectiveAddressee
-from engine.entities import Entity
-from engine.escalations import Escalation
-from engine.instances import ProcessInstance
-from engine.process_models import ProcessModel
-from engine.seasons import Season
-from engine.work_items import OPEN, WorkItem
+from engine.bpmn.process_models import ProcessModel
+from engine.calendar.seasons import Season
+from engine.directives.directives import ACTIVE, Directive, DirectiveAddressee
+from engine.foundation import clock
+from engine.people.entities import Entity
+from engine.storage.db import Database
+from engine.work.escalations import Escalation
+from engine.work.instances import ProcessInstance
+from engine.work.work_items import OPEN, WorkItem
 
 DEMO = Path("/work/shared/demo/season.json")
 FALLBACK_TITLES = [("رفع جاهزية مراكز الاستقبال على طريق الهجرة قبل وصول طلائع الحجاج",

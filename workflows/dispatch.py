@@ -21,13 +21,13 @@ from typing import Any
 
 import httpx
 
-from engine import seasons
-from engine.db import Database
-from engine.errors import TansiqError
-from engine.logs import get_logger
+from engine.calendar import seasons
+from engine.foundation.errors import TansiqError
+from engine.foundation.logs import get_logger
+from engine.foundation.settings import get_settings
 from engine.reports import archive, runs
 from engine.reports.archive import ReportRequest
-from engine.settings import get_settings
+from engine.storage.db import Database
 
 log = get_logger(__name__)
 REACHABLE_SECONDS = 3.0

@@ -17,15 +17,15 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from engine.db import get_database
-from engine.durations import RIYADH
-from engine.errors import TansiqError
+from engine.calendar.durations import RIYADH
+from engine.foundation.errors import TansiqError
+from engine.foundation.settings import get_settings
 from engine.reports import archive
 from engine.reports.archive import Archive, ReportRequest
 from engine.reports.common import DAILY, PERIODIC, SEASONAL
 from engine.reports.runs import SUCCEEDED
 from engine.reports.settings import get_report_settings
-from engine.settings import get_settings
+from engine.storage.db import get_database
 
 FLOW_NAMES = {DAILY: "tansiq-daily-report", PERIODIC: "tansiq-periodic-report", SEASONAL: "tansiq-seasonal-report"}
 DIGEST_FLOW_NAME = "tansiq-daily-digest"
@@ -179,7 +179,7 @@ def daily_digest(day: date | None = None) -> dict[str, Any]:
     scheduled time by default."""
     from prefect.runtime import flow_run
 
-    from engine import notification_delivery
+    from engine.delivery import notification_delivery
 
     if day is None:
         scheduled = flow_run.get_scheduled_start_time()

@@ -41,10 +41,10 @@ from typing import Any
 
 import httpx
 
-from engine.logs import prefect_logging_env
+from engine.foundation.logs import prefect_logging_env
+from engine.foundation.settings import get_settings
 from engine.reports.common import DAILY, PERIODIC, SEASONAL
 from engine.reports.settings import get_report_settings
-from engine.settings import get_settings
 
 DIGEST = "digest"
 OFFLINE_ENV = {

@@ -14,10 +14,12 @@ from api.schemas.common import Page
 from api.schemas.directives import AuditEventOut
 from api.schemas.health import VerificationOut
 from api.views import audit_out
-from engine import access, audit, directives, instances
-from engine.audit import AuditEvent
-from engine.directives import Directive
-from engine.errors import InvalidInput, NotFound
+from engine.directives import access, directives
+from engine.directives.directives import Directive
+from engine.foundation.errors import InvalidInput, NotFound
+from engine.storage import audit
+from engine.storage.audit import AuditEvent
+from engine.work import instances
 
 router = APIRouter(tags=["audit"])
 _SUBJECT = re.compile(r"^(directive|instance):([1-9][0-9]{0,9})$")

@@ -10,7 +10,8 @@ from fastapi.security import OAuth2PasswordRequestForm
 from api.deps import Caller, State
 from api.problems import ApiProblem, documented, retry_after
 from api.schemas.auth import EntityRef, MeOut, TokenOut
-from engine import access, login_attempts, users
+from engine.directives import access
+from engine.people import login_attempts, users
 
 router = APIRouter(tags=["auth"])
 

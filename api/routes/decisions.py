@@ -12,8 +12,8 @@ from api.problems import documented
 from api.routes.process_models import read_model_upload
 from api.schemas.decisions import DecisionDeploymentOut, DecisionDetail, DecisionOut, DecisionRuleOut
 from api.views import decision_out
-from engine import decision_tables
-from engine.evidence_store import safe_filename
+from engine.bpmn import decision_tables
+from engine.directives.evidence_store import safe_filename
 
 router = APIRouter(tags=["decision tables"])
 Key = Annotated[str, Path(min_length=1, max_length=200)]

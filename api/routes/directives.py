@@ -34,10 +34,13 @@ from api.views import (
     season_years,
     step_out,
 )
-from engine import access, audit, clock, directives, evidence_store, instances
-from engine.directives import Directive, DirectiveFilters, NewDirective
-from engine.escalations import Escalation
-from engine.work_items import OPEN, WorkItem
+from engine.directives import access, directives, evidence_store
+from engine.directives.directives import Directive, DirectiveFilters, NewDirective
+from engine.foundation import clock
+from engine.storage import audit
+from engine.work import instances
+from engine.work.escalations import Escalation
+from engine.work.work_items import OPEN, WorkItem
 
 router = APIRouter(tags=["directives"])
 DirectiveId = Annotated[int, Path(ge=1, le=MAX_ID)]

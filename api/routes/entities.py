@@ -8,7 +8,7 @@ from api.deps import CurrentUser, State, requires
 from api.problems import documented
 from api.schemas.admin import EntityCreate, EntityOut
 from api.views import entity_out
-from engine import entities
+from engine.people import entities
 
 router = APIRouter(tags=["entities"])
 

@@ -13,10 +13,11 @@ from api.schemas.common import MAX_ID, SEARCH_HELP, Page
 from api.schemas.directives import EscalationOut, Track
 from api.schemas.escalations import BulkOutcomeOut, BulkResolveOut, BulkResolveRequest, ResolveRequest
 from api.views import escalation_out
-from engine import access, clock, supervision
-from engine.directives import Directive
-from engine.errors import InvalidInput, NotFound, TansiqError
-from engine.escalations import Escalation
+from engine.directives import access, supervision
+from engine.directives.directives import Directive
+from engine.foundation import clock
+from engine.foundation.errors import InvalidInput, NotFound, TansiqError
+from engine.work.escalations import Escalation
 
 router = APIRouter(tags=["escalations"])
 EscalationId = Annotated[int, Path(ge=1, le=MAX_ID)]

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from api.deps import Caller, State
 from api.problems import attachment, documented, file_download
 from api.schemas.common import MAX_ID
-from engine import evidence_store
+from engine.directives import evidence_store
 
 router = APIRouter(tags=["evidence"])
 EvidenceId = Annotated[int, Path(ge=1, le=MAX_ID)]

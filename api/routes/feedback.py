@@ -35,8 +35,9 @@ from api.schemas.feedback import (
 from api.schemas.meetings import EntityName
 from api.security import load_secret
 from api.views import directive_out, directive_summary, season_years
-from engine import feedback, obstacles
+from engine import feedback
 from engine.feedback import FeedbackFilters, FeedbackItem, NewFeedback, PublicSubmission
+from engine.insight import obstacles
 
 router = APIRouter(tags=["feedback"])
 FeedbackId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -111,7 +112,7 @@ def record(body: FeedbackCreate, state: State, caller: Caller) -> FeedbackOut:
     """Record feedback from a signed-in system or member of staff (administrators, the secretariat,
     follow-up officers)."""
     if not feedback.can_intake(caller):
-        from engine.access import Forbidden
+        from engine.directives.access import Forbidden
 
         raise Forbidden(f"a {caller.role} may not record feedback")
     new = NewFeedback(service=body.service, rating=body.rating, text=body.text, text_ar=body.text_ar,
@@ -246,7 +247,7 @@ def update(feedback_id: FeedbackId, body: FeedbackUpdate, state: State, caller: 
 
 def _require_read(caller: CurrentUser) -> None:
     if not feedback.can_read(caller):
-        from engine.access import Forbidden
+        from engine.directives.access import Forbidden
 
         raise Forbidden(f"a {caller.role} may not read pilgrim feedback")
 

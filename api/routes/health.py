@@ -20,9 +20,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from api.deps import State
 from api.problems import BASE, KINDS, MEDIA_TYPE, documented, problem_response
 from api.schemas.health import CheckOut, HealthOut, LiveOut, ReadyOut
-from engine import clock, migrate
-from engine.timers import timer_lag_seconds
-from engine.version import installed_version
+from engine.foundation import clock
+from engine.foundation.version import installed_version
+from engine.system import migrate
+from engine.work.timers import timer_lag_seconds
 
 router = APIRouter(tags=["health"])
 RETRY_AFTER_SECONDS = "5"

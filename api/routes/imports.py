@@ -12,9 +12,9 @@ from fastapi.responses import JSONResponse, Response
 from api.deps import CurrentUser, State, requires
 from api.problems import MEDIA_TYPE, content_disposition, documented, problem_response
 from api.schemas.meetings import ImportErrorOut, ImportReportOut, ImportRowOut
-from engine import access, directive_import
-from engine.directive_import import ImportReport, RowError
-from engine.errors import InvalidInput
+from engine.directives import access, directive_import
+from engine.directives.directive_import import ImportReport, RowError
+from engine.foundation.errors import InvalidInput
 
 router = APIRouter(tags=["imports"])
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

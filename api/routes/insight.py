@@ -18,9 +18,11 @@ from api.schemas.insight import (
     StepHeatOut,
     StepRiskOut,
 )
-from engine import access, bottlenecks, forecast, seasons
-from engine.bottlenecks import HeatFilter, ModelHeat
-from engine.directives import TRACKS
+from engine.calendar import seasons
+from engine.directives import access
+from engine.directives.directives import TRACKS
+from engine.insight import bottlenecks, forecast
+from engine.insight.bottlenecks import HeatFilter, ModelHeat
 
 router = APIRouter(tags=["insight"])
 Code = Annotated[str | None, Query(min_length=1, max_length=100, description="An entity's code.")]

@@ -4,7 +4,7 @@ directives carried forward from earlier meetings, and export its agenda (CSV, XL
 
 The secretariat and administrators manage meetings; every role that reads all directives reads all
 meetings; an entity user sees the meetings their entity attended or holds a directive of, and in
-them only their own directives (see `engine.meetings`)."""
+them only their own directives (see `engine.directives.meetings`)."""
 
 from __future__ import annotations
 
@@ -33,9 +33,9 @@ from api.schemas.meetings import (
     RecommendationCreate,
 )
 from api.views import directive_out, directive_summary, season_years
-from engine import access, evidence_store, meetings
-from engine.directives import NewDirective
-from engine.meetings import Meeting, MeetingDocument
+from engine.directives import access, evidence_store, meetings
+from engine.directives.directives import NewDirective
+from engine.directives.meetings import Meeting, MeetingDocument
 
 router = APIRouter(tags=["meetings"])
 MeetingId = Annotated[int, Path(ge=1, le=MAX_ID)]

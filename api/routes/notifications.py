@@ -13,8 +13,8 @@ from api.deps import Caller, State
 from api.problems import documented
 from api.schemas.common import MAX_ID, Page
 from api.schemas.notifications import MarkedRead, NotificationLinks, NotificationOut, UnreadCount
-from engine import notification_delivery as inbox
-from engine.notification_delivery import InboxEntry
+from engine.delivery import notification_delivery as inbox
+from engine.delivery.notification_delivery import InboxEntry
 
 router = APIRouter(tags=["notifications"])
 NotificationId = Annotated[int, Path(ge=1, le=MAX_ID)]

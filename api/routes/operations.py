@@ -27,9 +27,11 @@ from api.schemas.operations import (
     WaitingTaskOut,
 )
 from api.views import audit_out
-from engine import audit, incidents, instance_migration, instances, messages, process_models, work_items
-from engine.directives import Directive
-from engine.instances import InstanceFilter, ProcessInstance
+from engine.bpmn import process_models
+from engine.directives.directives import Directive
+from engine.storage import audit
+from engine.work import incidents, instance_migration, instances, messages, work_items
+from engine.work.instances import InstanceFilter, ProcessInstance
 
 router = APIRouter(tags=["operations"])
 InstanceId = Annotated[int, Path(ge=1, le=MAX_ID)]

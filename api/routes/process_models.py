@@ -9,8 +9,8 @@ from api.deps import CurrentUser, State, requires
 from api.problems import ApiProblem, documented
 from api.schemas.admin import DeploymentOut, ProcessModelDetail, ProcessModelOut
 from api.views import model_out
-from engine import process_models
-from engine.evidence_store import safe_filename
+from engine.bpmn import process_models
+from engine.directives.evidence_store import safe_filename
 
 router = APIRouter(tags=["process models"])
 Key = Annotated[str, Path(min_length=1, max_length=200)]

@@ -12,7 +12,7 @@ from api.deps import CurrentUser, State, requires
 from api.problems import attachment, documented, file_download
 from api.schemas.common import MAX_ID, Page
 from api.schemas.reports import ReportFileOut, ReportRunIn, ReportRunOut
-from engine.errors import NotFound
+from engine.foundation.errors import NotFound
 from engine.reports import archive, runs
 from workflows import dispatch
 

@@ -8,7 +8,7 @@ from api.deps import CurrentUser, State, requires
 from api.problems import documented
 from api.schemas.admin import SeasonCreate, SeasonOut, SeasonUpdate
 from api.views import season_out
-from engine import seasons
+from engine.calendar import seasons
 
 router = APIRouter(tags=["seasons"])
 Year = Annotated[int, Path(ge=1343, le=1500, description="The season's Hijri year.")]

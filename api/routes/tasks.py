@@ -16,12 +16,13 @@ from api.schemas.directives import DirectiveOut, EvidenceOut, ExtensionRequest, 
 from api.schemas.tasks import TaskComplete, TaskCompleted, TaskDetail, TaskOut, TaskProgress
 from api.settings import ApiSettings
 from api.views import directive_out, evidence_out, open_steps_out, page_total, season_years, task_out
-from engine import access, directives, evidence_store, instances, steps, work_items
-from engine import inbox as inbox_list
-from engine.errors import Conflict, InvalidInput, NotFound
-from engine.evidence_store import CheckedFile
-from engine.roles import ADMIN
-from engine.work_items import OPEN, WorkItem
+from engine.directives import access, directives, evidence_store, steps
+from engine.directives import inbox as inbox_list
+from engine.directives.evidence_store import CheckedFile
+from engine.foundation.errors import Conflict, InvalidInput, NotFound
+from engine.people.roles import ADMIN
+from engine.work import instances, work_items
+from engine.work.work_items import OPEN, WorkItem
 
 router = APIRouter(tags=["tasks"])
 TaskId = Annotated[int, Path(ge=1, le=MAX_ID)]

@@ -9,7 +9,7 @@ from api.problems import documented
 from api.schemas.admin import Role, UserCreate, UserOut, UserUpdate
 from api.schemas.common import Page
 from api.views import user_out
-from engine import users
+from engine.people import users
 
 router = APIRouter(tags=["users"])
 Username = Annotated[str, Path(min_length=1, max_length=60)]

@@ -6,8 +6,8 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from engine.db import MAX_ID
-from engine.work_items import MAX_DEPTH, nesting_depth
+from engine.storage.db import MAX_ID
+from engine.work.work_items import MAX_DEPTH, nesting_depth
 
 
 def _no_nul(value: str) -> str:

@@ -32,10 +32,10 @@ from api.web.session import (
     current_user,
     remember_new_seed,
 )
-from engine import access
-from engine.errors import TansiqError
-from engine.logs import get_logger
-from engine.obstacles import tag_name
+from engine.directives import access
+from engine.directives.tags import tag_name
+from engine.foundation.errors import TansiqError
+from engine.foundation.logs import get_logger
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 STATUS_OF = {"not-found": 404, "forbidden": 403, "conflict": 409, "invalid-input": 422, "model-rejected": 422,
@@ -192,7 +192,7 @@ def unread_count(request: Request, user: CurrentUser) -> int:
     notification centre) does not count twice."""
     cached = getattr(request.state, "unread_notifications", None)
     if cached is None:
-        from engine import notification_delivery
+        from engine.delivery import notification_delivery
 
         with request.app.state.tansiq.db.reading() as session:
             cached = notification_delivery.unread_count(session, user.id)
@@ -202,7 +202,7 @@ def unread_count(request: Request, user: CurrentUser) -> int:
 
 def _incident_count(request: Request) -> int:
     """Incidents waiting for an administrator, for the navigation (one indexed count per page they open)."""
-    from engine import incidents
+    from engine.work import incidents
 
     with request.app.state.tansiq.db.reading() as session:
         return incidents.count_incidents(session)

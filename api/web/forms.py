@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 
-from engine.business_calendar import hijri_to_gregorian
-from engine.durations import RIYADH
-from engine.errors import N_, FieldIssue, FieldProblems, InvalidInput
-from engine.schema_issues import TYPE_MESSAGES
+from engine.calendar.business_calendar import hijri_to_gregorian
+from engine.calendar.durations import RIYADH
+from engine.foundation.errors import N_, FieldIssue, FieldProblems, InvalidInput
+from engine.foundation.schema_issues import TYPE_MESSAGES
 
 MAX_TEXT = 20_000
 

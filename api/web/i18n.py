@@ -19,8 +19,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from markupsafe import Markup, escape
 
-from engine import clock
-from engine.durations import RIYADH
+from engine.calendar.durations import RIYADH
+from engine.foundation import clock
 from engine.reports.common import HijriDate
 
 LANGUAGES = ("ar", "en")

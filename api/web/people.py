@@ -11,8 +11,8 @@ from collections.abc import Callable
 from markupsafe import Markup, escape
 
 from api.web.labels import label
-from engine import users
-from engine.db import Database
+from engine.people import users
+from engine.storage.db import Database
 
 SYSTEM_ACTORS = ("timer", "system", "demo", "public")
 

@@ -26,7 +26,7 @@ from fastapi.responses import Response
 
 from api.deps import AppState, CurrentUser
 from api.security import InvalidToken, load_secret, revoked
-from engine.users import User
+from engine.people.users import User
 
 SESSION_COOKIE = "tansiq_session"
 CSRF_COOKIE = "tansiq_csrf"

@@ -1,11 +1,11 @@
-"""Alembic environment: the URL comes from `engine.migrate`, the metadata from `engine.models`."""
+"""Alembic environment: the URL comes from `engine.system.migrate`, the metadata from `engine.system.schema`."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from engine.models import Base
+from engine.system.schema import Base
 
 config = context.config
 url = config.attributes["database_url"]

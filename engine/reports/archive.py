@@ -8,7 +8,7 @@ Archive layout, under the reports folder (TANSIQ_REPORTS_DIR, default $TANSIQ_HO
     periodic/2026-05-14_2026-05-20/run-000013/periodic-2026-05-14_2026-05-20.en.xlsx
     seasonal/1447/run-000014/seasonal-1447.json
 
-With the database files backend (the default) a run's files go to the file store (`engine.file_store`)
+With the database files backend (the default) a run's files go to the file store (`engine.storage.file_store`)
 in the transaction that records the run as succeeded; the layout above then only names them. With the
 disk backend they are written to a hidden staging folder and renamed into place at the end, so a run
 folder holds either all of its files or none.
@@ -28,16 +28,18 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from engine import clock, file_store, seasons
-from engine.db import Database, get_database
-from engine.errors import InvalidInput, NotFound
+from engine.calendar import seasons
+from engine.foundation import clock
+from engine.foundation.errors import InvalidInput, NotFound
+from engine.foundation.settings import get_settings
 from engine.reports import runs
 from engine.reports.common import DAILY, KINDS, PERIODIC, SEASONAL, as_dict
 from engine.reports.daily import daily
 from engine.reports.periodic import periodic
 from engine.reports.seasonal import seasonal
 from engine.reports.settings import FORMATS, LANGUAGES, ReportSettings, get_report_settings
-from engine.settings import get_settings
+from engine.storage import file_store
+from engine.storage.db import Database, get_database
 
 # The days a report may cover: those of the Umm al-Qura calendar (1343-1500 AH) its Hijri dates come from.
 FIRST_DAY, LAST_DAY = date(1924, 8, 1), date(2077, 11, 16)

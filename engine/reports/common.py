@@ -19,12 +19,11 @@ from sqlalchemy import Integer, inspect, literal, select, text, union_all
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Subquery
 
-from engine.audit import AuditHead
-from engine.business_calendar import gregorian_to_hijri
-from engine.db import UTCDateTime
-from engine.entities import Entity
-from engine.errors import InvalidInput
-from engine.seasons import Season
+from engine.calendar.business_calendar import gregorian_to_hijri
+from engine.calendar.seasons import Season
+from engine.foundation.errors import InvalidInput
+from engine.storage.audit import AuditHead
+from engine.storage.db import UTCDateTime
 
 DAILY, PERIODIC, SEASONAL = "daily", "periodic", "seasonal"
 KINDS = (DAILY, PERIODIC, SEASONAL)
@@ -98,13 +97,6 @@ class SeasonRef:
 
 
 @dataclass(frozen=True)
-class EntityRef:
-    code: str
-    name_ar: str
-    name_en: str
-
-
-@dataclass(frozen=True)
 class DurationStats:
     """Durations in hours: how many, their mean and 90th percentile (nearest rank), None when there are none."""
 
@@ -168,20 +160,6 @@ def day_windows(period: ReportPeriod, zone: ZoneInfo) -> Subquery:
             literal(min(ends_at, period.as_of), UTCDateTime).label("as_of"),
         ))
     return (rows[0] if len(rows) == 1 else union_all(*rows)).subquery("days")
-
-
-def entity_refs(session: Session) -> dict[int, EntityRef]:
-    return {row.id: EntityRef(row.code, row.name_ar, row.name_en)
-            for row in session.execute(select(Entity.id, Entity.code, Entity.name_ar, Entity.name_en))}
-
-
-def entity_refs_by_code(session: Session) -> dict[str, EntityRef]:
-    return {ref.code: ref for ref in entity_refs(session).values()}
-
-
-def unknown_entity(code: str | None) -> EntityRef:
-    code = code or "-"
-    return EntityRef(code, code, code)
 
 
 def data_source(session: Session) -> DataSource:

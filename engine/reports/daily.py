@@ -30,27 +30,24 @@ from sqlalchemy import Integer, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
-from engine import clock
-from engine.directives import CANCELLED, COMPLETED, Directive
-from engine.escalations import Escalation
+from engine.calendar.seasons import Season
+from engine.directives.directives import CANCELLED, COMPLETED, Directive
+from engine.foundation import clock
+from engine.people.entities import EntityRef, entity_refs, entity_refs_by_code, unknown_entity
 from engine.reports import feedback, insight
 from engine.reports.common import (
     DAILY,
     DataSource,
-    EntityRef,
     ReportPeriod,
     SeasonRef,
     data_source,
-    entity_refs,
-    entity_refs_by_code,
     make_period,
     rate,
-    unknown_entity,
 )
 from engine.reports.feedback import FeedbackSummary
 from engine.reports.settings import get_report_settings
-from engine.seasons import Season
-from engine.work_items import WorkItem
+from engine.work.escalations import Escalation
+from engine.work.work_items import WorkItem
 
 
 @dataclass(frozen=True)

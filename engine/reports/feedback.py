@@ -1,26 +1,19 @@
-"""Pilgrim feedback (رأي الحاج) in the reports — a HOOK, waiting for issue 9.
+"""Pilgrim feedback (رأي الحاج) in the daily, periodic and seasonal reports: the `feedback` section.
 
-There is no feedback table yet. The daily and seasonal reports carry a `feedback` section that stays
-`None`, and is left out of every rendered format, until a source is registered:
-
-    from engine.reports import feedback
-
-    def summarise(session, starts_at, ends_at) -> feedback.FeedbackSummary | None: ...
-    feedback.register_source(summarise)
-
-Issue 9 registers its function (set-based, like the other report queries) when it adds the table; the
-report data, templates, XLSX and CSV already know how to show the section.
+`collect` summarises the feedback received in a report's period (set-based, two queries at most); a
+period with no feedback has no section, and every rendered format leaves it out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from engine.reports.common import EntityRef
+from engine.feedback import DISMISSED, SERVICE_NAMES, FeedbackItem
+from engine.people.entities import Entity, EntityRef
 
 
 @dataclass(frozen=True)
@@ -47,16 +40,51 @@ class FeedbackSummary:
     comments: list[FeedbackComment]  # a few, lowest rated first
 
 
-FeedbackSource = Callable[[Session, datetime, datetime], FeedbackSummary | None]
-_source: FeedbackSource | None = None
-
-
-def register_source(source: FeedbackSource | None) -> None:
-    """Set (or, with None, remove) the function that summarises pilgrim feedback between two moments."""
-    global _source
-    _source = source
+REPORT_COMMENTS = 5
 
 
 def collect(session: Session, starts_at: datetime, ends_at: datetime) -> FeedbackSummary | None:
-    """The feedback section of a report, or None (section omitted) while no source exists."""
-    return None if _source is None else _source(session, starts_at, ends_at)
+    """The reports' pilgrim-feedback section for [starts_at, ends_at): responses, mean rating, figures per
+    entity (feedback without an entity is grouped per service) and the lowest-rated comments. None when
+    no feedback was received in the period (the section is then left out). Two queries at most."""
+    window = (FeedbackItem.received_at >= starts_at, FeedbackItem.received_at < ends_at)
+    low = func.sum(case((FeedbackItem.rating <= 2, 1), else_=0))
+    rows = session.execute(
+        select(Entity.code, Entity.name_ar, Entity.name_en, FeedbackItem.service, func.count(),
+               func.sum(FeedbackItem.rating), low)
+        .select_from(FeedbackItem).outerjoin(Entity, Entity.id == FeedbackItem.entity_id).where(*window)
+        .group_by(Entity.code, Entity.name_ar, Entity.name_en, FeedbackItem.service)
+    ).all()
+    if not rows:
+        return None
+
+    def ref(code: str | None, name_ar: str | None, name_en: str | None, service: str) -> EntityRef:
+        if code is not None:
+            return EntityRef(code, name_ar, name_en)
+        ar, en = SERVICE_NAMES.get(service, (service, service))
+        return EntityRef(f"-{service}", f"{ar} (جهة غير محددة)", f"{en} (entity not known)")
+
+    grouped: dict[EntityRef, list[int]] = {}
+    for code, name_ar, name_en, service, count, rating_sum, low_count in rows:
+        bucket = grouped.setdefault(ref(code, name_ar, name_en, service), [0, 0, 0])
+        bucket[0] += count
+        bucket[1] += int(rating_sum or 0)
+        bucket[2] += int(low_count or 0)
+    by_entity = [FeedbackEntityRow(entity, n, round(s / n, 2) if n else None, lows)
+                 for entity, (n, s, lows) in grouped.items()]
+    by_entity.sort(key=lambda r: (-r.responses, r.entity.code))
+    responses = sum(r.responses for r in by_entity)
+    total_rating = sum(s for _, s, _ in grouped.values())
+    comments = [
+        FeedbackComment(ref(code, name_ar, name_en, service), rating, text_ar or text_en or "",
+                        text_en if text_ar else None)
+        for code, name_ar, name_en, service, rating, text_ar, text_en in session.execute(
+            select(Entity.code, Entity.name_ar, Entity.name_en, FeedbackItem.service, FeedbackItem.rating,
+                   FeedbackItem.text_ar, FeedbackItem.text_en)
+            .select_from(FeedbackItem).outerjoin(Entity, Entity.id == FeedbackItem.entity_id).where(*window)
+            .where(FeedbackItem.status != DISMISSED)
+            .order_by(FeedbackItem.rating, FeedbackItem.received_at.desc(), FeedbackItem.id.desc())
+            .limit(REPORT_COMMENTS)
+        )
+    ]
+    return FeedbackSummary(responses, round(total_rating / responses, 2) if responses else None, by_entity, comments)

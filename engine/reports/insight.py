@@ -1,8 +1,8 @@
-"""The insight sections of the reports, read from the kept figures (`engine.step_figures`):
+"""The insight sections of the reports, read from the kept figures (`engine.work.step_figures`):
 
-- seasonal: each model version's bottleneck steps (`engine.bottlenecks.top_bottlenecks` of the season's
+- seasonal: each model version's bottleneck steps (`engine.insight.bottlenecks.top_bottlenecks` of the season's
   heatmap), with its steps named in both languages;
-- daily: the escalation forecast (`engine.forecast`): escalations due per entity and level within 24 and
+- daily: the escalation forecast (`engine.insight.forecast`): escalations due per entity and level within 24 and
   72 hours, the open steps due within 72 hours and the number expected to miss their due moment, per
   entity, and the steps likeliest to miss.
 
@@ -21,9 +21,9 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from engine import bottlenecks, forecast
-from engine.bpmn_runtime import StepName
-from engine.reports.common import EntityRef, entity_refs_by_code, unknown_entity
+from engine.bpmn.bpmn_runtime import StepName
+from engine.insight import bottlenecks, forecast
+from engine.people.entities import EntityRef, entity_refs_by_code, unknown_entity
 
 TOP_STEPS = 5  # bottleneck steps per model version
 TOP_RISKS = 10  # steps likeliest to miss, in the daily report
@@ -58,7 +58,7 @@ class ModelBottlenecks:
 def season_bottlenecks(session: Session, season_id: int) -> list[ModelBottlenecks]:
     """Every model version used in the season with its top bottleneck steps (a version whose steps were
     all seen too seldom to rank is left out)."""
-    from engine import process_models  # the runtime: loaded only when a seasonal report is made
+    from engine.bpmn import process_models  # the runtime: loaded only when a seasonal report is made
 
     out = []
     for model_id, steps in bottlenecks.by_model(session, season_id).items():
@@ -114,7 +114,7 @@ class ForecastStep:
     entity: EntityRef
     due_at: datetime
     probability: float
-    basis: str  # engine.forecast.BASES
+    basis: str  # engine.insight.forecast.BASES
 
 
 @dataclass(frozen=True)

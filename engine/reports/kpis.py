@@ -2,7 +2,7 @@
 and to complete, open escalations by level.
 
 Active, completed and on-time counts, the hours and the open escalations come from the running totals kept
-per season, entity and track (engine/tallies.py): a few rows, where counting them read the whole season.
+per season, entity and track (engine/directives/tallies.py): a few rows, where counting them read the whole season.
 Overdue, which changes with the clock, is counted from the directives through an index that covers it.
 Durations use the reports' definitions (engine/reports/periodic.py): time to acknowledge is an
 `acknowledge` step's creation to its completion, time to complete a directive's launch to its end.
@@ -17,12 +17,15 @@ from typing import Any
 from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 
-from engine import clock, entities, seasons, tallies
-from engine.directives import TRACKS, Directive, overdue_condition
-from engine.entities import Entity
-from engine.errors import NotFound
+from engine.calendar import seasons
+from engine.calendar.seasons import Season
+from engine.directives import tallies
+from engine.directives.directives import TRACKS, Directive, overdue_condition
+from engine.foundation import clock
+from engine.foundation.errors import NotFound
+from engine.people import entities
+from engine.people.entities import Entity
 from engine.reports.common import rate
-from engine.seasons import Season
 
 LEVELS = tallies.ESCALATION_LEVELS  # escalation levels shown; higher ones count under the last
 
@@ -116,7 +119,7 @@ class _Sums:
 
 def _count_tallies(session: Session, season: Season | None, rows: _Rows) -> _Sums:
     """Active, completed and on-time counts, mean hours and open escalations by level from the running
-    totals (engine/tallies.py)."""
+    totals (engine/directives/tallies.py)."""
     sums = _Sums()
     for tally in tallies.of_season(session, season.id if season is not None else None):
         if not any(tally.figures().values()):

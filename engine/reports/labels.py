@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from engine.obstacles import tag_name
-from engine.reports.common import EntityRef, HijriDate, ReportPeriod, SeasonRef
+from engine.directives.tags import tag_name
+from engine.people.entities import EntityRef
+from engine.reports.common import HijriDate, ReportPeriod, SeasonRef
 
 WORDS: dict[str, tuple[str, str]] = {
     # organisation and titles

@@ -19,31 +19,28 @@ from datetime import date, datetime
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from engine import clock
-from engine.directives import CANCELLED, COMPLETED, TRACKS, Directive
-from engine.durations import hours_between
-from engine.escalations import Escalation
+from engine.calendar.durations import hours_between
+from engine.calendar.seasons import Season
+from engine.directives.directives import CANCELLED, COMPLETED, TRACKS, Directive
+from engine.foundation import clock
+from engine.people.entities import EntityRef, entity_refs, entity_refs_by_code, unknown_entity
 from engine.reports.common import (
     PERIODIC,
     DataSource,
     DurationStats,
-    EntityRef,
     HijriDate,
     ReportPeriod,
     SeasonRef,
     data_source,
     day_windows,
-    entity_refs,
-    entity_refs_by_code,
     make_period,
     rate,
-    unknown_entity,
 )
 from engine.reports.daily import OverdueDirective, count_if, open_at, overdue_directives, scoped, within
 from engine.reports.settings import get_report_settings
-from engine.seasons import Season
-from engine.work_items import COMPLETED as STEP_COMPLETED
-from engine.work_items import WorkItem
+from engine.work.escalations import Escalation
+from engine.work.work_items import COMPLETED as STEP_COMPLETED
+from engine.work.work_items import WorkItem
 
 ACKNOWLEDGE_STEP = "acknowledge"
 MEASURES = ("received", "launched", "completed", "completed_on_time", "cancelled", "escalations_raised", "overdue")

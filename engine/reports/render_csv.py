@@ -4,7 +4,7 @@ table as a section: its title on one line, its header, its rows, and a blank lin
 
 Numbers stay plain (Western digits, a dot for decimals); rates as percentages ("75.0%"); moments in
 local time ("2026-05-20 15:00"). Text a spreadsheet would run as a formula (it starts with =, +, -, @,
-a tab or a carriage return) gets a leading apostrophe (`engine.spreadsheets`)."""
+a tab or a carriage return) gets a leading apostrophe (`engine.foundation.spreadsheets`)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import io
 from datetime import date, datetime
 from typing import Any
 
+from engine.foundation.spreadsheets import safe_cell, safe_row
 from engine.reports.render_html import formatter
 from engine.reports.settings import ReportSettings
 from engine.reports.tables import Days, Hours, Pct, tables
-from engine.spreadsheets import safe_cell, safe_row
 
 
 def render_csv(report: Any, language: str = "ar", settings: ReportSettings | None = None) -> bytes:

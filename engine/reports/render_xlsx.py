@@ -2,7 +2,7 @@
 Gregorian, when and from what data), then one sheet per table with a styled, frozen header row.
 Arabic workbooks have right-to-left sheets. Cells keep real types: numbers, percentages (0.0%),
 local date-times and dates, so the figures can be summed and charted in Excel. Text a spreadsheet would
-run as a formula gets a leading apostrophe and is stored as a string cell (`engine.spreadsheets`)."""
+run as a formula gets a leading apostrophe and is stored as a string cell (`engine.foundation.spreadsheets`)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 
+from engine.foundation.spreadsheets import append_row
 from engine.reports.render_csv import heading
 from engine.reports.render_html import formatter
 from engine.reports.settings import ReportSettings
 from engine.reports.tables import Days, Hours, Pct, tables
-from engine.spreadsheets import append_row
 
 HEADER_FILL = PatternFill("solid", fgColor="0F4C45")
 HEADER_FONT = Font(bold=True, color="FFFFFF")

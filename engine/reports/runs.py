@@ -23,10 +23,11 @@ from sqlalchemy import ForeignKey, Index, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.types import Date
 
-from engine import audit, clock
-from engine.db import Base, JSONType, UTCDateTime
-from engine.errors import InvalidInput, NotFound
+from engine.foundation import clock
+from engine.foundation.errors import InvalidInput, NotFound
 from engine.reports.common import KINDS
+from engine.storage import audit
+from engine.storage.db import Base, JSONType, UTCDateTime
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED)

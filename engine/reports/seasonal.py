@@ -1,7 +1,7 @@
 """The seasonal report (التقرير الموسمي): one season's directives as of now — totals and rates per
 entity, track, kind and programme track; the distribution of completion times; escalations by
 level; recurring obstacles (tags found on directives or pilgrim feedback of this season and of the
-previous one, computed by `engine.obstacles`); the bottleneck steps of each model version used in the
+previous one, computed by `engine.insight.obstacles`); the bottleneck steps of each model version used in the
 season (`engine.reports.insight`, from the kept step figures); and the previous season's figures side by
 side.
 
@@ -19,8 +19,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from engine import clock
-from engine.directives import (
+from engine.calendar.durations import hours_between
+from engine.calendar.seasons import Season
+from engine.directives.directives import (
     ACTIVE,
     CANCELLED,
     COMPLETED,
@@ -30,29 +31,26 @@ from engine.directives import (
     TRACKS,
     Directive,
 )
-from engine.durations import hours_between
-from engine.escalations import Escalation
-from engine.obstacles import Obstacle
-from engine.obstacles import recurring as recurring_obstacles
+from engine.foundation import clock
+from engine.insight.obstacles import Obstacle
+from engine.insight.obstacles import recurring as recurring_obstacles
+from engine.people.entities import EntityRef, entity_refs, unknown_entity
 from engine.reports import feedback, insight
 from engine.reports.common import (
     SEASONAL,
     DataSource,
     DurationStats,
-    EntityRef,
     HijriDate,
     ReportPeriod,
     SeasonRef,
     data_source,
-    entity_refs,
     local_midnight,
     rate,
-    unknown_entity,
 )
 from engine.reports.daily import count_if, open_at
 from engine.reports.feedback import FeedbackSummary
 from engine.reports.settings import get_report_settings
-from engine.seasons import Season
+from engine.work.escalations import Escalation
 
 # Completion-time buckets, in hours: [lower, upper); None is open-ended.
 BUCKETS: tuple[tuple[str, float, float | None], ...] = (
@@ -232,5 +230,6 @@ def season_figures(session: Session, season: Season, as_of: datetime, refs: dict
 
 
 def _obstacles(session: Session, season: Season, previous: Season, refs: dict[int, EntityRef]) -> list[Obstacle]:
-    """Recurring obstacles come from `engine.obstacles` (directive and pilgrim-feedback tags), as on its page."""
+    """Recurring obstacles come from `engine.insight.obstacles` (directive and pilgrim-feedback tags), as on its
+    page."""
     return recurring_obstacles(session, season, previous, refs)

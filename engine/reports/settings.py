@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from engine.settings import get_settings
+from engine.foundation.settings import get_settings
 
 FORMATS = ("pdf", "html", "xlsx", "csv", "json")
 LANGUAGES = ("ar", "en")

@@ -15,13 +15,18 @@ from api.web.core import FormErrors, WebRoute, form_errors, redirect, render
 from api.web.labels import LABELS
 from api.web.pages.directives import xml_response
 from api.web.session import form_of, require_user
-from engine import access, audit, decision_tables, entities, instance_migration, process_models, seasons, users
-from engine.business_calendar import MODES
-from engine.errors import N_, FieldIssue, FieldProblems, InvalidInput, NotFound, TansiqError
-from engine.evidence_store import safe_filename
-from engine.roles import ROLES
-from engine.seasons import Season
-from engine.users import list_users, update_user
+from engine.bpmn import decision_tables, process_models
+from engine.calendar import seasons
+from engine.calendar.business_calendar import MODES
+from engine.calendar.seasons import Season
+from engine.directives import access
+from engine.directives.evidence_store import safe_filename
+from engine.foundation.errors import N_, FieldIssue, FieldProblems, InvalidInput, NotFound, TansiqError
+from engine.people import entities, users
+from engine.people.roles import ROLES
+from engine.people.users import list_users, update_user
+from engine.storage import audit
+from engine.work import instance_migration
 
 router = APIRouter(prefix="/admin", route_class=WebRoute)
 

@@ -12,8 +12,8 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from api.web import i18n
 from api.web.core import WebRoute, home_of, redirect, render, safe_next
 from api.web.session import LANGUAGE_COOKIE, current_user, form_of, set_cookie, sign_in, sign_out
-from engine import login_attempts, users
-from engine.errors import NotFound
+from engine.foundation.errors import NotFound
+from engine.people import login_attempts, users
 
 router = APIRouter(route_class=WebRoute)
 FONTS = Path("/usr/share/fonts/truetype/noto")

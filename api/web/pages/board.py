@@ -15,10 +15,12 @@ from api.web import i18n
 from api.web.core import WebRoute, is_htmx, redirect, render
 from api.web.forms import deadline_from_form
 from api.web.session import form_of, require_user
-from engine import access, clock, entities, supervision
-from engine.directives import TRACKS, Directive
-from engine.errors import InvalidInput, NotFound, TansiqError
-from engine.escalations import Escalation
+from engine.directives import access, supervision
+from engine.directives.directives import TRACKS, Directive
+from engine.foundation import clock
+from engine.foundation.errors import InvalidInput, NotFound, TansiqError
+from engine.people import entities
+from engine.work.escalations import Escalation
 
 router = APIRouter(route_class=WebRoute)
 PAGE_SIZE = 50
@@ -94,7 +96,7 @@ def _resolution_notice(session: Session, user: Any, done: str | None) -> dict[st
 
 
 def _hijri_today():
-    from engine.business_calendar import gregorian_to_hijri
+    from engine.calendar.business_calendar import gregorian_to_hijri
 
     return gregorian_to_hijri(i18n.local(clock.now()).date())
 

@@ -8,7 +8,7 @@ from fastapi.responses import Response
 
 from api.web.core import WebRoute, render
 from api.web.session import require_user
-from engine import access
+from engine.directives import access
 from engine.reports.kpis import kpis, season_choice
 
 router = APIRouter(route_class=WebRoute)

@@ -32,20 +32,11 @@ from api.web.labels import label
 from api.web.pages import insight
 from api.web.pages.work import EXTENSION_TARGETS, refused_step
 from api.web.session import form_of, require_user
-from engine import (
-    access,
-    audit,
-    bottlenecks,
-    clock,
-    directives,
-    entities,
-    evidence_store,
-    instances,
-    process_models,
-)
-from engine.bottlenecks import HeatFilter
-from engine.bpmn_runtime import StepName
-from engine.directives import (
+from engine.bpmn import process_models
+from engine.bpmn.bpmn_runtime import StepName
+from engine.calendar.seasons import Season
+from engine.directives import access, directives, evidence_store
+from engine.directives.directives import (
     KINDS,
     PRIORITIES,
     PROGRAMME_TRACKS,
@@ -56,12 +47,17 @@ from engine.directives import (
     DirectiveFilters,
     NewDirective,
 )
-from engine.errors import N_, Conflict, FieldProblems, InvalidInput, NotFound, TansiqError
-from engine.escalations import Escalation
-from engine.meetings import Meeting
-from engine.seasons import Season
-from engine.spreadsheets import safe_row
-from engine.work_items import OPEN, WorkItem
+from engine.directives.meetings import Meeting
+from engine.foundation import clock
+from engine.foundation.errors import N_, Conflict, FieldProblems, InvalidInput, NotFound, TansiqError
+from engine.foundation.spreadsheets import safe_row
+from engine.insight import bottlenecks
+from engine.insight.bottlenecks import HeatFilter
+from engine.people import entities
+from engine.storage import audit
+from engine.work import instances
+from engine.work.escalations import Escalation
+from engine.work.work_items import OPEN, WorkItem
 
 router = APIRouter(route_class=WebRoute)
 PAGE_SIZE = 25
@@ -79,7 +75,7 @@ def _filters(request: Request) -> dict[str, str]:
 
 def _search(session: Session, user: Any, filters: dict[str, str], limit: int, offset: int
             ) -> tuple[list[Directive], int]:
-    """`engine.directives.search`: only what the user may see, filtered and sorted."""
+    """`engine.directives.directives.search`: only what the user may see, filtered and sorted."""
     yes_no = {"yes": True, "no": False}
     chosen = DirectiveFilters(
         status=filters.get("status"), entity=filters.get("entity"), track=filters.get("track"),
@@ -156,7 +152,7 @@ def _choices(session: Session) -> dict[str, Any]:
 
 
 def _today_hijri() -> tuple[int, int, int]:
-    from engine.business_calendar import gregorian_to_hijri
+    from engine.calendar.business_calendar import gregorian_to_hijri
 
     return gregorian_to_hijri(i18n.local(clock.now()).date())
 

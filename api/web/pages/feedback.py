@@ -24,12 +24,15 @@ from api.web.core import FieldError, FormErrors, WebRoute, form_errors, gettext_
 from api.web.forms import deadline_from_form
 from api.web.labels import N_
 from api.web.session import form_of, require_user
-from engine import access, entities, feedback, process_models
-from engine.db import MAX_ID
-from engine.directives import KINDS, PRIORITIES, TRACKS, Directive, NewDirective
-from engine.durations import RIYADH
-from engine.errors import InvalidInput, NotFound, TansiqError
+from engine import feedback
+from engine.bpmn import process_models
+from engine.calendar.durations import RIYADH
+from engine.directives import access
+from engine.directives.directives import KINDS, PRIORITIES, TRACKS, Directive, NewDirective
 from engine.feedback import FeedbackFilters, PublicSubmission
+from engine.foundation.errors import InvalidInput, NotFound, TansiqError
+from engine.people import entities
+from engine.storage.db import MAX_ID
 
 router = APIRouter(route_class=WebRoute)
 PAGE_SIZE = 50

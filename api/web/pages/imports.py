@@ -4,10 +4,10 @@ or import only if every row is valid; optionally launch what was imported.
 
 A workbook of 10,000 rows takes a few seconds, so each step runs in a background thread of the server
 process as an *import job*, and the page polls its progress with htmx (a `<progress>` bar; without
-scripts the page refreshes itself). The import itself is `engine.directive_import.import_directives` in
+scripts the page refreshes itself). The import itself is `engine.directives.directive_import.import_directives` in
 one transaction: the job reports "done" only after that transaction committed.
 
-Jobs live in the `import_job` table (`engine.import_jobs`) and their workbooks in the file store, so any
+Jobs live in the `import_job` table (`engine.system.import_jobs`) and their workbooks in the file store, so any
 node shows a job's page and progress: each belongs to the user who uploaded it (anyone else is told it does
 not exist), is run at most once, shows as interrupted when the node running it stopped, and is forgotten two
 hours after it finished.
@@ -32,11 +32,12 @@ from api.web import i18n
 from api.web.core import WebRoute, form_errors, is_htmx, on_fields, redirect, render
 from api.web.labels import N_
 from api.web.session import form_of, require_user
-from engine import access, directive_import, import_jobs
-from engine.directive_import import ImportReport, RowError
-from engine.errors import InvalidInput, NotFound, TansiqError
-from engine.logs import get_logger
-from engine.seasons import Season
+from engine.calendar.seasons import Season
+from engine.directives import access, directive_import
+from engine.directives.directive_import import ImportReport, RowError
+from engine.foundation.errors import InvalidInput, NotFound, TansiqError
+from engine.foundation.logs import get_logger
+from engine.system import import_jobs
 
 router = APIRouter(route_class=WebRoute)
 log = get_logger(__name__)

@@ -14,11 +14,14 @@ from api.web import i18n
 from api.web.core import WebRoute, gettext_for, language_of, render
 from api.web.labels import N_
 from api.web.session import require_user
-from engine import access, bottlenecks, entities, forecast, process_models
-from engine.bottlenecks import HeatFilter, ModelHeat
-from engine.directives import TRACKS
-from engine.errors import InvalidInput
-from engine.seasons import Season
+from engine.bpmn import process_models
+from engine.calendar.seasons import Season
+from engine.directives import access
+from engine.directives.directives import TRACKS
+from engine.foundation.errors import InvalidInput
+from engine.insight import bottlenecks, forecast
+from engine.insight.bottlenecks import HeatFilter, ModelHeat
+from engine.people import entities
 
 router = APIRouter(route_class=WebRoute)
 MEASURE_LABELS = {"overdue": N_("Share overdue"), "p50": N_("Median time open"),

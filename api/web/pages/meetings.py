@@ -19,13 +19,16 @@ from api.web.core import WebRoute, form_errors, redirect, render
 from api.web.forms import deadline_from_form
 from api.web.labels import N_
 from api.web.session import form_of, require_user
-from engine import access, clock, directives, entities, evidence_store, meetings, process_models
-from engine.business_calendar import gregorian_to_hijri, hijri_to_gregorian
-from engine.db import MAX_ID
-from engine.directives import KINDS, PRIORITIES, PROGRAMME_TRACKS, TRACKS, NewDirective
-from engine.durations import RIYADH
-from engine.errors import FieldIssue, FieldProblems, InvalidInput, NotFound, TansiqError
-from engine.seasons import Season
+from engine.bpmn import process_models
+from engine.calendar.business_calendar import gregorian_to_hijri, hijri_to_gregorian
+from engine.calendar.durations import RIYADH
+from engine.calendar.seasons import Season
+from engine.directives import access, directives, evidence_store, meetings
+from engine.directives.directives import KINDS, PRIORITIES, PROGRAMME_TRACKS, TRACKS, NewDirective
+from engine.foundation import clock
+from engine.foundation.errors import FieldIssue, FieldProblems, InvalidInput, NotFound, TansiqError
+from engine.people import entities
+from engine.storage.db import MAX_ID
 
 router = APIRouter(route_class=WebRoute)
 PAGE_SIZE = 50

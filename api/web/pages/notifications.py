@@ -1,7 +1,7 @@
 """The notification centre: the bell in every signed-in page's header (the unread count) and the page that
 lists the user's in-app notifications, newest first, with "mark read" per item and "mark all read".
 
-A user only ever sees and marks their own deliveries (engine.notification_delivery scopes every query);
+A user only ever sees and marks their own deliveries (engine.delivery.notification_delivery scopes every query);
 another user's notification id answers 404 like any unseen thing."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from fastapi.responses import Response
 from api.web.core import WebRoute, language_of, redirect, render, safe_next, unread_count
 from api.web.labels import N_
 from api.web.session import form_of, require_user
-from engine import notification_delivery as inbox
-from engine.notification_delivery import InboxEntry
+from engine.delivery import notification_delivery as inbox
+from engine.delivery.notification_delivery import InboxEntry
 
 router = APIRouter(route_class=WebRoute)
 PAGE_SIZE = 20

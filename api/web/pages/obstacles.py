@@ -1,5 +1,5 @@
 """Recurring obstacles (issue 9): the tags found on directives or pilgrim feedback both this season and in
-the previous one, with their counts and the entities concerned (`engine.obstacles`), for the roles that
+the previous one, with their counts and the entities concerned (`engine.insight.obstacles`), for the roles that
 read reports."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from sqlalchemy import select
 
 from api.web.core import WebRoute, render
 from api.web.session import require_user
-from engine import access, obstacles
-from engine.seasons import Season
+from engine.calendar.seasons import Season
+from engine.directives import access
+from engine.insight import obstacles
 
 router = APIRouter(route_class=WebRoute)
 

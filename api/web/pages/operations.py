@@ -18,12 +18,16 @@ from sqlalchemy.orm import Session
 from api.web.core import FormErrors, WebRoute, form_errors, language_of, redirect, render
 from api.web.pages.directives import xml_response
 from api.web.session import form_of, require_user
-from engine import access, audit, clock, incidents, instance_migration, instances, process_models, work_items
-from engine.directives import Directive
-from engine.durations import RIYADH
-from engine.errors import InvalidInput, NotFound, TansiqError
-from engine.instances import STATUSES, InstanceFilter
-from engine.roles import ENTITY_USER
+from engine.bpmn import process_models
+from engine.calendar.durations import RIYADH
+from engine.directives import access
+from engine.directives.directives import Directive
+from engine.foundation import clock
+from engine.foundation.errors import InvalidInput, NotFound, TansiqError
+from engine.people.roles import ENTITY_USER
+from engine.storage import audit
+from engine.work import incidents, instance_migration, instances, work_items
+from engine.work.instances import STATUSES, InstanceFilter
 
 router = APIRouter(prefix="/admin", route_class=WebRoute)
 PAGE_SIZE = 50

@@ -13,8 +13,8 @@ from starlette.concurrency import run_in_threadpool
 from api.problems import attachment
 from api.web.core import FormErrors, WebRoute, form_errors, redirect, render
 from api.web.session import form_of, require_user
-from engine import access
-from engine.errors import InvalidInput, NotFound, TansiqError
+from engine.directives import access
+from engine.foundation.errors import InvalidInput, NotFound, TansiqError
 from engine.reports import archive, runs
 from workflows import dispatch
 

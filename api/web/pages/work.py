@@ -19,14 +19,17 @@ from api.web.core import WebRoute, form_errors, is_htmx, redirect, render
 from api.web.forms import deadline_targets, evidence_as_integers, fields_of, read_form
 from api.web.labels import label
 from api.web.session import form_of, require_user
-from engine import access, clock, entities, evidence_store, instances, work_items
-from engine import inbox as inbox_list
-from engine.db import MAX_ID
-from engine.errors import N_, Conflict, FieldIssue, FieldProblems, InvalidInput, NotFound, TansiqError
-from engine.roles import ADMIN
-from engine.schema_issues import FORM, schema_issues
-from engine.steps import MAX_NOTE, NOTE_TOO_LONG, PROGRESS_RANGE, claim, record_progress, workable
-from engine.work_items import OPEN, WorkItem
+from engine.directives import access, evidence_store
+from engine.directives import inbox as inbox_list
+from engine.directives.steps import MAX_NOTE, NOTE_TOO_LONG, PROGRESS_RANGE, claim, record_progress, workable
+from engine.foundation import clock
+from engine.foundation.errors import N_, Conflict, FieldIssue, FieldProblems, InvalidInput, NotFound, TansiqError
+from engine.foundation.schema_issues import FORM, schema_issues
+from engine.people import entities
+from engine.people.roles import ADMIN
+from engine.storage.db import MAX_ID
+from engine.work import instances, work_items
+from engine.work.work_items import OPEN, WorkItem
 
 router = APIRouter(route_class=WebRoute)
 PAGE_SIZE = 50
@@ -145,7 +148,7 @@ def _step_context(session: Session, user: Any, item: WorkItem, values: dict[str,
 
 
 def _hijri_today():
-    from engine.business_calendar import gregorian_to_hijri
+    from engine.calendar.business_calendar import gregorian_to_hijri
 
     return gregorian_to_hijri(i18n.local(clock.now()).date())
 

@@ -5,7 +5,7 @@ Revises: 0002
 Create Date: 2026-11-27 04:40:00
 
 The sign-in throttle counted failures per username only, so anyone could lock a user out by failing to
-sign in as them. It now also counts per address (engine/login_attempts.py), which this index serves.
+sign in as them. It now also counts per address (engine/people/login_attempts.py), which this index serves.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ An entity user's register (and the register filtered by an entity) read every di
 or supports, a UNION of two id lists joined to the directives, to keep the newest 50: 1.26 s at 1,000,000
 directives for an entity with 208,522 of them (tests/test_query_plans.py). One row per (entity, directive)
 with the directive's creation moment, indexed in that order, lets the page read 50 index entries. Filled
-here from the directives and their supporting entities; kept by engine.directives.address since.
+here from the directives and their supporting entities; kept by engine.directives.directives.address since.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Revision ID: 0007
 Revises: 0006
 Create Date: 2026-11-27 18:10:00
 
-A search is `ILIKE '%text%'` over a few columns (engine/text_search.py). Found by tests/test_query_plans.py,
+A search is `ILIKE '%text%'` over a few columns (engine/foundation/text_search.py). Found by tests/test_query_plans.py,
 which now checks SQLite's plans too: on SQLite the register's search read every directive (migration 0002
 gave PostgreSQL trigram indexes and left SQLite a scan), and the feedback's search read every item on both.
 - PostgreSQL: trigram GIN indexes on the feedback's two texts, as 0002 did for the directive's.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import engine.db
+import engine.storage.db
 
 revision = '0009'
 down_revision = '0008'
@@ -27,7 +27,7 @@ def upgrade() -> None:
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('size', sa.BigInteger(), nullable=False),
     sa.Column('chunks', sa.Integer(), nullable=False),
-    sa.Column('created_at', engine.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', engine.storage.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('sha256', name=op.f('pk_file_blob'))
     )
     op.create_table('file_chunk',
@@ -51,11 +51,11 @@ def upgrade() -> None:
     sa.Column('total', sa.Integer(), nullable=False),
     sa.Column('mode', sa.String(length=20), nullable=True),
     sa.Column('launch', sa.Boolean(), nullable=False),
-    sa.Column('report', engine.db.GzipJSON(), nullable=True),
+    sa.Column('report', engine.storage.db.GzipJSON(), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('node', sa.String(length=100), nullable=True),
-    sa.Column('created_at', engine.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', engine.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', engine.storage.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', engine.storage.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['owner_id'], ['user_account.id'], name=op.f('fk_import_job_owner_id_user_account'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_import_job'))
     )

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import engine.db
+import engine.storage.db
 
 revision = '0010'
 down_revision = '0009'
@@ -40,7 +40,7 @@ def upgrade() -> None:
     sa.Column('dmn_xml', sa.Text(), nullable=False),
     sa.Column('rule_count', sa.Integer(), nullable=False),
     sa.Column('previous_id', sa.Integer(), nullable=True),
-    sa.Column('deployed_at', engine.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('deployed_at', engine.storage.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('deployed_by', sa.String(length=200), nullable=False),
     sa.ForeignKeyConstraint(['previous_id'], ['decision_table.id'],
                             name=op.f('fk_decision_table_previous_id_decision_table')),

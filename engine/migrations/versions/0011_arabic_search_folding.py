@@ -6,7 +6,7 @@ Create Date: 2026-12-07 11:30:00
 
 Search did not find Arabic the way people type it (أ/ا, ة/ه, ى/ي, tashkeel, tatweel, Arabic-Indic digits).
 Each searched column gets a folded twin, `<column>_folded`, that the engine writes with every write of the
-column (engine/text_search.py: `fold`, the only folding, and the listener that keeps the twins):
+column (engine/foundation/text_search.py: `fold`, the only folding, and the listener that keeps the twins):
 - directive: reference, title, title_en; pilgrim_feedback: text_ar, text_en (searched since 0002/0007);
 - meeting: title_ar, title_en; user_account: username, full_name, email (searched from now on).
 Existing rows are folded here, in batches, by the same Python function (`text_search.refold`).
@@ -26,7 +26,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from engine.text_search import refold
+from engine.foundation.text_search import refold
 
 revision = '0011'
 down_revision = '0010'

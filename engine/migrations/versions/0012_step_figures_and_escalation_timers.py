@@ -6,9 +6,9 @@ Create Date: 2026-12-07 12:30:00
 
 `step_tally` holds, per model version, season, step, entity, track and day a step opened, how many visits
 opened, are open, completed (by time open), were withdrawn, went past their due moment and came back
-(rework); it is counted here from the steps there are (`engine.step_figures.recount`). `escalation_timer`
+(rework); it is counted here from the steps there are (`engine.work.step_figures.recount`). `escalation_timer`
 holds the escalation timers of running instances; it is filled here by loading each running instance once
-(`engine.escalation_timers.rebuild`), and kept by every later save through `process_instance.waiting_escalations`.
+(`engine.work.escalation_timers.rebuild`), and kept by every later save through `process_instance.waiting_escalations`.
 `ix_work_item_overdue` serves the heatmap's open steps past due, `ix_notification_delivery_inbox` the bell's
 unread count on every page.
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import engine.db
+import engine.storage.db
 
 revision = '0012'
 down_revision = '0011'
@@ -72,7 +72,7 @@ def upgrade() -> None:
     sa.Column('element_id', sa.String(length=200), nullable=False),
     sa.Column('level', sa.Integer(), nullable=False),
     sa.Column('entity', sa.String(length=100), nullable=False),
-    sa.Column('due_at', engine.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('due_at', engine.storage.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['instance_id'], ['process_instance.id'],
                             name=op.f('fk_escalation_timer_instance_id_process_instance'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_escalation_timer'))
@@ -91,7 +91,7 @@ def upgrade() -> None:
 
 
 def _fill(connection: sa.Connection) -> None:
-    from engine import escalation_timers, step_figures
+    from engine.work import escalation_timers, step_figures
 
     step_figures.recount(connection)
     escalation_timers.rebuild(connection)

@@ -1,0 +1,175 @@
+"""Moving running instances to another version of their model (SpiffWorkflow's own diff and migration).
+
+A dry run says, instance by instance, which tokens move and why an instance cannot: a token at an element
+the new version does not have (or has as another kind of element) is refused, never dropped. Each instance
+moves whole or not at all; open steps keep their row, assignee and due moment, waiting timers their due
+moment, and every move is in the audit trail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from engine.bpmn import bpmn_runtime, process_models
+from engine.bpmn.bpmn_runtime import MigrationPlan, SpecChanges
+from engine.bpmn.process_models import ProcessModel
+from engine.foundation.errors import Conflict, InvalidInput, TansiqError
+from engine.storage import audit
+from engine.work import instances
+from engine.work.instances import INCIDENT, RUNNING, ProcessInstance
+
+MOVABLE = (RUNNING, INCIDENT)
+MAX_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class InstancePlan:
+    instance_id: int
+    business_key: str | None
+    from_version: int
+    plan: MigrationPlan | None
+    refusal: str | None = None
+
+    @property
+    def possible(self) -> bool:
+        return self.refusal is None and self.plan is not None and self.plan.possible
+
+    @property
+    def reasons(self) -> list[str]:
+        return [self.refusal] if self.refusal else list(self.plan.refusals if self.plan else [])
+
+
+@dataclass(frozen=True)
+class Outcome:
+    instance_id: int
+    migrated: bool
+    message: str
+    plan: InstancePlan
+
+
+def plan(session: Session, instance_id: int, to_version: int) -> InstancePlan:
+    """What migrating one instance would do; changes nothing."""
+    instance = instances.get_instance(session, instance_id)
+    return _plan(instance, _target(session, instance, to_version))
+
+
+def plan_many(session: Session, key: str, from_version: int, to_version: int,
+              instance_ids: list[int] | None = None) -> list[InstancePlan]:
+    """The dry run for every movable instance of a version (or the chosen ones among them)."""
+    _require_newer(from_version, to_version)
+    source = process_models.get_model(session, key, from_version)
+    target = process_models.get_model(session, key, to_version)
+    changes = _changes(source, target)
+    return [_plan(instance, target, changes) for instance in _instances_of(session, source, instance_ids)]
+
+
+def migrate(session: Session, instance_id: int, to_version: int, actor: str,
+            changes: SpecChanges | None = None) -> InstancePlan:
+    """Move one instance to `to_version`; refused with nothing changed when a token would be lost."""
+    instance = instances.lock(session, instance_id)
+    target = _target(session, instance, to_version)
+    refusal = _refusal(instance)
+    if refusal is not None:
+        raise Conflict(f"instance {instance_id} cannot move to version {to_version}: {refusal}")
+    source = instance.model
+    runtime = instances.load_runtime(instance)
+    # It moves onto the target as deployed, with the decision table versions built into it (refused by the
+    # runtime, before it changes anything, when a token has no counterpart).
+    moved = runtime.migrate(process_models.compiled_model(target), changes)
+    instances.save_runtime(session, instance, runtime, actor, model_id=target.id,
+                           decision_versions=target.decision_versions)
+    set_committed_value(instance, "model", target)
+    audit.record(session, actor, "instance.migrated", instances.subject(instance_id), {
+        "model": target.key, "from_version": source.version, "to_version": target.version,
+        "moved": [f"{task.element_id} ({task.state})" for task in moved.moves],
+    })
+    return InstancePlan(instance.id, instance.business_key, source.version, moved)
+
+
+def migrate_many(session: Session, key: str, from_version: int, to_version: int, actor: str,
+                 instance_ids: list[int] | None = None) -> list[Outcome]:
+    """Move every movable instance of a version (or the chosen ones), each whole or not at all; each outcome
+    has the instance's plan (what moved, or why it could not)."""
+    _require_newer(from_version, to_version)
+    source = process_models.get_model(session, key, from_version)
+    target = process_models.get_model(session, key, to_version)
+    changes = _changes(source, target)
+    outcomes = []
+    for instance in _instances_of(session, source, instance_ids):
+        mark = audit.mark(session)
+        try:
+            with session.begin_nested():
+                moved = migrate(session, instance.id, to_version, actor, changes)
+            outcomes.append(Outcome(instance.id, True, "moved", moved))
+        except TansiqError as exc:
+            audit.discard_since(session, mark)
+            outcomes.append(Outcome(instance.id, False, exc.message, _plan(instance, target, changes)))
+    return outcomes
+
+
+def _changes(source: ProcessModel, target: ProcessModel) -> SpecChanges:
+    """The two versions compared once, for every instance that moves between them."""
+    return bpmn_runtime.spec_changes(process_models.compiled_model(source), process_models.compiled_model(target))
+
+
+def _require_newer(from_version: int, to_version: int) -> None:
+    if to_version <= from_version:
+        raise InvalidInput(f"migrate to a version newer than {from_version}, not {to_version}")
+
+
+def _target(session: Session, instance: ProcessInstance, to_version: int) -> ProcessModel:
+    target = process_models.get_model(session, instance.model.key, to_version)
+    if target.version <= instance.model.version:
+        raise InvalidInput(f"instance {instance.id} is on version {instance.model.version}: "
+                           f"migrate it to a newer version, not {to_version}")
+    return target
+
+
+def _refusal(instance: ProcessInstance) -> str | None:
+    return f"the instance is {instance.status}" if instance.status not in MOVABLE else None
+
+
+def _plan(instance: ProcessInstance, target: ProcessModel, changes: SpecChanges | None = None) -> InstancePlan:
+    base = {"instance_id": instance.id, "business_key": instance.business_key, "from_version": instance.model.version}
+    refusal = _refusal(instance)
+    if refusal is None and target.version <= instance.model.version:
+        refusal = f"the instance is already on version {instance.model.version}"
+    if refusal is not None:
+        return InstancePlan(**base, plan=None, refusal=refusal)
+    runtime = instances.load_runtime(instance)
+    return InstancePlan(**base, plan=runtime.plan_migration(process_models.compiled_model(target), changes))
+
+
+def _instances_of(session: Session, source: ProcessModel, instance_ids: list[int] | None) -> list[ProcessInstance]:
+    query = select(ProcessInstance).where(ProcessInstance.model_id == source.id,
+                                          ProcessInstance.status.in_(MOVABLE))
+    if instance_ids is not None:
+        if len(instance_ids) > MAX_BATCH:
+            raise InvalidInput(f"choose at most {MAX_BATCH:,} instances at a time")
+        query = query.where(ProcessInstance.id.in_(instance_ids))
+    return list(session.scalars(query.order_by(ProcessInstance.id).limit(MAX_BATCH)))
+
+
+def counts_by_version(session: Session, key: str) -> dict[int, dict[str, int]]:
+    """Running and in-incident instances of each version of a model."""
+    rows = session.execute(
+        select(ProcessModel.version, ProcessInstance.status, func.count())
+        .join(ProcessInstance, ProcessInstance.model_id == ProcessModel.id)
+        .where(ProcessModel.key == key, ProcessInstance.status.in_(MOVABLE))
+        .group_by(ProcessModel.version, ProcessInstance.status)
+    ).all()
+    counts: dict[int, dict[str, int]] = {}
+    for version, status, count in rows:
+        counts.setdefault(version, {RUNNING: 0, INCIDENT: 0})[status] = count
+    return counts
+
+
+def version_diff(session: Session, key: str, from_version: int, to_version: int) -> SpecChanges:
+    """Elements a newer version adds, removes and changes (refused when `to_version` is not newer)."""
+    _require_newer(from_version, to_version)
+    return _changes(process_models.get_model(session, key, from_version),
+                    process_models.get_model(session, key, to_version))
