@@ -11,13 +11,28 @@ PGPORT ?= 5432
 SYSTEM_PACKAGES := fonts-noto-core libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0 poppler-utils chromium \
                    nginx prometheus systemd postgresql-client-15
 
-.PHONY: run test lint postgres system-packages bench clean
+# requirements.lock pins every package (the product's, the dev extra's and theirs) with its hashes; the venv
+# is installed from it alone, never from pyproject.toml's ranges. `make lock` refreshes it (README, "Dependencies").
+LOCK       := requirements.lock
+LOCK_TOOLS := var/lock-tools
+PIP_TOOLS  := pip-tools==7.7.0
+LOCK_ARGS  ?=
 
-$(STAMP): pyproject.toml
+.PHONY: run test lint lock postgres system-packages bench clean
+
+$(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# Re-resolve pyproject.toml into the lock, keeping every pin that still fits; `LOCK_ARGS=--upgrade` takes the
+# newest releases, `LOCK_ARGS='--upgrade-package starlette'` one package. pip-tools runs in its own venv.
+lock:
+	test -x $(LOCK_TOOLS)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_TOOLS) && \
+	  $(LOCK_TOOLS)/bin/python -m pip install --quiet '$(PIP_TOOLS)'; }
+	CUSTOM_COMPILE_COMMAND='make lock' $(LOCK_TOOLS)/bin/pip-compile --quiet --extra dev --strip-extras \
+	  --generate-hashes --no-emit-index-url --no-emit-find-links $(LOCK_ARGS) -o $(LOCK) pyproject.toml
 
 run: $(STAMP) system-packages
 	$(BIN)/tansiq run
@@ -41,6 +56,8 @@ postgres:
 
 lint: $(STAMP)
 	$(BIN)/ruff check engine api workflows tests bench deploy
+	$(BIN)/lint-imports
+	$(BIN)/mypy engine api workflows
 
 test: $(STAMP) system-packages postgres lint
 	$(BIN)/pytest

@@ -164,8 +164,6 @@ def test_the_register_filters_sorts_pages_and_counts(world: World):
     assert search("transport.user", status="draft")["total"] == 0
 
 
-@pytest.mark.skipif(not STANDARD_MODEL.exists(),
-                    reason="bpmn/directive-standard.bpmn has not landed yet (written by another engineer)")
 def test_the_standard_directive_model_over_http_only(world: World):
     """Deploy the shipped standard model (after the decision table it names) over HTTP and walk it as each role
     would."""
