@@ -29,7 +29,6 @@ SECRETARIAT = Who("secretariat", "secretariat")
 
 @pytest.fixture
 def world(db):
-    feedback.register_report_source()  # another test may have removed it
     return build_world(db)
 
 

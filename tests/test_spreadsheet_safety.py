@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from openpyxl import Workbook, load_workbook
 
-from engine import feedback
 from engine.foundation import clock
 from engine.foundation.spreadsheets import FORMULA_STARTS, append_row, safe_cell, safe_row, set_cell
 from tests.test_api_support import NOW, World, open_world
@@ -33,7 +32,6 @@ def world(db, tmp_path, monkeypatch):
     from engine.reports.settings import get_report_settings
 
     get_report_settings.cache_clear()
-    feedback.register_report_source()  # another test may have removed it: the daily report shows comments
     with open_world(db, tmp_path, monkeypatch) as built:
         yield built
     get_report_settings.cache_clear()
