@@ -200,9 +200,11 @@ def users_for(session: Session, *, role: str | None = None, entity_code: str | N
     return list(session.scalars(query.order_by(User.id)))
 
 
-def display_name(session: Session, username: str) -> str:
+def display_name(session: Session | None, username: str) -> str:
     """How a refusal names someone who acted: their full name, or the user name of one who is not a user
-    (`timer`, `public`)."""
+    (`timer`, `public`) or when there is no session to ask (a step not read from the database)."""
+    if session is None:
+        return username
     full_name = session.scalar(select(User.full_name).where(User.username == username))
     return (full_name or "").strip() or username
 
