@@ -232,8 +232,6 @@ def _instance_of(world: World, directive_id: int) -> int:
 
 
 def test_a_step_done_already_names_who_did_it_and_its_status_in_the_readers_language(world: World):
-    from tests.ui_support import signed_in
-
     _named(world, "housing.user", "مستخدم الإسكان")
     directive = world.create_directive()
     step = world.open_step(directive["id"], "acknowledge")
