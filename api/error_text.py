@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from api.web import i18n
-from engine.foundation.errors import N_, FieldIssue, TansiqError, format_message
+from engine.foundation.errors import N_, FieldIssue, Named, Sentence, TansiqError, Term, format_message
 from engine.foundation.schema_issues import FORMAT_MESSAGES, NOT_A_CHOICE, NOT_ACCEPTED, REQUIRED, TYPE_MESSAGES
 
 
@@ -34,6 +34,14 @@ def accepted_language(header: str | None) -> str:
 
 
 def _param(value: Any, language: str) -> Any:
+    if isinstance(value, Term):
+        return i18n.translations(language).gettext(value)
+    if isinstance(value, Sentence):
+        return said(value, language)
+    if isinstance(value, Named):
+        return value.arabic if language == "ar" else str(value)
+    if isinstance(value, list | tuple):  # reasons, each said in `language`
+        return ("؛ " if language == "ar" else "; ").join(str(_param(item, language)) for item in value)
     if isinstance(value, bool):
         return value
     if isinstance(value, int):  # limits and sizes, thousands separated from 1,000 (ids are passed as text)
@@ -47,6 +55,13 @@ def translate(message_id: str, params: Mapping[str, Any] | None, language: str) 
     """The message in `language`; a message the catalogue lacks stays as the engine wrote it."""
     text = i18n.translations(language).gettext(message_id)
     return format_message(text, {name: _param(value, language) for name, value in (params or {}).items()})
+
+
+def said(text: str, language: str) -> str:
+    """A listed reason in `language` when it is a `Sentence`; other text as it is."""
+    if isinstance(text, Sentence):
+        return translate(text.message_id, text.params, language)
+    return text
 
 
 def error_text(exc: TansiqError, language: str) -> str:

@@ -53,10 +53,10 @@ from engine.calendar import seasons
 from engine.directives import directives
 from engine.directives.tags import clean_tags
 from engine.foundation import clock, text_search
-from engine.foundation.errors import Conflict, InvalidInput, NotFound, TansiqError
+from engine.foundation.errors import N_, Conflict, InvalidInput, NotFound, TansiqError
 from engine.people import entities
 from engine.people.entities import Entity
-from engine.people.roles import ADMIN, ENTITY_USER, FOLLOW_UP_OFFICER, SECRETARIAT, SUPERVISOR
+from engine.people.roles import ADMIN, ENTITY_USER, FOLLOW_UP_OFFICER, SECRETARIAT, SUPERVISOR, role_word
 from engine.storage import audit
 from engine.storage.db import Base, Database, UTCDateTime
 
@@ -181,7 +181,7 @@ def _require(allowed: bool, user: Actor, what: str) -> None:
     from engine.directives import access
 
     if not allowed:
-        raise access.Forbidden(f"a {user.role} may not {what}")
+        raise access.Forbidden(N_("%(role)s may not do this"), params={"role": role_word(user.role)})
 
 
 def visible_feedback(query: Select[Any], user: Actor) -> Select[Any]:
@@ -198,7 +198,7 @@ def visible_feedback(query: Select[Any], user: Actor) -> Select[Any]:
 def visible_item(session: Session, user: Actor, feedback_id: int) -> FeedbackItem:
     item = session.scalar(visible_feedback(select(FeedbackItem).where(FeedbackItem.id == feedback_id), user))
     if item is None:
-        raise NotFound(f"no feedback {feedback_id}")
+        raise NotFound(N_("no feedback %(feedback)s"), params={"feedback": str(feedback_id)})
     return item
 
 
@@ -303,7 +303,7 @@ _ENTITY_CODE = re.compile(r"^[a-z][a-z0-9_]{1,49}$")
 def record(session: Session, new: NewFeedback, actor: str, *, channel: str = API) -> FeedbackItem:
     """Store one feedback item (validated whole first) and record it in the audit trail."""
     if channel not in CHANNELS:
-        raise InvalidInput(f"unknown channel {channel!r}")
+        raise InvalidInput(N_("unknown channel %(value)s"), params={"value": repr(channel)})
     problems = _check_choices(new.service, new.rating)
     if problems:
         raise FeedbackRefused("; ".join(f"{p['field']}: {p['message']}" for p in problems), details=problems)
@@ -341,7 +341,7 @@ def record(session: Session, new: NewFeedback, actor: str, *, channel: str = API
         if len(source_ref) > 100 or "\x00" in source_ref:
             raise InvalidInput("source_ref is at most 100 characters")
         if session.scalar(select(FeedbackItem.id).where(FeedbackItem.source_ref == source_ref)) is not None:
-            raise Conflict(f"feedback {source_ref!r} was recorded already")
+            raise Conflict(N_("feedback %(source)s was recorded already"), params={"source": repr(source_ref)})
     season = seasons.season_for(session, received_at)
     item = FeedbackItem(season_id=season.id, received_at=received_at, channel=channel, service=new.service,
                         entity_id=entity.id if entity else None, entity=entity, rating=new.rating, language=language,
@@ -460,10 +460,11 @@ def hit_rate_limit(session: Session, key: str, limits: PublicLimits, now: dateti
 def submit_public(session: Session, secret: bytes, submission: PublicSubmission,
                   limits: PublicLimits = PublicLimits()) -> IntakeResult:
     """Check a public submission and store it. A filled honeypot is dropped quietly (the caller answers
-    as if it were accepted); every other refusal raises `FeedbackRefused` naming the fields."""
+    as if it were accepted); every other refusal raises `FeedbackRefused` naming the fields, every field's
+    problem with a refused token's (a pilgrim told only "too quickly" would send it again, and be refused
+    for the fields then)."""
     if submission.website not in (None, ""):
         return IntakeResult(False, dropped="honeypot")
-    nonce = read_form_token(secret, submission.token, limits)
     problems = _check_choices(submission.service, submission.rating)
     try:
         text = clean_text(submission.text, "text", max_length=limits.max_text, min_length=limits.min_text,
@@ -477,6 +478,10 @@ def submit_public(session: Session, secret: bytes, submission: PublicSubmission,
             _ENTITY_CODE.match(entity_code)) else None
         if found is None:
             problems.append({"field": "entity", "message": "unknown entity"})
+    try:
+        nonce = read_form_token(secret, submission.token, limits)
+    except FeedbackRefused as exc:
+        problems.extend(exc.details)
     if problems:
         raise FeedbackRefused("; ".join(f"{p['field']}: {p['message']}" for p in problems), details=problems)
     if session.scalar(select(FeedbackItem.id).where(FeedbackItem.form_nonce == nonce)) is not None:
@@ -539,9 +544,10 @@ def search(session: Session, user: Actor, filters: FeedbackFilters | None = None
     """One page of the feedback the user may see, filtered and sorted, and how many match in all."""
     filters = filters or FeedbackFilters()
     if sort.removeprefix("-") not in SORTS:
-        raise InvalidInput(f"unknown sort {sort!r} (known: {', '.join(SORTS)}, each optionally after -)")
+        raise InvalidInput(N_("unknown sort %(value)s (known: %(known)s, each optionally after -)"),
+                           params={"value": repr(sort), "known": ", ".join(SORTS)})
     if limit < 1 or offset < 0:
-        raise InvalidInput("a page has a limit of at least 1 and an offset of at least 0")
+        raise InvalidInput(N_("a page has a limit of at least 1 and an offset of at least 0"))
     query = visible_feedback(select(FeedbackItem), user)
     for condition in _conditions(filters):
         query = query.where(condition)
@@ -553,14 +559,19 @@ def search(session: Session, user: Actor, filters: FeedbackFilters | None = None
     return rows, total
 
 
+_UNKNOWN_FILTER = {"service": N_("unknown service %(value)s (known: %(known)s)"),
+                   "status": N_("unknown status %(value)s (known: %(known)s)"),
+                   "channel": N_("unknown channel %(value)s (known: %(known)s)")}
+
+
 def _conditions(filters: FeedbackFilters) -> list[Any]:
     for value in (filters.service, filters.entity, filters.status, filters.channel, filters.tag, filters.text):
         if isinstance(value, str) and "\x00" in value:  # PostgreSQL text cannot hold NUL: refuse, not fail
-            raise InvalidInput("the filters may not contain NUL characters")
+            raise InvalidInput(N_("the filters may not contain NUL characters"))
     for label, value, allowed in (("service", filters.service, SERVICES), ("status", filters.status, STATUSES),
                                   ("channel", filters.channel, CHANNELS)):
         if value is not None and value not in allowed:
-            raise InvalidInput(f"unknown {label} {value!r} (known: {', '.join(allowed)})")
+            raise InvalidInput(_UNKNOWN_FILTER[label], params={"value": repr(value), "known": ", ".join(allowed)})
     conditions: list[Any] = []
     if filters.season is not None:
         conditions.append(FeedbackItem.season_id == select(seasons.Season.id)
@@ -666,14 +677,14 @@ def update(session: Session, user: Actor, feedback_id: int, *, status: str = _UN
 
 def _items(session: Session, feedback_ids: list[int], user: Actor | None) -> list[FeedbackItem]:
     if not feedback_ids or len(feedback_ids) > 200 or len(set(feedback_ids)) != len(feedback_ids):
-        raise InvalidInput("name 1-200 distinct feedback items")
+        raise InvalidInput(N_("name 1-200 distinct feedback items"))
     query = select(FeedbackItem).where(FeedbackItem.id.in_(feedback_ids))
     if user is not None:
         query = visible_feedback(query, user)
     found = {item.id: item for item in session.scalars(query)}
     missing = [i for i in feedback_ids if i not in found]
     if missing:
-        raise NotFound(f"no feedback {', '.join(map(str, missing))}")
+        raise NotFound(N_("no feedback %(feedback)s"), params={"feedback": ", ".join(map(str, missing))})
     return [found[i] for i in feedback_ids]
 
 

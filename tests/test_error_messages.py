@@ -213,3 +213,147 @@ def test_a_new_season_with_bad_dates_names_each_one(world: World):
     assert _field_messages(response.text) == {"n-year": "السنة الهجرية للموسم رقم، مثل ١٤٤٧",
                                               "n-start": "أدخل تاريخًا.", "n-end": "أدخل تاريخًا."}
     _assert_marked(response.text, "n-start")
+
+
+# --- refusals with their parameters: statuses as words, people by name, in the reader's language ------------
+
+def _named(world: World, username: str, full_name: str) -> None:
+    from engine.people import users
+
+    with world.db.transaction() as session:
+        users.update_user(session, username, "admin", full_name=full_name)
+
+
+def _instance_of(world: World, directive_id: int) -> int:
+    from engine.directives.directives import Directive
+
+    with world.db.reading() as session:
+        return session.scalar(select(Directive.instance_id).where(Directive.id == directive_id))
+
+
+def test_a_step_done_already_names_who_did_it_and_its_status_in_the_readers_language(world: World):
+    _named(world, "housing.user", "مستخدم الإسكان")
+    directive = world.create_directive()
+    step = world.open_step(directive["id"], "acknowledge")
+    url = f"/api/v1/tasks/{step}/complete"
+    assert world.call("housing.user", "POST", url, json={"data": {}}).status_code == 200
+    english = assert_problem(world.call("housing.user", "POST", url, json={"data": {}}), 409, "conflict")
+    arabic = assert_problem(world.call("housing.user", "POST", url, json={"data": {}}, headers=ARABIC), 409)
+    assert english["detail"] == f"step {step} is already completed by مستخدم الإسكان"
+    assert arabic["detail"] == f"المهمة {step} حالتها من قبل: مكتملة، على يد مستخدم الإسكان"
+    assert "housing.user" not in arabic["detail"] + english["detail"]
+
+
+def test_a_step_someone_else_took_names_them_on_the_page(world: World):
+    from engine.people import users
+    from tests.test_api_support import PASSWORD
+    from tests.ui_support import signed_in
+
+    with world.db.transaction() as session:
+        users.create_user(session, "housing.other", PASSWORD, "entity_user", entity_code="housing",
+                          full_name="سعد الحربي")
+    step = world.open_step(world.create_directive()["id"], "acknowledge")
+    assert signed_in(world, "housing.other", "ar").post(f"/steps/{step}/claim", {}).status_code == 303
+    me = signed_in(world, "housing.user", "ar")
+    me.get(f"/steps/{step}")
+    page = me.post(f"/steps/{step}/complete", {})
+    assert page.status_code == 409 and "هذه المهمة استلمها سعد الحربي" in page.text
+    claimed = assert_problem(world.call("housing.user", "POST", f"/api/v1/tasks/{step}/complete", json={"data": {}},
+                                        headers=ARABIC), 409)
+    assert claimed["detail"] == f"المهمة {step} استلمها سعد الحربي"
+
+
+def test_a_directive_or_an_instance_already_ended_says_so_in_arabic(world: World):
+    directive = world.create_directive()
+    url = f"/api/v1/directives/{directive['id']}/cancel"
+    assert world.call("secretariat", "POST", url, json={"reason": "دُمج في توجيه آخر"}).status_code == 200
+    english = assert_problem(world.call("secretariat", "POST", url, json={"reason": "مرة أخرى"}), 409)
+    arabic = assert_problem(world.call("secretariat", "POST", url, json={"reason": "مرة أخرى"}, headers=ARABIC), 409)
+    reference = directive["reference"]
+    assert english["detail"] == f"directive {reference} is already cancelled"
+    assert arabic["detail"] == f"التوجيه {reference} حالته من قبل: ملغاة"
+    instance = _instance_of(world, directive["id"])
+    again = assert_problem(world.call("admin", "POST", f"/api/v1/instances/{instance}/cancel", headers=ARABIC), 409)
+    assert again["detail"] == f"العملية {instance} حالتها من قبل: ملغاة"
+    retry = assert_problem(world.call("admin", "POST", f"/api/v1/instances/{instance}/retry"), 409)
+    assert retry["detail"] == f"instance {instance} is cancelled, not in incident"
+
+
+def test_the_operations_and_model_pages_refuse_in_arabic(world: World):
+    from tests.ui_support import signed_in
+
+    instance = _instance_of(world, world.create_directive()["id"])
+    admin = signed_in(world, "admin", "ar")
+    admin.get(f"/admin/instances/{instance}")
+    retry = admin.post(f"/admin/instances/{instance}/retry", {"mode": "as_is"})
+    assert retry.status_code == 409
+    assert f"حالة العملية {instance}: جارية، وليست متوقفة بخلل" in retry.text
+    assert "not in incident" not in retry.text
+    admin.get("/admin/models/api_flow")
+    unchosen = admin.post("/admin/models/api_flow/1/migrate", {"to_version": ""})
+    assert unchosen.status_code == 422 and "اختر الإصدار المراد النقل إليه" in unchosen.text
+    admin.get("/admin/models")
+    empty = b'<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d" targetNamespace="x"/>'
+    rejected = admin.post("/admin/models", files={"file": ("empty.bpmn", empty, "application/xml")})
+    assert rejected.status_code == 422 and "empty.bpmn: لا توجد عملية في النموذج" in rejected.text
+    assert "no process in the model" not in rejected.text
+
+
+def test_each_row_of_a_bulk_board_action_gives_its_reason_in_the_readers_language(world: World):
+    from sqlalchemy import select as query
+
+    from engine.work.escalations import Escalation
+    from tests.ui_support import signed_in
+
+    directive = world.escalated_standard_directive()
+    with world.db.reading() as session:
+        [escalation] = session.scalars(query(Escalation.id).where(Escalation.directive_id == directive["id"]))
+    body = {"ids": [escalation, 424242], "action": "reassign", "entity": "housing"}
+    english = world.call("supervisor", "POST", "/api/v1/escalations/resolve", json=body).json()
+    arabic = world.call("supervisor", "POST", "/api/v1/escalations/resolve", json=body, headers=ARABIC).json()
+    reference = directive["reference"]
+    assert [r["detail"] for r in english["results"]] == [f"Housing is already responsible for {reference}",
+                                                         "no escalation 424242"]
+    assert [r["detail"] for r in arabic["results"]] == [f"الإسكان هي الجهة المسؤولة عن {reference} أصلًا",
+                                                        "لا يوجد التصعيد 424242"]
+    supervisor = signed_in(world, "supervisor", "ar")
+    supervisor.get("/escalations")
+    page = supervisor.post("/escalations/bulk", [("ids", str(escalation)), ("ids", "424242"), ("action", "reassign"),
+                                                 ("entity", "housing")])
+    assert page.status_code == 409
+    assert f"الإسكان هي الجهة المسؤولة عن {reference} أصلًا" in page.text and "لا يوجد التصعيد 424242" in page.text
+    assert "already responsible" not in page.text
+
+
+def test_the_public_form_shows_every_field_error_with_a_refused_token(world: World):
+    from engine.feedback import FeedbackItem
+    from tests.ui_support import Browser
+
+    pilgrim = Browser(world, "ar")
+    token = re.search(r'name="token" value="([^"]+)"', pilgrim.get("/public/feedback").text).group(1)
+    too_quick = pilgrim.post("/public/feedback", {"token": token, "service": "housing", "rating": "",
+                                                  "text": "المصاعد متعطلة في المسكن", "website": ""})
+    assert too_quick.status_code == 422
+    assert translate("Choose a rating from 1 to 5.", None, "ar") in too_quick.text
+    assert "انتظر بضع ثوانٍ" in too_quick.text, "the token's refusal is shown with the field's"
+    assert _field_messages(too_quick.text) == {"pf-rating": translate("Choose a rating from 1 to 5.", None, "ar")}
+    with world.db.reading() as session:
+        assert session.scalar(select(FeedbackItem.id)) is None, "nothing stored"
+
+
+def test_listed_reasons_statuses_and_names_are_said_in_the_readers_language():
+    from api.error_text import said
+    from engine.foundation.errors import Named, Sentence, Term
+
+    reason = Sentence(N_("the instance is %(status)s"), status=Term(N_("cancelled")))
+    assert reason == "the instance is cancelled" and said(reason, "en") == "the instance is cancelled"
+    assert said(reason, "ar") == "حالة العملية: ملغاة"
+    refused = InvalidInput(N_("the instance cannot move to this version: %(reasons)s"), params={"reasons": [
+        reason, Sentence(N_("the sub-process %(name)s is not in the new version"), name="review")]})
+    assert refused.message == ("the instance cannot move to this version: the instance is cancelled; "
+                               "the sub-process review is not in the new version")
+    assert translate(refused.message_id, refused.params, "ar") == (
+        "لا يمكن نقل العملية إلى هذا الإصدار: حالة العملية: ملغاة؛ العملية الفرعية review ليست في الإصدار الجديد")
+    entity = Named("Housing", "الإسكان")
+    assert translate(N_("%(entity)s is already responsible for %(reference)s"), {"entity": entity, "reference": "1"},
+                     "ar") == "الإسكان هي الجهة المسؤولة عن 1 أصلًا"

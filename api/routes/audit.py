@@ -16,7 +16,7 @@ from api.schemas.health import VerificationOut
 from api.views import audit_out
 from engine.directives import access, directives
 from engine.directives.directives import Directive
-from engine.foundation.errors import InvalidInput, NotFound
+from engine.foundation.errors import N_, InvalidInput, NotFound
 from engine.storage import audit
 from engine.storage.audit import AuditEvent
 from engine.work import instances
@@ -35,10 +35,11 @@ def _subjects(session, caller: CurrentUser, subject: str | None) -> list[str] | 
     if match is None:
         if access.allowed(caller, "audit.read_any"):
             return [subject]
-        raise access.Forbidden("only administrators read subjects other than directive:N or instance:N")
+        raise access.Forbidden(N_("only administrators read subjects other than directive:N or instance:N"))
     kind, number = match.group(1), int(match.group(2))
     if number > 2_147_483_647:
-        raise NotFound(f"no {kind} {number}")
+        missing = N_("no directive %(directive)s") if kind == "directive" else N_("no process instance %(instance)s")
+        raise NotFound(missing, params={"directive": str(number), "instance": str(number)})
     if kind == "directive":
         directive = access.visible_directive(session, caller, number)
         found = [directives.subject(directive.id)]
@@ -48,9 +49,9 @@ def _subjects(session, caller: CurrentUser, subject: str | None) -> list[str] | 
     directive = session.scalar(select(Directive).where(Directive.instance_id == number))
     if directive is not None:
         if not access.can_see_directive(session, caller, directive):
-            raise NotFound(f"no instance {number}")
+            raise NotFound(N_("no process instance %(instance)s"), params={"instance": str(number)})
     elif not access.reads_all(caller):
-        raise NotFound(f"no instance {number}")
+        raise NotFound(N_("no process instance %(instance)s"), params={"instance": str(number)})
     return [instances.subject(number)]
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy.orm import Session
 
 from api.deps import Caller, CurrentUser, State, requires
-from api.problems import KINDS, documented
+from api.error_text import said
+from api.problems import KINDS, documented, language_of
 from api.schemas.common import MAX_ID, SEARCH_HELP, Page
 from api.schemas.directives import EscalationOut, Track
 from api.schemas.escalations import BulkOutcomeOut, BulkResolveOut, BulkResolveRequest, ResolveRequest
@@ -16,7 +17,7 @@ from api.views import escalation_out
 from engine.directives import access, supervision
 from engine.directives.directives import Directive
 from engine.foundation import clock
-from engine.foundation.errors import InvalidInput, NotFound, TansiqError
+from engine.foundation.errors import N_, InvalidInput, NotFound, Sentence, TansiqError
 from engine.work.escalations import Escalation
 
 router = APIRouter(tags=["escalations"])
@@ -58,15 +59,15 @@ def board(
 def _fields(body: ResolveRequest) -> dict[str, Any]:
     if body.action == "extend":
         if not body.new_deadline:
-            raise InvalidInput("extending needs new_deadline")
+            raise InvalidInput(N_("extending needs new_deadline"))
         return {"new_deadline": body.new_deadline}
     if body.action == "reassign":
         if not body.entity:
-            raise InvalidInput("reassigning needs entity")
+            raise InvalidInput(N_("reassigning needs entity"))
         return {"entity": body.entity}
     if body.action == "close":
         if not body.outcome:
-            raise InvalidInput("closing needs an outcome: done or cancelled")
+            raise InvalidInput(N_("closing needs an outcome: done or cancelled"))
         return {"outcome": body.outcome}
     if body.action == "escalate" and body.level is not None:
         return {"level": body.level}
@@ -76,9 +77,9 @@ def _fields(body: ResolveRequest) -> dict[str, Any]:
 def _permitted(session: Session, caller: CurrentUser, escalation_id: int, action: str) -> Escalation:
     escalation = session.get(Escalation, escalation_id)
     if escalation is None or not access.can_see_escalation(session, caller, escalation):
-        raise NotFound(f"no escalation {escalation_id}")
+        raise NotFound(N_("no escalation %(escalation)s"), params={"escalation": str(escalation_id)})
     if not access.can_resolve_escalation(caller, escalation, action):
-        raise access.Forbidden(f"a {caller.role} may not {action} this escalation")
+        raise access.Forbidden(N_("your role may not do this to this escalation"))
     return escalation
 
 
@@ -96,9 +97,11 @@ def resolve(escalation_id: EscalationId, body: ResolveRequest, state: State, cal
 
 @router.post("/escalations/resolve", operation_id="resolveEscalations",
              response_model=BulkResolveOut, responses=documented(401, 403, 422, 503))
-def resolve_many(body: BulkResolveRequest, state: State,
+def resolve_many(body: BulkResolveRequest, state: State, request: Request,
                  caller: Annotated[CurrentUser, requires("escalation.read")]) -> BulkResolveOut:
-    """One action on many escalations; each row succeeds or fails on its own, with its reason."""
+    """One action on many escalations; each row succeeds or fails on its own, with its reason (in the
+    language `Accept-Language` asks for)."""
+    language = language_of(request)
     fields = _fields(body)
     ids = list(dict.fromkeys(body.ids))
     results: dict[int, BulkOutcomeOut] = {}
@@ -109,10 +112,11 @@ def resolve_many(body: BulkResolveRequest, state: State,
                 _permitted(session, caller, escalation_id, body.action)
                 allowed_ids.append(escalation_id)
             except TansiqError as exc:
-                results[escalation_id] = _row(escalation_id, False, exc.code, exc.message)
+                results[escalation_id] = _row(escalation_id, False, exc.code, said(Sentence.of(exc), language))
         for outcome in supervision.resolve_many(session, allowed_ids, body.action, caller.username, body.note,
                                                 **fields):
-            results[outcome.escalation_id] = _row(outcome.escalation_id, outcome.ok, outcome.code, outcome.message)
+            results[outcome.escalation_id] = _row(outcome.escalation_id, outcome.ok, outcome.code,
+                                                  said(outcome.message, language))
     ordered = [results[i] for i in ids]
     succeeded = sum(1 for r in ordered if r.ok)
     return BulkResolveOut(results=ordered, succeeded=succeeded, failed=len(ordered) - succeeded)

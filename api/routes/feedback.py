@@ -37,7 +37,9 @@ from api.security import load_secret
 from api.views import directive_out, directive_summary, season_years
 from engine import feedback
 from engine.feedback import FeedbackFilters, FeedbackItem, NewFeedback, PublicSubmission
+from engine.foundation.errors import N_
 from engine.insight import obstacles
+from engine.people.roles import role_word
 
 router = APIRouter(tags=["feedback"])
 FeedbackId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -114,7 +116,7 @@ def record(body: FeedbackCreate, state: State, caller: Caller) -> FeedbackOut:
     if not feedback.can_intake(caller):
         from engine.directives.access import Forbidden
 
-        raise Forbidden(f"a {caller.role} may not record feedback")
+        raise Forbidden(N_("%(role)s may not record feedback"), params={"role": role_word(caller.role)})
     new = NewFeedback(service=body.service, rating=body.rating, text=body.text, text_ar=body.text_ar,
                       text_en=body.text_en, language=body.language, entity=body.entity, tags=list(body.tags),
                       received_at=body.received_at, source_ref=body.source_ref)
@@ -249,7 +251,7 @@ def _require_read(caller: CurrentUser) -> None:
     if not feedback.can_read(caller):
         from engine.directives.access import Forbidden
 
-        raise Forbidden(f"a {caller.role} may not read pilgrim feedback")
+        raise Forbidden(N_("%(role)s may not read pilgrim feedback"), params={"role": role_word(caller.role)})
 
 
 # --- recurring obstacles ---------------------------------------------------------------------------------------

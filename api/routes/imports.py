@@ -14,7 +14,7 @@ from api.problems import MEDIA_TYPE, content_disposition, documented, problem_re
 from api.schemas.meetings import ImportErrorOut, ImportReportOut, ImportRowOut
 from engine.directives import access, directive_import
 from engine.directives.directive_import import ImportReport, RowError
-from engine.foundation.errors import InvalidInput
+from engine.foundation.errors import N_, InvalidInput
 
 router = APIRouter(tags=["imports"])
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -73,7 +73,8 @@ def upload(
         access.require(caller, "directive.launch")
     data = file.file.read(directive_import.MAX_BYTES + 1)
     if len(data) > directive_import.MAX_BYTES:
-        raise InvalidInput(f"a workbook may be at most {directive_import.MAX_BYTES:,} bytes")
+        raise InvalidInput(N_("a workbook may be at most %(limit)s bytes"),
+                           params={"limit": directive_import.MAX_BYTES})
     with state.db.transaction() as session:
         report = directive_import.import_directives(session, data, caller.username, mode=mode, launch=launch,
                                                     dry_run=dry_run, season_year=season)

@@ -12,7 +12,7 @@ from api.deps import CurrentUser, State, requires
 from api.problems import attachment, documented, file_download
 from api.schemas.common import MAX_ID, Page
 from api.schemas.reports import ReportFileOut, ReportRunIn, ReportRunOut
-from engine.foundation.errors import NotFound
+from engine.foundation.errors import N_, NotFound
 from engine.reports import archive, runs
 from workflows import dispatch
 
@@ -96,7 +96,9 @@ def download(
         run = runs.get(session, run_id)
         entry: dict[str, Any] | None = run.file(fmt, language)
         if entry is None:
-            raise NotFound(f"report run {run_id} has no {fmt} file" + (f" in {language}" if language else ""))
+            missing = N_("report run %(run)s has no %(format)s file in %(language)s") if language else N_(
+                "report run %(run)s has no %(format)s file")
+            raise NotFound(missing, params={"run": str(run_id), "format": fmt, "language": language or ""})
         found = archive.locate(session, entry, home=state.settings.home)
     name = entry.get("name") or archive.path_of(entry).name
     return attachment(state.db, found, archive.MEDIA_TYPES.get(fmt, "application/octet-stream"), name)

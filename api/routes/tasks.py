@@ -7,7 +7,7 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Path, Query, UploadFile
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from api.deps import Caller, CurrentUser, State, requires
 from api.problems import documented
@@ -19,7 +19,7 @@ from api.views import directive_out, evidence_out, open_steps_out, page_total, s
 from engine.directives import access, directives, evidence_store, steps
 from engine.directives import inbox as inbox_list
 from engine.directives.evidence_store import CheckedFile
-from engine.foundation.errors import Conflict, InvalidInput, NotFound
+from engine.foundation.errors import N_, Conflict, InvalidInput, NotFound
 from engine.people.roles import ADMIN
 from engine.work import instances, work_items
 from engine.work.work_items import OPEN, WorkItem
@@ -59,7 +59,7 @@ def inbox(
 def _visible_item(session: Session, caller: CurrentUser, item_id: int) -> WorkItem:
     item = session.get(WorkItem, item_id)
     if item is None or not access.can_see_item(session, caller, item):
-        raise NotFound(f"no step {item_id}")
+        raise NotFound(N_("no step %(step)s"), params={"step": str(item_id)})
     return item
 
 
@@ -100,7 +100,7 @@ def release_task(task_id: TaskId, state: State, caller: Caller) -> TaskDetail:
 
 def _require_open(item: WorkItem, caller: CurrentUser) -> None:
     if item.status != OPEN:
-        raise Conflict(f"step {item.id} is already {item.status}")
+        raise instances.no_longer_open(object_session(item), item)
     if caller.role != ADMIN:
         steps.require_not_claimed_by_other(item, caller.username)
 
@@ -181,7 +181,8 @@ def _named_evidence(data: dict[str, Any]) -> list[int]:
         if isinstance(value, int) or (isinstance(value, str) and value.isascii() and value.isdigit()):
             number = int(value)
             if not 0 < number <= MAX_ID:
-                raise InvalidInput(f"no evidence {value} was uploaded to this directive")
+                raise InvalidInput(N_("no evidence %(evidence)s was uploaded to this directive"),
+                                   params={"evidence": str(value)})
             ids.append(number)
     return ids
 
@@ -248,7 +249,7 @@ def extension_request(task_id: TaskId, body: ExtensionRequest, state: State, cal
         _require_open(item, caller)
         directive = access.directive_of_item(session, item)
         if directive is None:
-            raise Conflict("this step does not belong to a directive")
+            raise Conflict(N_("this step does not belong to a directive"))
         directive = directives.request_extension(session, directive.id, caller.username, body.new_deadline,
                                                  body.reason)
         return directive_out(directive, season_years(session))

@@ -19,7 +19,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from api.deps import CurrentUser
-from api.error_text import error_text, issue_text
+from api.error_text import error_text, issue_text, said
 from api.web import i18n
 from api.web.labels import N_, label
 from api.web.people import People
@@ -67,6 +67,7 @@ def environment(language: str) -> Environment:
         tag=lambda value: tag_name(value, language),
         localized=lambda row, field="name": _localized(row, field, language),
         tojson_attr=lambda value: json.dumps(value, ensure_ascii=False),
+        said=lambda value: said(value, language),
     )
     return env
 

@@ -38,7 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from engine.bpmn import expressions, state_codec
 from engine.foundation import clock
-from engine.foundation.errors import Conflict, ExpressionError, ModelRejected, TansiqError
+from engine.foundation.errors import N_, Conflict, ExpressionError, ModelRejected, Sentence, TansiqError, Term
 
 BPMN_XSD_PATH = XSD_PATH
 DMN_XSD_PATHS: dict[str, str] = dict(DMN_SCHEMAS)  # DMN namespace -> its XSD (DMN 1.1 to 1.3)
@@ -205,7 +205,7 @@ class MigrationPlan:
     """
 
     moves: list[WaitingTask]
-    refusals: list[str]
+    refusals: list[Sentence]
     changes: SpecChanges
 
     @property
@@ -245,9 +245,12 @@ def parse_model(document: etree._Element, filename: str, process_id: str,
         spec = parser.get_spec(process_id)
         subprocess_specs = parser.get_subprocess_specs(process_id)
     except ValidationException as exc:
-        raise ModelRejected(f"{filename}: {exc.args[0] if exc.args else exc}", element_id=exc.id) from None
+        raise ModelRejected(N_("%(file)s: %(reason)s"), params={"file": filename,
+                                                                "reason": exc.args[0] if exc.args else str(exc)},
+                            element_id=exc.id) from None
     except (SpiffWorkflowException, KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise ModelRejected(f"{filename}: the model cannot be built: {exc}") from None
+        raise ModelRejected(N_("%(file)s: the model cannot be built: %(reason)s"),
+                            params={"file": filename, "reason": str(exc)}) from None
     return CompiledModel(process_id, getattr(spec, "description", None) or process_id, spec, subprocess_specs)
 
 
@@ -450,7 +453,7 @@ class Runtime:
     def send_message(self, name: str, payload: Any) -> None:
         definition = self._waiting_message_definition(name)
         if definition is None:
-            raise Conflict(f"the process is not waiting for the message {name!r}")
+            raise Conflict(N_("the process is not waiting for the message %(name)s"), params={"name": repr(name)})
         self._guarded(lambda: self.workflow.catch(BpmnEvent(definition, payload)))
 
     def cancel(self) -> None:
@@ -609,7 +612,8 @@ class Runtime:
                 else:
                     moves.append(_waiting_task(task))
             if diff is None and workflow is not self.workflow:
-                refusals.append(f"the sub-process {workflow.spec.name} is not in the new version")
+                refusals.append(Sentence(N_("the sub-process %(name)s is not in the new version"),
+                                         name=workflow.spec.name))
         return MigrationPlan(moves=moves, refusals=refusals, changes=changes or spec_changes(self.model, target))
 
     def migrate(self, target: CompiledModel, changes: SpecChanges | None = None) -> MigrationPlan:
@@ -618,7 +622,8 @@ class Runtime:
         top, subprocesses = self._diffs(target)
         plan = self._plan(target, top, subprocesses, changes)
         if not plan.possible:
-            raise Conflict("the instance cannot move to this version: " + "; ".join(plan.refusals))
+            raise Conflict(N_("the instance cannot move to this version: %(reasons)s"),
+                           params={"reasons": list(plan.refusals)})
         migrate_workflow(top, self.workflow, target.spec, reset_mask=_RESET_NO_WAITING_TASK)
         for key, diff in subprocesses.items():
             subprocess = self.workflow.subprocesses[key]
@@ -644,9 +649,10 @@ class Runtime:
         except (ValueError, TypeError, WorkflowException, KeyError):
             task = None
         if task is None or not task.task_spec.manual:
-            raise Conflict(f"no user task {task_id} in this process")
+            raise Conflict(N_("no user task %(task)s in this process"), params={"task": str(task_id)})
         if task.state != TaskState.READY:
-            raise Conflict(f"the step {task.task_spec.bpmn_id} is no longer open ({TaskState.get_name(task.state)})")
+            raise Conflict(N_("the step %(element)s is no longer open (%(state)s)"),
+                           params={"element": task.task_spec.bpmn_id, "state": _state_word(task)})
         return task
 
     def _waiting_message_definition(self, name: str) -> Any:
@@ -656,18 +662,32 @@ class Runtime:
 _MISSING = object()
 
 
+TASK_STATE_WORDS = {"maybe": N_("maybe"), "likely": N_("likely"), "future": N_("future"), "waiting": N_("waiting"),
+                    "ready": N_("ready"), "started": N_("started"), "completed": N_("completed"),
+                    "error": N_("error"), "cancelled": N_("cancelled")}
+
+
+def _state_word(task: Any) -> Term:
+    """A task's state as a word of the catalogue (SpiffWorkflow's own names, lower case)."""
+    name = TaskState.get_name(task.state).lower()
+    return Term(TASK_STATE_WORDS.get(name, name))
+
+
 def _counterpart(task: Any, diff: Any) -> Any:
     """The new spec a task with a token moves to, or why it cannot move."""
     element = _element_id(task)
-    state = TaskState.get_name(task.state).lower()
+    state = _state_word(task)
     if diff is None:
-        return f"{element} ({state}) is in a sub-process the new version does not have"
+        return Sentence(N_("%(element)s (%(state)s) is in a sub-process the new version does not have"),
+                        element=element, state=state)
     new_spec = diff.alignment.get(task)
     if new_spec is None:
-        return f"{element} ({state}) has no counterpart in the new version"
+        return Sentence(N_("%(element)s (%(state)s) has no counterpart in the new version"), element=element,
+                        state=state)
     if type(new_spec) is not type(task.task_spec):
         kinds = type(new_spec).__name__, type(task.task_spec).__name__
-        return f"{element} ({state}) is a {kinds[0]} in the new version, not a {kinds[1]}"
+        return Sentence(N_("%(element)s (%(state)s) is a %(new_kind)s in the new version, not a %(old_kind)s"),
+                        element=element, state=state, new_kind=kinds[0], old_kind=kinds[1])
     return new_spec
 
 

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from engine.bpmn import bpmn_runtime, expressions
 from engine.bpmn.model_validation import parse_xml, read_limited
 from engine.foundation import clock
-from engine.foundation.errors import Conflict, ExpressionError, ModelRejected, NotFound
+from engine.foundation.errors import N_, Conflict, ExpressionError, ModelRejected, NotFound, Sentence
 from engine.foundation.settings import get_settings
 from engine.storage import audit
 from engine.storage.db import Base, UTCDateTime
@@ -91,7 +91,8 @@ def deploy(session: Session, content: bytes, filename: str, deployed_by: str) ->
         with session.begin_nested():
             session.add(decision)
     except IntegrityError:
-        raise Conflict(f"{key} was deployed by someone else at the same moment; try again") from None
+        raise Conflict(N_("%(key)s was deployed by someone else at the same moment; try again"),
+                       params={"key": key}) from None
     audit.record(session, deployed_by, "decision.deployed", subject(key),
                  {"key": key, "version": decision.version, "checksum": checksum, "filename": decision.filename})
     return Deployment(decision, created=True)
@@ -102,19 +103,22 @@ def validate(content: bytes, filename: str, *, max_bytes: int, max_elements: int
     root, _count = read_limited(content, filename, max_bytes=max_bytes, max_elements=max_elements)
     namespace = etree.QName(root).namespace
     if etree.QName(root).localname != "definitions" or namespace not in _DMN_NAMESPACES:
-        raise ModelRejected(f"{filename}: not a DMN file (the root must be dmn:definitions of DMN 1.1 to 1.3)")
+        raise ModelRejected(N_("%(file)s: not a DMN file (the root must be dmn:definitions of DMN 1.1 to 1.3)"),
+                            params={"file": filename})
     schema = _schema(namespace)
     if not schema.validate(root):
         error = schema.error_log[0]
-        raise ModelRejected(f"{filename}: not valid DMN at line {error.line}: {error.message}")
+        raise ModelRejected(N_("%(file)s: not valid DMN at line %(line)s: %(reason)s"),
+                            params={"file": filename, "line": str(error.line), "reason": error.message})
     decisions = root.findall(f"{{{namespace}}}decision")
     if len(decisions) != 1:
-        raise ModelRejected(f"{filename}: a DMN file holds exactly one decision, not {len(decisions)}")
+        raise ModelRejected(N_("%(file)s: a DMN file holds exactly one decision, not %(count)s"),
+                            params={"file": filename, "count": len(decisions)})
     decision = decisions[0]
     tables = decision.findall(f"{{{namespace}}}decisionTable")
     if len(tables) != 1:
-        raise ModelRejected(f"{filename}: the decision {decision.get('id')} needs exactly one decision table",
-                            element_id=decision.get("id"))
+        raise ModelRejected(N_("%(file)s: the decision %(decision)s needs exactly one decision table"),
+                            params={"file": filename, "decision": decision.get("id")}, element_id=decision.get("id"))
     table = _read_table(tables[0], namespace)
     _check_expressions(tables[0], namespace, filename)
     return decision.get("id"), decision.get("name") or decision.get("id"), table
@@ -129,8 +133,8 @@ def table_view(decision: DecisionTable) -> TableView:
 def _read_table(table: etree._Element, ns: str) -> TableView:
     hit_policy = (table.get("hitPolicy") or "UNIQUE").upper()
     if hit_policy not in HIT_POLICIES:
-        raise ModelRejected(f"hit policy {hit_policy} is not supported (only {', '.join(HIT_POLICIES)})",
-                            element_id=table.get("id"))
+        raise ModelRejected(N_("hit policy %(policy)s is not supported (only %(known)s)"),
+                            params={"policy": hit_policy, "known": ", ".join(HIT_POLICIES)}, element_id=table.get("id"))
     inputs = [i.get("label") or _text(i.find(f"{{{ns}}}inputExpression"), ns) for i in table.findall(f"{{{ns}}}input")]
     outputs = [o.get("label") or o.get("name") or "" for o in table.findall(f"{{{ns}}}output")]
     rules = []
@@ -153,8 +157,8 @@ def _check_expressions(table: etree._Element, ns: str, filename: str) -> None:
     for element in table.findall(f"{{{ns}}}input"):
         source = _text(element.find(f"{{{ns}}}inputExpression"), ns)
         if not source:
-            raise ModelRejected(f"{filename}: input {element.get('id')} needs an input expression",
-                                element_id=element.get("id"))
+            raise ModelRejected(N_("%(file)s: input %(input)s needs an input expression"),
+                                params={"file": filename, "input": element.get("id")}, element_id=element.get("id"))
         _check(source, filename, element.get("id"))
         inputs.append(source)
     for rule in table.findall(f"{{{ns}}}rule"):
@@ -183,7 +187,8 @@ def _check(source: str, filename: str, element_id: str | None) -> None:
     try:
         expressions.check(source)
     except ExpressionError as exc:
-        raise ModelRejected(f"{filename}: {exc.message}", element_id=element_id) from None
+        raise ModelRejected(N_("%(file)s: %(reason)s"), params={"file": filename, "reason": Sentence.of(exc)},
+                            element_id=element_id) from None
 
 
 @lru_cache(maxsize=4)
@@ -215,7 +220,10 @@ def get_decision(session: Session, key: str, version: int | None = None) -> Deci
         decision = session.scalar(select(DecisionTable).where(DecisionTable.key == key,
                                                               DecisionTable.version == version))
     if decision is None:
-        raise NotFound(f"no decision table {key!r}" + (f" version {version}" if version is not None else ""))
+        if version is None:
+            raise NotFound(N_("no decision table %(key)s"), params={"key": repr(key)})
+        raise NotFound(N_("no decision table %(key)s version %(version)s"),
+                       params={"key": repr(key), "version": str(version)})
     return decision
 
 

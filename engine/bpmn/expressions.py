@@ -22,7 +22,7 @@ import simpleeval
 
 from engine.calendar import durations
 from engine.foundation import clock
-from engine.foundation.errors import ExpressionError, InvalidInput
+from engine.foundation.errors import N_, ExpressionError, InvalidInput, Sentence
 
 MAX_SOURCE_LENGTH = 20_000
 MAX_LENGTH = 100_000  # characters of a string, items of a list
@@ -43,46 +43,47 @@ def _seconds_until(moment: str) -> float:
 
 def _refuse_big(value: Any) -> Any:
     if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
-        raise ExpressionError(f"a number larger than {MAX_INT_BITS} bits is not allowed")
+        raise ExpressionError(N_("a number larger than %(limit)s bits is not allowed"), params={"limit": MAX_INT_BITS})
     if isinstance(value, str | list | tuple | dict | set) and len(value) > MAX_LENGTH:
-        raise ExpressionError(f"a value longer than {MAX_LENGTH:,} is not allowed")
+        raise ExpressionError(N_("a value longer than %(limit)s is not allowed"), params={"limit": MAX_LENGTH})
     return value
 
 
 def _safe_power(base: Any, exponent: Any) -> Any:
     if isinstance(base, int) and isinstance(exponent, int) and exponent > 0:
         if base.bit_length() * exponent > MAX_INT_BITS:
-            raise ExpressionError(f"{base} ** {exponent} would be larger than {MAX_INT_BITS} bits")
+            raise ExpressionError(N_("%(base)s ** %(exponent)s would be larger than %(limit)s bits"),
+                                  params={"base": str(base), "exponent": str(exponent), "limit": MAX_INT_BITS})
     elif isinstance(exponent, Number) and abs(exponent) > 10_000:
-        raise ExpressionError(f"the exponent {exponent} is too large")
+        raise ExpressionError(N_("the exponent %(exponent)s is too large"), params={"exponent": str(exponent)})
     return _refuse_big(base**exponent)
 
 
 def _safe_mult(left: Any, right: Any) -> Any:
     for sized, times in ((left, right), (right, left)):
         if hasattr(sized, "__len__") and isinstance(times, int) and len(sized) * times > MAX_LENGTH:
-            raise ExpressionError(f"a value longer than {MAX_LENGTH:,} is not allowed")
+            raise ExpressionError(N_("a value longer than %(limit)s is not allowed"), params={"limit": MAX_LENGTH})
     if isinstance(left, int) and isinstance(right, int) and left.bit_length() + right.bit_length() > MAX_INT_BITS:
-        raise ExpressionError(f"a number larger than {MAX_INT_BITS} bits is not allowed")
+        raise ExpressionError(N_("a number larger than %(limit)s bits is not allowed"), params={"limit": MAX_INT_BITS})
     return left * right
 
 
 def _safe_add(left: Any, right: Any) -> Any:
     if hasattr(left, "__len__") and hasattr(right, "__len__") and len(left) + len(right) > MAX_LENGTH:
-        raise ExpressionError(f"a value longer than {MAX_LENGTH:,} is not allowed")
+        raise ExpressionError(N_("a value longer than %(limit)s is not allowed"), params={"limit": MAX_LENGTH})
     return left + right
 
 
 def _safe_mod(left: Any, right: Any) -> Any:
     if isinstance(left, str | bytes):
-        raise ExpressionError("%-formatting of strings is not allowed; use an f-string")
+        raise ExpressionError(N_("%-formatting of strings is not allowed; use an f-string"))
     return left % right
 
 
 def _sum(values: Any, start: Any = 0) -> Any:
     items = list(values)
     if not all(isinstance(v, Number) for v in [*items, start]):
-        raise ExpressionError("sum() adds numbers only")
+        raise ExpressionError(N_("sum() adds numbers only"))
     return sum(items, start)
 
 
@@ -154,8 +155,15 @@ _EXPRESSION_NODES: tuple[type[ast.AST], ...] = (
 _STATEMENT_NODES: tuple[type[ast.AST], ...] = (ast.Module, ast.Assign, ast.AugAssign, ast.If, ast.Pass, ast.Delete)
 
 
-def _refuse(message: str, source: str) -> ExpressionError:
-    return ExpressionError(f"{message} in {source[:200]!r}")
+def _said(exc: Exception) -> str:
+    """An error raised while evaluating, as a reason: the engine's own in the reader's language too."""
+    return Sentence.of(exc) if isinstance(exc, InvalidInput) else str(exc)
+
+
+def _refuse(message: str, source: str, **params: Any) -> ExpressionError:
+    """Why `source` is refused (`message` marked with N_, filled from `params`), naming the expression."""
+    return ExpressionError(N_("%(reason)s in %(source)s"),
+                           params={"reason": Sentence(message, **params), "source": repr(source[:200])})
 
 
 def _check_tree(tree: ast.AST, source: str, statements: bool) -> None:
@@ -165,25 +173,25 @@ def _check_tree(tree: ast.AST, source: str, statements: bool) -> None:
     allowed = _EXPRESSION_NODES + (_STATEMENT_NODES if statements else ())
     for node in nodes:
         if isinstance(node, ast.Expr):
-            raise _refuse("a script is made of assignments (x = ...), if/else, del and pass", source)
+            raise _refuse(N_("a script is made of assignments (x = ...), if/else, del and pass"), source)
         if not isinstance(node, allowed):
-            raise _refuse(f"{type(node).__name__} is not allowed", source)
+            raise _refuse(N_("%(kind)s is not allowed"), source, kind=type(node).__name__)
 
 
 def _check_node(node: ast.AST, source: str) -> None:
     if isinstance(node, ast.Name) and (node.id.startswith("_") or node.id in FORBIDDEN_NAMES):
-        raise _refuse(f"the name {node.id!r} is not allowed", source)
+        raise _refuse(N_("the name %(name)s is not allowed"), source, name=repr(node.id))
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
         _check_constant_power(node, source)
     if isinstance(node, ast.Attribute) and (node.attr.startswith("_") or node.attr not in _ALLOWED_ATTRIBUTES):
-        raise _refuse(f"the attribute {node.attr!r} is not allowed", source)
+        raise _refuse(N_("the attribute %(name)s is not allowed"), source, name=repr(node.attr))
     if isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name | ast.Attribute):
-            raise _refuse("only named functions and methods may be called", source)
+            raise _refuse(N_("only named functions and methods may be called"), source)
         if isinstance(node.func, ast.Name) and node.func.id not in LIBRARY and node.func.id not in RUNTIME_FUNCTIONS:
-            raise _refuse(f"unknown function {node.func.id!r}", source)
+            raise _refuse(N_("unknown function %(name)s"), source, name=repr(node.func.id))
     if isinstance(node, ast.FormattedValue) and node.format_spec is not None:
-        raise _refuse("format specifications in f-strings are not allowed", source)
+        raise _refuse(N_("format specifications in f-strings are not allowed"), source)
 
 
 def _check_constant_power(node: ast.BinOp, source: str) -> None:
@@ -193,7 +201,7 @@ def _check_constant_power(node: ast.BinOp, source: str) -> None:
     except _NotConstant:
         return
     except (ExpressionError, ArithmeticError) as exc:
-        raise _refuse(getattr(exc, "message", str(exc)), source) from None
+        raise _refuse(N_("%(reason)s"), source, reason=getattr(exc, "message", str(exc))) from None
 
 
 class _NotConstant(Exception):
@@ -210,22 +218,23 @@ def _constant(node: ast.AST) -> Any:
 
 def _parse(source: str, mode: str) -> ast.AST:
     if not isinstance(source, str) or not source.strip():
-        raise ExpressionError("empty expression")
+        raise ExpressionError(N_("empty expression"))
     if len(source) > MAX_SOURCE_LENGTH:
-        raise ExpressionError(f"expression longer than {MAX_SOURCE_LENGTH} characters")
+        raise ExpressionError(N_("expression longer than %(limit)s characters"), params={"limit": MAX_SOURCE_LENGTH})
     try:
         return ast.parse(source.strip(), mode=mode)
     except SyntaxError as exc:
-        raise _refuse(f"syntax error at line {exc.lineno}: {exc.msg}", source) from None
+        raise _refuse(N_("syntax error at line %(line)s: %(reason)s"), source, line=str(exc.lineno),
+                      reason=exc.msg) from None
     except (RecursionError, MemoryError):
-        raise _refuse("the expression is nested too deeply", source) from None
+        raise _refuse(N_("the expression is nested too deeply"), source) from None
 
 
 def _checked(tree: ast.AST, source: str, statements: bool) -> None:
     try:
         _check_tree(tree, source, statements)
     except (RecursionError, MemoryError):
-        raise _refuse("the expression is nested too deeply", source) from None
+        raise _refuse(N_("the expression is nested too deeply"), source) from None
 
 
 @lru_cache(maxsize=4096)
@@ -253,9 +262,9 @@ def _check_target(target: ast.expr, source: str) -> None:
     while isinstance(root, ast.Subscript):
         root = root.value
     if not isinstance(root, ast.Name):
-        raise _refuse("only variables and their items may be assigned", source)
+        raise _refuse(N_("only variables and their items may be assigned"), source)
     if root.id in RESERVED_NAMES:
-        raise _refuse(f"{root.id!r} is a library name and cannot be assigned", source)
+        raise _refuse(N_("%(name)s is a library name and cannot be assigned"), source, name=repr(root.id))
 
 
 def check(source: str, *, script: bool = False) -> None:
@@ -283,10 +292,10 @@ def _evaluator(
     """An evaluator of this thread bound to `data` and the library (plus `extra`), fresh as a new one."""
     shadowed = sorted(RESERVED_NAMES.intersection(data))
     if shadowed:
-        raise ExpressionError(f"task data shadows library names: {', '.join(shadowed)}")
+        raise ExpressionError(N_("task data shadows library names: %(names)s"), params={"names": ", ".join(shadowed)})
     extra = extra or {}
     if any(function in simpleeval.DISALLOW_FUNCTIONS for function in extra.values()):
-        raise ExpressionError("a function given to the evaluator is not allowed")
+        raise ExpressionError(N_("a function given to the evaluator is not allowed"))
     functions = {**LIBRARY, **extra, **_COMPOUND_TYPES}
     idle = _evaluators.idle
     evaluator = idle.pop() if idle else simpleeval.EvalWithCompoundTypes(
@@ -306,9 +315,9 @@ def _run(evaluator: simpleeval.EvalWithCompoundTypes, node: ast.AST, source: str
     except ExpressionError:
         raise
     except (simpleeval.InvalidExpression, InvalidInput) as exc:
-        raise ExpressionError(f"{exc} in {source[:200]!r}") from None
+        raise _refuse(N_("%(reason)s"), source, reason=_said(exc)) from None
     except (ArithmeticError, LookupError, TypeError, ValueError, MemoryError, RecursionError) as exc:
-        raise ExpressionError(f"{type(exc).__name__}: {exc} in {source[:200]!r}") from None
+        raise _refuse(N_("%(kind)s: %(reason)s"), source, kind=type(exc).__name__, reason=str(exc)) from None
 
 
 def evaluate(source: str, data: Mapping[str, Any], extra: Mapping[str, Callable[..., Any]] | None = None) -> Any:
@@ -364,11 +373,11 @@ def _assign(evaluator, target: ast.expr, data: dict, source: str, value: Any = N
     container = _run(evaluator, _as_load(target.value), source)
     key = _run(evaluator, target.slice, source)
     if not isinstance(container, dict | list):
-        raise ExpressionError(f"only dictionaries and lists take item assignment in {source[:200]!r}")
+        raise _refuse(N_("only dictionaries and lists take item assignment"), source)
     try:
         if delete:
             del container[key]
         else:
             container[key] = value
     except (LookupError, TypeError) as exc:
-        raise ExpressionError(f"{type(exc).__name__}: {exc} in {source[:200]!r}") from None
+        raise _refuse(N_("%(kind)s: %(reason)s"), source, kind=type(exc).__name__, reason=str(exc)) from None

@@ -18,7 +18,7 @@ import jsonschema
 from lxml import etree
 
 from engine.bpmn import bpmn_runtime, expressions
-from engine.foundation.errors import ExpressionError, ModelRejected
+from engine.foundation.errors import N_, ExpressionError, ModelRejected, Sentence
 from engine.people.roles import ROLES
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -54,7 +54,8 @@ def validate_model(
 ) -> ValidatedModel:
     root, count = read_limited(content, filename, max_bytes=max_bytes, max_elements=max_elements)
     if root.tag != f"{{{BPMN_NS}}}definitions":
-        raise ModelRejected(f"{filename}: the root element must be bpmn:definitions, not {root.tag}")
+        raise ModelRejected(N_("%(file)s: the root element must be bpmn:definitions, not %(tag)s"),
+                            params={"file": filename, "tag": root.tag})
     _validate_xsd(root, filename)
     process = _main_process(root, filename)
     _check_rules(root, filename, frozenset(operations))
@@ -80,13 +81,15 @@ def read_limited(content: bytes, filename: str, *, max_bytes: int, max_elements:
     """An uploaded XML document (a model or a decision table) within its size and element limits, without a
     DTD; with its element count."""
     if len(content) > max_bytes:
-        raise ModelRejected(f"{filename}: {len(content):,} bytes is more than the limit of {max_bytes:,}")
+        raise ModelRejected(N_("%(file)s: %(size)s bytes is more than the limit of %(limit)s"),
+                            params={"file": filename, "size": len(content), "limit": max_bytes})
     if DTD_MARKERS.search(content):
-        raise ModelRejected(f"{filename}: DTDs and entity declarations are not accepted")
+        raise ModelRejected(N_("%(file)s: DTDs and entity declarations are not accepted"), params={"file": filename})
     root = parse_xml(content, filename)
     count = sum(1 for _ in root.iter())
     if count > max_elements:
-        raise ModelRejected(f"{filename}: {count:,} elements is more than the limit of {max_elements:,}")
+        raise ModelRejected(N_("%(file)s: %(count)s elements is more than the limit of %(limit)s"),
+                            params={"file": filename, "count": count, "limit": max_elements})
     return root, count
 
 
@@ -98,13 +101,14 @@ def parse_xml(content: bytes, filename: str) -> etree._Element:
     try:
         root = etree.fromstring(content, parser)
     except etree.XMLSyntaxError as exc:
-        raise ModelRejected(f"{filename}: malformed XML at line {exc.lineno}: {exc.msg}") from None
+        raise ModelRejected(N_("%(file)s: malformed XML at line %(line)s: %(reason)s"),
+                            params={"file": filename, "line": str(exc.lineno), "reason": exc.msg}) from None
     if root.getroottree().docinfo.doctype:
-        raise ModelRejected(f"{filename}: DTDs are not accepted")
+        raise ModelRejected(N_("%(file)s: DTDs are not accepted"), params={"file": filename})
     try:
         content.decode("utf-8")
     except UnicodeDecodeError:
-        raise ModelRejected(f"{filename}: models must be UTF-8") from None
+        raise ModelRejected(N_("%(file)s: models must be UTF-8"), params={"file": filename}) from None
     return root
 
 
@@ -119,7 +123,8 @@ def _validate_xsd(root: etree._Element, filename: str) -> None:
         return
     error = schema.error_log[0]
     element_id = _id_at_line(root, error.line)
-    raise ModelRejected(f"{filename}: not valid BPMN 2.0 at line {error.line}: {error.message}", element_id=element_id)
+    raise ModelRejected(N_("%(file)s: not valid BPMN 2.0 at line %(line)s: %(reason)s"), element_id=element_id,
+                        params={"file": filename, "line": str(error.line), "reason": error.message})
 
 
 def _id_at_line(root: etree._Element, line: int) -> str | None:
@@ -133,10 +138,11 @@ def _main_process(root: etree._Element, filename: str) -> etree._Element:
     processes = root.findall("bpmn:process", NS)
     executable = [p for p in processes if p.get("isExecutable") == "true"] or processes
     if not executable:
-        raise ModelRejected(f"{filename}: no process in the model")
+        raise ModelRejected(N_("%(file)s: no process in the model"), params={"file": filename})
     if len(executable) > 1:
         ids = ", ".join(p.get("id") for p in executable)
-        raise ModelRejected(f"{filename}: more than one executable process ({ids}); mark one isExecutable")
+        raise ModelRejected(N_("%(file)s: more than one executable process (%(ids)s); mark one isExecutable"),
+                            params={"file": filename, "ids": ids})
     return executable[0]
 
 
@@ -163,27 +169,28 @@ def _check_rules(root: etree._Element, filename: str, operations: frozenset[str]
         try:
             expressions.check(source, script=is_script)
         except ExpressionError as exc:
-            raise ModelRejected(f"{filename}: {exc.message}", element_id=_owner_id(element)) from None
+            raise ModelRejected(N_("%(file)s: %(reason)s"), params={"file": filename, "reason": Sentence.of(exc)},
+                                element_id=_owner_id(element)) from None
     for operator in root.iterfind(".//spiffworkflow:serviceTaskOperator", NS):
         if operator.get("id") not in operations:
             known = ", ".join(sorted(operations))
-            raise ModelRejected(
-                f"{filename}: unknown service operation {operator.get('id')!r} (known: {known})",
-                element_id=_owner_id(operator),
-            )
+            raise ModelRejected(N_("%(file)s: unknown service operation %(value)s (known: %(known)s)"),
+                                params={"file": filename, "value": repr(operator.get("id")), "known": known},
+                                element_id=_owner_id(operator))
     for task in root.iterfind(".//bpmn:serviceTask", NS):
         if task.find("bpmn:extensionElements/spiffworkflow:serviceTaskOperator", NS) is None:
-            raise ModelRejected(f"{filename}: a service task must name its operation", element_id=task.get("id"))
+            raise ModelRejected(N_("%(file)s: a service task must name its operation"), params={"file": filename},
+                                element_id=task.get("id"))
     for task in root.iterfind(".//bpmn:scriptTask", NS):
         script = task.find("bpmn:script", NS)
         if script is None or not (script.text or "").strip():
-            raise ModelRejected(f"{filename}: a script task needs a script", element_id=task.get("id"))
+            raise ModelRejected(N_("%(file)s: a script task needs a script"), params={"file": filename},
+                                element_id=task.get("id"))
     for prop in root.iterfind(".//spiffworkflow:property", NS):
         if prop.get("name") == "role" and prop.get("value") not in ROLES:
-            raise ModelRejected(
-                f"{filename}: unknown role {prop.get('value')!r} (known: {', '.join(ROLES)})",
-                element_id=_owner_id(prop),
-            )
+            raise ModelRejected(N_("%(file)s: unknown role %(value)s (known: %(known)s)"),
+                                params={"file": filename, "value": repr(prop.get("value")), "known": ", ".join(ROLES)},
+                                element_id=_owner_id(prop))
     for form in root.iterfind(".//spiffworkflow:formSchema", NS):
         _check_form_schema(form, filename)
     _check_data_object_references(root, filename)
@@ -197,12 +204,14 @@ def _referenced_decisions(root: etree._Element, filename: str,
         reference = task.find("bpmn:extensionElements/spiffworkflow:calledDecisionId", NS)
         name = (reference.text or "").strip() if reference is not None else ""
         if not name:
-            raise ModelRejected(f"{filename}: a business rule task must name its decision", element_id=task.get("id"))
+            raise ModelRejected(N_("%(file)s: a business rule task must name its decision"), params={"file": filename},
+                                element_id=task.get("id"))
         if name not in found:
             deployed = find_decision(name)
             if deployed is None:
-                raise ModelRejected(f"{filename}: the business rule task names the decision {name!r}, which is not "
-                                    "deployed (deploy its .dmn file first)", element_id=task.get("id"))
+                raise ModelRejected(N_("%(file)s: the business rule task names the decision %(name)s, which is not "
+                                       "deployed (deploy its .dmn file first)"),
+                                    params={"file": filename, "name": repr(name)}, element_id=task.get("id"))
             found[name] = deployed
     return found
 
@@ -216,8 +225,8 @@ def _check_data_object_references(root: etree._Element, filename: str) -> None:
                 break
             scope = scope.getparent()
         else:
-            raise ModelRejected(f"{filename}: {target!r} is not a data object of this process",
-                                element_id=reference.get("id"))
+            raise ModelRejected(N_("%(file)s: %(name)s is not a data object of this process"),
+                                params={"file": filename, "name": repr(target)}, element_id=reference.get("id"))
 
 
 def _expressions(root: etree._Element) -> Iterator[tuple[etree._Element, str, bool]]:
@@ -254,7 +263,8 @@ def _check_form_schema(form: etree._Element, filename: str) -> None:
         jsonschema.Draft202012Validator.check_schema(schema)
     except (json.JSONDecodeError, jsonschema.SchemaError) as exc:
         message = getattr(exc, "message", None) or str(exc)
-        raise ModelRejected(f"{filename}: the form schema is not valid JSON Schema: {message}",
-                            element_id=_owner_id(form)) from None
+        raise ModelRejected(N_("%(file)s: the form schema is not valid JSON Schema: %(reason)s"),
+                            params={"file": filename, "reason": message}, element_id=_owner_id(form)) from None
     if schema.get("type") != "object":
-        raise ModelRejected(f"{filename}: a form schema must describe an object", element_id=_owner_id(form))
+        raise ModelRejected(N_("%(file)s: a form schema must describe an object"), params={"file": filename},
+                            element_id=_owner_id(form))

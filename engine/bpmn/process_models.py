@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from engine.bpmn import bpmn_runtime, decision_tables, service_tasks
 from engine.bpmn.model_validation import parse_xml, validate_model
 from engine.foundation import clock
-from engine.foundation.errors import Conflict, NotFound
+from engine.foundation.errors import N_, Conflict, NotFound
 from engine.foundation.settings import get_settings
 from engine.storage import audit
 from engine.storage.db import Base, JSONType, UTCDateTime
@@ -96,7 +96,8 @@ def deploy(session: Session, content: bytes, filename: str, deployed_by: str) ->
         with session.begin_nested():
             session.add(model)
     except IntegrityError:
-        raise Conflict(f"{validated.key} was deployed by someone else at the same moment; try again") from None
+        raise Conflict(N_("%(key)s was deployed by someone else at the same moment; try again"),
+                       params={"key": validated.key}) from None
     # Cached as every other node builds it, from the stored JSON: restoring wires what parsing leaves to the
     # first run (a multi-instance's merge of its children), which an instance migrated here never had.
     _cache_put(model.checksum, bpmn_runtime.CompiledModel.from_json(model.spec))
@@ -137,8 +138,10 @@ def get_model(session: Session, key: str, version: int | None = None) -> Process
     else:
         model = session.scalar(select(ProcessModel).where(ProcessModel.key == key, ProcessModel.version == version))
     if model is None:
-        suffix = f" version {version}" if version is not None else ""
-        raise NotFound(f"no process model {key!r}{suffix}")
+        if version is None:
+            raise NotFound(N_("no process model %(key)s"), params={"key": repr(key)})
+        raise NotFound(N_("no process model %(key)s version %(version)s"),
+                       params={"key": repr(key), "version": str(version)})
     return model
 
 

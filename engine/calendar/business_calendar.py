@@ -80,7 +80,8 @@ def gregorian_to_hijri(day: date) -> tuple[int, int, int]:
     try:
         return Gregorian(day.year, day.month, day.day).to_hijri().datetuple()
     except (OverflowError, ValueError) as exc:
-        raise InvalidInput(f"{day.isoformat()} is outside the Umm al-Qura calendar's range ({exc})") from None
+        raise InvalidInput(N_("%(date)s is outside the Umm al-Qura calendar's range (%(reason)s)"),
+                           params={"date": day.isoformat(), "reason": str(exc)}) from None
 
 
 def parse_deadline(value: str | datetime, now: datetime, calendar: BusinessCalendar) -> datetime:
@@ -105,7 +106,8 @@ def _parse_deadline(value: str | datetime, now: datetime, calendar: BusinessCale
         try:
             return _end_of_local_day(date(*(int(g) for g in plain.groups())))
         except ValueError as exc:
-            raise InvalidInput(f"not a date: {text!r} ({exc})") from None
+            raise InvalidInput(N_("not a date: %(value)s (%(reason)s)"),
+                               params={"value": repr(text), "reason": str(exc)}) from None
     if text[:1].upper() == "P" or _COUNTED.match(text):
         return calendar.add(now, text)
     try:

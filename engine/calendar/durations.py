@@ -9,7 +9,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from engine.foundation.errors import InvalidInput
+from engine.foundation.errors import N_, InvalidInput
 
 RIYADH = ZoneInfo("Asia/Riyadh")
 WORKING_WEEKDAYS = frozenset({6, 0, 1, 2, 3})  # Sunday to Thursday (Monday is 0)
@@ -24,7 +24,8 @@ def parse_duration(text: str) -> timedelta:
     """`PT6H`, `P3D`, `P1DT12H`, `P2W`; months and years are refused (their length is ambiguous)."""
     match = _DURATION.match(text.strip().upper()) if isinstance(text, str) else None
     if not match or text.strip().upper() in {"P", "PT"} or text.strip().upper().endswith("T"):
-        raise InvalidInput(f"not an ISO 8601 duration of weeks, days, hours, minutes or seconds: {text!r}")
+        raise InvalidInput(N_("not an ISO 8601 duration of weeks, days, hours, minutes or seconds: %(value)s"),
+                           params={"value": repr(text)})
     parts = {name: float(value) for name, value in match.groupdict().items() if value}
     return timedelta(**parts)
 
@@ -37,7 +38,7 @@ def parse_moment(value: str | datetime) -> datetime:
         try:
             moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
         except ValueError as exc:
-            raise InvalidInput(f"not an ISO 8601 date and time: {value!r}") from exc
+            raise InvalidInput(N_("not an ISO 8601 date and time: %(value)s"), params={"value": repr(value)}) from exc
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
@@ -56,7 +57,8 @@ def subtract_duration(moment: str | datetime, duration: str) -> str:
 def add_working_days(start: str | datetime, days: int) -> str:
     """Move `days` working days (Sunday to Thursday, Riyadh time) forward, keeping the time of day."""
     if not isinstance(days, int) or days < 0 or days > 3650:
-        raise InvalidInput(f"working days must be a whole number from 0 to 3650, not {days!r}")
+        raise InvalidInput(N_("working days must be a whole number from 0 to 3650, not %(value)s"),
+                           params={"value": repr(days)})
     local = parse_moment(start).astimezone(RIYADH)
     while days > 0:
         local += timedelta(days=1)

@@ -46,7 +46,7 @@ def create_season(session: Session, hijri_year: int, starts_on: date, ends_on: d
     """Create a season; `actor` (who creates it) is recorded in the audit trail."""
     _validate(hijri_year, starts_on, ends_on, calendar_mode, holidays or [])
     if session.scalar(select(Season.id).where(Season.hijri_year == hijri_year)) is not None:
-        raise Conflict(f"the season {hijri_year} exists already")
+        raise Conflict(N_("the season %(season)s exists already"), params={"season": str(hijri_year)})
     season = Season(hijri_year=hijri_year, name_ar=f"موسم حج {hijri_year}هـ", name_en=f"Hajj {hijri_year}",
                     starts_on=starts_on, ends_on=ends_on, calendar_mode=calendar_mode,
                     holidays=sorted(holidays or []), created_at=clock.now())
@@ -91,7 +91,7 @@ def _validate(hijri_year: int, starts_on: date, ends_on: date, mode: str, holida
 def get_season(session: Session, hijri_year: int) -> Season:
     season = session.scalar(select(Season).where(Season.hijri_year == hijri_year))
     if season is None:
-        raise NotFound(f"no season {hijri_year}")
+        raise NotFound(N_("no season %(season)s"), params={"season": str(hijri_year)})
     return season
 
 

@@ -91,7 +91,7 @@ from sqlalchemy.orm import Session
 from engine.directives import access
 from engine.directives.directives import Directive
 from engine.foundation import clock
-from engine.foundation.errors import NotFound
+from engine.foundation.errors import N_, NotFound
 from engine.foundation.logs import get_logger
 from engine.foundation.settings import get_settings
 from engine.people.entities import Entity
@@ -1098,14 +1098,14 @@ def inbox_entry(session: Session, delivery_id: int, user_id: int, *, language: s
         .where(Delivery.id == delivery_id, *_in_app_of(user_id, (SENT, READ)))
     ).first()
     if row is None:
-        raise NotFound(f"no notification {delivery_id} in your inbox")
+        raise NotFound(N_("no notification %(notification)s in your inbox"), params={"notification": str(delivery_id)})
     return _entries(session, user, [row], language)[0]
 
 
 def _inbox_owner(session: Session, user_id: int) -> User:
     user = session.get(User, user_id)
     if user is None:
-        raise NotFound(f"no user {user_id}")
+        raise NotFound(N_("no user %(username)s"), params={"username": str(user_id)})
     return user
 
 
@@ -1151,7 +1151,7 @@ def mark_read(session: Session, delivery_id: int, user_id: int) -> Delivery:
     reported as not found, so its existence is not revealed."""
     delivery = session.get(Delivery, delivery_id)
     if delivery is None or delivery.user_id != user_id or delivery.channel != IN_APP:
-        raise NotFound(f"no notification {delivery_id} in your inbox")
+        raise NotFound(N_("no notification %(notification)s in your inbox"), params={"notification": str(delivery_id)})
     if delivery.status != READ:
         delivery.status = READ
         delivery.read_at = clock.now()

@@ -26,10 +26,20 @@ from sqlalchemy.orm import Session
 from engine.directives import directives
 from engine.directives.directives import Directive, addressed_to
 from engine.foundation.errors import (  # Forbidden is defined in engine.foundation.errors; importable here too
+    N_,
     Forbidden,
     NotFound,
 )
-from engine.people.roles import ADMIN, ENTITY_USER, FOLLOW_UP_OFFICER, LEADERSHIP, SECRETARIAT, SUPERVISOR, VIEWER
+from engine.people.roles import (
+    ADMIN,
+    ENTITY_USER,
+    FOLLOW_UP_OFFICER,
+    LEADERSHIP,
+    SECRETARIAT,
+    SUPERVISOR,
+    VIEWER,
+    role_word,
+)
 from engine.work.escalations import Escalation
 from engine.work.work_items import WorkItem
 
@@ -87,7 +97,7 @@ def allowed(user: Actor, action: str) -> bool:
 def require(user: Actor, action: str) -> None:
     """Refuse (`Forbidden`) unless the user's role may do `action`."""
     if not allowed(user, action):
-        raise Forbidden(f"a {user.role} may not do this ({action})")
+        raise Forbidden(N_("%(role)s may not do this"), params={"role": role_word(user.role)})
 
 
 def permissions(user: Actor) -> list[str]:
@@ -131,7 +141,7 @@ def visible_directive(session: Session, user: Actor, directive_id: int) -> Direc
     """The directive if the user may see it; otherwise `NotFound`, as if it did not exist."""
     directive = session.get(Directive, directive_id)
     if directive is None or not can_see_directive(session, user, directive):
-        raise NotFound(f"no directive {directive_id}")
+        raise NotFound(N_("no directive %(directive)s"), params={"directive": str(directive_id)})
     return directive
 
 
@@ -258,5 +268,5 @@ def forecast_entity(session: Session, user: Actor, asked: str | None) -> str | N
         return asked
     own = entity_code(session, user)
     if own is None or (asked is not None and asked != own):
-        raise NotFound(f"no forecast for entity {asked or '(none)'}")
+        raise NotFound(N_("no forecast for entity %(entity)s"), params={"entity": asked or "(none)"})
     return own

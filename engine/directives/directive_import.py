@@ -401,7 +401,7 @@ def _deadline(value: Any, now: datetime, season: seasons.Season) -> datetime:
 def _end_of_day(day: date, now: datetime) -> datetime:
     moment = datetime.combine(day, time(23, 59), tzinfo=RIYADH).astimezone(UTC)
     if moment <= now:
-        raise InvalidInput(f"the deadline {day.isoformat()} has already passed")
+        raise InvalidInput(N_("the deadline %(moment)s has already passed"), params={"moment": day.isoformat()})
     return moment
 
 
@@ -561,7 +561,8 @@ def import_directives(session: Session, data: bytes, actor: str, *, mode: str = 
     and any row is invalid (or, with `launch`, any launch fails).
     """
     if mode not in MODES:
-        raise InvalidInput(f"unknown mode {mode!r} (known: {', '.join(MODES)})")
+        raise InvalidInput(N_("unknown mode %(value)s (known: %(known)s)"),
+                           params={"value": repr(mode), "known": ", ".join(MODES)})
     started = timer.perf_counter()
     season = seasons.get_season(session, season_year) if season_year else seasons.season_for(session, clock.now())
     report = ImportReport(mode, dry_run, launch, season.hijri_year)
@@ -693,7 +694,8 @@ def _launch(session: Session, ids: list[int], actor: str, report: ImportReport, 
             with session.begin_nested():
                 launched = directives.launch(session, directive_id, actor)
                 if launched.incident:
-                    raise InvalidInput(f"its process stopped at the start: {launched.incident}")
+                    raise InvalidInput(N_("its process stopped at the start: %(incident)s"),
+                                       params={"incident": launched.incident})
             result.status = LAUNCHED
             report.launched += 1
         except TansiqError as exc:

@@ -46,7 +46,7 @@ from engine.calendar.business_calendar import BusinessCalendar, parse_deadline
 from engine.calendar.durations import RIYADH, hours_between, parse_moment
 from engine.directives import meetings, tallies
 from engine.foundation import clock, text_search
-from engine.foundation.errors import N_, Conflict, FieldIssue, FieldProblems, InvalidInput, NotFound
+from engine.foundation.errors import N_, Conflict, FieldIssue, FieldProblems, InvalidInput, Named, NotFound, Term
 from engine.people import entities
 from engine.people.entities import Entity
 from engine.storage import audit
@@ -64,6 +64,7 @@ PROGRAMME_TRACKS = ("baraa", "tansiq", "none")
 PRIORITIES = ("normal", "high", "urgent")
 DRAFT, ACTIVE, COMPLETED, CANCELLED = "draft", "active", "completed", "cancelled"
 STATUSES = (DRAFT, ACTIVE, COMPLETED, CANCELLED)
+STATUS_WORDS = {DRAFT: N_("draft"), ACTIVE: N_("active"), COMPLETED: N_("completed"), CANCELLED: N_("cancelled")}
 
 directive_supporting_entity = Table(
     "directive_supporting_entity",
@@ -207,7 +208,7 @@ def create(session: Session, new: NewDirective, actor: str, *, launch_now: bool 
         new = _addressed_to_all(session, new)
     responsible, *supporting = entities.require_active(session, [new.responsible_entity, *new.supporting_entities])
     if new.responsible_entity in new.supporting_entities or len(set(new.supporting_entities)) != len(supporting):
-        raise InvalidInput("supporting entities must be distinct and differ from the responsible entity")
+        raise InvalidInput(N_("supporting entities must be distinct and differ from the responsible entity"))
     now = clock.now()
     season = seasons.get_season(session, new.season_year) if new.season_year else seasons.season_for(session, now)
     deadline = parse_deadline(new.deadline, now, season.calendar)
@@ -245,7 +246,7 @@ def _addressed_to_all(session: Session, new: NewDirective) -> NewDirective:
     """A circular to every entity: each one must acknowledge it; the first is recorded as responsible."""
     codes = [e.code for e in entities.list_entities(session) if e.active]
     if not codes:
-        raise InvalidInput("there is no entity to address the circular to")
+        raise InvalidInput(N_("there is no entity to address the circular to"))
     return replace(new, responsible_entity=codes[0], supporting_entities=codes[1:])
 
 
@@ -264,9 +265,10 @@ def launch(session: Session, directive_id: int, actor: str) -> Directive:
 def _launch(session: Session, directive: Directive, actor: str) -> Directive:
     """Start the process of a draft the caller holds locked (or created in this transaction)."""
     if directive.status != DRAFT:
-        raise Conflict(f"directive {directive.reference} is {directive.status}, it was launched already")
+        raise Conflict(N_("directive %(reference)s is %(status)s, it was launched already"), params=_named(directive))
     if directive.deadline_at <= clock.now():
-        raise InvalidInput(f"the deadline of {directive.reference} has passed; set a new one before launching")
+        raise InvalidInput(N_("the deadline of %(reference)s has passed; set a new one before launching"),
+                           params=_named(directive))
 
     def link(instance: instances.ProcessInstance) -> None:  # before the first run, which projects onto it
         write_row(session, directive, {"instance_id": instance.id, "status": ACTIVE, "launched_by": actor,
@@ -306,7 +308,7 @@ def process_data(directive: Directive) -> dict[str, Any]:
 def cancel(session: Session, directive_id: int, actor: str, reason: str) -> Directive:
     directive = _locked(session, directive_id)
     if directive.status in (COMPLETED, CANCELLED):
-        raise Conflict(f"directive {directive.reference} is already {directive.status}")
+        raise Conflict(N_("directive %(reference)s is already %(status)s"), params=_named(directive))
     if not reason or not reason.strip():
         raise InvalidInput(N_("say why the directive is cancelled"))
     if directive.status == DRAFT:
@@ -345,16 +347,18 @@ def supervisor_action(session: Session, directive_id: int, actor: str, action: s
     elif action == "reassign":
         [entity] = entities.require_active(session, [fields.get("entity")])
         if entity.id == directive.responsible_entity_id:
-            raise InvalidInput(f"{entity.code} is already responsible for {directive.reference}")
+            raise InvalidInput(N_("%(entity)s is already responsible for %(reference)s"),
+                               params={"entity": Named(entity.name_en, entity.name_ar), **_named(directive)})
         payload["entity"] = entity.code
     elif action == "escalate":
         payload["level"] = _escalation_level(directive, fields.get("level"))
     elif action == "close":
         if fields.get("outcome") not in ("done", "cancelled"):
-            raise InvalidInput("closing needs an outcome: done or cancelled")
+            raise InvalidInput(N_("closing needs an outcome: done or cancelled"))
         payload["outcome"] = fields["outcome"]
     else:
-        raise InvalidInput(f"unknown action {action!r} (extend, reassign, escalate, close)")
+        raise InvalidInput(N_("unknown action %(value)s (extend, reassign, escalate, close)"),
+                           params={"value": repr(action)})
     instances.send_message(session, directive.instance_id, "supervisor_action", payload, actor)
     audit.record(session, actor, f"supervisor.{action}", subject(directive.id), payload)
     return directive
@@ -364,11 +368,12 @@ def _escalation_level(directive: Directive, chosen: Any) -> int:
     """The level a supervisor escalates to: the one chosen, or the next; always above the current one."""
     current = directive.escalation_level
     if current >= MAX_ESCALATION_LEVEL:
-        raise InvalidInput("the directive is at the highest escalation level")
+        raise InvalidInput(N_("the directive is at the highest escalation level"))
     if chosen is None:
         return current + 1
     if isinstance(chosen, bool) or not isinstance(chosen, int) or not current < chosen <= MAX_ESCALATION_LEVEL:
-        raise InvalidInput(f"escalate to a level from {current + 1} to {MAX_ESCALATION_LEVEL}, not {chosen!r}")
+        raise InvalidInput(N_("escalate to a level from %(lowest)s to %(highest)s, not %(value)s"),
+                           params={"lowest": current + 1, "highest": MAX_ESCALATION_LEVEL, "value": repr(chosen)})
     return chosen
 
 
@@ -379,14 +384,14 @@ def directive_calendar(session: Session, directive: Directive) -> BusinessCalend
 def get(session: Session, directive_id: int) -> Directive:
     directive = session.get(Directive, directive_id)
     if directive is None:
-        raise NotFound(f"no directive {directive_id}")
+        raise NotFound(N_("no directive %(directive)s"), params={"directive": str(directive_id)})
     return directive
 
 
 def by_reference(session: Session, reference: str) -> Directive:
     directive = session.scalar(select(Directive).where(Directive.reference == reference))
     if directive is None:
-        raise NotFound(f"no directive {reference!r}")
+        raise NotFound(N_("no directive %(reference)s"), params={"reference": repr(reference)})
     return directive
 
 
@@ -413,7 +418,8 @@ def refresh(session: Session, directive: Directive) -> None:
 
 def register(session: Session, *, status: str | None = None, limit: int = 50, offset: int = 0) -> list[Directive]:
     if status is not None and status not in STATUSES:
-        raise InvalidInput(f"unknown status {status!r} (known: {', '.join(STATUSES)})")
+        raise InvalidInput(N_("unknown status %(value)s (known: %(known)s)"),
+                           params={"value": repr(status), "known": ", ".join(STATUSES)})
     query = select(Directive).order_by(Directive.id.desc()).limit(limit).offset(offset)
     if status is not None:
         query = query.where(Directive.status == status)
@@ -449,9 +455,10 @@ def search(session: Session, user: Actor, filters: DirectiveFilters | None = Non
     _check_filters(filters)
     key = sort.removeprefix("-")
     if key not in SORTS:
-        raise InvalidInput(f"unknown sort {sort!r} (known: {', '.join(SORTS)}, each optionally after -)")
+        raise InvalidInput(N_("unknown sort %(value)s (known: %(known)s, each optionally after -)"),
+                           params={"value": repr(sort), "known": ", ".join(SORTS)})
     if limit < 1 or offset < 0:
-        raise InvalidInput("a page has a limit of at least 1 and an offset of at least 0")
+        raise InvalidInput(N_("a page has a limit of at least 1 and an offset of at least 0"))
     descending = sort.startswith("-")
     if key == "created" and (entity := _register_entity(user, filters)) is not None:
         return _register_of(session, user, filters, entity, descending, limit, offset)
@@ -525,9 +532,9 @@ def _check_filters(filters: DirectiveFilters) -> None:
     for label, value, allowed in (("status", filters.status, STATUSES), ("track", filters.track, TRACKS),
                                   ("kind", filters.kind, KINDS), ("priority", filters.priority, PRIORITIES)):
         if value is not None and value not in allowed:
-            raise InvalidInput(f"unknown {label} {value!r} (known: {', '.join(allowed)})")
+            raise InvalidInput(_UNKNOWN_FILTER[label], params={"value": repr(value), "known": ", ".join(allowed)})
     if filters.text is not None and "\x00" in filters.text:
-        raise InvalidInput("the search text may not contain NUL characters")
+        raise InvalidInput(N_("the search text may not contain NUL characters"))
 
 
 def _conditions(filters: DirectiveFilters) -> list[Any]:
@@ -573,7 +580,7 @@ def _sort_column(key: str) -> Any:
 def _require_active(session: Session, directive_id: int) -> Directive:
     directive = get(session, directive_id)
     if directive.status != ACTIVE:
-        raise Conflict(f"directive {directive.reference} is {directive.status}")
+        raise Conflict(N_("directive %(reference)s is %(status)s"), params=_named(directive))
     return directive
 
 
@@ -583,8 +590,21 @@ def _locked(session: Session, directive_id: int) -> Directive:
         .execution_options(populate_existing=True)
     )
     if directive is None:
-        raise NotFound(f"no directive {directive_id}")
+        raise NotFound(N_("no directive %(directive)s"), params={"directive": str(directive_id)})
     return directive
+
+
+_UNKNOWN_FILTER = {
+    "status": N_("unknown status %(value)s (known: %(known)s)"),
+    "track": N_("unknown track %(value)s (known: %(known)s)"),
+    "kind": N_("unknown kind %(value)s (known: %(known)s)"),
+    "priority": N_("unknown priority %(value)s (known: %(known)s)"),
+}
+
+
+def _named(directive: Directive) -> dict[str, Any]:
+    """A refusal's parameters naming the directive and its status (a word the reader sees in their language)."""
+    return {"reference": directive.reference, "status": Term(STATUS_WORDS.get(directive.status, directive.status))}
 
 
 _UNKNOWN_CHOICE = {
@@ -618,11 +638,12 @@ def _clean_tags(tags: list[str]) -> list[str]:
     for tag in tags:
         value = str(tag).strip().lower().replace(" ", "_")
         if not _TAG_PATTERN.match(value):
-            raise InvalidInput(f"a tag is one word of letters, digits, - or _: {tag!r}")
+            raise InvalidInput(N_("a tag is one word of letters, digits, - or _: %(value)s"),
+                               params={"value": repr(tag)})
         if value not in cleaned:
             cleaned.append(value)
     if len(cleaned) > 20:
-        raise InvalidInput("at most 20 tags")
+        raise InvalidInput(N_("at most %(limit)s tags"), params={"limit": 20})
     return cleaned
 
 
@@ -630,9 +651,10 @@ def _reference(session: Session, given: str | None, hijri_year: int) -> str:
     if given is not None:
         given = given.strip()
         if not REFERENCE_PATTERN.match(given):
-            raise InvalidInput(f"a reference is 1-40 letters, digits, / . _ or -: {given!r}")
+            raise InvalidInput(N_("a reference is 1-40 letters, digits, / . _ or -: %(value)s"),
+                               params={"value": repr(given)})
         if session.scalar(_REFERENCE_TAKEN, {"reference": given}) is not None:
-            raise Conflict(f"the reference {given} is taken")
+            raise Conflict(N_("the reference %(reference)s is taken"), params={"reference": given})
         return given
     while True:
         candidate = f"{hijri_year}/{_next_number(session, hijri_year):04d}"

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from engine.directives.evidence import Evidence
 from engine.foundation import clock
-from engine.foundation.errors import N_, InvalidInput, NotFound
+from engine.foundation.errors import N_, InvalidInput, NotFound, Sentence
 from engine.storage import audit, file_store
 from engine.storage.db import MAX_ID
 
@@ -263,7 +263,7 @@ def store_and_record(session: Session, home: Path, files: list[CheckedFile], act
 def get(session: Session, evidence_id: int) -> Evidence:
     row = session.get(Evidence, evidence_id)
     if row is None:
-        raise NotFound(f"no evidence {evidence_id}")
+        raise NotFound(N_("no evidence %(evidence)s"), params={"evidence": str(evidence_id)})
     return row
 
 
@@ -284,11 +284,12 @@ def for_download(session: Session, home: Path, user: Actor, evidence_id: int) ->
 
     row = session.get(Evidence, evidence_id) if 0 < evidence_id <= MAX_ID else None
     if row is None:
-        raise NotFound(f"no evidence {evidence_id}")
+        raise NotFound(N_("no evidence %(evidence)s"), params={"evidence": str(evidence_id)})
     directive = _directive_of(session, row)
     if not (access.can_see_directive(session, user, directive) if directive else access.reads_all(user)):
-        raise NotFound(f"no evidence {evidence_id}")
-    found = file_store.require(session, home, row.sha256, what=f"the file of evidence {evidence_id}")
+        raise NotFound(N_("no evidence %(evidence)s"), params={"evidence": str(evidence_id)})
+    found = file_store.require(session, home, row.sha256, what=Sentence(N_("the file of evidence %(evidence)s"),
+                                                                             evidence=str(evidence_id)))
     return Download(file=found, content_type=row.content_type, filename=row.filename)
 
 
@@ -321,4 +322,5 @@ def require_in_instance(session: Session, evidence_ids: list[int], instance_id: 
     ))
     missing = sorted(set(evidence_ids) - found)
     if missing:
-        raise InvalidInput(f"no evidence {', '.join(map(str, missing))} was uploaded to this directive")
+        raise InvalidInput(N_("no evidence %(evidence)s was uploaded to this directive"),
+                           params={"evidence": ", ".join(map(str, missing))})

@@ -15,7 +15,7 @@ from engine.directives import access
 from engine.directives.access import Actor
 from engine.directives.directives import Directive, subject, text_matches
 from engine.foundation import clock, text_search
-from engine.foundation.errors import InvalidInput
+from engine.foundation.errors import N_, InvalidInput
 from engine.storage import audit
 from engine.work.work_items import COMPLETED, INBOX_ORDER, OPEN, WorkItem
 
@@ -69,7 +69,8 @@ def order(filters: InboxFilters) -> list[Any]:
             return [WorkItem.completed_at.desc(), WorkItem.id.desc()]
         return list(INBOX_ORDER)
     if filters.sort not in INBOX_SORTS:
-        raise InvalidInput(f"unknown sort {filters.sort!r} (known: {', '.join(INBOX_SORTS)})")
+        raise InvalidInput(N_("unknown sort %(value)s (known: %(known)s)"),
+                           params={"value": repr(filters.sort), "known": ", ".join(INBOX_SORTS)})
     column = {"due": WorkItem.due_at, "level": Directive.escalation_level, "age": WorkItem.created_at,
               "entity": WorkItem.assignee_entity}[filters.sort]
     # Older is "more age": ascending age lists the newest first.

@@ -44,10 +44,11 @@ from engine.calendar.business_calendar import gregorian_to_hijri, hijri_to_grego
 from engine.calendar.durations import RIYADH
 from engine.directives import directives, evidence_store
 from engine.foundation import clock, text_search
-from engine.foundation.errors import Conflict, InvalidInput, NotFound, TansiqError
+from engine.foundation.errors import N_, Conflict, InvalidInput, NotFound, Sentence, TansiqError, Term
 from engine.foundation.spreadsheets import append_row, safe_row
 from engine.people import entities
 from engine.people.entities import Entity
+from engine.people.roles import role_word
 from engine.storage import audit, file_store
 from engine.storage.db import Base, UTCDateTime
 
@@ -143,14 +144,16 @@ def parse_date(value: str | date | datetime) -> date:
     if isinstance(value, date):
         return value
     if not isinstance(value, str) or not (match := _DATE.match(value)):
-        raise InvalidInput(f"not a date: {value!r}; use 2026-05-08 or a Hijri date such as 1447-11-21 هـ")
+        raise InvalidInput(N_("not a date: %(value)s; use 2026-05-08 or a Hijri date such as 1447-11-21 هـ"),
+                           params={"value": repr(value)})
     year, month, day = (int(g) for g in match.groups()[:3])
     if match.group(4) or year <= 1500:
         return hijri_to_gregorian(year, month, day)
     try:
         return date(year, month, day)
     except ValueError as exc:
-        raise InvalidInput(f"not a date: {value!r} ({exc})") from None
+        raise InvalidInput(N_("not a date: %(value)s (%(reason)s)"),
+                           params={"value": repr(value), "reason": str(exc)}) from None
 
 
 def parse_held_at(value: str | date | datetime) -> datetime:
@@ -162,7 +165,7 @@ def parse_held_at(value: str | date | datetime) -> datetime:
         try:
             moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise InvalidInput(f"not a moment: {value!r}") from None
+            raise InvalidInput(N_("not a moment: %(value)s"), params={"value": repr(value)}) from None
         return parse_held_at(moment)
     return datetime.combine(parse_date(value), time(0), tzinfo=RIYADH).astimezone(UTC)
 
@@ -179,7 +182,7 @@ def require_manage(user: Actor) -> None:
     from engine.directives import access
 
     if not can_manage(user):
-        raise access.Forbidden(f"a {user.role} may not manage meetings")
+        raise access.Forbidden(N_("%(role)s may not manage meetings"), params={"role": role_word(user.role)})
 
 
 def visible_meetings(query: Select[Any], user: Actor) -> Select[Any]:
@@ -200,7 +203,7 @@ def visible_meeting(session: Session, user: Actor, meeting_id: int) -> Meeting:
     """The meeting if the user may see it; otherwise `NotFound`, as if it did not exist."""
     meeting = session.scalar(visible_meetings(select(Meeting).where(Meeting.id == meeting_id), user))
     if meeting is None:
-        raise NotFound(f"no meeting {meeting_id}")
+        raise NotFound(N_("no meeting %(meeting)s"), params={"meeting": str(meeting_id)})
     return meeting
 
 
@@ -209,10 +212,11 @@ def visible_meeting(session: Session, user: Actor, meeting_id: int) -> Meeting:
 def _check_text(label: str, value: str | None, limit: int, *, required: bool = False) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
-            raise InvalidInput(f"a meeting needs {label}")
+            raise InvalidInput(N_("a meeting needs %(what)s"), params={"what": Term(label)})
         return None
     if not isinstance(value, str) or len(value) > limit or "\x00" in value:
-        raise InvalidInput(f"{label} is text of at most {limit:,} characters")
+        raise InvalidInput(N_("%(what)s is text of at most %(limit)s characters"),
+                           params={"what": Term(label), "limit": limit})
     return value.strip()
 
 
@@ -222,17 +226,17 @@ def create_meeting(session: Session, season_id: int, number: int, title_ar: str,
     """Register a meeting of a season; `attending` are the codes of the entities that attended."""
     if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= 100_000:
         raise InvalidInput("a meeting number is a positive whole number")
-    title_ar = _check_text("an Arabic title of at most 300 characters", title_ar, 300, required=True)
+    title_ar = _check_text(N_("an Arabic title of at most 300 characters"), title_ar, 300, required=True)
     if session.get(seasons.Season, season_id) is None:
-        raise NotFound(f"no season {season_id}")
+        raise NotFound(N_("no season %(season)s"), params={"season": str(season_id)})
     exists = session.scalar(select(Meeting.id).where(Meeting.season_id == season_id, Meeting.number == number))
     if exists is not None:
-        raise Conflict(f"meeting {number} of this season exists already")
+        raise Conflict(N_("meeting %(number)s of this season exists already"), params={"number": str(number)})
     attendees = _attendees(session, attending or [])
     meeting = Meeting(season_id=season_id, number=number, title_ar=title_ar,
-                      title_en=_check_text("the English title", title_en, 300),
-                      held_at=clock.as_utc(held_at), chair=_check_text("the chair", chair, 200),
-                      minutes=_check_text("the minutes", minutes, 100_000), created_by=actor,
+                      title_en=_check_text(N_("the English title"), title_en, 300),
+                      held_at=clock.as_utc(held_at), chair=_check_text(N_("the chair"), chair, 200),
+                      minutes=_check_text(N_("the minutes"), minutes, 100_000), created_by=actor,
                       created_at=clock.now())
     meeting.attendees = attendees
     session.add(meeting)
@@ -272,15 +276,15 @@ def update_meeting(session: Session, meeting_id: int, actor: str, *, title_ar: s
             setattr(meeting, name, new)
 
     if title_ar is not _UNSET:
-        change("title_ar", _check_text("an Arabic title of at most 300 characters", title_ar, 300, required=True))
+        change("title_ar", _check_text(N_("an Arabic title of at most 300 characters"), title_ar, 300, required=True))
     if title_en is not _UNSET:
-        change("title_en", _check_text("the English title", title_en, 300))
+        change("title_en", _check_text(N_("the English title"), title_en, 300))
     if held is not _UNSET:
         change("held_at", parse_held_at(held), lambda m: m.isoformat())
     if chair is not _UNSET:
-        change("chair", _check_text("the chair", chair, 200))
+        change("chair", _check_text(N_("the chair"), chair, 200))
     if minutes is not _UNSET:
-        change("minutes", _check_text("the minutes", minutes, 100_000), lambda m: None if m is None else len(m))
+        change("minutes", _check_text(N_("the minutes"), minutes, 100_000), lambda m: None if m is None else len(m))
     if attending is not _UNSET:
         before = [e.code for e in meeting.attendees]
         meeting.attendees = _attendees(session, attending or [])
@@ -295,19 +299,19 @@ def update_meeting(session: Session, meeting_id: int, actor: str, *, title_ar: s
 
 def _attendees(session: Session, codes: list[str]) -> list[Entity]:
     if not isinstance(codes, list) or len(codes) > 200:
-        raise InvalidInput("attending entities are a list of at most 200 entity codes")
+        raise InvalidInput(N_("attending entities are a list of at most 200 entity codes"))
     if len(set(codes)) != len(codes):
-        raise InvalidInput("an entity attends a meeting once")
+        raise InvalidInput(N_("an entity attends a meeting once"))
     odd = [c for c in codes if not isinstance(c, str) or not _ENTITY_CODE.match(c)]
     if odd:  # never sent to the database (PostgreSQL text cannot hold NUL, say)
-        raise InvalidInput(f"unknown entity: {', '.join(repr(c)[:60] for c in odd)}")
+        raise InvalidInput(N_("unknown entity: %(codes)s"), params={"codes": ", ".join(repr(c)[:60] for c in odd)})
     return sorted(entities.require_active(session, codes), key=lambda e: e.code) if codes else []
 
 
 def get_meeting(session: Session, meeting_id: int) -> Meeting:
     meeting = session.get(Meeting, meeting_id)
     if meeting is None:
-        raise NotFound(f"no meeting {meeting_id}")
+        raise NotFound(N_("no meeting %(meeting)s"), params={"meeting": str(meeting_id)})
     return meeting
 
 
@@ -315,7 +319,8 @@ def by_number(session: Session, season_year: int, number: int) -> Meeting:
     meeting = session.scalar(select(Meeting).join(seasons.Season, seasons.Season.id == Meeting.season_id)
                              .where(seasons.Season.hijri_year == season_year, Meeting.number == number))
     if meeting is None:
-        raise NotFound(f"no meeting {number} in season {season_year}")
+        raise NotFound(N_("no meeting %(number)s in season %(season)s"),
+                       params={"number": str(number), "season": str(season_year)})
     return meeting
 
 
@@ -384,13 +389,15 @@ def documents(session: Session, meeting_id: int) -> list[MeetingDocument]:
 def document(session: Session, meeting_id: int, document_id: int) -> MeetingDocument:
     row = session.get(MeetingDocument, document_id)
     if row is None or row.meeting_id != meeting_id:
-        raise NotFound(f"no document {document_id} in meeting {meeting_id}")
+        raise NotFound(N_("no document %(document)s in meeting %(meeting)s"),
+                       params={"document": str(document_id), "meeting": str(meeting_id)})
     return row
 
 
 def document_file(session: Session, home: Path, row: MeetingDocument) -> file_store.Located:
     """Where the document's content is (the database or the disk); NotFound when it is nowhere."""
-    return file_store.require(session, home, row.sha256, what=f"the file of document {row.id}")
+    return file_store.require(session, home, row.sha256, what=Sentence(N_("the file of document %(document)s"),
+                                                                     document=str(row.id)))
 
 
 # --- recommendations as draft directives ------------------------------------------------------------------
@@ -402,7 +409,8 @@ def add_recommendation(session: Session, meeting_id: int, new: directives.NewDir
     season = session.get(seasons.Season, meeting.season_id)
     new = replace(new, meeting_id=meeting.id, season_year=new.season_year or season.hijri_year)
     if new.season_year != season.hijri_year:
-        raise InvalidInput(f"a recommendation of meeting {meeting.number} belongs to season {season.hijri_year}")
+        raise InvalidInput(N_("a recommendation of meeting %(number)s belongs to season %(season)s"),
+                           params={"number": str(meeting.number), "season": str(season.hijri_year)})
     directive = directives.create(session, new, actor, launch_now=False)
     audit.record(session, actor, "meeting.recommendation_added", subject(meeting.id),
                  {"directive": directive.id, "reference": directive.reference})
@@ -477,7 +485,8 @@ def launch_all(session: Session, meeting_id: int, actor: str) -> LaunchReport:
         .order_by(directives.Directive.id).with_for_update(of=directives.Directive)
     ))
     if not drafts:
-        raise Conflict(f"meeting {meeting.number} has no draft directives to launch")
+        raise Conflict(N_("meeting %(number)s has no draft directives to launch"),
+                       params={"number": str(meeting.number)})
     plan = [(d.id, d.reference, d.title, d.responsible_entity.code, d.title_en) for d in drafts]
     start_mark = audit.mark(session)
     outer = session.begin_nested()

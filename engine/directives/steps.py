@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from engine.directives import access
 from engine.foundation import clock
 from engine.foundation.errors import N_, Conflict, FieldIssue, InvalidInput, NotFound
+from engine.people import users
 from engine.storage import audit
 from engine.storage.db import MAX_ID
 from engine.work import instances
@@ -30,12 +31,12 @@ def workable(session: Session, user: Any, item_id: int) -> WorkItem:
     """The step, read afresh under its instance's lock, if the user may work it (NotFound if they may not
     see it, Forbidden if it is addressed to another entity or role). What every writer of a step starts with."""
     if not 0 < item_id <= MAX_ID:
-        raise NotFound(f"no step {item_id}")
+        raise NotFound(N_("no step %(step)s"), params={"step": str(item_id)})
     item, _ = instances.lock_item(session, item_id)  # one writer per instance; before any row that refers to it
     if not access.can_see_item(session, user, item):
-        raise NotFound(f"no step {item_id}")
+        raise NotFound(N_("no step %(step)s"), params={"step": str(item_id)})
     if not access.can_act_on_item(user, item, access.entity_code(session, user)):
-        raise access.Forbidden("this step is addressed to another entity or role")
+        raise access.Forbidden(N_("this step is addressed to another entity or role"))
     return item
 
 
@@ -67,7 +68,8 @@ def release(session: Session, item_id: int, actor: str, *, force: bool = False) 
 def require_not_claimed_by_other(item: WorkItem, actor: str) -> None:
     """Refuse (`Conflict`) when someone other than `actor` has claimed the step."""
     if item.claimed_by not in (None, actor):
-        raise Conflict(f"step {item.id} is claimed by {item.claimed_by}")
+        claimant = users.display_name(object_session(item), item.claimed_by)
+        raise Conflict(N_("step %(step)s is claimed by %(actor)s"), params={"step": str(item.id), "actor": claimant})
 
 
 def record_progress(session: Session, item_id: int, actor: str, percent: int, note: str | None,
@@ -90,6 +92,5 @@ def record_progress(session: Session, item_id: int, actor: str, percent: int, no
 def _locked_open_item(session: Session, item_id: int) -> WorkItem:
     item, _ = instances.lock_item(session, item_id)  # one writer per instance, as for completion
     if item.status != OPEN:
-        by = f" by {item.completed_by}" if item.completed_by else ""
-        raise Conflict(f"step {item.id} is already {item.status}{by}")
+        raise instances.no_longer_open(session, item)
     return item

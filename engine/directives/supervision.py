@@ -17,22 +17,26 @@ from engine.directives import access, directives
 from engine.directives.access import Actor
 from engine.directives.directives import Directive
 from engine.foundation import clock, text_search
-from engine.foundation.errors import Conflict, InvalidInput, NotFound, TansiqError
+from engine.foundation.errors import N_, Conflict, InvalidInput, NotFound, Sentence, TansiqError, Term
+from engine.people import users
 from engine.storage import audit
 from engine.work.escalations import Escalation
 
 ACTIONS = ("extend", "reassign", "escalate", "close", "comment")
+STATUS_WORDS = {"open": N_("open"), "resolved": N_("resolved")}
 
 
 def resolve(session: Session, escalation_id: int, action: str, actor: str, note: str, **fields: Any) -> Escalation:
     escalation = _locked_open(session, escalation_id)
     if action not in ACTIONS:
-        raise InvalidInput(f"unknown action {action!r} (known: {', '.join(ACTIONS)})")
+        raise InvalidInput(N_("unknown action %(value)s (known: %(known)s)"),
+                           params={"value": repr(action), "known": ", ".join(ACTIONS)})
     if escalation.directive_id is None:
-        raise Conflict(f"escalation {escalation_id} does not belong to a directive")
+        raise Conflict(N_("escalation %(escalation)s does not belong to a directive"),
+                       params={"escalation": str(escalation_id)})
     if action == "comment":
         if not note or not note.strip():
-            raise InvalidInput("a comment needs text")
+            raise InvalidInput(N_("a comment needs text"))
         audit.record(session, actor, "escalation.commented", directives.subject(escalation.directive_id),
                      {"escalation": escalation.id, "note": note.strip()})
         return escalation
@@ -50,12 +54,17 @@ def resolve(session: Session, escalation_id: int, action: str, actor: str, note:
 
 @dataclass(frozen=True)
 class BulkOutcome:
-    """How one escalation of a bulk action went: `code` is "ok", or the refusal's `TansiqError.code`."""
+    """How one escalation of a bulk action went: `code` is "ok", or the refusal's `TansiqError.code`; the
+    `message` says it in either language."""
 
     escalation_id: int
     ok: bool
-    message: str
+    message: Sentence
     code: str = "ok"
+
+    @classmethod
+    def refused(cls, escalation_id: int, exc: TansiqError) -> BulkOutcome:
+        return cls(escalation_id, False, Sentence.of(exc), exc.code)
 
 
 def resolve_many(session: Session, escalation_ids: list[int], action: str, actor: str, note: str,
@@ -71,10 +80,10 @@ def resolve_many(session: Session, escalation_ids: list[int], action: str, actor
         try:
             with session.begin_nested():
                 resolve(session, escalation_id, action, actor, note, **fields)
-            outcomes.append(BulkOutcome(escalation_id, True, "done", "ok"))
+            outcomes.append(BulkOutcome(escalation_id, True, Sentence(N_("done")), "ok"))
         except TansiqError as exc:
             audit.discard_since(session, mark)
-            outcomes.append(BulkOutcome(escalation_id, False, str(exc), exc.code))
+            outcomes.append(BulkOutcome.refused(escalation_id, exc))
     return outcomes
 
 
@@ -95,9 +104,12 @@ def _locked_open(session: Session, escalation_id: int) -> Escalation:
         .execution_options(populate_existing=True)
     )
     if escalation is None:
-        raise NotFound(f"no escalation {escalation_id}")
+        raise NotFound(N_("no escalation %(escalation)s"), params={"escalation": str(escalation_id)})
     if escalation.status != "open":
-        raise Conflict(f"escalation {escalation_id} was already {escalation.status} by {escalation.resolved_by}")
+        raise Conflict(N_("escalation %(escalation)s was already %(status)s by %(actor)s"),
+                       params={"escalation": str(escalation_id),
+                               "status": Term(STATUS_WORDS.get(escalation.status, escalation.status)),
+                               "actor": users.display_name(session, escalation.resolved_by or "")})
     return escalation
 
 
@@ -151,7 +163,8 @@ def _needs_directive(filters: BoardFilters) -> bool:
 def board_order(filters: BoardFilters) -> list[Any]:
     """The sort, then the id: a stable order, so paging never repeats or skips a row."""
     if filters.sort not in BOARD_SORTS:
-        raise InvalidInput(f"unknown sort {filters.sort!r} (known: {', '.join(BOARD_SORTS)})")
+        raise InvalidInput(N_("unknown sort %(value)s (known: %(known)s)"),
+                           params={"value": repr(filters.sort), "known": ", ".join(BOARD_SORTS)})
     natural = {"level": True, "due": False, "age": True, "entity": False}[filters.sort]
     descending = natural if filters.descending is None else filters.descending
     column = {"level": Escalation.level, "due": Directive.deadline_at, "entity": Escalation.entity,
@@ -192,5 +205,6 @@ def matching_ids(session: Session, user: Actor, filters: BoardFilters, now: date
         select(Escalation.id).outerjoin(Directive, Directive.id == Escalation.directive_id), user)
     ids = list(session.scalars(query.where(*conditions).order_by(*board_order(filters)).limit(MAX_SELECTED + 1)))
     if len(ids) > MAX_SELECTED:
-        raise InvalidInput(f"more than {MAX_SELECTED:,} escalations match: narrow the filters first")
+        raise InvalidInput(N_("more than %(limit)s escalations match: narrow the filters first"),
+                           params={"limit": MAX_SELECTED})
     return ids

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from engine.foundation.errors import InvalidInput
+from engine.foundation.errors import N_, InvalidInput
 
 # One word of letters, digits, - or _.
 TAG_PATTERN = re.compile(r"^[\w\u0600-\u06FF][\w\u0600-\u06FF\-]{0,59}$")
@@ -55,16 +55,17 @@ TAG_NAMES: dict[str, tuple[str, str]] = {
 def clean_tags(tags: Iterable[object]) -> list[str]:
     """Lower-case, spaces to `_`, each once, in the order given; at most 20. Refuses anything else."""
     if isinstance(tags, str | bytes):
-        raise InvalidInput("tags are a list of words")
+        raise InvalidInput(N_("tags are a list of words"))
     cleaned: list[str] = []
     for tag in tags:
         value = str(tag).strip().lower().replace(" ", "_")
         if not TAG_PATTERN.match(value):
-            raise InvalidInput(f"a tag is one word of letters, digits, - or _: {str(tag)[:80]!r}")
+            raise InvalidInput(N_("a tag is one word of letters, digits, - or _: %(value)s"),
+                               params={"value": repr(str(tag)[:80])})
         if value not in cleaned:
             cleaned.append(value)
     if len(cleaned) > MAX_TAGS:
-        raise InvalidInput(f"at most {MAX_TAGS} tags")
+        raise InvalidInput(N_("at most %(limit)s tags"), params={"limit": MAX_TAGS})
     return cleaned
 
 

@@ -3,7 +3,8 @@
 An error's message is a message id: English text, marked with `N_` so pybabel extracts it into the
 catalogues, with `%(name)s` placeholders filled from its parameters. The engine formats it in English
 (`message`); the web pages and the API's problem details translate the id and fill it in the reader's
-language. Per-field problems (`fields`) say which input was refused and why, each with its own id.
+language. Per-field problems (`fields`) say which input was refused and why, each with its own id. A
+parameter that is a word of the catalogue (a status) is given as a `Term` and translated with its message.
 """
 
 from __future__ import annotations
@@ -19,17 +20,54 @@ def N_(message: str) -> str:
     return message
 
 
+class Term(str):
+    """A parameter that is itself a word of the catalogue (a status, an action), so the reader sees it in
+    their language too; it reads as its English word wherever it is not translated."""
+
+
+class Named(str):
+    """A parameter that is a name kept in both languages (an entity's): it reads as the English name, and
+    the adapters show the Arabic one to an Arabic reader."""
+
+    arabic: str
+
+    def __new__(cls, english: str, arabic: str) -> Named:
+        name = super().__new__(cls, english)
+        name.arabic = arabic
+        return name
+
+
 def format_message(message_id: str, params: Mapping[str, Any]) -> str:
     """A message id with its parameters filled in (unchanged when it has none, or they do not fit). Whole
-    numbers are limits and sizes (ids are passed as text): from 1,000 on, with thousands separators."""
+    numbers are limits and sizes (ids are passed as text): from 1,000 on, with thousands separators; a list
+    (of reasons) is joined with semicolons."""
     if not params:
         return message_id
     shown = {name: f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 1000
-             else value for name, value in params.items()}
+             else "; ".join(map(str, value)) if isinstance(value, list | tuple) else value
+             for name, value in params.items()}
     try:
         return message_id % shown
     except (KeyError, TypeError, ValueError):
         return message_id
+
+
+class Sentence(str):
+    """A message id with its parameters, as its English text, for a reason that is listed rather than
+    raised (why a row of a bulk action or an instance of a migration was refused): it compares and prints
+    as the English text, and the adapters say it in the reader's language from `message_id` and `params`."""
+
+    message_id: str
+    params: Mapping[str, Any]
+
+    def __new__(cls, message_id: str, /, **params: Any) -> Sentence:
+        said = super().__new__(cls, format_message(message_id, params))
+        said.message_id, said.params = message_id, params
+        return said
+
+    @classmethod
+    def of(cls, exc: TansiqError) -> Sentence:
+        return cls(exc.message_id, **exc.params)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from engine.calendar.durations import RIYADH
 from engine.foundation import clock
-from engine.foundation.errors import InvalidInput
+from engine.foundation.errors import N_, InvalidInput
 from engine.work.step_figures import BUCKET_FIGURES, BUCKETS, COUNTS, NO_SEASON, NONE, StepTally, local_midnight
 
 MEASURES = ("overdue", "p50", "p90", "open", "rework")
@@ -213,7 +213,7 @@ def for_model(session: Session, key: str, version: int | None = None, where: Hea
     from engine.bpmn import process_models  # process models import the runtime: only when a heatmap is drawn
 
     if measure not in MEASURES:
-        raise InvalidInput(f"measure is one of {', '.join(MEASURES)}")
+        raise InvalidInput(N_("measure is one of %(known)s"), params={"known": ", ".join(MEASURES)})
     model = process_models.get_model(session, key, version)
     where = where or HeatFilter()
     figures = heatmap(session, [model.id], where, now)

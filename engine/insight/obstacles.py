@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine.foundation.errors import InvalidInput, NotFound
+from engine.foundation.errors import N_, InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from engine.calendar.seasons import Season
@@ -148,7 +148,7 @@ def recurring_for_year(session: Session, hijri_year: int | None = None,
     if previous is not None and previous.hijri_year >= season.hijri_year:
         raise InvalidInput("the season compared with comes before the season shown")
     if previous is None and previous_year:
-        raise NotFound(f"no season {previous_year}")
+        raise NotFound(N_("no season %(season)s"), params={"season": str(previous_year)})
     return ObstaclesView(season.hijri_year, previous.hijri_year if previous else None,
                          recurring(session, season, previous) if previous else [])
 

@@ -62,7 +62,7 @@ def create_entity(session: Session, code: str, name_ar: str, name_en: str, kind:
             problems.add(name, "characters", _NAME_CHARACTERS[name])
     problems.raise_if_any()
     if session.scalar(select(Entity.id).where(Entity.code == code)) is not None:
-        raise Conflict(f"an entity with code {code!r} exists already")
+        raise Conflict(N_("an entity with code %(code)s exists already"), params={"code": repr(code)})
     entity = Entity(code=code, name_ar=name_ar.strip(), name_en=name_en.strip(), kind=kind, email=email,
                     active=True, created_at=clock.now())
     session.add(entity)
@@ -75,7 +75,7 @@ def create_entity(session: Session, code: str, name_ar: str, name_en: str, kind:
 def get_by_code(session: Session, code: str) -> Entity:
     entity = session.scalar(select(Entity).where(Entity.code == code))
     if entity is None:
-        raise NotFound(f"no entity {code!r}")
+        raise NotFound(N_("no entity %(code)s"), params={"code": repr(code)})
     return entity
 
 

@@ -87,7 +87,7 @@ def create_user(session: Session, username: str, password: str, role: str, *, fu
         problems.add("entity", "required", N_("an entity user belongs to an entity"))
     problems.raise_if_any()
     if session.scalar(select(User.id).where(User.username == username)) is not None:
-        raise Conflict(f"the username {username!r} is taken")
+        raise Conflict(N_("the username %(username)s is taken"), params={"username": repr(username)})
     entity = get_by_code(session, entity_code) if entity_code else None
     user = User(username=username, full_name=full_name or username, email=email, role=role,
                 entity_id=entity.id if entity else None, language=language,
@@ -107,7 +107,7 @@ def update_user(session: Session, username: str, actor: str, **changes: Any) -> 
     """
     user = session.scalar(select(User).where(User.username == username).with_for_update(of=User))
     if user is None:
-        raise NotFound(f"no user {username!r}")
+        raise NotFound(N_("no user %(username)s"), params={"username": repr(username)})
     recorded: dict[str, Any] = {}
     if changes.get("language") is not None:
         if changes["language"] not in LANGUAGES:
@@ -161,14 +161,14 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
 def get_user(session: Session, username: str) -> User:
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
-        raise NotFound(f"no user {username!r}")
+        raise NotFound(N_("no user %(username)s"), params={"username": repr(username)})
     return user
 
 
 def get_user_by_id(session: Session, user_id: int) -> User:
     user = session.get(User, user_id)
     if user is None:
-        raise NotFound(f"no user {user_id}")
+        raise NotFound(N_("no user %(username)s"), params={"username": str(user_id)})
     return user
 
 
@@ -198,6 +198,15 @@ def users_for(session: Session, *, role: str | None = None, entity_code: str | N
     if role is not None:
         query = query.where(User.role == role)
     return list(session.scalars(query.order_by(User.id)))
+
+
+def display_name(session: Session | None, username: str) -> str:
+    """How a refusal names someone who acted: their full name, or the user name of one who is not a user
+    (`timer`, `public`) or when there is no session to ask (a step not read from the database)."""
+    if session is None:
+        return username
+    full_name = session.scalar(select(User.full_name).where(User.username == username))
+    return (full_name or "").strip() or username
 
 
 def full_names(session: Session) -> dict[str, str]:

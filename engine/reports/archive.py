@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from engine.calendar import seasons
 from engine.foundation import clock
-from engine.foundation.errors import InvalidInput, NotFound
+from engine.foundation.errors import N_, InvalidInput, NotFound
 from engine.foundation.settings import get_settings
 from engine.reports import runs
 from engine.reports.common import DAILY, KINDS, PERIODIC, SEASONAL, as_dict
@@ -93,19 +93,24 @@ def resolve(session: Session, kind: str, *, day: date | None = None, start: date
     the 7 days ending then for a periodic one, and the season of that day for a seasonal one."""
     settings = settings or get_report_settings()
     if kind not in KINDS:
-        raise InvalidInput(f"unknown report kind {kind!r} (known: {', '.join(KINDS)})")
+        raise InvalidInput(N_("unknown report kind %(value)s (known: %(known)s)"),
+                           params={"value": repr(kind), "known": ", ".join(KINDS)})
     formats = list(formats or settings.formats)
     languages = list(languages or settings.languages)
     for fmt in formats:
         if fmt not in FORMATS:
-            raise InvalidInput(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+            raise InvalidInput(N_("unknown format %(value)s (known: %(known)s)"),
+                               params={"value": repr(fmt), "known": ", ".join(FORMATS)})
     for language in languages:
         if language not in LANGUAGES:
-            raise InvalidInput(f"unknown language {language!r} (known: {', '.join(LANGUAGES)})")
+            raise InvalidInput(N_("unknown language %(value)s (known: %(known)s)"),
+                               params={"value": repr(language), "known": ", ".join(LANGUAGES)})
     for given in (day, start, end):
         if given is not None and not FIRST_DAY <= given <= LAST_DAY:
-            raise InvalidInput(f"{given.isoformat()} is outside the Umm al-Qura calendar the reports are dated in "
-                               f"({FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()})")
+            raise InvalidInput(N_("%(date)s is outside the Umm al-Qura calendar the reports are dated in "
+                                  "(%(first)s to %(last)s)"),
+                               params={"date": given.isoformat(), "first": FIRST_DAY.isoformat(),
+                                       "last": LAST_DAY.isoformat()})
     yesterday = (reference or clock.now()).astimezone(settings.zone).date() - timedelta(days=1)
     if kind == DAILY:
         if start is not None or end is not None:
@@ -153,7 +158,7 @@ def render(report: Any, fmt: str, language: str | None, settings: ReportSettings
         from engine.reports.render_csv import render_csv
 
         return render_csv(report, language or "ar", settings)
-    raise InvalidInput(f"unknown format {fmt!r}")
+    raise InvalidInput(N_("unknown format %(value)s"), params={"value": repr(fmt)})
 
 
 def summary(report: Any) -> dict[str, Any]:

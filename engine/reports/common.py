@@ -21,7 +21,7 @@ from sqlalchemy.sql import Subquery
 
 from engine.calendar.business_calendar import gregorian_to_hijri
 from engine.calendar.seasons import Season
-from engine.foundation.errors import InvalidInput
+from engine.foundation.errors import N_, InvalidInput
 from engine.storage.audit import AuditHead
 from engine.storage.db import UTCDateTime
 
@@ -134,12 +134,13 @@ def local_midnight(day: date, zone: ZoneInfo) -> datetime:
 
 def make_period(start: date, end: date, zone: ZoneInfo, now: datetime) -> ReportPeriod:
     if end < start:
-        raise InvalidInput(f"a report period ends on or after it starts ({start} .. {end})")
+        raise InvalidInput(N_("a report period ends on or after it starts (%(start)s .. %(end)s)"),
+                           params={"start": start.isoformat(), "end": end.isoformat()})
     if (end - start).days > 400:
-        raise InvalidInput("a report period is at most 400 days")
+        raise InvalidInput(N_("a report period is at most %(limit)s days"), params={"limit": 400})
     starts_at, ends_at = local_midnight(start, zone), local_midnight(end + timedelta(days=1), zone)
     if starts_at > now:
-        raise InvalidInput(f"the period starting {start.isoformat()} has not begun yet")
+        raise InvalidInput(N_("the period starting %(start)s has not begun yet"), params={"start": start.isoformat()})
     return ReportPeriod(start, end, starts_at, ends_at, min(ends_at, now), zone.key,
                         HijriDate.of(start), HijriDate.of(end))
 

@@ -22,7 +22,7 @@ from engine.calendar.seasons import Season
 from engine.directives import tallies
 from engine.directives.directives import TRACKS, Directive, overdue_condition
 from engine.foundation import clock
-from engine.foundation.errors import NotFound
+from engine.foundation.errors import N_, NotFound
 from engine.people import entities
 from engine.people.entities import Entity
 from engine.reports.common import rate
@@ -174,7 +174,7 @@ def season_choice(session: Session, hijri_year: int | None) -> tuple[list[Season
     if hijri_year is not None:
         chosen = next((s for s in all_seasons if s.hijri_year == hijri_year), None)
         if chosen is None:
-            raise NotFound(f"no season {hijri_year}")
+            raise NotFound(N_("no season %(season)s"), params={"season": str(hijri_year)})
         return all_seasons, chosen
     if not all_seasons:
         return all_seasons, None

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.types import Date
 
 from engine.foundation import clock
-from engine.foundation.errors import InvalidInput, NotFound
+from engine.foundation.errors import N_, InvalidInput, NotFound
 from engine.reports.common import KINDS
 from engine.storage import audit
 from engine.storage.db import Base, JSONType, UTCDateTime
@@ -71,11 +71,13 @@ def start(session: Session, kind: str, period_start: date, period_end: date, *, 
           trigger: str, requested_by: str, formats: list[str], languages: list[str],
           prefect_flow_run_id: str | None = None, status: str = RUNNING) -> ReportRun:
     if kind not in KINDS:
-        raise InvalidInput(f"unknown report kind {kind!r} (known: {', '.join(KINDS)})")
+        raise InvalidInput(N_("unknown report kind %(value)s (known: %(known)s)"),
+                           params={"value": repr(kind), "known": ", ".join(KINDS)})
     if trigger not in TRIGGERS:
-        raise InvalidInput(f"unknown trigger {trigger!r} (known: {', '.join(TRIGGERS)})")
+        raise InvalidInput(N_("unknown trigger %(value)s (known: %(known)s)"),
+                           params={"value": repr(trigger), "known": ", ".join(TRIGGERS)})
     if status not in (QUEUED, RUNNING):
-        raise InvalidInput(f"a run starts queued or running, not {status!r}")
+        raise InvalidInput(N_("a run starts queued or running, not %(value)s"), params={"value": repr(status)})
     run = ReportRun(kind=kind, period_start=period_start, period_end=period_end, season_id=season_id,
                     status=status, trigger=trigger, requested_by=requested_by[:200], formats=list(formats),
                     languages=list(languages), files=[], prefect_flow_run_id=prefect_flow_run_id,
@@ -91,7 +93,8 @@ def begin(session: Session, run_id: int, prefect_flow_run_id: str | None) -> Rep
     run = get(session, run_id)
     if run.status == SUCCEEDED or (run.prefect_flow_run_id and prefect_flow_run_id
                                    and run.prefect_flow_run_id != prefect_flow_run_id):
-        raise InvalidInput(f"report run {run_id} is {run.status} and belongs to another flow run")
+        raise InvalidInput(N_("report run %(run)s is %(status)s and belongs to another flow run"),
+                           params={"run": str(run_id), "status": run.status})
     run.status, run.error, run.finished_at = RUNNING, None, None
     run.prefect_flow_run_id = prefect_flow_run_id or run.prefect_flow_run_id
     session.flush()
@@ -127,7 +130,7 @@ def fail(session: Session, run_id: int, error: str) -> ReportRun:
 def get(session: Session, run_id: int) -> ReportRun:
     run = session.get(ReportRun, run_id)
     if run is None:
-        raise NotFound(f"no report run {run_id}")
+        raise NotFound(N_("no report run %(run)s"), params={"run": str(run_id)})
     return run
 
 
@@ -143,9 +146,11 @@ def count_runs(session: Session, *, kind: str | None = None, status: str | None 
 def list_runs(session: Session, *, kind: str | None = None, status: str | None = None, limit: int = 50,
               offset: int = 0) -> list[ReportRun]:
     if kind is not None and kind not in KINDS:
-        raise InvalidInput(f"unknown report kind {kind!r} (known: {', '.join(KINDS)})")
+        raise InvalidInput(N_("unknown report kind %(value)s (known: %(known)s)"),
+                           params={"value": repr(kind), "known": ", ".join(KINDS)})
     if status is not None and status not in STATUSES:
-        raise InvalidInput(f"unknown status {status!r} (known: {', '.join(STATUSES)})")
+        raise InvalidInput(N_("unknown status %(value)s (known: %(known)s)"),
+                           params={"value": repr(status), "known": ", ".join(STATUSES)})
     query = select(ReportRun).order_by(ReportRun.started_at.desc(), ReportRun.id.desc()).limit(limit).offset(offset)
     if kind is not None:
         query = query.where(ReportRun.kind == kind)

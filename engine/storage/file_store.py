@@ -34,7 +34,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from engine.foundation import clock
-from engine.foundation.errors import InvalidInput, NotFound
+from engine.foundation.errors import N_, InvalidInput, NotFound, Sentence, Term
 from engine.storage.db import Base, UTCDateTime
 
 if TYPE_CHECKING:
@@ -113,7 +113,8 @@ def backend_or_default(backend: str | None) -> str:
 
         backend = get_settings().files_backend
     if backend not in BACKENDS:
-        raise InvalidInput(f"unknown files backend {backend!r} (known: {', '.join(BACKENDS)})")
+        raise InvalidInput(N_("unknown files backend %(value)s (known: %(known)s)"),
+                           params={"value": repr(backend), "known": ", ".join(BACKENDS)})
     return backend
 
 
@@ -255,11 +256,13 @@ def locate(session: Session, home: Path, sha256: str, *, also: Path | None = Non
     return None
 
 
-def require(session: Session, home: Path, sha256: str, *, also: Path | None = None, what: str = "the file"
+def require(session: Session, home: Path, sha256: str, *, also: Path | None = None, what: str = N_("the file")
             ) -> Located:
+    """Where a file is; NotFound naming `what` (a `Sentence`, or a word marked with N_) when it is nowhere."""
     found = locate(session, home, sha256, also=also)
     if found is None:
-        raise NotFound(f"{what} is missing from the store")
+        raise NotFound(N_("%(what)s is missing from the store"),
+                       params={"what": what if isinstance(what, Sentence) else Term(what)})
     return found
 
 
@@ -287,7 +290,8 @@ def _database_chunks(db: Database, sha256: str, size: int) -> Iterator[bytes]:
         with db.single_read() as connection:
             chunk = connection.scalar(_CHUNK_QUERY, {"sha256": sha256, "seq": seq})
         if chunk is None:
-            raise NotFound(f"chunk {seq} of file {sha256} is missing")
+            raise NotFound(N_("chunk %(chunk)s of file %(file)s is missing"),
+                           params={"chunk": str(seq), "file": sha256})
         yield bytes(chunk)
         seq, sent = seq + 1, sent + len(chunk)
 

@@ -13,7 +13,7 @@ import jsonschema
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine.foundation.errors import Conflict, InvalidInput
+from engine.foundation.errors import N_, Conflict, InvalidInput
 from engine.storage import audit
 from engine.work import instances, work_items
 from engine.work.instances import INCIDENT, ProcessInstance
@@ -53,14 +53,14 @@ def retry_with_variables(session: Session, instance_id: int, corrected: Any, act
     """
     instance = instances.lock(session, instance_id)
     if instance.status != INCIDENT:
-        raise Conflict(f"instance {instance_id} is {instance.status}, not in incident")
-    work_items.check_variables(corrected, "the corrected variables")
+        raise instances.not_in_incident(instance)
+    work_items.check_variables(corrected, N_("the corrected variables"))
     runtime = instances.load_runtime(instance)
     before = runtime.variables()
     changed = {name: value for name, value in corrected.items() if before.get(name, _MISSING) != value}
     removed = sorted(name for name in before if name not in corrected)
     if not changed and not removed:
-        raise InvalidInput("no variable was changed: retry the incident as it is instead")
+        raise InvalidInput(N_("no variable was changed: retry the incident as it is instead"))
     _check_against_forms(session, instance_id, changed)
     runtime.change_variables(changed, removed)
     instances.save_runtime(session, instance, runtime, actor)
@@ -72,8 +72,8 @@ def retry_with_variables(session: Session, instance_id: int, corrected: Any, act
     })
     instances.retry(session, instance_id, actor)
     if instance.status == INCIDENT:
-        raise StillFailing(f"the retry failed again, nothing was kept: {instance.incident_message}",
-                           element_id=instance.incident_element)
+        raise StillFailing(N_("the retry failed again, nothing was kept: %(incident)s"),
+                           params={"incident": instance.incident_message}, element_id=instance.incident_element)
     return instance
 
 
@@ -89,4 +89,4 @@ def _check_against_forms(session: Session, instance_id: int, changed: dict[str, 
             details.extend({"field": name, "message": error.message} for error in validator.iter_errors(changed[name]))
     if details:
         unique = [dict(pair) for pair in dict.fromkeys(tuple(d.items()) for d in details)]
-        raise InvalidInput("a corrected variable is not what its step's form accepts", details=unique)
+        raise InvalidInput(N_("a corrected variable is not what its step's form accepts"), details=unique)

@@ -17,7 +17,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from engine.bpmn import bpmn_runtime, process_models
 from engine.bpmn.bpmn_runtime import MigrationPlan, SpecChanges
 from engine.bpmn.process_models import ProcessModel
-from engine.foundation.errors import Conflict, InvalidInput, TansiqError
+from engine.foundation.errors import N_, Conflict, InvalidInput, Sentence, TansiqError
 from engine.storage import audit
 from engine.work import instances
 from engine.work.instances import INCIDENT, RUNNING, ProcessInstance
@@ -32,14 +32,14 @@ class InstancePlan:
     business_key: str | None
     from_version: int
     plan: MigrationPlan | None
-    refusal: str | None = None
+    refusal: Sentence | None = None
 
     @property
     def possible(self) -> bool:
         return self.refusal is None and self.plan is not None and self.plan.possible
 
     @property
-    def reasons(self) -> list[str]:
+    def reasons(self) -> list[Sentence]:
         return [self.refusal] if self.refusal else list(self.plan.refusals if self.plan else [])
 
 
@@ -47,7 +47,7 @@ class InstancePlan:
 class Outcome:
     instance_id: int
     migrated: bool
-    message: str
+    message: Sentence
     plan: InstancePlan
 
 
@@ -74,7 +74,8 @@ def migrate(session: Session, instance_id: int, to_version: int, actor: str,
     target = _target(session, instance, to_version)
     refusal = _refusal(instance)
     if refusal is not None:
-        raise Conflict(f"instance {instance_id} cannot move to version {to_version}: {refusal}")
+        raise Conflict(N_("instance %(instance)s cannot move to version %(version)s: %(reason)s"),
+                       params={"instance": str(instance_id), "version": str(to_version), "reason": refusal})
     source = instance.model
     runtime = instances.load_runtime(instance)
     # It moves onto the target as deployed, with the decision table versions built into it (refused by the
@@ -104,10 +105,10 @@ def migrate_many(session: Session, key: str, from_version: int, to_version: int,
         try:
             with session.begin_nested():
                 moved = migrate(session, instance.id, to_version, actor, changes)
-            outcomes.append(Outcome(instance.id, True, "moved", moved))
+            outcomes.append(Outcome(instance.id, True, Sentence(N_("moved")), moved))
         except TansiqError as exc:
             audit.discard_since(session, mark)
-            outcomes.append(Outcome(instance.id, False, exc.message, _plan(instance, target, changes)))
+            outcomes.append(Outcome(instance.id, False, Sentence.of(exc), _plan(instance, target, changes)))
     return outcomes
 
 
@@ -118,26 +119,31 @@ def _changes(source: ProcessModel, target: ProcessModel) -> SpecChanges:
 
 def _require_newer(from_version: int, to_version: int) -> None:
     if to_version <= from_version:
-        raise InvalidInput(f"migrate to a version newer than {from_version}, not {to_version}")
+        raise InvalidInput(N_("migrate to a version newer than %(from_version)s, not %(to_version)s"),
+                           params={"from_version": str(from_version), "to_version": str(to_version)})
 
 
 def _target(session: Session, instance: ProcessInstance, to_version: int) -> ProcessModel:
     target = process_models.get_model(session, instance.model.key, to_version)
     if target.version <= instance.model.version:
-        raise InvalidInput(f"instance {instance.id} is on version {instance.model.version}: "
-                           f"migrate it to a newer version, not {to_version}")
+        raise InvalidInput(N_("instance %(instance)s is on version %(from_version)s: migrate it to a newer version, "
+                              "not %(to_version)s"), params={"instance": str(instance.id),
+                                                             "from_version": str(instance.model.version),
+                                                             "to_version": str(to_version)})
     return target
 
 
-def _refusal(instance: ProcessInstance) -> str | None:
-    return f"the instance is {instance.status}" if instance.status not in MOVABLE else None
+def _refusal(instance: ProcessInstance) -> Sentence | None:
+    if instance.status in MOVABLE:
+        return None
+    return Sentence(N_("the instance is %(status)s"), status=instances.status_word(instance.status))
 
 
 def _plan(instance: ProcessInstance, target: ProcessModel, changes: SpecChanges | None = None) -> InstancePlan:
     base = {"instance_id": instance.id, "business_key": instance.business_key, "from_version": instance.model.version}
     refusal = _refusal(instance)
     if refusal is None and target.version <= instance.model.version:
-        refusal = f"the instance is already on version {instance.model.version}"
+        refusal = Sentence(N_("the instance is already on version %(version)s"), version=str(instance.model.version))
     if refusal is not None:
         return InstancePlan(**base, plan=None, refusal=refusal)
     runtime = instances.load_runtime(instance)
@@ -149,7 +155,7 @@ def _instances_of(session: Session, source: ProcessModel, instance_ids: list[int
                                           ProcessInstance.status.in_(MOVABLE))
     if instance_ids is not None:
         if len(instance_ids) > MAX_BATCH:
-            raise InvalidInput(f"choose at most {MAX_BATCH:,} instances at a time")
+            raise InvalidInput(N_("choose at most %(limit)s instances at a time"), params={"limit": MAX_BATCH})
         query = query.where(ProcessInstance.id.in_(instance_ids))
     return list(session.scalars(query.order_by(ProcessInstance.id).limit(MAX_BATCH)))
 

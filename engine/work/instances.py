@@ -23,14 +23,17 @@ from engine.bpmn.bpmn_runtime import Runtime, ServiceCall, ServiceHandler, Workf
 from engine.bpmn.process_models import ProcessModel
 from engine.bpmn.service_tasks import ExecutionContext, handler_for, operation
 from engine.foundation import clock
-from engine.foundation.errors import Conflict, InvalidInput, NotFound
+from engine.foundation.errors import N_, Conflict, InvalidInput, NotFound, Term
 from engine.foundation.settings import get_settings
+from engine.people import users
 from engine.storage import audit
 from engine.storage.db import Base, GzipJSON, JSONType, UTCDateTime, write_row
 from engine.work import escalation_timers, step_figures, work_items
 
 RUNNING, COMPLETED, CANCELLED, INCIDENT = "running", "completed", "cancelled", "incident"
 STATUSES = (RUNNING, COMPLETED, CANCELLED, INCIDENT)
+STATUS_WORDS = {RUNNING: N_("running"), COMPLETED: N_("completed"), CANCELLED: N_("cancelled"),
+                INCIDENT: N_("in incident")}
 
 # A listener gets the instance's open steps after the change, or None where they are not known.
 ChangeListener = Callable[[Session, "ProcessInstance", "list[work_items.WorkItem] | None"], None]
@@ -107,7 +110,7 @@ def start(session: Session, model_key: str, data: dict[str, Any], actor: str, *,
     """Start an instance and run it to its first wait state; `on_created` sees it stored, before it runs
     (to link what it belongs to, so that listeners of its first change find it)."""
     model = process_models.get_model(session, model_key, version)
-    work_items.check_variables(data, "process data")
+    work_items.check_variables(data, N_("process data"))
     settings = get_settings()
     decisions = _newest_decisions(session, model)
     compiled = process_models.compiled_with_decisions(session, model, decisions)
@@ -137,8 +140,7 @@ def complete_task(session: Session, work_item_id: int, data: dict[str, Any], act
     """Complete one open step with form data. Exactly one of concurrent completions succeeds."""
     item, instance = lock_item(session, work_item_id)
     if item.status != work_items.OPEN:
-        by = f" by {item.completed_by}" if item.completed_by else ""
-        raise Conflict(f"step {item.id} is already {item.status}{by}")
+        raise no_longer_open(session, item)
     _require_running(instance)
     work_items.validate_form(item, data)
     write_row(session, item, {"status": work_items.COMPLETED, "completed_by": actor, "completed_at": clock.now(),
@@ -163,6 +165,25 @@ def complete_task(session: Session, work_item_id: int, data: dict[str, Any], act
     for listener in _step_listeners:
         listener(session, instance, item)
     return instance
+
+
+def no_longer_open(session: Session, item: work_items.WorkItem) -> Conflict:
+    """The refusal of a step someone else finished first, naming them as people know them."""
+    status = Term(work_items.STATUS_WORDS.get(item.status, item.status))
+    if item.completed_by:
+        return Conflict(N_("step %(step)s is already %(status)s by %(actor)s"),
+                        params={"step": str(item.id), "status": status,
+                                "actor": users.display_name(session, item.completed_by)})
+    return Conflict(N_("step %(step)s is already %(status)s"), params={"step": str(item.id), "status": status})
+
+
+def status_word(status: str) -> Term:
+    return Term(STATUS_WORDS.get(status, status))
+
+
+def not_in_incident(instance: ProcessInstance) -> Conflict:
+    return Conflict(N_("instance %(instance)s is %(status)s, not in incident"),
+                    params={"instance": str(instance.id), "status": status_word(instance.status)})
 
 
 def send_message(session: Session, instance_id: int, name: str, payload: Any, actor: str) -> ProcessInstance:
@@ -197,7 +218,8 @@ def fire_timers(session: Session, instance: ProcessInstance, actor: str = "timer
 def cancel(session: Session, instance_id: int, actor: str) -> ProcessInstance:
     instance = lock(session, instance_id)
     if instance.status in (COMPLETED, CANCELLED):
-        raise Conflict(f"instance {instance_id} is already {instance.status}")
+        raise Conflict(N_("instance %(instance)s is already %(status)s"),
+                       params={"instance": str(instance_id), "status": status_word(instance.status)})
     runtime = _load(instance, None)
     runtime.cancel()
     instance.state = runtime.stored()
@@ -214,7 +236,7 @@ def retry(session: Session, instance_id: int, actor: str) -> ProcessInstance:
     """Run an instance in incident again from its last clean point."""
     instance = lock(session, instance_id)
     if instance.status != INCIDENT:
-        raise Conflict(f"instance {instance_id} is {instance.status}, not in incident")
+        raise not_in_incident(instance)
     instance.status = RUNNING
     instance.incident_message = instance.incident_element = instance.incident_at = None
     audit.record(session, actor, "instance.retried", subject(instance.id), {})
@@ -263,7 +285,7 @@ def lock(session: Session, instance_id: int) -> ProcessInstance:
         return held
     instance = session.scalar(_LOCK, {"instance_id": instance_id})
     if instance is None:
-        raise NotFound(f"no process instance {instance_id}")
+        raise NotFound(N_("no process instance %(instance)s"), params={"instance": str(instance_id)})
     if not session.in_nested_transaction():
         session.info.setdefault(_LOCKED, {})[instance_id] = instance
     return instance
@@ -295,7 +317,7 @@ def lock_item(session: Session, work_item_id: int) -> tuple[work_items.WorkItem,
     instance = session.scalar(_LOCK_OF_ITEM, {"item_id": work_item_id})
     item = session.scalar(_READ_ITEM, {"item_id": work_item_id}) if instance is not None else None
     if item is None:
-        raise NotFound(f"no step {work_item_id}")
+        raise NotFound(N_("no step %(step)s"), params={"step": str(work_item_id)})
     if not session.in_nested_transaction():
         session.info.setdefault(_LOCKED, {}).setdefault(instance.id, instance)
         session.info.setdefault(_FRESH_ITEMS, {})[work_item_id] = item
@@ -305,7 +327,7 @@ def lock_item(session: Session, work_item_id: int) -> tuple[work_items.WorkItem,
 def get_instance(session: Session, instance_id: int) -> ProcessInstance:
     instance = session.get(ProcessInstance, instance_id)
     if instance is None:
-        raise NotFound(f"no process instance {instance_id}")
+        raise NotFound(N_("no process instance %(instance)s"), params={"instance": str(instance_id)})
     return instance
 
 
@@ -323,9 +345,10 @@ class InstanceFilter:
 
     def conditions(self) -> list[Any]:
         if self.status is not None and self.status not in STATUSES:
-            raise InvalidInput(f"unknown status {self.status!r} (known: {', '.join(STATUSES)})")
+            raise InvalidInput(N_("unknown status %(value)s (known: %(known)s)"),
+                               params={"value": repr(self.status), "known": ", ".join(STATUSES)})
         if self.version is not None and self.model is None:
-            raise InvalidInput("a version is a version of a model: name the model too")
+            raise InvalidInput(N_("a version is a version of a model: name the model too"))
         conditions: list[Any] = []
         if self.model is not None:
             versions = select(ProcessModel.id).where(ProcessModel.key == self.model)
@@ -380,7 +403,8 @@ def save_runtime(session: Session, instance: ProcessInstance, runtime: Runtime, 
 
 def _require_running(instance: ProcessInstance) -> None:
     if instance.status != RUNNING:
-        raise Conflict(f"instance {instance.id} is {instance.status}")
+        raise Conflict(N_("instance %(instance)s is %(status)s"),
+                       params={"instance": str(instance.id), "status": status_word(instance.status)})
 
 
 def _newest_decisions(session: Session, model: ProcessModel) -> dict[str, int] | None:
@@ -422,10 +446,12 @@ def _advance(session: Session, instance: ProcessInstance, actor: str, action: Ca
         incident = failure
     except IntegrityError:
         savepoint.roll_back()
-        raise Conflict(f"instance {instance.id} was changed by another worker; nothing was done") from None
+        raise Conflict(N_("instance %(instance)s was changed by another worker; nothing was done"),
+                       params={"instance": str(instance.id)}) from None
     except StaleDataError:
         savepoint.roll_back()
-        raise Conflict(f"instance {instance.id} was changed concurrently; nothing was done") from None
+        raise Conflict(N_("instance %(instance)s was changed concurrently; nothing was done"),
+                       params={"instance": str(instance.id)}) from None
     applied, open_steps = False, None
     if clean_part is not None:
         try:

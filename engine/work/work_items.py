@@ -17,13 +17,14 @@ from engine.bpmn import expressions
 from engine.bpmn.bpmn_runtime import UserTaskView, WorkflowFailure
 from engine.calendar import durations
 from engine.foundation import clock
-from engine.foundation.errors import N_, ExpressionError, InvalidInput
+from engine.foundation.errors import N_, ExpressionError, InvalidInput, Term
 from engine.foundation.schema_issues import schema_issues
 from engine.people.roles import ENTITY_USER, ROLES
 from engine.storage.db import Base, JSONType, UTCDateTime
 from engine.work import step_figures
 
 OPEN, COMPLETED, WITHDRAWN = "open", "completed", "withdrawn"
+STATUS_WORDS = {OPEN: N_("open"), COMPLETED: N_("completed"), WITHDRAWN: N_("withdrawn")}
 MAX_FORM_BYTES = 64_000
 MAX_DEPTH = 32  # lists and objects nest at most this deep in process variables
 
@@ -156,23 +157,28 @@ def nesting_depth(value: Any, limit: int = MAX_DEPTH) -> int:
     return deepest
 
 
-def check_variables(data: Any, what: str = "form data") -> dict[str, Any]:
+def check_variables(data: Any, what: str = N_("form data")) -> dict[str, Any]:
     """Process variables are a JSON object of plain names (no keyword) that shadow nothing the evaluator knows,
-    at most `MAX_FORM_BYTES` of JSON nested at most `MAX_DEPTH` levels deep."""
+    at most `MAX_FORM_BYTES` of JSON nested at most `MAX_DEPTH` levels deep. `what` (marked with N_) names
+    them in the refusal."""
+    named = {"what": Term(what)}
     if not isinstance(data, dict):
-        raise InvalidInput(f"{what} must be an object")
+        raise InvalidInput(N_("%(what)s must be an object"), params=named)
     if nesting_depth(data) > MAX_DEPTH:  # before serialising: deep data would exhaust the stack there
-        raise InvalidInput(f"{what} may nest at most {MAX_DEPTH} levels of lists and objects deep")
+        raise InvalidInput(N_("%(what)s may nest at most %(limit)s levels of lists and objects deep"),
+                           params={**named, "limit": MAX_DEPTH})
     try:
         size = len(json.dumps(data, allow_nan=False))
     except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"{what} must be plain JSON: {exc}") from None
+        raise InvalidInput(N_("%(what)s must be plain JSON: %(reason)s"),
+                           params={**named, "reason": str(exc)}) from None
     if size > MAX_FORM_BYTES:
-        raise InvalidInput(f"{what} is larger than {MAX_FORM_BYTES:,} bytes")
+        raise InvalidInput(N_("%(what)s is larger than %(limit)s bytes"), params={**named, "limit": MAX_FORM_BYTES})
     bad_keys = sorted(str(k) for k in data if not isinstance(k, str) or k.startswith("_") or not k.isidentifier()
                       or keyword.iskeyword(k) or k in expressions.RESERVED_NAMES)
     if bad_keys:
-        raise InvalidInput(f"these names are not allowed in {what}: {', '.join(bad_keys)}")
+        raise InvalidInput(N_("these names are not allowed in %(what)s: %(names)s"),
+                           params={**named, "names": ", ".join(bad_keys)})
     return data
 
 

@@ -268,10 +268,10 @@ async def deploy(request: Request) -> Response:
     limit = request.app.state.tansiq.settings.model_max_bytes
     try:
         if not isinstance(upload, UploadFile) or not upload.filename:
-            raise InvalidInput("choose a BPMN or DMN file")
+            raise InvalidInput(N_("choose a BPMN or DMN file"))
         content = await upload.read(limit + 1)
         if len(content) > limit:
-            raise InvalidInput(f"a process model may be at most {limit:,} bytes")
+            raise InvalidInput(N_("a process model may be at most %(limit)s bytes"), params={"limit": limit})
         name = safe_filename(upload.filename)
         with request.app.state.tansiq.db.transaction() as session:  # deploy() records it in the audit trail
             if name.lower().endswith(".dmn"):
@@ -294,8 +294,11 @@ def decision_page(request: Request, key: str, version: int | None = None) -> Res
         versions = decision_tables.list_versions(session, key[:200])
         shown = next((d for d in versions if d.version == version), None) if version else (
             versions[-1] if versions else None)
+        if shown is None and version:
+            raise NotFound(N_("no decision table %(key)s version %(version)s"),
+                           params={"key": repr(key), "version": str(version)})
         if shown is None:
-            raise NotFound(f"no decision table {key}" + (f" version {version}" if version else ""))
+            raise NotFound(N_("no decision table %(key)s"), params={"key": repr(key)})
         table = decision_tables.table_view(shown)
     return render(request, "admin_decision.html", {"versions": versions, "shown": shown, "table": table,
                                                    "section": "models"})
@@ -315,11 +318,12 @@ def model_page_response(request: Request, key: str, version: int | None, *, erro
     with request.app.state.tansiq.db.reading() as session:
         versions = process_models.list_versions(session, key[:200])
         if not versions:
-            raise NotFound(f"no process model {key}")
+            raise NotFound(N_("no process model %(key)s"), params={"key": repr(key)})
         shown = next((m for m in versions if m.version == version), None) if version else max(
             versions, key=lambda m: m.version)
         if shown is None:
-            raise NotFound(f"no version {version} of {key}")
+            raise NotFound(N_("no process model %(key)s version %(version)s"),
+                           params={"key": repr(key), "version": str(version)})
         operates = access.allowed(user, "instance.operate")
         counts = instance_migration.counts_by_version(session, shown.key) if operates else {}
         used = [decision_tables.get_decision(session, key, version)

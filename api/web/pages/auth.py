@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from api.web import i18n
 from api.web.core import WebRoute, home_of, redirect, render, safe_next
 from api.web.session import LANGUAGE_COOKIE, current_user, form_of, set_cookie, sign_in, sign_out
-from engine.foundation.errors import NotFound
+from engine.foundation.errors import N_, NotFound
 from engine.people import login_attempts, users
 
 router = APIRouter(route_class=WebRoute)
@@ -92,5 +92,5 @@ async def switch_language(request: Request) -> Response:
 @router.get("/static/fonts/{name}")
 def font(name: Annotated[str, PathParam(max_length=80)]) -> FileResponse:
     if name not in FONT_FILES or not (FONTS / name).is_file():
-        raise NotFound(f"no font {name}")
+        raise NotFound(N_("no font %(name)s"), params={"name": name})
     return FileResponse(FONTS / name, media_type="font/ttf", headers={"Cache-Control": "public, max-age=86400"})

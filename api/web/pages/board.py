@@ -18,7 +18,7 @@ from api.web.session import form_of, require_user
 from engine.directives import access, supervision
 from engine.directives.directives import TRACKS, Directive
 from engine.foundation import clock
-from engine.foundation.errors import InvalidInput, NotFound, TansiqError
+from engine.foundation.errors import N_, InvalidInput, NotFound, TansiqError
 from engine.people import entities
 from engine.work.escalations import Escalation
 
@@ -103,18 +103,18 @@ def _hijri_today():
 
 def _fields(form: Any, action: str, prefix: str) -> dict[str, Any]:
     if action not in ACTIONS:
-        raise InvalidInput("choose an action")
+        raise InvalidInput(N_("choose an action"))
     if action == "extend":
         return {"new_deadline": deadline_from_form(form, prefix)}
     if action == "reassign":
         entity = str(form.get("entity") or "")
         if not entity:
-            raise InvalidInput("choose the entity to reassign to")
+            raise InvalidInput(N_("choose the entity to reassign to"))
         return {"entity": entity}
     if action == "close":
         outcome = str(form.get("outcome") or "")
         if outcome not in ("done", "cancelled"):
-            raise InvalidInput("closing needs an outcome: done or cancelled")
+            raise InvalidInput(N_("closing needs an outcome: done or cancelled"))
         return {"outcome": outcome}
     if action == "escalate" and str(form.get("level") or "").isdigit():
         return {"level": int(str(form.get("level")))}
@@ -124,9 +124,9 @@ def _fields(form: Any, action: str, prefix: str) -> dict[str, Any]:
 def _permitted(session: Session, user: Any, escalation_id: int, action: str) -> Escalation:
     escalation = session.get(Escalation, escalation_id) if 0 < escalation_id <= 2_147_483_647 else None
     if escalation is None or not access.can_see_escalation(session, user, escalation):
-        raise NotFound(f"no escalation {escalation_id}")
+        raise NotFound(N_("no escalation %(escalation)s"), params={"escalation": str(escalation_id)})
     if not access.can_resolve_escalation(user, escalation, action):
-        raise access.Forbidden(f"a {user.role} may not {action} this escalation")
+        raise access.Forbidden(N_("your role may not do this to this escalation"))
     return escalation
 
 
@@ -180,9 +180,10 @@ def _selected(form: Any) -> list[int]:
     ids = list(dict.fromkeys(int(v) for v in form.getlist("ids") if isinstance(v, str) and v.isdigit()
                              and 0 < int(v) <= 2_147_483_647))
     if not ids:
-        raise InvalidInput("select at least one escalation")
+        raise InvalidInput(N_("select at least one escalation"))
     if len(ids) > supervision.MAX_SELECTED:
-        raise InvalidInput(f"select at most {supervision.MAX_SELECTED:,} escalations at once")
+        raise InvalidInput(N_("select at most %(limit)s escalations at once"),
+                           params={"limit": supervision.MAX_SELECTED})
     return ids
 
 
@@ -191,7 +192,7 @@ def _matching(session: Session, user: Any, form: Any) -> list[int]:
     filters = _filters(dict(parse_qsl(str(form.get("filters") or ""))))
     ids = supervision.matching_ids(session, user, _chosen(filters))
     if not ids:
-        raise InvalidInput("no escalation matches these filters")
+        raise InvalidInput(N_("no escalation matches these filters"))
     return ids
 
 
@@ -205,7 +206,7 @@ def _apply(session: Session, user: Any, ids: list[int], action: str, note: str,
             _permitted(session, user, escalation_id, action)
             permitted.append(escalation_id)
         except TansiqError as exc:
-            refused[escalation_id] = supervision.BulkOutcome(escalation_id, False, exc.message, exc.code)
+            refused[escalation_id] = supervision.BulkOutcome.refused(escalation_id, exc)
     done = {o.escalation_id: o for o in supervision.resolve_many(session, permitted, action, user.username, note,
                                                                  **fields)}
     return [refused.get(i) or done[i] for i in ids]

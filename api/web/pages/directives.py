@@ -247,7 +247,7 @@ async def create(request: Request) -> Response:
 
 def _visible(session: Session, user: Any, directive_id: int) -> Directive:
     if not 0 < directive_id <= 2_147_483_647:
-        raise NotFound(f"no directive {directive_id}")
+        raise NotFound(N_("no directive %(directive)s"), params={"directive": str(directive_id)})
     return access.visible_directive(session, user, directive_id)
 
 

@@ -32,6 +32,7 @@ from engine.directives.directives import KINDS, PRIORITIES, TRACKS, Directive, N
 from engine.feedback import FeedbackFilters, PublicSubmission
 from engine.foundation.errors import InvalidInput, NotFound, TansiqError
 from engine.people import entities
+from engine.people.roles import role_word
 from engine.storage.db import MAX_ID
 
 router = APIRouter(route_class=WebRoute)
@@ -55,7 +56,7 @@ FILTERS = ("service", "entity", "status", "rating_min", "rating_max", "q", "rece
 def _reader(request: Request) -> Any:
     user = require_user(request)
     if not feedback.can_read(user):
-        raise access.Forbidden(f"a {user.role} may not read pilgrim feedback")
+        raise access.Forbidden(N_("%(role)s may not read pilgrim feedback"), params={"role": role_word(user.role)})
     return user
 
 
@@ -126,7 +127,7 @@ async def triage(request: Request, feedback_id: int) -> Response:
     user = require_user(request)
     form = await form_of(request)
     if not 0 < feedback_id <= MAX_ID:
-        raise NotFound(f"no feedback {feedback_id}")
+        raise NotFound(N_("no feedback %(feedback)s"), params={"feedback": str(feedback_id)})
     with request.app.state.tansiq.db.transaction() as session:
         feedback.update(session, user, feedback_id, status=str(form.get("status") or ""))
     back = str(form.get("back") or "")

@@ -18,7 +18,7 @@ from engine.bpmn import process_models
 from engine.calendar.seasons import Season
 from engine.directives import access
 from engine.directives.directives import TRACKS
-from engine.foundation.errors import InvalidInput
+from engine.foundation.errors import InvalidInput, Term
 from engine.insight import bottlenecks, forecast
 from engine.insight.bottlenecks import HeatFilter, ModelHeat
 from engine.people import entities
@@ -34,7 +34,7 @@ def _day(text: str, what: str) -> date | None:
     try:
         return date.fromisoformat(text.strip())
     except ValueError:
-        raise InvalidInput(f"{what} is a date like 2026-05-20") from None
+        raise InvalidInput(N_("%(what)s is a date like 2026-05-20"), params={"what": Term(what)}) from None
 
 
 def _season(seasons: list[Season], year: str) -> Season | None:
@@ -53,7 +53,8 @@ def bottlenecks_page(request: Request, model: str = "", version: str = "", seaso
         key = model or (models[0].key if models else "")
         chosen_season = _season(seasons, season)
         where = HeatFilter(chosen_season.id if chosen_season else None, entity or None,
-                           track if track in TRACKS else None, _day(opened_from, "From"), _day(opened_until, "Until"))
+                           track if track in TRACKS else None, _day(opened_from, N_("From")),
+                           _day(opened_until, N_("Until")))
         heat = None
         if key:
             heat = bottlenecks.for_model(session, key, int(version) if version.isdigit() else None, where,

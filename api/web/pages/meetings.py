@@ -54,7 +54,7 @@ def _flash(request: Request) -> dict[str, str]:
 
 def _checked_id(meeting_id: int) -> int:
     if not 0 < meeting_id <= MAX_ID:
-        raise NotFound(f"no meeting {meeting_id}")
+        raise NotFound(N_("no meeting %(meeting)s"), params={"meeting": str(meeting_id)})
     return meeting_id
 
 

@@ -23,7 +23,7 @@ from engine.calendar.durations import RIYADH
 from engine.directives import access
 from engine.directives.directives import Directive
 from engine.foundation import clock
-from engine.foundation.errors import InvalidInput, NotFound, TansiqError
+from engine.foundation.errors import N_, FieldProblems, InvalidInput, NotFound, TansiqError
 from engine.people.roles import ENTITY_USER
 from engine.storage import audit
 from engine.work import incidents, instance_migration, instances, work_items
@@ -37,7 +37,7 @@ VALUE_KINDS = ("text", "number", "boolean", "json")
 def operator(request: Request) -> Any:
     user = require_user(request)
     if user.role == ENTITY_USER:
-        raise NotFound("not found")
+        raise NotFound(N_("not found"))
     access.require(user, "instance.operate")
     return user
 
@@ -50,31 +50,35 @@ def _filters(request: Request) -> tuple[InstanceFilter, dict[str, str]]:
         value = (q.get(name) or "").strip()
         if value:
             shown[name] = value[:200]
-    try:
-        where = InstanceFilter(
-            model=shown.get("model"), version=_positive(shown.get("version"), "version"),
-            status=shown.get("status"), business_key=shown.get("business_key"),
-            directive_id=_positive(shown.get("directive"), "directive"),
-            started_from=_moment(shown.get("started_from")), started_until=_moment(shown.get("started_until")),
-        )
-        where.conditions()
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
+    where = InstanceFilter(
+        model=shown.get("model"), version=_positive(shown.get("version"), "version"),
+        status=shown.get("status"), business_key=shown.get("business_key"),
+        directive_id=_positive(shown.get("directive"), "directive"),
+        started_from=_moment(shown.get("started_from")), started_until=_moment(shown.get("started_until")),
+    )
+    where.conditions()
     return where, shown
+
+
+_NOT_POSITIVE = {"version": N_("the version is a whole number above zero"),
+                 "directive": N_("the directive is a whole number above zero")}
 
 
 def _positive(value: str | None, name: str) -> int | None:
     if value is None:
         return None
     if not value.isdigit() or not 0 < int(value) <= 2_147_483_647:
-        raise ValueError(f"{name} is a whole number above zero")
+        raise InvalidInput(_NOT_POSITIVE[name])
     return int(value)
 
 
 def _moment(value: str | None) -> datetime | None:
     if value is None:
         return None
-    moment = datetime.fromisoformat(value)  # a ValueError names the bad text
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(N_("not a date and time: %(value)s"), params={"value": repr(value)}) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=RIYADH)  # the form's local time
 
 
@@ -123,7 +127,7 @@ def _instance_page(request: Request, instance_id: int, *, error: FormErrors | No
     with request.app.state.tansiq.db.reading() as session:
         instance = instances.get_instance(session, instance_id) if 0 < instance_id <= 2_147_483_647 else None
         if instance is None:
-            raise NotFound(f"no process instance {instance_id}")
+            raise NotFound(N_("no process instance %(instance)s"), params={"instance": str(instance_id)})
         runtime = instances.load_runtime(instance)
         states = runtime.element_states()
         failed = [instance.incident_element] if instance.status == instances.INCIDENT and instance.incident_element \
@@ -162,25 +166,20 @@ def corrected_variables(form: Any) -> dict[str, Any]:
     """The variables the correction form sends back: each kept one read as its kind, removed ones left out,
     and at most one new variable."""
     corrected: dict[str, Any] = {}
-    details = []
+    problems = FieldProblems()
     for key in form:
         if not key.startswith("var:"):
             continue
         name = key[4:]
         if form.get(f"remove:{name}"):
             continue
-        try:
+        with problems.checking(name):
             corrected[name] = _read_value(str(form.get(key) or ""), str(form.get(f"kind:{name}") or "text"))
-        except ValueError as exc:
-            details.append({"field": name, "message": str(exc)})
     new_name = str(form.get("new_name") or "").strip()
     if new_name:
-        try:
+        with problems.checking(new_name):
             corrected[new_name] = _read_value(str(form.get("new_value") or ""), "json")
-        except ValueError as exc:
-            details.append({"field": new_name, "message": str(exc)})
-    if details:
-        raise InvalidInput("some values could not be read", details=details)
+    problems.raise_if_any(N_("some values could not be read"))
     return corrected
 
 
@@ -189,14 +188,14 @@ def _read_value(text: str, kind: str) -> Any:
         return text
     if kind == "boolean":
         if text not in ("true", "false"):
-            raise ValueError("choose true or false")
+            raise InvalidInput(N_("choose true or false"))
         return text == "true"
     if kind == "number":
         return _number(text.strip().translate(_WESTERN_DIGITS))
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"not JSON: {exc.msg}") from None
+        raise InvalidInput(N_("not JSON: %(reason)s"), params={"reason": exc.msg}) from None
 
 
 _WESTERN_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩٫", "0123456789.")  # a number typed with Arabic-Indic digits
@@ -210,7 +209,7 @@ def _number(text: str) -> int | float:
             continue
         if value == value and value not in (float("inf"), float("-inf")):  # no NaN, no infinity
             return value
-    raise ValueError("a number is expected")
+    raise InvalidInput(N_("a number is expected"))
 
 
 @router.get("/instances/{instance_id}")
@@ -265,7 +264,8 @@ async def migrate(request: Request, key: str, version: int) -> Response:
     form = await form_of(request)
     to_version = str(form.get("to_version") or "")
     if not to_version.isdigit():
-        return model_page_response(request, key, version, error="choose the version to move to", status=422)
+        refused = InvalidInput(N_("choose the version to move to"))
+        return model_page_response(request, key, version, error=form_errors(request, refused), status=422)
     target = int(to_version)
     db = request.app.state.tansiq.db
     try:

@@ -14,7 +14,7 @@ from api.problems import attachment
 from api.web.core import FormErrors, WebRoute, form_errors, redirect, render
 from api.web.session import form_of, require_user
 from engine.directives import access
-from engine.foundation.errors import InvalidInput, NotFound, TansiqError
+from engine.foundation.errors import N_, InvalidInput, NotFound, TansiqError
 from engine.reports import archive, runs
 from workflows import dispatch
 
@@ -58,7 +58,7 @@ async def run_now(request: Request) -> Response:
 
 def _kind(value: str) -> str:
     if value not in KINDS:
-        raise InvalidInput(f"choose the kind of report ({', '.join(KINDS)})")
+        raise InvalidInput(N_("choose the kind of report"))
     return value
 
 
@@ -68,7 +68,7 @@ def _day(value: str) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise InvalidInput(f"{value!r} is not a date (YYYY-MM-DD)") from None
+        raise InvalidInput(N_("%(value)s is not a date (YYYY-MM-DD)"), params={"value": repr(value)}) from None
 
 
 @router.get("/reports/{run_id}/{index}")
@@ -78,7 +78,8 @@ def download(request: Request, run_id: int, index: int) -> Response:
     with request.app.state.tansiq.db.reading() as session:
         run = runs.get(session, run_id) if 0 < run_id <= 2_147_483_647 else None
         if run is None or run.status != runs.SUCCEEDED or not 0 <= index < len(run.files or []):
-            raise NotFound(f"no file {index} in report run {run_id}")
+            raise NotFound(N_("no file %(index)s in report run %(run)s"),
+                           params={"index": str(index), "run": str(run_id)})
         entry = dict(run.files[index])
         found = archive.locate(session, entry, home=request.app.state.tansiq.settings.home)
     fmt = entry.get("format", "")

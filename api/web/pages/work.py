@@ -25,7 +25,7 @@ from engine.directives.steps import MAX_NOTE, NOTE_TOO_LONG, PROGRESS_RANGE, cla
 from engine.foundation import clock
 from engine.foundation.errors import N_, Conflict, FieldIssue, FieldProblems, InvalidInput, NotFound, TansiqError
 from engine.foundation.schema_issues import FORM, schema_issues
-from engine.people import entities
+from engine.people import entities, users
 from engine.people.roles import ADMIN
 from engine.storage.db import MAX_ID
 from engine.work import instances, work_items
@@ -103,7 +103,7 @@ def _end_of_local_day(now: datetime) -> datetime:
 def _visible_item(session: Session, user: Any, item_id: int) -> WorkItem:
     item = session.get(WorkItem, item_id) if 0 < item_id <= MAX_ID else None
     if item is None or not access.can_see_item(session, user, item):
-        raise NotFound(f"no step {item_id}")
+        raise NotFound(N_("no step %(step)s"), params={"step": str(item_id)})
     return item
 
 
@@ -111,9 +111,10 @@ def _actionable_item(session: Session, user: Any, item_id: int) -> WorkItem:
     """The step, locked, if the user may work it (404 unseen, 403 not theirs, 409 no longer open)."""
     item = workable(session, user, item_id)
     if item.status != OPEN:
-        raise Conflict(f"this step is already {item.status}")
+        raise instances.no_longer_open(session, item)
     if user.role != ADMIN and item.claimed_by not in (None, user.username):
-        raise Conflict(f"this step is taken by {item.claimed_by}")
+        raise Conflict(N_("this step is taken by %(actor)s"),
+                       params={"actor": users.display_name(session, item.claimed_by or "")})
     return item
 
 
