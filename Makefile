@@ -12,7 +12,7 @@ SYSTEM_PACKAGES := fonts-noto-core libharfbuzz-subset0 libpango-1.0-0 libpangoft
                    nginx prometheus systemd postgresql-client-15
 
 # requirements.lock pins every package (the product's, the dev extra's and theirs) with its hashes; the venv
-# is installed from it alone, never from pyproject.toml's ranges. `make lock` refreshes it (README, "Dependencies").
+# is installed from it alone, never from pyproject.toml's ranges. `make lock` refreshes it (README, "Developing").
 LOCK       := requirements.lock
 LOCK_TOOLS := var/lock-tools
 PIP_TOOLS  := pip-tools==7.7.0

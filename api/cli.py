@@ -38,8 +38,15 @@ if TYPE_CHECKING:
     from workflows.serve import EmbeddedReports
 
 # Free strings that are really choices are Literal types: a wrong value is Typer's usage error naming them.
-Language = Literal["ar", "en"]
-ReportKind = Literal["daily", "periodic", "seasonal"]
+# Each names the engine's own tuple of values (tests/test_cli_help.py checks they agree).
+Language = Literal["ar", "en"]  # users.LANGUAGES
+ReportKind = Literal["daily", "periodic", "seasonal"]  # reports.common.KINDS
+InstanceStatus = Literal["running", "completed", "cancelled", "incident"]  # instances.STATUSES
+DirectiveStatus = Literal["draft", "active", "completed", "cancelled"]  # directives.STATUSES
+EntityKind = Literal["service", "government", "operator", "private", "other"]  # entities.KINDS
+ImportMode = Literal["all_or_nothing", "valid_rows"]  # directive_import.MODES
+FeedbackService = Literal["housing", "transport", "reception", "departure", "other"]  # feedback.SERVICES
+FeedbackStatus = Literal["new", "reviewed", "raised", "dismissed"]  # feedback.STATUSES
 REPORT_FORMATS = ("pdf", "html", "xlsx", "csv", "json")
 
 
@@ -209,7 +216,7 @@ def instances_start(
 
 @instances_app.command("list")
 def instances_list(
-    status: Annotated[Literal["running", "completed", "cancelled", "incident"] | None,
+    status: Annotated[InstanceStatus | None,
                       typer.Option(help="Only instances with this status.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
 ) -> None:
@@ -327,7 +334,7 @@ def audit_verify() -> None:
 
 @directives_app.command("list")
 def directives_list(
-    status: Annotated[Literal["draft", "active", "completed", "cancelled"] | None,
+    status: Annotated[DirectiveStatus | None,
                       typer.Option(help="Only directives with this status.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
 ) -> None:
@@ -623,7 +630,7 @@ def entities_create(
     code: Annotated[str, typer.Option("--code", help="Lowercase code, e.g. housing.")],
     name_ar: Annotated[str, typer.Option("--name-ar", help="The Arabic name.")],
     name_en: Annotated[str, typer.Option("--name-en", help="The English name.")],
-    kind: Annotated[Literal["service", "government", "operator", "private", "other"],
+    kind: Annotated[EntityKind,
                     typer.Option(help="The entity's kind.")] = "service",
     email: Annotated[str | None, typer.Option(help="Where the entity's notices go.")] = None,
     by: Annotated[str, typer.Option(help="Who creates it (recorded).")] = "cli",
@@ -830,7 +837,7 @@ def directives_template(
 @directives_app.command("import")
 def directives_import(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The workbook (.xlsx).")],
-    mode: Annotated[Literal["all_or_nothing", "valid_rows"], typer.Option(
+    mode: Annotated[ImportMode, typer.Option(
         help="all_or_nothing: any bad row imports none; valid_rows: the valid rows are imported.")]
     = "all_or_nothing",
     launch: Annotated[bool, typer.Option("--launch", help="Launch each imported directive.")] = False,
@@ -924,9 +931,9 @@ def meetings_agenda(
 @feedback_app.command("list")
 def feedback_list(
     season: Annotated[int | None, typer.Option(help="The season's Hijri year.")] = None,
-    service: Annotated[Literal["housing", "transport", "reception", "departure", "other"] | None,
+    service: Annotated[FeedbackService | None,
                        typer.Option(help="Only feedback on this service.")] = None,
-    status: Annotated[Literal["new", "reviewed", "raised", "dismissed"] | None,
+    status: Annotated[FeedbackStatus | None,
                       typer.Option(help="Only feedback with this status.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
 ) -> None:
@@ -978,7 +985,7 @@ app.add_typer(messages_app, name="messages")
 instances_app.command("migrate")(migrate_instances)
 
 
-# ==== issue 22: the help in panels, and each group's commands in a sensible order ====================
+# ==== the help: commands in panels, and each group's commands in a sensible order ===================
 PANELS: dict[str, tuple[str, ...]] = {
     "Run": ("serve", "run", "timers", "notifications"),
     "Season data": ("demo", "entities", "users", "directives", "meetings", "feedback"),
@@ -1010,7 +1017,7 @@ def _arrange(top: typer.Typer) -> None:
 
 
 _arrange(app)
-# ==== end of issue 22 ================================================================================
+# ==== end of the help ===============================================================================
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m api.cli`

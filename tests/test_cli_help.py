@@ -76,3 +76,20 @@ def test_a_wrong_choice_is_a_usage_error_naming_the_choices(args, option, choice
 def test_comma_separated_formats_still_parse():
     parse = cli._choices(*cli.REPORT_FORMATS)
     assert parse(" pdf, xlsx ") == "pdf,xlsx"
+
+
+def test_the_cli_choices_are_the_engines_own_values():
+    from typing import get_args
+
+    from engine import feedback
+    from engine.directives import directive_import, directives
+    from engine.people import entities, users
+    from engine.reports import common
+    from engine.work import instances
+
+    pairs = [(cli.Language, users.LANGUAGES), (cli.ReportKind, common.KINDS), (cli.InstanceStatus, instances.STATUSES),
+             (cli.DirectiveStatus, directives.STATUSES), (cli.EntityKind, entities.KINDS),
+             (cli.ImportMode, directive_import.MODES), (cli.FeedbackService, feedback.SERVICES),
+             (cli.FeedbackStatus, feedback.STATUSES)]
+    for choices, values in pairs:
+        assert get_args(choices) == tuple(values)

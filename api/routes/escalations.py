@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy.orm import Session
 
 from api.deps import Caller, CurrentUser, State, requires
-from api.error_text import said
+from api.error_text import error_text, said
 from api.problems import KINDS, documented, language_of
 from api.schemas.common import MAX_ID, SEARCH_HELP, Page
 from api.schemas.directives import EscalationOut, Track
@@ -17,7 +17,7 @@ from api.views import escalation_out
 from engine.directives import access, supervision
 from engine.directives.directives import Directive
 from engine.foundation import clock
-from engine.foundation.errors import N_, InvalidInput, NotFound, Sentence, TansiqError
+from engine.foundation.errors import N_, InvalidInput, NotFound, TansiqError
 from engine.work.escalations import Escalation
 
 router = APIRouter(tags=["escalations"])
@@ -112,7 +112,7 @@ def resolve_many(body: BulkResolveRequest, state: State, request: Request,
                 _permitted(session, caller, escalation_id, body.action)
                 allowed_ids.append(escalation_id)
             except TansiqError as exc:
-                results[escalation_id] = _row(escalation_id, False, exc.code, said(Sentence.of(exc), language))
+                results[escalation_id] = _row(escalation_id, False, exc.code, error_text(exc, language))
         for outcome in supervision.resolve_many(session, allowed_ids, body.action, caller.username, body.note,
                                                 **fields):
             results[outcome.escalation_id] = _row(outcome.escalation_id, outcome.ok, outcome.code,

@@ -670,7 +670,7 @@ TASK_STATE_WORDS = {"maybe": N_("maybe"), "likely": N_("likely"), "future": N_("
 def _state_word(task: Any) -> Term:
     """A task's state as a word of the catalogue (SpiffWorkflow's own names, lower case)."""
     name = TaskState.get_name(task.state).lower()
-    return Term(TASK_STATE_WORDS.get(name, name))
+    return Term.of(TASK_STATE_WORDS, name)
 
 
 def _counterpart(task: Any, diff: Any) -> Any:

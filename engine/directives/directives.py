@@ -45,6 +45,7 @@ from engine.calendar import seasons
 from engine.calendar.business_calendar import BusinessCalendar, parse_deadline
 from engine.calendar.durations import RIYADH, hours_between, parse_moment
 from engine.directives import meetings, tallies
+from engine.directives.tags import clean_tags
 from engine.foundation import clock, text_search
 from engine.foundation.errors import N_, Conflict, FieldIssue, FieldProblems, InvalidInput, Named, NotFound, Term
 from engine.people import entities
@@ -163,7 +164,6 @@ text_search.fold_on_write(Directive.__table__, ("reference", "title", "title_en"
 # --- the service ---------------------------------------------------------------------------------
 
 REFERENCE_PATTERN = re.compile(r"^[A-Za-z0-9\u0600-\u06FF][A-Za-z0-9\u0600-\u06FF/_.\-]{0,39}$")
-_TAG_PATTERN = re.compile(r"^[\w\u0600-\u06FF][\w\u0600-\u06FF\-]{0,59}$")
 TIMING = {  # how long before the deadline to remind, and the grace before level 2, by priority
     "normal": ("P1D", "P1D"),
     "high": ("PT12H", "PT12H"),
@@ -227,7 +227,7 @@ def create(session: Session, new: NewDirective, actor: str, *, launch_now: bool 
         current_steps=[], escalation_level=0, extension_count=0,
     )
     directive.supporting_entities = supporting
-    directive.tags = [DirectiveTag(tag=t) for t in _clean_tags(new.tags)]
+    directive.tags = [DirectiveTag(tag=t) for t in clean_tags(new.tags)]
     set_committed_value(directive, "season", season)
     session.add(directive)
     session.flush()
@@ -604,7 +604,7 @@ _UNKNOWN_FILTER = {
 
 def _named(directive: Directive) -> dict[str, Any]:
     """A refusal's parameters naming the directive and its status (a word the reader sees in their language)."""
-    return {"reference": directive.reference, "status": Term(STATUS_WORDS.get(directive.status, directive.status))}
+    return {"reference": directive.reference, "status": Term.of(STATUS_WORDS, directive.status)}
 
 
 _UNKNOWN_CHOICE = {
@@ -631,20 +631,6 @@ def _check_choices(new: NewDirective) -> None:
     if not isinstance(new.supporting_entities, list) or not isinstance(new.tags, list):
         problems.add("supporting_entities", "type", N_("supporting entities and tags are lists"))
     problems.raise_if_any()
-
-
-def _clean_tags(tags: list[str]) -> list[str]:
-    cleaned = []
-    for tag in tags:
-        value = str(tag).strip().lower().replace(" ", "_")
-        if not _TAG_PATTERN.match(value):
-            raise InvalidInput(N_("a tag is one word of letters, digits, - or _: %(value)s"),
-                               params={"value": repr(tag)})
-        if value not in cleaned:
-            cleaned.append(value)
-    if len(cleaned) > 20:
-        raise InvalidInput(N_("at most %(limit)s tags"), params={"limit": 20})
-    return cleaned
 
 
 def _reference(session: Session, given: str | None, hijri_year: int) -> str:

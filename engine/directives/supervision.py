@@ -108,7 +108,7 @@ def _locked_open(session: Session, escalation_id: int) -> Escalation:
     if escalation.status != "open":
         raise Conflict(N_("escalation %(escalation)s was already %(status)s by %(actor)s"),
                        params={"escalation": str(escalation_id),
-                               "status": Term(STATUS_WORDS.get(escalation.status, escalation.status)),
+                               "status": Term.of(STATUS_WORDS, escalation.status),
                                "actor": users.display_name(session, escalation.resolved_by or "")})
     return escalation
 

@@ -24,6 +24,11 @@ class Term(str):
     """A parameter that is itself a word of the catalogue (a status, an action), so the reader sees it in
     their language too; it reads as its English word wherever it is not translated."""
 
+    @classmethod
+    def of(cls, words: Mapping[str, str], code: str) -> Term:
+        """The word of `code` in `words` (a status's, a role's); a code without a word reads as itself."""
+        return cls(words.get(code, code))
+
 
 class Named(str):
     """A parameter that is a name kept in both languages (an entity's): it reads as the English name, and

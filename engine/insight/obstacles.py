@@ -6,8 +6,8 @@ recurring obstacle: the seasonal report's section and the obstacles page both co
 with counts (directives and feedback items, this season and the previous one) and the entities
 concerned (the directives' responsible entities and the entities the feedback was about).
 
-Tags are normalised by `engine.directives.tags`, for directives and feedback alike, so the same word typed on a
-directive and on a feedback item is the same obstacle.
+Tags are normalised by `engine.directives.tags`, for directives and feedback alike, so the same word
+typed on a directive and on a feedback item is the same obstacle.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from engine.foundation.errors import N_, InvalidInput, NotFound
 if TYPE_CHECKING:
     from engine.calendar.seasons import Season
     from engine.people.entities import EntityRef
+
 
 @dataclass(frozen=True)
 class Obstacle:

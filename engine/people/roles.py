@@ -21,4 +21,4 @@ ROLE_WORDS = {ADMIN: N_("an administrator"), SECRETARIAT: N_("a member of the se
 
 def role_word(role: str) -> Term:
     """Who someone is, as a refusal names them ("a viewer may not ..."), in the reader's language."""
-    return Term(ROLE_WORDS.get(role, role))
+    return Term.of(ROLE_WORDS, role)

@@ -169,7 +169,7 @@ def complete_task(session: Session, work_item_id: int, data: dict[str, Any], act
 
 def no_longer_open(session: Session, item: work_items.WorkItem) -> Conflict:
     """The refusal of a step someone else finished first, naming them as people know them."""
-    status = Term(work_items.STATUS_WORDS.get(item.status, item.status))
+    status = Term.of(work_items.STATUS_WORDS, item.status)
     if item.completed_by:
         return Conflict(N_("step %(step)s is already %(status)s by %(actor)s"),
                         params={"step": str(item.id), "status": status,
@@ -178,7 +178,7 @@ def no_longer_open(session: Session, item: work_items.WorkItem) -> Conflict:
 
 
 def status_word(status: str) -> Term:
-    return Term(STATUS_WORDS.get(status, status))
+    return Term.of(STATUS_WORDS, status)
 
 
 def not_in_incident(instance: ProcessInstance) -> Conflict:
