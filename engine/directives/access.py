@@ -45,12 +45,17 @@ from engine.work.work_items import WorkItem
 
 
 class Actor(Protocol):
-    """What the rules need to know about a user (an `engine.people.users.User` fits)."""
+    """What the rules need to know about a user (an `engine.people.users.User` fits, and so does the
+    API's frozen `CurrentUser`: the members are read-only, so either satisfies the protocol)."""
 
-    username: str
-    role: str
-    entity_id: int | None
-    active: bool
+    @property
+    def username(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def entity_id(self) -> int | None: ...
+    @property
+    def active(self) -> bool: ...
 
 
 READ_ALL = frozenset({ADMIN, SECRETARIAT, FOLLOW_UP_OFFICER, SUPERVISOR, LEADERSHIP, VIEWER})
