@@ -30,7 +30,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVarTuple
 
 from sqlalchemy import (
     Column,
@@ -62,6 +62,9 @@ from engine.storage.db import Base, Database, UTCDateTime
 
 if TYPE_CHECKING:
     from engine.directives.access import Actor
+
+_Ts = TypeVarTuple("_Ts")
+"""The columns of a query `visible_feedback` narrows (it keeps its shape)."""
 
 SERVICES = ("housing", "transport", "reception", "departure", "other")
 SERVICE_NAMES = {
@@ -184,7 +187,7 @@ def _require(allowed: bool, user: Actor, what: str) -> None:
         raise access.Forbidden(N_("%(role)s may not do this"), params={"role": role_word(user.role)})
 
 
-def visible_feedback(query: Select[Any], user: Actor) -> Select[Any]:
+def visible_feedback(query: Select[*_Ts], user: Actor) -> Select[*_Ts]:
     """Narrow a query over `FeedbackItem` to what the user may see."""
     from engine.directives import access
 
@@ -430,18 +433,7 @@ def client_key(secret: bytes, address: str) -> str:
 def hit_rate_limit(session: Session, key: str, limits: PublicLimits, now: datetime | None = None) -> int | None:
     """Count one attempt from `key`; the seconds to wait when it is over a limit, else None."""
     moment = now or clock.now()
-    row = session.get(PublicRateLimit, key, with_for_update=True)
-    if row is None:
-        try:
-            with session.begin_nested():
-                row = PublicRateLimit(client_key=key, window_started_at=moment, window_count=0,
-                                      day_started_at=moment, day_count=0)
-                session.add(row)
-                session.flush()
-        except IntegrityError:  # another request from the same address created it first: lock theirs
-            row = session.get(PublicRateLimit, key, with_for_update=True, populate_existing=True)
-        # a new address: forget addresses not seen for two days (keeps the table small)
-        session.execute(delete(PublicRateLimit).where(PublicRateLimit.day_started_at < moment - timedelta(days=2)))
+    row = session.get(PublicRateLimit, key, with_for_update=True) or _new_rate_limit(session, key, moment)
     window, day = timedelta(seconds=limits.window_seconds), timedelta(days=1)
     if moment - row.window_started_at >= window:
         row.window_started_at, row.window_count = moment, 0
@@ -455,6 +447,24 @@ def hit_rate_limit(session: Session, key: str, limits: PublicLimits, now: dateti
     if row.window_count > limits.per_window:
         return max(1, int((row.window_started_at + window - moment).total_seconds()))
     return None
+
+
+def _new_rate_limit(session: Session, key: str, moment: datetime) -> PublicRateLimit:
+    """The locked row of an address seen for the first time (created here, or by a request that came first)."""
+    row: PublicRateLimit | None
+    try:
+        with session.begin_nested():
+            row = PublicRateLimit(client_key=key, window_started_at=moment, window_count=0,
+                                  day_started_at=moment, day_count=0)
+            session.add(row)
+            session.flush()
+    except IntegrityError:  # another request from the same address created it first: lock theirs
+        row = session.get(PublicRateLimit, key, with_for_update=True, populate_existing=True)
+    if row is None:
+        raise RuntimeError(f"the rate limit row of {key} was created by another request and is gone")
+    # a new address: forget addresses not seen for two days (keeps the table small)
+    session.execute(delete(PublicRateLimit).where(PublicRateLimit.day_started_at < moment - timedelta(days=2)))
+    return row
 
 
 def submit_public(session: Session, secret: bytes, submission: PublicSubmission,
@@ -554,7 +564,7 @@ def search(session: Session, user: Actor, filters: FeedbackFilters | None = None
     column = FeedbackItem.received_at if sort.removeprefix("-") == "received" else FeedbackItem.rating
     ordering = [column.desc(), FeedbackItem.id.desc()] if sort.startswith("-") else [column.asc(),
                                                                                      FeedbackItem.id.asc()]
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    total = session.execute(select(func.count()).select_from(query.order_by(None).subquery())).scalar_one()
     rows = list(session.scalars(query.order_by(*ordering).limit(limit).offset(offset)))
     return rows, total
 

@@ -18,18 +18,15 @@ directive.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol, TypeVarTuple
 
 from sqlalchemy import Select, false, or_, select
 from sqlalchemy.orm import Session
 
 from engine.directives import directives
 from engine.directives.directives import Directive, addressed_to
-from engine.foundation.errors import (  # Forbidden is defined in engine.foundation.errors; importable here too
-    N_,
-    Forbidden,
-    NotFound,
-)
+from engine.foundation.errors import N_, NotFound
+from engine.foundation.errors import Forbidden as Forbidden  # re-exported: callers raise access.Forbidden
 from engine.people.roles import (
     ADMIN,
     ENTITY_USER,
@@ -57,6 +54,9 @@ class Actor(Protocol):
     @property
     def active(self) -> bool: ...
 
+
+_Ts = TypeVarTuple("_Ts")
+"""The columns of a query the `visible_*` and `inbox` filters narrow (they keep its shape)."""
 
 READ_ALL = frozenset({ADMIN, SECRETARIAT, FOLLOW_UP_OFFICER, SUPERVISOR, LEADERSHIP, VIEWER})
 """Roles that read every directive."""
@@ -116,7 +116,7 @@ def reads_all(user: Actor) -> bool:
 
 # --- directives -------------------------------------------------------------------------------------
 
-def visible_directives(query: Select[Any], user: Actor) -> Select[Any]:
+def visible_directives(query: Select[*_Ts], user: Actor) -> Select[*_Ts]:
     """Narrow a query over `Directive` to the directives the user may see."""
     if reads_all(user):
         return query
@@ -213,13 +213,13 @@ def can_see_item(session: Session, user: Actor, item: WorkItem) -> bool:
     return can_see_directive(session, user, directive)
 
 
-def inbox_steps(user: Actor, user_entity_code: str | None) -> Select[Any]:
+def inbox_steps(user: Actor, user_entity_code: str | None) -> Select[WorkItem, Directive]:
     """The steps in the user's inbox, each with its directive (None for a process without one)."""
     return inbox(select(WorkItem, Directive).outerjoin(Directive, Directive.instance_id == WorkItem.instance_id),
                  user, user_entity_code)
 
 
-def inbox(query: Select[Any], user: Actor, user_entity_code: str | None) -> Select[Any]:
+def inbox(query: Select[*_Ts], user: Actor, user_entity_code: str | None) -> Select[*_Ts]:
     """Narrow a query over `WorkItem` to the steps in the user's inbox (what they may work)."""
     if not user.active or user.role == VIEWER:
         return query.where(false())
@@ -235,7 +235,7 @@ def inbox(query: Select[Any], user: Actor, user_entity_code: str | None) -> Sele
 
 # --- escalations -------------------------------------------------------------------------------------
 
-def visible_escalations(query: Select[Any], user: Actor) -> Select[Any]:
+def visible_escalations(query: Select[*_Ts], user: Actor) -> Select[*_Ts]:
     """Narrow a query over `Escalation` to those whose directive the user may see."""
     if reads_all(user):
         return query

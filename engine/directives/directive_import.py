@@ -525,6 +525,8 @@ def _validate(session: Session, sheet: _Sheet, season: seasons.Season, report: I
                 fail("kind", "model_missing", f"the process model {model!r} is not deployed")
             out["process_model_key"] = model
         if not errors:
+            if responsible is None:  # never: each way to no responsible entity fails the row
+                raise RuntimeError(f"row {number} passed without a responsible entity")
             valid.append(_Valid(number, out, responsible, supporting, tags, reference))
             result.status = VALID
         if progress and (position % BATCH == 0 or position == total):
@@ -655,21 +657,29 @@ def _insert(session: Session, valid: list[_Valid], season: seasons.Season, actor
     return ids
 
 
-def _reserve_references(session: Session, hijri_year: int, count: int, given: set[str]) -> list[str]:
-    """`count` references like 1447/0042 from the year's sequence (one lock, one look-up per batch),
-    skipping any already used by hand or named in the file."""
-    if count == 0:
-        return []
-    sequence = session.scalar(select(DirectiveSequence).where(DirectiveSequence.hijri_year == hijri_year)
-                              .with_for_update().execution_options(populate_existing=True))
+def _locked_sequence(session: Session, hijri_year: int) -> DirectiveSequence:
+    """The year's reference sequence, locked to commit (created when the year has none yet)."""
+    locked = (select(DirectiveSequence).where(DirectiveSequence.hijri_year == hijri_year)
+              .with_for_update().execution_options(populate_existing=True))
+    sequence = session.scalar(locked)
     if sequence is None:
         try:
             with session.begin_nested():
                 sequence = DirectiveSequence(hijri_year=hijri_year, last_number=0)
                 session.add(sequence)
         except IntegrityError:  # another writer created it first: lock theirs
-            sequence = session.scalar(select(DirectiveSequence).where(DirectiveSequence.hijri_year == hijri_year)
-                                      .with_for_update().execution_options(populate_existing=True))
+            sequence = session.scalar(locked)
+    if sequence is None:
+        raise RuntimeError(f"the reference sequence of {hijri_year} was created by another writer and is gone")
+    return sequence
+
+
+def _reserve_references(session: Session, hijri_year: int, count: int, given: set[str]) -> list[str]:
+    """`count` references like 1447/0042 from the year's sequence (one lock, one look-up per batch),
+    skipping any already used by hand or named in the file."""
+    if count == 0:
+        return []
+    sequence = _locked_sequence(session, hijri_year)
     out: list[str] = []
     number = sequence.last_number
     while len(out) < count:

@@ -9,13 +9,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import (
     Column,
     ForeignKey,
     Index,
     Integer,
+    Row,
     String,
     Table,
     Text,
@@ -314,7 +315,7 @@ def cancel(session: Session, directive_id: int, actor: str, reason: str) -> Dire
     if directive.status == DRAFT:
         directive.status, directive.ended_at = CANCELLED, clock.now()
     else:
-        instances.cancel(session, directive.instance_id, actor)
+        instances.cancel(session, _instance_id(directive), actor)
     audit.record(session, actor, "directive.cancelled", subject(directive.id), {"reason": reason.strip()})
     return directive
 
@@ -329,7 +330,7 @@ def request_extension(session: Session, directive_id: int, actor: str, new_deadl
     if not reason or not reason.strip():
         raise InvalidInput(N_("an extension request needs a reason"), fields=[
             FieldIssue("reason", "required", N_("an extension request needs a reason"))])
-    instances.send_message(session, directive.instance_id, "extension_requested",
+    instances.send_message(session, _instance_id(directive), "extension_requested",
                            {"new_deadline": moment.isoformat(), "reason": reason.strip(), "requested_by": actor}, actor)
     audit.record(session, actor, "extension.requested", subject(directive.id),
                  {"new_deadline": moment.isoformat(), "reason": reason.strip()})
@@ -342,10 +343,10 @@ def supervisor_action(session: Session, directive_id: int, actor: str, action: s
     directive = _require_active(session, directive_id)
     payload: dict[str, Any] = {"action": action, "note": (note or "").strip(), "actor": actor}
     if action == "extend":
-        moment = parse_deadline(fields.get("new_deadline"), clock.now(), directive_calendar(session, directive))
+        moment = parse_deadline(fields.get("new_deadline", ""), clock.now(), directive_calendar(session, directive))
         payload["new_deadline"] = moment.isoformat()
     elif action == "reassign":
-        [entity] = entities.require_active(session, [fields.get("entity")])
+        [entity] = entities.require_active(session, [str(fields.get("entity"))])  # None: refused as 'None'
         if entity.id == directive.responsible_entity_id:
             raise InvalidInput(N_("%(entity)s is already responsible for %(reference)s"),
                                params={"entity": Named(entity.name_en, entity.name_ar), **_named(directive)})
@@ -359,7 +360,7 @@ def supervisor_action(session: Session, directive_id: int, actor: str, action: s
     else:
         raise InvalidInput(N_("unknown action %(value)s (extend, reassign, escalate, close)"),
                            params={"value": repr(action)})
-    instances.send_message(session, directive.instance_id, "supervisor_action", payload, actor)
+    instances.send_message(session, _instance_id(directive), "supervisor_action", payload, actor)
     audit.record(session, actor, f"supervisor.{action}", subject(directive.id), payload)
     return directive
 
@@ -378,7 +379,29 @@ def _escalation_level(directive: Directive, chosen: Any) -> int:
 
 
 def directive_calendar(session: Session, directive: Directive) -> BusinessCalendar:
-    return session.get(seasons.Season, directive.season_id).calendar
+    return season_of(session, directive.season_id).calendar
+
+
+def season_of(session: Session, season_id: int) -> seasons.Season:
+    """The season a directive or a meeting belongs to (their foreign key keeps it there)."""
+    season = session.get(seasons.Season, season_id)
+    if season is None:
+        raise RuntimeError(f"no season {season_id}, which a directive or a meeting refers to")
+    return season
+
+
+def _instance_id(directive: Directive) -> int:
+    """The process instance of a launched directive (only a draft has none)."""
+    if directive.instance_id is None:
+        raise RuntimeError(f"directive {directive.reference} is {directive.status} and has no process instance")
+    return directive.instance_id
+
+
+def _moment(value: datetime | None, what: str) -> datetime:
+    """A moment that is set once a directive or a step has reached the state at hand."""
+    if value is None:
+        raise RuntimeError(f"{what} is not set")
+    return value
 
 
 def get(session: Session, directive_id: int) -> Directive:
@@ -412,8 +435,11 @@ def overdue_condition(now: datetime) -> ColumnElement[bool]:
 def refresh(session: Session, directive: Directive) -> None:
     """Recompute the projection (after an escalation is resolved, say), from the directive read afresh."""
     if directive.instance_id is not None:
-        _project(session, _fresh(session, Directive.id == directive.id),
-                 instances.get_instance(session, directive.instance_id), None, escalations_changed=True)
+        fresh = _fresh(session, Directive.id == directive.id)
+        if fresh is None:
+            raise NotFound(N_("no directive %(directive)s"), params={"directive": str(directive.id)})
+        _project(session, fresh, instances.get_instance(session, directive.instance_id), None,
+                 escalations_changed=True)
 
 
 def register(session: Session, *, status: str | None = None, limit: int = 50, offset: int = 0) -> list[Directive]:
@@ -467,7 +493,7 @@ def search(session: Session, user: Actor, filters: DirectiveFilters | None = Non
         query = query.where(condition)
     column = _sort_column(key)
     ordering = [column.desc(), Directive.id.desc()] if descending else [column.asc(), Directive.id.asc()]
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    total = session.execute(select(func.count()).select_from(query.order_by(None).subquery())).scalar_one()
     rows = list(session.scalars(query.order_by(*ordering).limit(limit).offset(offset)))
     return rows, total
 
@@ -497,9 +523,10 @@ def _register_of(session: Session, user: Actor, filters: DirectiveFilters, entit
     conditions = _conditions(replace(filters, entity=None))
     query = query.where(*conditions)
     if conditions or narrowed:
-        total = session.scalar(select(func.count()).select_from(query.subquery()))
+        total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     else:  # the entity's addressee entries alone, an index-only count
-        total = session.scalar(select(func.count()).select_from(addressee).where(addressee.entity_id == entity))
+        total = session.execute(select(func.count()).select_from(addressee)
+                                .where(addressee.entity_id == entity)).scalar_one()
     keys = (addressee.created_at, addressee.directive_id)
     ordering = [key.desc() for key in keys] if descending else [key.asc() for key in keys]
     return list(session.scalars(query.order_by(*ordering).limit(limit).offset(offset))), total
@@ -658,7 +685,7 @@ _REFERENCE_TAKEN = select(Directive.id).where(Directive.reference == bindparam("
 
 
 def _next_number(session: Session, hijri_year: int) -> int:
-    number = session.connection().execute(_TAKE_NUMBER, {"year": hijri_year}).scalar_one_or_none()
+    number: int | None = session.connection().execute(_TAKE_NUMBER, {"year": hijri_year}).scalar_one_or_none()
     if number is not None:
         return number
     try:
@@ -688,7 +715,8 @@ def _hold(session: Session, instance_id: int, directive: Directive) -> None:
 
 
 def _held(session: Session, instance_id: int) -> Directive | None:
-    return session.info.get(_HELD, {}).get(instance_id)
+    held: Directive | None = session.info.get(_HELD, {}).get(instance_id)
+    return held
 
 
 _OF_INSTANCE = select(Directive).where(Directive.instance_id == bindparam("instance_id"))
@@ -737,19 +765,30 @@ _OPEN_LEVEL = select(func.coalesce(func.max(_ESCALATION.c.level), 0)).where(
     _ESCALATION.c.instance_id == bindparam("instance_id"), _ESCALATION.c.status == "open")
 
 
+class _OpenStep(Protocol):
+    """What the projection reads of an open step: a `WorkItem`, or a row of `_open_steps`."""
+
+    @property
+    def element_id(self) -> str: ...
+    @property
+    def due_at(self) -> datetime | None: ...
+
+
+def _open_steps(session: Session, instance_id: int) -> Sequence[Row[str, datetime | None]]:
+    return session.execute(
+        select(WorkItem.element_id, WorkItem.due_at).where(WorkItem.instance_id == instance_id, WorkItem.status == OPEN)
+    ).all()
+
+
 def _project(session: Session, directive: Directive, instance: instances.ProcessInstance,
              open_steps: list[WorkItem] | None, *, escalations_changed: bool) -> None:
     """Copy what the directive's pages show from its instance: open steps (read when not given), earliest
     due, escalation level, incident and end. The escalation queries run only when escalations changed in
     this unit of work."""
-    if open_steps is None:
-        open_steps = session.execute(
-            select(WorkItem.element_id, WorkItem.due_at).where(WorkItem.instance_id == instance.id,
-                                                               WorkItem.status == OPEN)
-        ).all()
-    dues = [step.due_at for step in open_steps if step.due_at is not None]
+    steps: Sequence[_OpenStep] = _open_steps(session, instance.id) if open_steps is None else open_steps
+    dues = [step.due_at for step in steps if step.due_at is not None]
     projected: dict[str, Any] = {
-        "current_steps": sorted({step.element_id for step in open_steps}),
+        "current_steps": sorted({step.element_id for step in steps}),
         "current_due_at": min(dues) if dues else None,
         "incident": (instance.incident_message or "")[:500] or None,
     }
@@ -782,7 +821,8 @@ def _count_ending(session: Session, directive: Directive, ending: dict[str, Any]
         _count(session, directive, active=-1)
         return
     _count(session, directive, active=-1, completed=1, on_time=int(ending["completed_on_time"]),
-           completion_hours=hours_between(directive.launched_at, ending["ended_at"]))
+           completion_hours=hours_between(_moment(directive.launched_at, "an active directive's launch"),
+                                          ending["ended_at"]))
 
 
 def count_escalations(session: Session, directive: Directive, escalated: Sequence[tuple[str | None, int]],
@@ -799,15 +839,16 @@ def _count_acknowledgement(session: Session, instance: instances.ProcessInstance
     directive = of_instance(session, instance.id, with_lists=False)
     if directive is not None:
         _count(session, directive, item.assignee_entity or tallies.NO_ENTITY, acknowledged=1,
-               acknowledge_hours=hours_between(item.created_at, item.completed_at))
+               acknowledge_hours=hours_between(item.created_at, _moment(item.completed_at, "a completed step's end")))
 
 
 def _ending(directive: Directive, instance: instances.ProcessInstance) -> dict[str, Any]:
     """What ends an active directive when its instance ended (nothing while it runs)."""
     if instance.status == instances.COMPLETED:
         status = CANCELLED if instance.business_status == "cancelled" else COMPLETED
-        return {"status": status, "ended_at": instance.ended_at,
-                "completed_on_time": status == COMPLETED and instance.ended_at <= directive.deadline_at}
+        ended_at = _moment(instance.ended_at, "a completed instance's end")
+        return {"status": status, "ended_at": ended_at,
+                "completed_on_time": status == COMPLETED and ended_at <= directive.deadline_at}
     if instance.status == instances.CANCELLED:
         return {"status": CANCELLED, "ended_at": instance.ended_at}
     return {}
@@ -829,7 +870,7 @@ def _directive_of(context: ExecutionContext, call: ServiceCall) -> Directive:
 def change_deadline(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
     directive = _directive_of(context, call)
     try:
-        moment = parse_moment(call.params.get("deadline"))
+        moment = parse_moment(str(call.params.get("deadline")))  # None: refused as 'None'
     except InvalidInput as exc:
         raise WorkflowFailure(exc.message, element_id=call.element_id) from None
     previous = directive.deadline_at
@@ -844,7 +885,7 @@ def change_deadline(context: ExecutionContext, call: ServiceCall) -> dict[str, A
 def reassign(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
     directive = _directive_of(context, call)
     try:
-        [entity] = entities.require_active(context.session, [call.params.get("entity")])
+        [entity] = entities.require_active(context.session, [str(call.params.get("entity"))])  # None: as 'None'
     except InvalidInput as exc:
         raise WorkflowFailure(exc.message, element_id=call.element_id) from None
     previous = directive.responsible_entity.code

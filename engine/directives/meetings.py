@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVarTuple, overload
 
 from sqlalchemy import (
     Column,
@@ -54,10 +54,14 @@ from engine.storage.db import Base, UTCDateTime
 
 if TYPE_CHECKING:
     from engine.directives.access import Actor
+    from engine.directives.directives import Directive
 
 # engine.directives.directives imports this module, and engine.directives.access imports
 # engine.directives.directives: both are used here at call time only (imported inside the functions),
 # never at import time.
+
+_Ts = TypeVarTuple("_Ts")
+"""The columns of a query `visible_meetings` narrows (it keeps its shape)."""
 
 meeting_attendee = Table(
     "meeting_attendee",
@@ -185,7 +189,7 @@ def require_manage(user: Actor) -> None:
         raise access.Forbidden(N_("%(role)s may not manage meetings"), params={"role": role_word(user.role)})
 
 
-def visible_meetings(query: Select[Any], user: Actor) -> Select[Any]:
+def visible_meetings(query: Select[*_Ts], user: Actor) -> Select[*_Ts]:
     """Narrow a query over `Meeting` to what the user may see (see the module's notes)."""
     from engine.directives import access
 
@@ -209,6 +213,10 @@ def visible_meeting(session: Session, user: Actor, meeting_id: int) -> Meeting:
 
 # --- meetings ---------------------------------------------------------------------------------------------
 
+@overload
+def _check_text(label: str, value: str | None, limit: int, *, required: Literal[True]) -> str: ...
+@overload
+def _check_text(label: str, value: str | None, limit: int, *, required: bool = False) -> str | None: ...
 def _check_text(label: str, value: str | None, limit: int, *, required: bool = False) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
@@ -338,7 +346,7 @@ def list_meetings(session: Session, user: Actor, *, season_year: int | None = No
     if wanted:
         query = query.where(text_search.contains(Meeting.id, [Meeting.title_ar_folded, Meeting.title_en_folded],
                                                  wanted))
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     rows = session.scalars(query.order_by(Meeting.held_at.desc(), Meeting.number.desc(), Meeting.id.desc())
                            .limit(limit).offset(offset)).all()
     return list(rows), total
@@ -356,6 +364,8 @@ def directive_counts(session: Session, user: Actor, meeting_ids: list[int]) -> d
         .where(directives.Directive.meeting_id.in_(list(counts))), user)
     grouped = query.group_by(directives.Directive.meeting_id, directives.Directive.status)
     for meeting_id, status, count in session.execute(grouped):
+        if meeting_id is None:  # never: the query reads the directives of these meetings only
+            continue
         counts[meeting_id][0] += count
         if status == directives.DRAFT:
             counts[meeting_id][1] += count
@@ -406,7 +416,7 @@ def add_recommendation(session: Session, meeting_id: int, new: directives.NewDir
                        actor: str) -> directives.Directive:
     """A recommendation of the meeting, entered as a draft directive linked to it (in the meeting's season)."""
     meeting = get_meeting(session, meeting_id)
-    season = session.get(seasons.Season, meeting.season_id)
+    season = directives.season_of(session, meeting.season_id)
     new = replace(new, meeting_id=meeting.id, season_year=new.season_year or season.hijri_year)
     if new.season_year != season.hijri_year:
         raise InvalidInput(N_("a recommendation of meeting %(number)s belongs to season %(season)s"),
@@ -555,19 +565,25 @@ class MeetingPage:
     meeting: Meeting
     season_year: int
     documents: list[MeetingDocument]
-    directives: list[directives.Directive]
-    carried_forward: list[directives.Directive]
+    directives: list[Directive]  # the field's name hides the module's in the class body
+    carried_forward: list[Directive]
     meeting_numbers: dict[int, int] = field(default_factory=dict)  # meeting id -> number, for carried rows
     can_manage: bool = False
 
     @property
-    def drafts(self) -> list[directives.Directive]:
+    def drafts(self) -> list[Directive]:
         return [d for d in self.directives if d.status == directives.DRAFT]
+
+    def meeting_number(self, directive: Directive) -> int:
+        """The number of the meeting a listed directive is a recommendation of (this one's, unless carried)."""
+        if directive.meeting_id is None:
+            return self.meeting.number
+        return self.meeting_numbers.get(directive.meeting_id, self.meeting.number)
 
 
 def meeting_page(session: Session, meeting_id: int, user: Actor) -> MeetingPage:
     meeting = visible_meeting(session, user, meeting_id)
-    season = session.get(seasons.Season, meeting.season_id)
+    season = directives.season_of(session, meeting.season_id)
     carried = carried_forward(session, meeting, user)
     numbers = dict(session.execute(select(Meeting.id, Meeting.number).where(
         Meeting.id.in_({d.meeting_id for d in carried}))).all()) if carried else {}
@@ -646,7 +662,7 @@ def agenda(page: MeetingPage, language: str = "ar") -> Agenda:
             year, month, day = gregorian_to_hijri(local.date())
             hijri = f"{year:04d}-{month:02d}-{day:02d}"
             rows.append([
-                w(section), page.meeting_numbers.get(d.meeting_id, meeting.number), d.reference,
+                w(section), page.meeting_number(d), d.reference,
                 d.title if i == 0 or not d.title_en else d.title_en, v(d.kind), name(d.responsible_entity),
                 ("، " if i == 0 else ", ").join(name(e) for e in d.supporting_entities),
                 local.strftime("%Y-%m-%d %H:%M"), hijri, v(d.status), w("yes") if directives.overdue(d) else "",

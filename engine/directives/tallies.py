@@ -149,7 +149,7 @@ def hours_expression(dialect: str) -> Any:
     """SQL for the hours between two moments, as a float: SQLite keeps them as text, PostgreSQL as timestamps."""
     def hours(start: Any, end: Any) -> ColumnElement[float]:
         if dialect == "postgresql":  # extract gives a numeric: a float converts faster and adds to a timedelta
-            return cast(func.extract("epoch", end - start), Float) / literal_column("3600.0")
+            return cast(func.extract("epoch", end - start), Float()) / literal_column("3600.0")
         return (func.julianday(end) - func.julianday(start)) * literal_column("24.0")
 
     return hours
