@@ -84,7 +84,7 @@ from hijridate import Gregorian
 from jinja2 import DictLoader, Environment, Template
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, Result, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -630,7 +630,7 @@ def template_context(session: Session, notification: Notification, user: User, l
     payload = dict(notification.payload or {})
     directive = None
     instance = None
-    step_item = None
+    step_item: WorkItem | None = None
     if notification.instance_id is not None:
         directive = session.scalar(select(Directive).where(Directive.instance_id == notification.instance_id))
         instance = session.get(ProcessInstance, notification.instance_id)
@@ -640,7 +640,8 @@ def template_context(session: Session, notification: Notification, user: User, l
         ))
         entity_code = notification.recipient_entity
         mine = [s for s in steps if entity_code and s.assignee_entity == entity_code]
-        step_item = (mine or steps or [None])[0]
+        first = mine or steps
+        step_item = first[0] if first else None
     entity_code = payload.get("entity") or notification.recipient_entity
     entity_name = None
     if isinstance(entity_code, str):
@@ -795,7 +796,7 @@ def _claim(db: Database, batch: int, settings: SmtpSettings) -> list[_Claim]:
 def _prepare(session: Session, delivery: Delivery, settings: SmtpSettings) -> _Claim:
     user = session.get(User, delivery.user_id)
     notification = session.get(Notification, delivery.notification_id)
-    claim = _Claim(delivery.id, delivery.attempts, user.email if user else "", None)
+    claim = _Claim(delivery.id, delivery.attempts, (user.email or "") if user else "", None)
     if user is None or notification is None:
         claim.error = "the user or the notification is gone"
     elif not user.active:
@@ -827,7 +828,8 @@ def build_message(rendered: RenderedMessage, user: User | None, settings: SmtpSe
     message["From"] = formataddr((_one_line(settings.sender_name), settings.sender), charset="utf-8")
     name = _one_line(user.full_name if user else "")
     message["To"] = formataddr((name, address), charset="utf-8") if name else address
-    message["Subject"] = Header(rendered.subject, "utf-8")
+    subject = Header(rendered.subject, "utf-8")
+    message["Subject"] = subject  # type: ignore[assignment]  # typeshed takes str only; compat32 takes a Header
     message["Date"] = format_datetime(clock.now())
     message["Message-ID"] = message_id or make_msgid("tansiq", domain=_domain(settings))
     message["Content-Language"] = rendered.language
@@ -916,12 +918,12 @@ def _record(db: Database, claim: _Claim, settings: SmtpSettings, report: Deliver
     else:
         values = {"next_attempt_at": now + backoff(claim.attempt, settings), "last_error": error[:1000]}
     with db.transaction() as session:
-        changed = session.execute(
+        changed = _rowcount(session.execute(
             update(Delivery)
             .where(Delivery.id == claim.delivery_id, Delivery.attempts == claim.attempt, Delivery.status == PENDING)
             .values(**values)
             .execution_options(synchronize_session=False)
-        ).rowcount
+        ))
     if not changed:
         log.warning("a delivery's claim was lost (lease expired?)", delivery=claim.delivery_id)
         return
@@ -940,14 +942,21 @@ def _release(db: Database, claims: Iterable[_Claim]) -> int:
     now = clock.now()
     with db.transaction() as session:
         for claim in claims:
-            released += session.execute(
+            released += _rowcount(session.execute(
                 update(Delivery)
                 .where(Delivery.id == claim.delivery_id, Delivery.attempts == claim.attempt,
                        Delivery.status == PENDING)
                 .values(attempts=Delivery.attempts - 1, next_attempt_at=now)
                 .execution_options(synchronize_session=False)
-            ).rowcount
+            ))
     return released
+
+
+def _rowcount(result: Result[*tuple[Any, ...]]) -> int:
+    """The rows an UPDATE changed: `Session.execute` is typed to give a `Result`, and gives a `CursorResult`."""
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"an UPDATE gave a {type(result).__name__}, which has no row count")
+    return result.rowcount
 
 
 def _describe(error: BaseException) -> str:
@@ -992,10 +1001,10 @@ def requeue_failed(session: Session, *, since: datetime | None = None) -> int:
             select(Delivery.id).join(Notification, Notification.id == Delivery.notification_id)
             .where(Notification.created_at >= since)
         ))
-    return session.execute(
+    return _rowcount(session.execute(
         query.values(status=PENDING, attempts=0, next_attempt_at=clock.now(), last_error=None)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))
 
 
 def delivery_counts(session: Session) -> dict[str, int]:
@@ -1159,12 +1168,12 @@ def mark_read(session: Session, delivery_id: int, user_id: int) -> Delivery:
 
 
 def mark_all_read(session: Session, user_id: int) -> int:
-    return session.execute(
+    return _rowcount(session.execute(
         update(Delivery)
         .where(Delivery.user_id == user_id, Delivery.channel == IN_APP, Delivery.status == SENT)
         .values(status=READ, read_at=clock.now())
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1188,6 +1197,8 @@ def daily_digest(session: Session, day: date) -> list[Notification]:
     ).all()
     by_entity: dict[str, list[tuple[WorkItem, str | None]]] = {}
     for item, reference in rows:
+        if item.assignee_entity is None:  # never: the query reads assigned steps only
+            continue
         by_entity.setdefault(item.assignee_entity, []).append((item, reference))
     if not by_entity:
         return []

@@ -28,7 +28,7 @@ from datetime import datetime, time, timedelta
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, select
+from sqlalchemy import Table, and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from engine.calendar.business_calendar import SEASON, BusinessCalendar, calendar_of, working_hours_between
@@ -64,7 +64,7 @@ class ComingEscalation:
     due_at: datetime
 
 
-def _table(name: str) -> Any:
+def _table(name: str) -> Table:
     """Another module's table, by name (engine.directives.directives and engine.calendar.seasons import what
     imports this)."""
     return StepTally.metadata.tables[name]
@@ -262,8 +262,8 @@ def outlook(session: Session, now: datetime | None = None, *, hours: int = WINDO
             found.likely[code] += guess[0] >= LIKELY
         ranked.append((-(guess[0] if guess else -1.0), left, step_id, element_id, code, age, own, everyone))
     for _, left, step_id, element_id, code, age, own, everyone in heapq.nsmallest(top, ranked):
-        guess = estimate_in_hours(age, left, own, everyone, baselines.get(code))
-        found.steps.append(StepRisk(step_id, element_id, code, now + timedelta(hours=left), now, guess))
+        estimated = estimate_in_hours(age, left, own, everyone, baselines.get(code))
+        found.steps.append(StepRisk(step_id, element_id, code, now + timedelta(hours=left), now, estimated))
     with_details(session, found.steps)
     return found
 
@@ -288,11 +288,12 @@ def _open_steps_due(session: Session, now: datetime, hours: int, entity: str | N
                        hours_between(moment, item.c.due_at)).where(*conditions)
         return [(step_id, element_id, code or NONE, age, left)
                 for step_id, element_id, code, age, left in session.execute(query).all()]
-    query = (select(item.c.id, item.c.element_id, item.c.assignee_entity, item.c.created_at, item.c.due_at,
-                    directive.c.season_id)
-             .select_from(item.outerjoin(directive, directive.c.instance_id == item.c.instance_id)).where(*conditions))
-    found = []
-    for step_id, element_id, code, opened_at, due_at, season_id in session.execute(query).all():
+    moments = (select(item.c.id, item.c.element_id, item.c.assignee_entity, item.c.created_at, item.c.due_at,
+                      directive.c.season_id)
+               .select_from(item.outerjoin(directive, directive.c.instance_id == item.c.instance_id))
+               .where(*conditions))
+    found: list[tuple[int, str, str, float, float]] = []
+    for step_id, element_id, code, opened_at, due_at, season_id in session.execute(moments).all():
         calendar = calendars.get(season_id, BusinessCalendar())
         found.append((step_id, element_id, code or NONE, working_hours_between(calendar, opened_at, now),
                       working_hours_between(calendar, now, due_at)))

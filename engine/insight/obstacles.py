@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -86,10 +86,10 @@ def season_tags(session: Session, season_ids: Iterable[int]) -> dict[tuple[str, 
     for tag, season_id, entity_id, count in directive_rows:
         directive_counts[(tag, season_id)] += count
         holders[(tag, season_id)].add(entity_id)
-    for tag, season_id, entity_id, count in feedback_rows:
+    for tag, season_id, feedback_entity_id, count in feedback_rows:
         feedback_counts[(tag, season_id)] += count
-        if entity_id is not None:
-            holders[(tag, season_id)].add(entity_id)
+        if feedback_entity_id is not None:
+            holders[(tag, season_id)].add(feedback_entity_id)
     keys = set(directive_counts) | set(feedback_counts)
     return {key: TagFigures(key[0], directive_counts.get(key, 0), feedback_counts.get(key, 0),
                             frozenset(holders.get(key, set()))) for key in keys}
@@ -154,7 +154,7 @@ def recurring_for_year(session: Session, hijri_year: int | None = None,
                          recurring(session, season, previous) if previous else [])
 
 
-def seed_demo_previous_season(session: Session, data: dict, hijri_year: int, starts_on: date, ends_on: date,
+def seed_demo_previous_season(session: Session, data: dict[str, Any], hijri_year: int, starts_on: date, ends_on: date,
                               rng: random.Random, *, actor: str = "demo") -> Season:
     """For `engine.system.demo`: the season before the demo's, so that the obstacles page and the seasonal report
     have something to compare with. It holds, for a random half of the sample directives (season.json),

@@ -91,14 +91,15 @@ def _member(name: str, path: Path, kind: str, relative: str | None = None) -> di
 
 def _write_tar(target: Path, manifest: dict[str, Any], paths: dict[str, Path]) -> None:
     body = json.dumps(manifest, ensure_ascii=False, indent=1).encode()
-    with tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as tar:
-        info = tarfile.TarInfo(MANIFEST)
-        info.size, info.mtime, info.mode = len(body), int(clock.now().timestamp()), 0o640
-        tar.addfile(info, _BytesReader(body))
-        for name, path in paths.items():
-            tar.add(path, arcname=name, recursive=False)
-        tar.fileobj.flush()  # type: ignore[union-attr]
-        os.fsync(tar.fileobj.fileno())  # type: ignore[union-attr]
+    with target.open("wb") as raw:
+        with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            info = tarfile.TarInfo(MANIFEST)
+            info.size, info.mtime, info.mode = len(body), int(clock.now().timestamp()), 0o640
+            tar.addfile(info, _BytesReader(body))
+            for name, path in paths.items():
+                tar.add(path, arcname=name, recursive=False)
+        raw.flush()  # the archive's end blocks too, written when the tar closes
+        os.fsync(raw.fileno())
 
 
 class _BytesReader:

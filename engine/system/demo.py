@@ -57,12 +57,14 @@ class Credentials:
 
 
 def season_data() -> dict[str, Any]:
-    return json.loads(resources.files("engine").joinpath("demo_data/season.json").read_text(encoding="utf-8"))
+    data: dict[str, Any] = json.loads(
+        resources.files("engine").joinpath("demo_data/season.json").read_text(encoding="utf-8"))
+    return data
 
 
 def is_seeded(db: Database) -> bool:
     with db.reading() as session:
-        return session.scalar(select(func.count()).select_from(entities.Entity)) > 0
+        return session.execute(select(func.count()).select_from(entities.Entity)).scalar_one() > 0
 
 
 def seed(db: Database, shipped_models: Path, *, days: int = 21, per_template: int = 8,
@@ -205,7 +207,9 @@ class _Actors:
             ).all()
         for item, directive_id, deadline, launched in rows:
             planned = self.fates.get(directive_id)
-            action = self.decide(planned.fate, item, deadline, launched, now) if planned else None
+            if planned is None or launched is None:  # a directive with open steps was launched
+                continue
+            action = self.decide(planned.fate, item, deadline, launched, now)
             if action is not None:
                 _attempt(self.db, action)
 
@@ -268,7 +272,10 @@ def _complete(item: WorkItem, actor: str, data: dict[str, Any]) -> Action:
 
 
 def _directive_of(session: Session, item: WorkItem) -> Directive:
-    return session.scalar(select(Directive).where(Directive.instance_id == item.instance_id))
+    directive = session.scalar(select(Directive).where(Directive.instance_id == item.instance_id))
+    if directive is None:  # the demo acts on directives' steps only
+        raise RuntimeError(f"step {item.id} belongs to no directive")
+    return directive
 
 
 def _actor_for(item: WorkItem) -> str:

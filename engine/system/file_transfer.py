@@ -20,6 +20,7 @@ from engine.directives.evidence import Evidence
 from engine.directives.meetings import MeetingDocument
 from engine.foundation.errors import InvalidInput
 from engine.reports import archive, runs
+from engine.reports.settings import get_report_settings
 from engine.storage import file_store
 from engine.storage.db import Database
 from engine.storage.file_store import DATABASE, DISK, CorruptFile, FileBlob
@@ -41,7 +42,7 @@ class StoredFile:
 
 def report_files_on_disk(session: Session, reports_root: Path | None = None) -> list[StoredFile]:
     """Archived report files still in their run folders (the disk layout of report archives)."""
-    settings = archive.get_report_settings()
+    settings = get_report_settings()
     found = []
     for entries in session.scalars(select(runs.ReportRun.files).where(runs.ReportRun.status == runs.SUCCEEDED)):
         for entry in entries or []:
@@ -138,7 +139,7 @@ def missing(db: Database, home: Path) -> Iterator[Problem]:
         named += [(f"meeting document {i}", sha) for i, sha in session.execute(
             select(MeetingDocument.id, MeetingDocument.sha256))]
         named += [(f"import job {i}", sha) for i, sha in session.execute(
-            select(ImportJob.id, ImportJob.sha256).where(ImportJob.sha256.is_not(None)))]
+            select(ImportJob.id, ImportJob.sha256).where(ImportJob.sha256.is_not(None))) if sha is not None]
         for run_id, entries in session.execute(select(runs.ReportRun.id, runs.ReportRun.files)
                                                .where(runs.ReportRun.status == runs.SUCCEEDED)):
             named += [(f"report run {run_id} {e['path']}", e) for e in entries or []]
