@@ -20,9 +20,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.error_text import accepted_language, error_list, error_text, issue_text, translate, validation_issue
-from engine.directives.access import Forbidden
 from engine.directives.evidence_store import EvidenceTooLarge, UnsupportedEvidence
-from engine.foundation.errors import N_, Conflict, FieldIssue, InvalidInput, NotFound, TansiqError
+from engine.foundation.errors import N_, Conflict, FieldIssue, Forbidden, InvalidInput, NotFound, TansiqError
 from engine.foundation.logs import get_logger
 from engine.storage.db import Database
 from engine.storage.file_store import Located

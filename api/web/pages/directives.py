@@ -49,7 +49,7 @@ from engine.directives.directives import (
 )
 from engine.directives.meetings import Meeting
 from engine.foundation import clock
-from engine.foundation.errors import N_, Conflict, FieldProblems, InvalidInput, NotFound, TansiqError
+from engine.foundation.errors import N_, Conflict, FieldProblems, Forbidden, InvalidInput, NotFound, TansiqError
 from engine.foundation.spreadsheets import safe_row
 from engine.insight import bottlenecks
 from engine.insight.bottlenecks import HeatFilter
@@ -404,7 +404,7 @@ async def extension(request: Request, directive_id: int) -> Response:
         with request.app.state.tansiq.db.transaction() as session:
             directive = _visible(session, user, directive_id)
             if not access.can_request_extension(session, user, directive):
-                raise access.Forbidden("only the responsible entity asks for more time")
+                raise Forbidden("only the responsible entity asks for more time")
             directives.request_extension(session, directive_id, user.username, new_deadline,
                                          str(form.get("reason") or ""))
     except (InvalidInput, Conflict) as exc:
