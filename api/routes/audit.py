@@ -71,7 +71,7 @@ def events(
         query = select(AuditEvent)
         if subjects is not None:
             query = query.where(AuditEvent.subject.in_(subjects))
-        total = session.scalar(select(func.count()).select_from(query.subquery()))
+        total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
         rows = session.scalars(query.order_by(AuditEvent.id).limit(limit).offset(offset)).all()
         return Page(items=[audit_out(e) for e in rows], total=total, limit=limit, offset=offset)
 

@@ -9,7 +9,7 @@ them only their own directives (see `engine.directives.meetings`)."""
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -40,8 +40,9 @@ from engine.directives.meetings import Meeting, MeetingDocument
 router = APIRouter(tags=["meetings"])
 MeetingId = Annotated[int, Path(ge=1, le=MAX_ID)]
 DocumentId = Annotated[int, Path(ge=1, le=MAX_ID)]
-FILE_RESPONSE = {200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-                       "description": "The file, as an attachment"}}
+FILE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+          "description": "The file, as an attachment"}}
 
 
 def meeting_out(meeting: Meeting, years: dict[int, int]) -> MeetingOut:
@@ -206,7 +207,7 @@ def launch_all(meeting_id: MeetingId, request: Request, state: State, caller: Ca
         "invalid-input", f"nothing was launched: {len(report.failed)} of {len(report.rows)} drafts failed",
         instance=request.url.path, code="launch-refused",
         errors=[{"field": row.reference, "message": row.error or ""} for row in report.failed])
-    body = json.loads(response.body)
+    body = json.loads(bytes(response.body))
     body["rows"] = [row.model_dump() for row in out.rows]
     return JSONResponse(body, status_code=422, media_type=MEDIA_TYPE)
 

@@ -208,8 +208,9 @@ async def create(request: Request) -> Response:
     user = require_user(request)
     access.require(user, "directive.create")
     form = await form_of(request)
-    values = {k: v for k, v in form.multi_items() if isinstance(v, str)}
-    values["supporting"] = [v for v in form.getlist("supporting") if isinstance(v, str)]
+    supporting = [v for v in form.getlist("supporting") if isinstance(v, str)]
+    values: dict[str, str | list[str]] = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    values["supporting"] = supporting
     launch = form.get("action") == "launch"
     state = request.app.state.tansiq
     error: TansiqError | None = None
@@ -225,7 +226,7 @@ async def create(request: Request) -> Response:
             deadline=deadline, body=str(form.get("body") or "").strip() or None,
             source=str(form.get("source") or "").strip() or None, track=str(form.get("track") or "business"),
             programme_track=str(form.get("programme_track") or "none"),
-            priority=str(form.get("priority") or "normal"), supporting_entities=values["supporting"],
+            priority=str(form.get("priority") or "normal"), supporting_entities=supporting,
             tags=[t.strip() for t in tags], meeting_id=int(meeting) if meeting.isdigit() else None,
             season_year=int(season) if season.isdigit() else None,
             process_model_key=str(form.get("process_model_key") or "") or None,
@@ -267,7 +268,7 @@ def _heat_of(request: Request, session: Session, directive: Directive) -> dict[s
     with `?diagram=heatmap`, by the roles that read every directive)."""
     user = require_user(request)
     may_see = access.allowed(user, "insight.bottlenecks") and directive.instance_id is not None
-    if not may_see or request.query_params.get("diagram") != "heatmap":
+    if not may_see or directive.instance_id is None or request.query_params.get("diagram") != "heatmap":
         return {"may_see_heat": may_see, "heat": None}
     model = instances.get_instance(session, directive.instance_id).model
     heat = bottlenecks.for_model(session, model.key, model.version,
