@@ -34,7 +34,7 @@ from api.schemas.meetings import (
 )
 from api.views import directive_out, directive_summary, season_years
 from engine.directives import access, evidence_store, meetings
-from engine.directives.directives import NewDirective
+from engine.directives.directives import Directive, NewDirective
 from engine.directives.meetings import Meeting, MeetingDocument
 
 router = APIRouter(tags=["meetings"])
@@ -68,12 +68,17 @@ def page_out(session: Session, page: meetings.MeetingPage) -> MeetingPageOut:
         **meeting_out(page.meeting, years).model_dump(),
         documents=[document_out(d) for d in page.documents],
         directives=[directive_out(d, years) for d in page.directives],
-        carried_forward=[CarriedDirective(**directive_summary(d).model_dump(), meeting_id=d.meeting_id,
-                                          meeting_number=page.meeting_numbers.get(d.meeting_id, 0),
-                                          current_steps=list(d.current_steps or []))
-                         for d in page.carried_forward],
+        carried_forward=[_carried(d, page.meeting_numbers) for d in page.carried_forward],
         drafts=len(page.drafts), can_manage=page.can_manage,
     )
+
+
+def _carried(directive: Directive, meeting_numbers: dict[int, int]) -> CarriedDirective:
+    meeting_id = directive.meeting_id
+    assert meeting_id is not None, "a carried-forward directive comes from an earlier meeting"
+    return CarriedDirective(**directive_summary(directive).model_dump(), meeting_id=meeting_id,
+                            meeting_number=meeting_numbers.get(meeting_id, 0),
+                            current_steps=list(directive.current_steps or []))
 
 
 def launch_out(report: meetings.LaunchReport) -> LaunchReportOut:
