@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import threading
@@ -9,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, TypedDict
 
 import typer
 from pydantic import ValidationError
@@ -33,6 +34,9 @@ from engine.system import backup, demo, migrate
 from engine.work import incidents, instances, timers
 
 if TYPE_CHECKING:
+    from typer import _click  # the click typer vendors: TyperGroup's methods take its Context
+    from typer.models import CommandInfo
+
     from api.settings import ApiSettings
     from engine.reports.runs import ReportRun
     from workflows.serve import EmbeddedReports
@@ -67,7 +71,7 @@ class Arranged(TyperGroup):
     """The top-level commands in the order of `PANELS` (the help's panels follow it), not in the order the
     modules happen to register them."""
 
-    def list_commands(self, ctx: typer.Context) -> list[str]:
+    def list_commands(self, ctx: _click.Context) -> list[str]:
         order = {name: index for index, name in enumerate(name for names in PANELS.values() for name in names)}
         return sorted(super().list_commands(ctx), key=lambda name: order.get(name, len(order)))
 
@@ -174,6 +178,7 @@ def models_deploy(
     db = get_database()
     ordered = sorted(files, key=lambda path: path.suffix.lower() != ".dmn")
     lines = []
+    row: decision_tables.DecisionTable | process_models.ProcessModel
     with _one_line_errors(), db.transaction() as session:
         for path in ordered:
             if path.suffix.lower() == ".dmn":
@@ -482,6 +487,19 @@ def _report_day(value: str | None) -> date | None:
         raise TansiqError(f"not a date: {value!r} ({exc})") from None
 
 
+class ReportOptions(TypedDict):
+    """What `reports run` asks for: archive.produce (here) and dispatch.request_run (through Prefect) take it."""
+
+    day: date | None
+    start: date | None
+    end: date | None
+    season_year: int | None
+    formats: list[str] | None
+    languages: list[str] | None
+    trigger: str
+    requested_by: str
+
+
 def _report_list(values: list[str] | None) -> list[str] | None:
     if not values:
         return None
@@ -518,9 +536,9 @@ def reports_run(
 
     db = get_database()
     with _one_line_errors():
-        options = {"day": _report_day(on), "start": _report_day(start), "end": _report_day(end),
-                   "season_year": season, "formats": _report_list(formats), "languages": _report_list(languages),
-                   "trigger": "cli", "requested_by": by}
+        options: ReportOptions = {"day": _report_day(on), "start": _report_day(start), "end": _report_day(end),
+                                   "season_year": season, "formats": _report_list(formats),
+                                   "languages": _report_list(languages), "trigger": "cli", "requested_by": by}
         moment = _parse_now(now)
         if moment is not None:
             clock.set_now(moment)
@@ -778,13 +796,14 @@ def _run_uvicorn(settings: ApiSettings, host: str, port: int, workers: int, stop
     from api import metrics
     from engine.foundation.logs import uvicorn_log_config
 
-    options = {"host": host, "port": port, "server_header": False, "log_level": settings.log_level.lower(),
-               "log_config": uvicorn_log_config(settings.log_level, settings.log_format),
-               "proxy_headers": bool(settings.trusted_proxies),
-               "forwarded_allow_ips": settings.trusted_proxies or None}
+    run = functools.partial(uvicorn.run, host=host, port=port, server_header=False,
+                            log_level=settings.log_level.lower(),
+                            log_config=uvicorn_log_config(settings.log_level, settings.log_format),
+                            proxy_headers=bool(settings.trusted_proxies),
+                            forwarded_allow_ips=settings.trusted_proxies or None)
     if workers > 1:
         metrics.prepare_multiprocess(settings.home / "metrics" / f"serve-{port}")
-        uvicorn.run("api.app:create_app", factory=True, workers=workers, **options)
+        run("api.app:create_app", factory=True, workers=workers)
         return
     from api.app import create_app
 
@@ -794,7 +813,7 @@ def _run_uvicorn(settings: ApiSettings, host: str, port: int, workers: int, stop
     # found: ours only set `stop`, so the workers finish their batch and the process exits cleanly.
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        uvicorn.run(application, **options)
+        run(application)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -1012,8 +1031,13 @@ def _arrange(top: typer.Typer) -> None:
         group.rich_help_panel = panel_of.get(group.name or "")
         order = SUBCOMMANDS.get(group.name or "", ())
         if order and group.typer_instance:
-            group.typer_instance.registered_commands.sort(
-                key=lambda command, order=order: order.index(command.name) if command.name in order else len(order))
+            _sort_commands(group.typer_instance.registered_commands, order)
+
+
+def _sort_commands(commands: list[CommandInfo], order: tuple[str, ...]) -> None:
+    """In `order`; a command left out goes to the end."""
+    rank = {name: index for index, name in enumerate(order)}
+    commands.sort(key=lambda command: rank.get(command.name or "", len(rank)))
 
 
 _arrange(app)
@@ -1025,4 +1049,4 @@ def main() -> None:  # pragma: no cover - console entry for `python -m api.cli`
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -20,9 +20,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.error_text import accepted_language, error_list, error_text, issue_text, translate, validation_issue
-from engine.directives.access import Forbidden
 from engine.directives.evidence_store import EvidenceTooLarge, UnsupportedEvidence
-from engine.foundation.errors import N_, Conflict, FieldIssue, InvalidInput, NotFound, TansiqError
+from engine.foundation.errors import N_, Conflict, FieldIssue, Forbidden, InvalidInput, NotFound, TansiqError
 from engine.foundation.logs import get_logger
 from engine.storage.db import Database
 from engine.storage.file_store import Located
@@ -178,7 +177,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = _BY_STATUS.get(exc.status_code, "bad-request" if exc.status_code < 500 else "internal-error")
-        detail = exc.detail if isinstance(exc.detail, str) else None
+        detail: str | None = exc.detail if isinstance(exc.detail, str) else None  # FastAPI's may be any JSON
         if detail == HTTPStatus(exc.status_code).phrase:
             detail = None
         language = language_of(request)

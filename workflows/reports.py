@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import Flow, flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
@@ -194,4 +194,5 @@ def daily_digest(day: date | None = None) -> dict[str, Any]:
     return {"day": day.isoformat(), "entities": entities}
 
 
-FLOWS = {DAILY: daily_report, PERIODIC: periodic_report, SEASONAL: seasonal_report}
+FLOWS: dict[str, Flow[..., dict[str, Any]]] = {
+    DAILY: daily_report, PERIODIC: periodic_report, SEASONAL: seasonal_report}

@@ -298,7 +298,7 @@ def _serve(handle: EmbeddedReports, schedules: Mapping[str, str | None] | None, 
         with temporary_settings(updates={PREFECT_API_URL: handle.api_url}):
             runner = Runner(name="tansiq-reports", pause_on_shutdown=False, query_seconds=poll_seconds, limit=4)
             for deployment in await build_deployments(schedules, timezone):
-                await runner.add_deployment(deployment)
+                await runner.aadd_deployment(deployment)
             handle._runner, handle._loop = runner, asyncio.get_running_loop()
             asyncio.get_running_loop().call_soon(handle._ready.set)
             await runner.start()

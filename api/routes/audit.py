@@ -16,7 +16,7 @@ from api.schemas.health import VerificationOut
 from api.views import audit_out
 from engine.directives import access, directives
 from engine.directives.directives import Directive
-from engine.foundation.errors import N_, InvalidInput, NotFound
+from engine.foundation.errors import N_, Forbidden, InvalidInput, NotFound
 from engine.storage import audit
 from engine.storage.audit import AuditEvent
 from engine.work import instances
@@ -35,7 +35,7 @@ def _subjects(session, caller: CurrentUser, subject: str | None) -> list[str] | 
     if match is None:
         if access.allowed(caller, "audit.read_any"):
             return [subject]
-        raise access.Forbidden(N_("only administrators read subjects other than directive:N or instance:N"))
+        raise Forbidden(N_("only administrators read subjects other than directive:N or instance:N"))
     kind, number = match.group(1), int(match.group(2))
     if number > 2_147_483_647:
         missing = N_("no directive %(directive)s") if kind == "directive" else N_("no process instance %(instance)s")
@@ -71,7 +71,7 @@ def events(
         query = select(AuditEvent)
         if subjects is not None:
             query = query.where(AuditEvent.subject.in_(subjects))
-        total = session.scalar(select(func.count()).select_from(query.subquery()))
+        total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
         rows = session.scalars(query.order_by(AuditEvent.id).limit(limit).offset(offset)).all()
         return Page(items=[audit_out(e) for e in rows], total=total, limit=limit, offset=offset)
 

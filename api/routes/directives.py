@@ -37,6 +37,7 @@ from api.views import (
 from engine.directives import access, directives, evidence_store
 from engine.directives.directives import Directive, DirectiveFilters, NewDirective
 from engine.foundation import clock
+from engine.foundation.errors import Forbidden
 from engine.storage import audit
 from engine.work import instances
 from engine.work.escalations import Escalation
@@ -156,7 +157,7 @@ def extension_request(directive_id: DirectiveId, body: ExtensionRequest, state: 
     with state.db.transaction() as session:
         directive = access.visible_directive(session, caller, directive_id)
         if not access.can_request_extension(session, caller, directive):
-            raise access.Forbidden("only the responsible entity asks for more time")
+            raise Forbidden("only the responsible entity asks for more time")
         directive = directives.request_extension(session, directive_id, caller.username, body.new_deadline,
                                                  body.reason)
         return directive_out(directive, season_years(session))

@@ -17,7 +17,7 @@ from api.views import escalation_out
 from engine.directives import access, supervision
 from engine.directives.directives import Directive
 from engine.foundation import clock
-from engine.foundation.errors import N_, InvalidInput, NotFound, TansiqError
+from engine.foundation.errors import N_, Forbidden, InvalidInput, NotFound, TansiqError
 from engine.work.escalations import Escalation
 
 router = APIRouter(tags=["escalations"])
@@ -79,7 +79,7 @@ def _permitted(session: Session, caller: CurrentUser, escalation_id: int, action
     if escalation is None or not access.can_see_escalation(session, caller, escalation):
         raise NotFound(N_("no escalation %(escalation)s"), params={"escalation": str(escalation_id)})
     if not access.can_resolve_escalation(caller, escalation, action):
-        raise access.Forbidden(N_("your role may not do this to this escalation"))
+        raise Forbidden(N_("your role may not do this to this escalation"))
     return escalation
 
 

@@ -37,7 +37,7 @@ from api.security import load_secret
 from api.views import directive_out, directive_summary, season_years
 from engine import feedback
 from engine.feedback import FeedbackFilters, FeedbackItem, NewFeedback, PublicSubmission
-from engine.foundation.errors import N_
+from engine.foundation.errors import N_, Forbidden
 from engine.insight import obstacles
 from engine.people.roles import role_word
 
@@ -114,8 +114,6 @@ def record(body: FeedbackCreate, state: State, caller: Caller) -> FeedbackOut:
     """Record feedback from a signed-in system or member of staff (administrators, the secretariat,
     follow-up officers)."""
     if not feedback.can_intake(caller):
-        from engine.directives.access import Forbidden
-
         raise Forbidden(N_("%(role)s may not record feedback"), params={"role": role_word(caller.role)})
     new = NewFeedback(service=body.service, rating=body.rating, text=body.text, text_ar=body.text_ar,
                       text_en=body.text_en, language=body.language, entity=body.entity, tags=list(body.tags),
@@ -249,8 +247,6 @@ def update(feedback_id: FeedbackId, body: FeedbackUpdate, state: State, caller: 
 
 def _require_read(caller: CurrentUser) -> None:
     if not feedback.can_read(caller):
-        from engine.directives.access import Forbidden
-
         raise Forbidden(N_("%(role)s may not read pilgrim feedback"), params={"role": role_word(caller.role)})
 
 

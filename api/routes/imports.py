@@ -88,7 +88,7 @@ def upload(
         instance=request.url.path, code="import-refused",
         errors=[{"field": f"row {e.row}" + (f", column {e.column}" if e.column else "") + f" ({e.field})",
                  "message": e.message} for e in errors[:1000]])
-    body = json.loads(response.body)
+    body = json.loads(bytes(response.body))
     body["report"] = json.loads(out.model_dump_json())
     return JSONResponse(body, status_code=422, media_type=MEDIA_TYPE)
 

@@ -88,6 +88,7 @@ def forecast_out(view: forecast.ForecastView) -> ForecastOut:
 
 
 def _risk_out(risk: forecast.StepRisk) -> StepRiskOut:
+    assert risk.instance_id is not None, "a step shown has its details (forecast.with_details)"
     estimate = risk.estimate
     return StepRiskOut(
         work_item_id=risk.work_item_id, instance_id=risk.instance_id, directive_id=risk.directive_id,

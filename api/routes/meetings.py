@@ -9,7 +9,7 @@ them only their own directives (see `engine.directives.meetings`)."""
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -34,14 +34,15 @@ from api.schemas.meetings import (
 )
 from api.views import directive_out, directive_summary, season_years
 from engine.directives import access, evidence_store, meetings
-from engine.directives.directives import NewDirective
+from engine.directives.directives import Directive, NewDirective
 from engine.directives.meetings import Meeting, MeetingDocument
 
 router = APIRouter(tags=["meetings"])
 MeetingId = Annotated[int, Path(ge=1, le=MAX_ID)]
 DocumentId = Annotated[int, Path(ge=1, le=MAX_ID)]
-FILE_RESPONSE = {200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-                       "description": "The file, as an attachment"}}
+FILE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+          "description": "The file, as an attachment"}}
 
 
 def meeting_out(meeting: Meeting, years: dict[int, int]) -> MeetingOut:
@@ -67,12 +68,17 @@ def page_out(session: Session, page: meetings.MeetingPage) -> MeetingPageOut:
         **meeting_out(page.meeting, years).model_dump(),
         documents=[document_out(d) for d in page.documents],
         directives=[directive_out(d, years) for d in page.directives],
-        carried_forward=[CarriedDirective(**directive_summary(d).model_dump(), meeting_id=d.meeting_id,
-                                          meeting_number=page.meeting_numbers.get(d.meeting_id, 0),
-                                          current_steps=list(d.current_steps or []))
-                         for d in page.carried_forward],
+        carried_forward=[_carried(d, page.meeting_numbers) for d in page.carried_forward],
         drafts=len(page.drafts), can_manage=page.can_manage,
     )
+
+
+def _carried(directive: Directive, meeting_numbers: dict[int, int]) -> CarriedDirective:
+    meeting_id = directive.meeting_id
+    assert meeting_id is not None, "a carried-forward directive comes from an earlier meeting"
+    return CarriedDirective(**directive_summary(directive).model_dump(), meeting_id=meeting_id,
+                            meeting_number=meeting_numbers.get(meeting_id, 0),
+                            current_steps=list(directive.current_steps or []))
 
 
 def launch_out(report: meetings.LaunchReport) -> LaunchReportOut:
@@ -206,7 +212,7 @@ def launch_all(meeting_id: MeetingId, request: Request, state: State, caller: Ca
         "invalid-input", f"nothing was launched: {len(report.failed)} of {len(report.rows)} drafts failed",
         instance=request.url.path, code="launch-refused",
         errors=[{"field": row.reference, "message": row.error or ""} for row in report.failed])
-    body = json.loads(response.body)
+    body = json.loads(bytes(response.body))
     body["rows"] = [row.model_dump() for row in out.rows]
     return JSONResponse(body, status_code=422, media_type=MEDIA_TYPE)
 

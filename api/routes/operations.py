@@ -29,6 +29,7 @@ from api.schemas.operations import (
 from api.views import audit_out
 from engine.bpmn import process_models
 from engine.directives.directives import Directive
+from engine.foundation.errors import Sentence
 from engine.storage import audit
 from engine.work import incidents, instance_migration, instances, messages, work_items
 from engine.work.instances import InstanceFilter, ProcessInstance
@@ -45,7 +46,7 @@ def directive_ids(session: Session, instance_ids: list[int]) -> dict[int, int]:
     if not instance_ids:
         return {}
     rows = session.execute(select(Directive.instance_id, Directive.id).where(Directive.instance_id.in_(instance_ids)))
-    return {instance_id: directive_id for instance_id, directive_id in rows}
+    return {instance_id: directive_id for instance_id, directive_id in rows if instance_id is not None}
 
 
 def instance_out(instance: ProcessInstance, directive_id: int | None) -> InstanceOut:
@@ -179,6 +180,7 @@ def instance_counts(key: Key, state: State, caller: Operator) -> list[VersionCou
 def migrate(key: Key, version: Version, body: MigrationRequest, state: State, caller: Operator) -> MigrationOut:
     """Move the running (and in-incident) instances of a version to a newer one. `dry_run` (the default) says,
     instance by instance, what moves and what cannot; otherwise each instance moves whole or not at all."""
+    planned: list[tuple[instance_migration.InstancePlan, bool, Sentence | None]]
     with state.db.reading() as session:
         diff = _diff(session, key, version, body.to_version)
         if body.dry_run:
@@ -191,7 +193,7 @@ def migrate(key: Key, version: Version, body: MigrationRequest, state: State, ca
     rows = [InstanceMigrationOut(
         instance_id=plan.instance_id, business_key=plan.business_key, possible=plan.possible, migrated=migrated,
         moves=[WaitingTaskOut(**vars(task)) for task in (plan.plan.moves if plan.plan else [])],
-        reasons=plan.reasons or ([refused] if refused else []),
+        reasons=[*plan.reasons] if plan.reasons else [refused] if refused else [],
     ) for plan, migrated, refused in planned]
     return MigrationOut(dry_run=body.dry_run, from_version=version, to_version=body.to_version, **diff,
                         instances=rows, migrated=sum(r.migrated for r in rows),

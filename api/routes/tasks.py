@@ -7,7 +7,7 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Path, Query, UploadFile
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import Session
 
 from api.deps import Caller, CurrentUser, State, requires
 from api.problems import documented
@@ -98,9 +98,9 @@ def release_task(task_id: TaskId, state: State, caller: Caller) -> TaskDetail:
         return _detail(session, caller, item)
 
 
-def _require_open(item: WorkItem, caller: CurrentUser) -> None:
+def _require_open(session: Session, item: WorkItem, caller: CurrentUser) -> None:
     if item.status != OPEN:
-        raise instances.no_longer_open(object_session(item), item)
+        raise instances.no_longer_open(session, item)
     if caller.role != ADMIN:
         steps.require_not_claimed_by_other(item, caller.username)
 
@@ -126,7 +126,7 @@ def upload_evidence(task_id: TaskId, state: State, caller: Caller, files: Files)
     checked = _check_files(state.settings, files)
     with state.db.transaction() as session:
         item = steps.workable(session, caller, task_id)
-        _require_open(item, caller)
+        _require_open(session, item, caller)
         ids = _store(session, state.settings, caller, item, checked)
         return [evidence_out(evidence_store.get(session, i)) for i in ids]
 
@@ -137,7 +137,7 @@ def progress(task_id: TaskId, body: TaskProgress, state: State, caller: Caller) 
     """Report how far the work is (0-100 %) with a note."""
     with state.db.transaction() as session:
         item = steps.workable(session, caller, task_id)
-        _require_open(item, caller)
+        _require_open(session, item, caller)
         item = steps.record_progress(session, task_id, caller.username, body.percent, body.note)
         return _detail(session, caller, item)
 
@@ -157,7 +157,7 @@ def progress_with_evidence(
     checked = _check_files(state.settings, files)
     with state.db.transaction() as session:
         item = steps.workable(session, caller, task_id)
-        _require_open(item, caller)
+        _require_open(session, item, caller)
         ids = _store(session, state.settings, caller, item, checked)
         item = steps.record_progress(session, task_id, caller.username, percent, note, evidence_ids=ids)
         return _detail(session, caller, item)
@@ -189,12 +189,13 @@ def _named_evidence(data: dict[str, Any]) -> list[int]:
 
 def _complete(session: Session, caller: CurrentUser, item: WorkItem, data: dict[str, Any],
               new_evidence: list[int]) -> None:
-    _require_open(item, caller)
+    _require_open(session, item, caller)
     data = dict(data)
     if new_evidence:
         properties = (item.form_schema or {}).get("properties") or {}
         if item.form_schema is None or "evidence" in properties:
-            existing = data.get("evidence") if isinstance(data.get("evidence"), list) else []
+            named = data.get("evidence")
+            existing = named if isinstance(named, list) else []
             added = new_evidence if _evidence_as_integers(item.form_schema) else [str(i) for i in new_evidence]
             data["evidence"] = [*existing, *added]
     evidence_store.require_in_instance(session, _named_evidence(data), item.instance_id)
@@ -233,7 +234,7 @@ def complete_with_evidence(
     checked = _check_files(state.settings, files)
     with state.db.transaction() as session:
         item = steps.workable(session, caller, task_id)
-        _require_open(item, caller)
+        _require_open(session, item, caller)
         ids = _store(session, state.settings, caller, item, checked)
         _complete(session, caller, item, parsed, ids)  # the engine updates `item` in this session
         return _completed(session, caller, item)
@@ -246,7 +247,7 @@ def extension_request(task_id: TaskId, body: ExtensionRequest, state: State, cal
     """Ask for a later deadline for the directive this step belongs to."""
     with state.db.transaction() as session:
         item = steps.workable(session, caller, task_id)
-        _require_open(item, caller)
+        _require_open(session, item, caller)
         directive = access.directive_of_item(session, item)
         if directive is None:
             raise Conflict(N_("this step does not belong to a directive"))

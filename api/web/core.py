@@ -8,7 +8,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from fastapi import Request
@@ -167,7 +167,7 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
     language = language_of(request, user)
     env = environment(language)
     message_key = request.query_params.get("msg")
-    values = {
+    values: dict[str, Any] = {
         "request": request, "user": user, "nav": navigation(user), "path": request.url.path,
         "current_url": str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
         "csrf_token": csrf_token(request), "csrf_field": CSRF_FIELD,
@@ -274,7 +274,7 @@ def form_errors(request: Request, exc: TansiqError, targets: FieldTargets | None
     targets = targets or {}
     items = []
     for issue in exc.fields:
-        target, label_id = targets.get(issue.field) or targets.get(issue.field.split("/")[0], (None, None))
+        target, label_id = targets.get(issue.field) or targets.get(issue.field.split("/")[0]) or (None, None)
         items.append(FieldError(issue.field, target, gettext(label_id) if label_id else None,
                                 issue_text(issue, language)))
     if not exc.fields:  # an engine error with free-form details (a rejected model's, an incident's)
@@ -283,7 +283,10 @@ def form_errors(request: Request, exc: TansiqError, targets: FieldTargets | None
     return FormErrors(error_text(exc, language), items)
 
 
-def on_fields(exc: TansiqError, field_of_message: Mapping[str, str]) -> TansiqError:
+_Refusal = TypeVar("_Refusal", bound=TansiqError)
+
+
+def on_fields(exc: _Refusal, field_of_message: Mapping[str, str]) -> _Refusal:
     """An engine refusal without fields, counted against the field its message is about (when known)."""
     name = field_of_message.get(exc.message_id)
     if exc.fields or name is None:

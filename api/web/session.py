@@ -75,8 +75,8 @@ def set_cookie(response: Response, request: Request, name: str, value: str, *, m
 
 def current_user(request: Request) -> CurrentUser | None:
     """The signed-in user, or None (no cookie, a bad or revoked token, an inactive account)."""
-    cached = getattr(request.state, "web_user", False)
-    if cached is not False:
+    if hasattr(request.state, "web_user"):  # looked up once per request (None too: no one is signed in)
+        cached: CurrentUser | None = request.state.web_user
         return cached
     user = None
     token = request.cookies.get(SESSION_COOKIE)

@@ -65,6 +65,7 @@ async def login(request: Request) -> Response:
     if error is not None:
         return render(request, "login.html", {"next": target or "", "error": error, "username": username},
                       status=429 if error == "throttled" else 401)
+    assert user_id is not None  # no error: the user was authenticated
     response = RedirectResponse(target or home_of(role), status_code=303)
     sign_in(response, request, user_id)
     if not request.cookies.get(LANGUAGE_COOKIE):

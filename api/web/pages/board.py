@@ -18,7 +18,7 @@ from api.web.session import form_of, require_user
 from engine.directives import access, supervision
 from engine.directives.directives import TRACKS, Directive
 from engine.foundation import clock
-from engine.foundation.errors import N_, InvalidInput, NotFound, TansiqError
+from engine.foundation.errors import N_, Forbidden, InvalidInput, NotFound, TansiqError
 from engine.people import entities
 from engine.work.escalations import Escalation
 
@@ -126,7 +126,7 @@ def _permitted(session: Session, user: Any, escalation_id: int, action: str) -> 
     if escalation is None or not access.can_see_escalation(session, user, escalation):
         raise NotFound(N_("no escalation %(escalation)s"), params={"escalation": str(escalation_id)})
     if not access.can_resolve_escalation(user, escalation, action):
-        raise access.Forbidden(N_("your role may not do this to this escalation"))
+        raise Forbidden(N_("your role may not do this to this escalation"))
     return escalation
 
 

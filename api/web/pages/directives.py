@@ -49,7 +49,7 @@ from engine.directives.directives import (
 )
 from engine.directives.meetings import Meeting
 from engine.foundation import clock
-from engine.foundation.errors import N_, Conflict, FieldProblems, InvalidInput, NotFound, TansiqError
+from engine.foundation.errors import N_, Conflict, FieldProblems, Forbidden, InvalidInput, NotFound, TansiqError
 from engine.foundation.spreadsheets import safe_row
 from engine.insight import bottlenecks
 from engine.insight.bottlenecks import HeatFilter
@@ -208,8 +208,9 @@ async def create(request: Request) -> Response:
     user = require_user(request)
     access.require(user, "directive.create")
     form = await form_of(request)
-    values = {k: v for k, v in form.multi_items() if isinstance(v, str)}
-    values["supporting"] = [v for v in form.getlist("supporting") if isinstance(v, str)]
+    supporting = [v for v in form.getlist("supporting") if isinstance(v, str)]
+    values: dict[str, str | list[str]] = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    values["supporting"] = supporting
     launch = form.get("action") == "launch"
     state = request.app.state.tansiq
     error: TansiqError | None = None
@@ -225,7 +226,7 @@ async def create(request: Request) -> Response:
             deadline=deadline, body=str(form.get("body") or "").strip() or None,
             source=str(form.get("source") or "").strip() or None, track=str(form.get("track") or "business"),
             programme_track=str(form.get("programme_track") or "none"),
-            priority=str(form.get("priority") or "normal"), supporting_entities=values["supporting"],
+            priority=str(form.get("priority") or "normal"), supporting_entities=supporting,
             tags=[t.strip() for t in tags], meeting_id=int(meeting) if meeting.isdigit() else None,
             season_year=int(season) if season.isdigit() else None,
             process_model_key=str(form.get("process_model_key") or "") or None,
@@ -267,7 +268,7 @@ def _heat_of(request: Request, session: Session, directive: Directive) -> dict[s
     with `?diagram=heatmap`, by the roles that read every directive)."""
     user = require_user(request)
     may_see = access.allowed(user, "insight.bottlenecks") and directive.instance_id is not None
-    if not may_see or request.query_params.get("diagram") != "heatmap":
+    if not may_see or directive.instance_id is None or request.query_params.get("diagram") != "heatmap":
         return {"may_see_heat": may_see, "heat": None}
     model = instances.get_instance(session, directive.instance_id).model
     heat = bottlenecks.for_model(session, model.key, model.version,
@@ -404,7 +405,7 @@ async def extension(request: Request, directive_id: int) -> Response:
         with request.app.state.tansiq.db.transaction() as session:
             directive = _visible(session, user, directive_id)
             if not access.can_request_extension(session, user, directive):
-                raise access.Forbidden("only the responsible entity asks for more time")
+                raise Forbidden("only the responsible entity asks for more time")
             directives.request_extension(session, directive_id, user.username, new_deadline,
                                          str(form.get("reason") or ""))
     except (InvalidInput, Conflict) as exc:

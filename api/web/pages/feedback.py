@@ -30,7 +30,7 @@ from engine.calendar.durations import RIYADH
 from engine.directives import access
 from engine.directives.directives import KINDS, PRIORITIES, TRACKS, Directive, NewDirective
 from engine.feedback import FeedbackFilters, PublicSubmission
-from engine.foundation.errors import InvalidInput, NotFound, TansiqError
+from engine.foundation.errors import Forbidden, InvalidInput, NotFound, TansiqError
 from engine.people import entities
 from engine.people.roles import role_word
 from engine.storage.db import MAX_ID
@@ -56,7 +56,7 @@ FILTERS = ("service", "entity", "status", "rating_min", "rating_max", "q", "rece
 def _reader(request: Request) -> Any:
     user = require_user(request)
     if not feedback.can_read(user):
-        raise access.Forbidden(N_("%(role)s may not read pilgrim feedback"), params={"role": role_word(user.role)})
+        raise Forbidden(N_("%(role)s may not read pilgrim feedback"), params={"role": role_word(user.role)})
     return user
 
 

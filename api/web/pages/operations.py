@@ -86,7 +86,7 @@ def _linked_directives(session: Session, instance_ids: list[int]) -> dict[int, D
     if not instance_ids:
         return {}
     rows = session.scalars(select(Directive).where(Directive.instance_id.in_(instance_ids)))
-    return {d.instance_id: d for d in rows}
+    return {d.instance_id: d for d in rows if d.instance_id is not None}
 
 
 @router.get("/instances")

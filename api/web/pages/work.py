@@ -15,7 +15,7 @@ from starlette.datastructures import UploadFile
 
 from api.problems import attachment
 from api.web import i18n
-from api.web.core import WebRoute, form_errors, is_htmx, redirect, render
+from api.web.core import FieldTargets, WebRoute, form_errors, is_htmx, redirect, render
 from api.web.forms import deadline_targets, evidence_as_integers, fields_of, read_form
 from api.web.labels import label
 from api.web.session import form_of, require_user
@@ -198,9 +198,10 @@ def _complete_targets(schema: dict[str, Any] | None) -> dict[str, tuple[str, str
     return targets
 
 
-def _targets(which: str, schema: dict[str, Any] | None) -> dict[str, tuple[str, str | None]]:
-    return {"complete": _complete_targets(schema), "progress": PROGRESS_TARGETS, "evidence": EVIDENCE_TARGETS,
-            "extension": EXTENSION_TARGETS}.get(which, {})
+def _targets(which: str, schema: dict[str, Any] | None) -> FieldTargets:
+    by_form: dict[str, FieldTargets] = {"complete": _complete_targets(schema), "progress": PROGRESS_TARGETS,
+                                        "evidence": EVIDENCE_TARGETS, "extension": EXTENSION_TARGETS}
+    return by_form.get(which, {})
 
 
 def refused_step(request: Request, item_id: int, user: Any, exc: TansiqError, values: dict[str, Any] | None,
