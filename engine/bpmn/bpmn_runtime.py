@@ -63,7 +63,7 @@ spiff_timer.datetime = _EngineClockDatetime
 spiff_timer.LOCALTZ = UTC
 
 
-class _StateConverter(BpmnWorkflowConverter):
+class _StateConverter(BpmnWorkflowConverter):  # type: ignore[misc]  # SpiffWorkflow has no types
     """A workflow as an instance's state: SpiffWorkflow's conversion without the specs.
 
     The specs come from the model's compiled, cached version on every load; converting them again on every
@@ -73,7 +73,7 @@ class _StateConverter(BpmnWorkflowConverter):
     """
 
     def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
-        dct = WorkflowConverter.to_dict(self, workflow)
+        dct: dict[str, Any] = WorkflowConverter.to_dict(self, workflow)
         dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
         dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
         return dct
@@ -254,7 +254,7 @@ def parse_model(document: etree._Element, filename: str, process_id: str,
     return CompiledModel(process_id, getattr(spec, "description", None) or process_id, spec, subprocess_specs)
 
 
-class _RestrictedEnvironment(BasePythonScriptEngineEnvironment):
+class _RestrictedEnvironment(BasePythonScriptEngineEnvironment):  # type: ignore[misc]  # SpiffWorkflow has no types
     """SpiffWorkflow also calls `script_engine.environment` directly (message correlations, ad-hoc
     completion): the default environment there is plain `eval`, so it must be replaced too."""
 
@@ -269,7 +269,7 @@ class _RestrictedEnvironment(BasePythonScriptEngineEnvironment):
         raise WorkflowFailure("service tasks go through the engine's registry")
 
 
-class _RestrictedScriptEngine(PythonScriptEngine):
+class _RestrictedScriptEngine(PythonScriptEngine):  # type: ignore[misc]  # SpiffWorkflow has no types
     """Every expression, condition, timer value and script goes through `engine.bpmn.expressions`."""
 
     def __init__(self, service_handler: ServiceHandler | None) -> None:
@@ -426,7 +426,8 @@ class Runtime:
 
     def dump(self) -> dict[str, Any]:
         """SpiffWorkflow's conversion of the workflow, less the specs."""
-        return _registry.convert(self.workflow)
+        state: dict[str, Any] = _registry.convert(self.workflow)
+        return state
 
     def stored(self) -> dict[str, Any]:
         """The state as an instance keeps it: `dump()` packed (`engine.bpmn.state_codec`); `load` reads both."""
@@ -497,7 +498,7 @@ class Runtime:
 
     @property
     def completed(self) -> bool:
-        return self.workflow.is_completed()
+        return bool(self.workflow.is_completed())
 
     def ready_user_tasks(self) -> list[UserTaskView]:
         views = []
@@ -564,7 +565,7 @@ class Runtime:
             known.update(values)
         for task in self.workflow.get_tasks(state=TaskState.WAITING):
             definition = getattr(task.task_spec, "event_definition", None)
-            if type(definition).__name__ != "MessageEventDefinition" or definition.name != name:
+            if definition is None or type(definition).__name__ != "MessageEventDefinition" or definition.name != name:
                 continue
             if all(task.data.get(key, known.get(key, _MISSING)) == value for key, value in correlation.items()):
                 return True
@@ -596,18 +597,20 @@ class Runtime:
         return self._plan(target, *self._diffs(target), changes)
 
     def _diffs(self, target: CompiledModel) -> tuple[Any, dict[str, Any]]:
-        return diff_workflow(_registry, self.workflow, target.spec, target.subprocess_specs)
+        top, subprocesses = diff_workflow(_registry, self.workflow, target.spec, target.subprocess_specs)
+        return top, subprocesses
 
     def _plan(self, target: CompiledModel, top: Any, subprocesses: dict[str, Any],
               changes: SpecChanges | None) -> MigrationPlan:
-        moves, refusals = [], []
+        moves: list[WaitingTask] = []
+        refusals: list[Sentence] = []
         pairs = [(self.workflow, top), *((self.workflow.subprocesses[key], diff) for key, diff in subprocesses.items())]
         for workflow, diff in pairs:
             for task in workflow.tasks.values():
                 if not task.has_state(_TOKEN_STATES) or _element_id(task) is None:
                     continue
                 moved = _counterpart(task, diff)
-                if isinstance(moved, str):
+                if isinstance(moved, Sentence):
                     refusals.append(moved)
                 else:
                     moves.append(_waiting_task(task))

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
 from numbers import Number
-from typing import Any
+from typing import Any, Literal, SupportsAbs, cast, overload
 
 import simpleeval
 
@@ -54,7 +54,7 @@ def _safe_power(base: Any, exponent: Any) -> Any:
         if base.bit_length() * exponent > MAX_INT_BITS:
             raise ExpressionError(N_("%(base)s ** %(exponent)s would be larger than %(limit)s bits"),
                                   params={"base": str(base), "exponent": str(exponent), "limit": MAX_INT_BITS})
-    elif isinstance(exponent, Number) and abs(exponent) > 10_000:
+    elif isinstance(exponent, Number) and abs(cast(SupportsAbs[float], exponent)) > 10_000:  # the ABC declares no abs
         raise ExpressionError(N_("the exponent %(exponent)s is too large"), params={"exponent": str(exponent)})
     return _refuse_big(base**exponent)
 
@@ -216,13 +216,18 @@ def _constant(node: ast.AST) -> Any:
     raise _NotConstant
 
 
-def _parse(source: str, mode: str) -> ast.AST:
+@overload
+def _parse(source: str, mode: Literal["eval"]) -> ast.Expression: ...
+@overload
+def _parse(source: str, mode: Literal["exec"]) -> ast.Module: ...
+def _parse(source: str, mode: Literal["eval", "exec"]) -> ast.Expression | ast.Module:
     if not isinstance(source, str) or not source.strip():
         raise ExpressionError(N_("empty expression"))
     if len(source) > MAX_SOURCE_LENGTH:
         raise ExpressionError(N_("expression longer than %(limit)s characters"), params={"limit": MAX_SOURCE_LENGTH})
     try:
-        return ast.parse(source.strip(), mode=mode)
+        text = source.strip()
+        return ast.parse(text, mode="eval") if mode == "eval" else ast.parse(text, mode="exec")
     except SyntaxError as exc:
         raise _refuse(N_("syntax error at line %(line)s: %(reason)s"), source, line=str(exc.lineno),
                       reason=exc.msg) from None
@@ -242,7 +247,7 @@ def compile_expression(source: str) -> ast.expr:
     """Parse and check an expression once; the result is cached by its text."""
     tree = _parse(source, "eval")
     _checked(tree, source, statements=False)
-    return tree.body  # type: ignore[attr-defined]
+    return tree.body
 
 
 @lru_cache(maxsize=1024)
@@ -254,7 +259,7 @@ def compile_script(source: str) -> tuple[ast.stmt, ...]:
             [node.target] if isinstance(node, ast.AugAssign) else [])
         for target in targets:
             _check_target(target, source)
-    return tuple(tree.body)  # type: ignore[attr-defined]
+    return tuple(tree.body)
 
 
 def _check_target(target: ast.expr, source: str) -> None:
@@ -337,7 +342,8 @@ def execute(source: str, data: dict[str, Any], extra: Mapping[str, Callable[...,
     data.update(scratch)
 
 
-def _run_statement(evaluator: simpleeval.EvalWithCompoundTypes, node: ast.stmt, data: dict, source: str) -> None:
+def _run_statement(evaluator: simpleeval.EvalWithCompoundTypes, node: ast.stmt, data: dict[str, Any],
+                   source: str) -> None:
     if isinstance(node, ast.Pass):
         return
     if isinstance(node, ast.If):
@@ -353,7 +359,9 @@ def _run_statement(evaluator: simpleeval.EvalWithCompoundTypes, node: ast.stmt, 
         combined = ast.BinOp(left=_as_load(node.target), op=node.op, right=node.value)
         _assign(evaluator, node.target, data, source, _run(evaluator, combined, source))
         return
-    value = _run(evaluator, node.value, source)  # ast.Assign
+    if not isinstance(node, ast.Assign):  # compile_script let no other statement through
+        raise _refuse(N_("%(kind)s is not allowed"), source, kind=type(node).__name__)
+    value = _run(evaluator, node.value, source)
     for target in node.targets:
         _assign(evaluator, target, data, source, value)
 
@@ -363,13 +371,16 @@ def _as_load(target: ast.expr) -> ast.expr:
     return clone
 
 
-def _assign(evaluator, target: ast.expr, data: dict, source: str, value: Any = None, delete: bool = False) -> None:
+def _assign(evaluator: simpleeval.EvalWithCompoundTypes, target: ast.expr, data: dict[str, Any], source: str,
+            value: Any = None, delete: bool = False) -> None:
     if isinstance(target, ast.Name):
         if delete:
             data.pop(target.id, None)
         else:
             data[target.id] = value
         return
+    if not isinstance(target, ast.Subscript):  # _check_target let no other target through
+        raise _refuse(N_("only variables and their items may be assigned"), source)
     container = _run(evaluator, _as_load(target.value), source)
     key = _run(evaluator, target.slice, source)
     if not isinstance(container, dict | list):

@@ -158,8 +158,9 @@ def _owner_id(element: etree._Element) -> str | None:
     """The id of the BPMN element a piece of XML belongs to (extension elements have no ids of their own)."""
     node: etree._Element | None = element
     while node is not None:
-        if isinstance(node.tag, str) and etree.QName(node).namespace == BPMN_NS and node.get("id"):
-            return node.get("id")
+        owner: str | None = node.get("id")
+        if isinstance(node.tag, str) and etree.QName(node).namespace == BPMN_NS and owner:
+            return owner
         node = node.getparent()
     return None
 

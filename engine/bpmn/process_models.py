@@ -174,7 +174,7 @@ def _cache_put(checksum: str, compiled: bpmn_runtime.CompiledModel) -> None:
         _compiled.popitem(last=False)
 
 
-def compiled_with_decisions(session: Session, model: ProcessModel,
+def compiled_with_decisions(session: Session | None, model: ProcessModel,
                             decision_versions: dict[str, int] | None) -> bpmn_runtime.CompiledModel:
     """The model built with these versions of its decision tables: its own spec when they are the versions
     it was deployed with, else built once per combination from its XML and theirs (then cached)."""
@@ -183,6 +183,8 @@ def compiled_with_decisions(session: Session, model: ProcessModel,
     cache_key = model.checksum + "|" + ",".join(f"{k}={v}" for k, v in sorted(decision_versions.items()))
     compiled = _compiled.get(cache_key)
     if compiled is None:
+        if session is None:
+            raise RuntimeError(f"{model.key} is built with other decision tables than its own: that needs a session")
         dmn = [parse_xml(decision_tables.get_decision(session, key, version).dmn_xml.encode("utf-8"), f"{key}.dmn")
                for key, version in sorted(decision_versions.items())]
         document = parse_xml(model.bpmn_xml.encode("utf-8"), model.filename)

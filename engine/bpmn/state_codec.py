@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Callable
 from typing import Any
 
 FORMAT = 2
@@ -33,7 +34,7 @@ _EMPTY_DELTA: dict[str, Any] = {"updates": {}, "deletions": []}
 _DEFAULTS: dict[str, Any] = {"triggered": False, "internal_data": {}, "data": {}, "delta": _EMPTY_DELTA,
                              "typename": "Task"}
 _SHORT = {"triggered": "t", "internal_data": "i", "data": "d", "delta": "D", "typename": "y"}
-_FRESH = {"triggered": lambda: False, "internal_data": dict, "data": dict,
+_FRESH: dict[str, Callable[[], Any]] = {"triggered": lambda: False, "internal_data": dict, "data": dict,
           "delta": lambda: {"updates": {}, "deletions": []}, "typename": lambda: "Task"}
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _TASK_FIELDS = {"id", "parent", "children", "last_state_change", "state", "task_spec", *_DEFAULTS}

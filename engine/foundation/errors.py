@@ -9,9 +9,10 @@ parameter that is a word of the catalogue (a status) is given as a `Term` and tr
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -83,7 +84,7 @@ class FieldIssue:
     field: str
     code: str
     message_id: str
-    params: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def message(self) -> str:
@@ -98,7 +99,7 @@ class TansiqError(Exception):
 
     code = "error"
 
-    def __init__(self, message: str, *, element_id: str | None = None, details: list[dict] | None = None,
+    def __init__(self, message: str, *, element_id: str | None = None, details: list[dict[str, str]] | None = None,
                  params: Mapping[str, Any] | None = None, fields: list[FieldIssue] | None = None):
         self.message_id = message
         self.params = dict(params or {})

@@ -23,9 +23,10 @@ import logging
 import logging.config
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
+from structlog.typing import EventDict, WrappedLogger
 
 _NOISY_LOGGERS = ("spiff", "SpiffWorkflow", "spiff.task", "spiff.workflow", "alembic", "sqlalchemy")
 # Attributes Prefect's run loggers add to their records (prefect.logging.loggers): worth keeping as fields.
@@ -39,7 +40,7 @@ def _numeric(level: str) -> int:
     return numeric if isinstance(numeric, int) else logging.WARNING
 
 
-def _uvicorn_access_fields(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _uvicorn_access_fields(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
     """uvicorn's access line as fields too: its record's args are (client, method, path, http version, status).
     The formatter hands a foreign record's args over as `positional_args` (already in the event): dropped."""
     args = event_dict.pop("positional_args", None)
@@ -49,7 +50,7 @@ def _uvicorn_access_fields(logger: Any, method_name: str, event_dict: dict[str, 
     return event_dict
 
 
-def _record_extras(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _record_extras(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
     """Prefect's flow- and task-run names and ids, when the record carries them."""
     record = event_dict.get("_record")
     if record is not None:
@@ -96,7 +97,7 @@ def formatter(fmt: str = "console", level: str = "WARNING") -> logging.Formatter
     )
 
 
-class StderrHandler(logging.StreamHandler):
+class StderrHandler(logging.StreamHandler[TextIO]):
     """Writes to whatever `sys.stderr` is at the time of the line (test runners and CliRunner swap it;
     a handler holding the old stream would write to a closed file)."""
 
@@ -105,11 +106,11 @@ class StderrHandler(logging.StreamHandler):
         setattr(self, _HANDLER_MARK, True)
 
     @property
-    def stream(self) -> Any:  # type: ignore[override]
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter
-    def stream(self, value: Any) -> None:
+    def stream(self, value: TextIO) -> None:
         """StreamHandler's own code may assign a stream; this handler always follows sys.stderr."""
 
 
@@ -198,4 +199,4 @@ def prefect_logging_env(home: Path, level: str = "WARNING", fmt: str = "console"
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    return structlog.get_logger(name)
+    return structlog.stdlib.get_logger(name)

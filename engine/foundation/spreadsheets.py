@@ -15,13 +15,19 @@ their cells through `safe_cell`, `safe_row`, `append_row` or `set_cell`, so ther
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar, overload
+
+T = TypeVar("T")
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 """First characters that make a spreadsheet read a cell as a formula (OWASP's list)."""
 
 
-def safe_cell(value: Any) -> Any:
+@overload
+def safe_cell(value: str) -> str: ...
+@overload
+def safe_cell(value: T) -> T: ...
+def safe_cell(value: object) -> object:
     """The value to write: text a spreadsheet would run as a formula gets a leading apostrophe; anything
     else (numbers, dates, None, ordinary text) is returned unchanged."""
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):

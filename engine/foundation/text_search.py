@@ -40,7 +40,9 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     Insert,
+    Select,
     Table,
+    TableClause,
     Update,
     bindparam,
     column,
@@ -51,10 +53,12 @@ from sqlalchemy import (
     table,
     true,
 )
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.selectable import FromClause
 
 from engine.foundation.errors import InvalidInput
 
@@ -100,7 +104,7 @@ def folded_name(column: str) -> str:
 
 # --- writing the folded twins ---------------------------------------------------------------------------
 
-_FOLDED_COLUMNS: dict[Table, tuple[str, ...]] = {}  # table: its searched columns, each with a folded twin
+_FOLDED_COLUMNS: dict[FromClause, tuple[str, ...]] = {}  # table: its searched columns, each with a folded twin
 
 
 def fold_on_write(table_: Table, columns: Iterable[str]) -> None:
@@ -112,7 +116,7 @@ def fold_on_write(table_: Table, columns: Iterable[str]) -> None:
     _FOLDED_COLUMNS[table_] = names
 
 
-def folded_values(row: Mapping[str, Any], columns: Iterable[str]) -> dict[str, str | None]:
+def folded_values(row: Mapping[str, Any] | RowMapping, columns: Iterable[str]) -> dict[str, str | None]:
     """The twins of those `columns` the row gives (for writers that pass the listener: COPY, raw SQL)."""
     return {folded_name(c): fold(row[c]) for c in columns if c in row}
 
@@ -147,7 +151,7 @@ def _with_folded_params(parameters: dict[str, Any], columns: tuple[str, ...]) ->
 def _with_folded_values(statement: Insert | Update, columns: tuple[str, ...]) -> Insert | Update:
     """Values given in the statement itself (`.values(title=...)`): their twins join them."""
     if statement._multi_values:
-        raise CannotFold(f"fold the rows of a multi-row INSERT into {statement.table.name} yourself: pass them "
+        raise CannotFold(f"fold the rows of a multi-row INSERT into {_table_name(statement)} yourself: pass them "
                          "as parameters (executemany) instead")
     given = {getattr(key, "key", key): value for key, value in (statement._values or {}).items()}
     twins = {}
@@ -155,16 +159,24 @@ def _with_folded_values(statement: Insert | Update, columns: tuple[str, ...]) ->
         if name in given:
             value = given[name]
             if not isinstance(value, BindParameter) or value.callable is not None or value.required:
-                raise CannotFold(f"{statement.table.name}.{name} is written as an SQL expression: write the value")
+                raise CannotFold(f"{_table_name(statement)}.{name} is written as an SQL expression: write the value")
             twins[folded_name(name)] = fold(value.value)
     return statement.values(**twins) if twins else statement
+
+
+def _table_name(statement: Insert | Update) -> str:
+    """The name of the table a statement writes: one registered with `fold_on_write`, so a named table."""
+    target = statement.table
+    if not isinstance(target, TableClause):
+        raise TypeError(f"a folded write goes to a table, not to {type(target).__name__}")
+    return target.name
 
 
 def _refuse_select(statement: Insert, columns: tuple[str, ...]) -> None:
     named = set(statement._select_names or ())
     written = {getattr(c, "key", c) for c in named}
     if written & set(columns):
-        raise CannotFold(f"INSERT … SELECT into {statement.table.name} writes searched columns: fold them in Python")
+        raise CannotFold(f"INSERT … SELECT into {_table_name(statement)} writes searched columns: fold them in Python")
 
 
 # --- searching ------------------------------------------------------------------------------------------
@@ -179,12 +191,12 @@ class _ContainsText(FunctionElement[bool]):
 
 
 @compiles(_ContainsText)
-def _as_like(element: _ContainsText, compiler: Any, **kw: Any) -> str:
+def _as_like(element: _ContainsText, compiler: SQLCompiler, **kw: Any) -> str:
     return compiler.process(element.clauses.clauses[0], **kw)
 
 
 @compiles(_ContainsText, "sqlite")
-def _as_fts_match(element: _ContainsText, compiler: Any, **kw: Any) -> str:
+def _as_fts_match(element: _ContainsText, compiler: SQLCompiler, **kw: Any) -> str:
     return compiler.process(element.clauses.clauses[1], **kw)
 
 
@@ -211,7 +223,7 @@ def contains(id_column: Any, columns: list[Any], text: str) -> ColumnElement[boo
     if len(folded) < TRIGRAM:
         return like
     phrase = '"' + folded.replace('"', '""') + '"'
-    matching = (select(literal_column("rowid")).select_from(table(fts_table))
+    matching: Select[Any] = (select(literal_column("rowid")).select_from(table(fts_table))
                 .where(literal_column(fts_table).op("MATCH")(bindparam("phrase", phrase, unique=True))))
     return _ContainsText(like, id_column.in_(matching))
 

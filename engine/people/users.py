@@ -59,7 +59,7 @@ _PROFILE = (
 )
 
 
-def profile(connection: Connection, user_id: int) -> Row[Any] | None:
+def profile(connection: Connection, user_id: int) -> Row[*tuple[Any, ...]] | None:
     """What a request needs to know of its caller, in one light query (no ORM objects)."""
     return connection.execute(_PROFILE, {"user_id": user_id}).first()
 
@@ -185,7 +185,7 @@ def list_users(session: Session, *, role: str | None = None, entity_code: str | 
                                                            User.email_folded], wanted))
     if entity_code is not None:
         query = query.join(Entity, User.entity_id == Entity.id).where(Entity.code == entity_code)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     rows = list(session.scalars(query.order_by(User.username).limit(limit).offset(offset)))
     return rows, total
 

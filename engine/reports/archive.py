@@ -136,6 +136,8 @@ def compute(session: Session, request: ReportRequest) -> Any:
         return daily(session, request.start, season)
     if request.kind == PERIODIC:
         return periodic(session, request.start, request.end, season)
+    if season is None:
+        raise InvalidInput("a seasonal report needs its season")
     return seasonal(session, season)
 
 
@@ -239,7 +241,7 @@ def path_of(entry: dict[str, Any], settings: ReportSettings | None = None) -> Pa
     """The absolute path of an archived file in the reports folder (entries keep paths relative to it); the
     file is there only for runs archived with the disk backend."""
     root = (settings or get_report_settings()).archive_dir
-    path = (root / entry["path"]).resolve()
+    path = (root / str(entry["path"])).resolve()
     if root not in path.parents:
         raise InvalidInput("an archived file lies outside the reports folder")
     return path

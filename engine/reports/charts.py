@@ -7,6 +7,7 @@ A `BarChart` has rows (an entity, a bucket, a level) of one bar per series, draw
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +54,7 @@ class BarChart:
 
 
 def _chart(key: str, title: str, series: list[Series], rows: list[tuple[str, list[Any]]], f: Formatter,
-           text=None, scale: float | None = None, vertical: bool = False) -> BarChart:
+           text: Callable[[Any], str] | None = None, scale: float | None = None, vertical: bool = False) -> BarChart:
     numbers = [v for _, values in rows for v in values if v is not None]
     top = scale if scale is not None else max(numbers, default=0) or 1
     show = text or (lambda v: f.num(v))

@@ -25,14 +25,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any, TypeVar
 
-from sqlalchemy import Integer, and_, case, func, or_, select
+from sqlalchemy import Integer, Select, SQLColumnExpression, Subquery, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from engine.calendar.seasons import Season
 from engine.directives.directives import CANCELLED, COMPLETED, Directive
 from engine.foundation import clock
+from engine.foundation.checks import present
 from engine.people.entities import EntityRef, entity_refs, entity_refs_by_code, unknown_entity
 from engine.reports import feedback, insight
 from engine.reports.common import (
@@ -165,11 +167,16 @@ def daily(session: Session, day: date, season: Season | None = None) -> DailyRep
 
 # --- building blocks, shared with the periodic and seasonal reports --------------------------------
 
-def within(column: ColumnElement, starts_at: datetime, ends_at: datetime) -> ColumnElement[bool]:
+# A moment: a value, or a column of one (a row of `day_windows` in the periodic report).
+Moment = datetime | SQLColumnExpression[datetime]
+_Query = TypeVar("_Query", bound="Select[*tuple[Any, ...]]")
+
+
+def within(column: SQLColumnExpression[datetime | None], starts_at: Moment, ends_at: Moment) -> ColumnElement[bool]:
     return and_(column >= starts_at, column < ends_at)
 
 
-def open_at(moment: datetime | ColumnElement) -> ColumnElement[bool]:
+def open_at(moment: Moment) -> ColumnElement[bool]:
     """The directive was launched by `moment` and had not ended by then."""
     return and_(Directive.launched_at <= moment, or_(Directive.ended_at.is_(None), Directive.ended_at > moment))
 
@@ -178,11 +185,11 @@ def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0).cast(Integer)
 
 
-def scoped(query, season_id: int | None):
+def scoped(query: _Query, season_id: int | None) -> _Query:
     return query if season_id is None else query.where(Directive.season_id == season_id)
 
 
-def escalation_levels_at(moment: datetime):
+def escalation_levels_at(moment: datetime) -> Subquery:
     """Per directive, the highest escalation level open at `moment`."""
     return (
         select(Escalation.directive_id.label("directive_id"), func.max(Escalation.level).label("level"))
@@ -273,7 +280,8 @@ def _steps_due(session: Session, period: ReportPeriod, season_id: int | None) ->
     )
     return [
         DueStep(reference, title, title_en, element, name_ar or name, name_en or name,
-                (by_code.get(entity) or unknown_entity(entity)) if entity else None, role, due_at)
+                (by_code.get(entity) or unknown_entity(entity)) if entity else None, role,
+                present(due_at, "a step due within the day's due_at"))
         for reference, title, title_en, element, name_ar, name_en, name, entity, role, due_at in session.execute(query)
     ]
 

@@ -13,6 +13,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from engine.feedback import DISMISSED, SERVICE_NAMES, FeedbackItem
+from engine.foundation.checks import present
 from engine.people.entities import Entity, EntityRef
 
 
@@ -60,7 +61,7 @@ def collect(session: Session, starts_at: datetime, ends_at: datetime) -> Feedbac
 
     def ref(code: str | None, name_ar: str | None, name_en: str | None, service: str) -> EntityRef:
         if code is not None:
-            return EntityRef(code, name_ar, name_en)
+            return EntityRef(code, present(name_ar, "an entity's name_ar"), present(name_en, "an entity's name_en"))
         ar, en = SERVICE_NAMES.get(service, (service, service))
         return EntityRef(f"-{service}", f"{ar} (جهة غير محددة)", f"{en} (entity not known)")
 

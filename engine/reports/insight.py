@@ -155,7 +155,7 @@ def _entity_rows(ahead: forecast.Outlook, ref: Callable[[str], EntityRef]) -> li
 
 def _top(risks: list[forecast.StepRisk], ref: Callable[[str], EntityRef]) -> list[ForecastStep]:
     """Steps with an estimate only: a step with neither history nor baseline has no probability to rank."""
-    known = [r for r in risks if r.estimate is not None]  # step_risks sorted them likeliest first
+    known = [(r, r.estimate) for r in risks if r.estimate is not None]  # step_risks sorted them likeliest first
     return [ForecastStep(r.reference, r.title, r.title_en, r.element_id, r.name_ar or r.name, r.name_en or r.name,
-                         ref(r.entity), r.due_at, round(r.estimate.probability, 4), r.estimate.basis)
-            for r in known[:TOP_RISKS]]
+                         ref(r.entity), r.due_at, round(estimate.probability, 4), estimate.basis)
+            for r, estimate in known[:TOP_RISKS]]

@@ -13,8 +13,10 @@ column values are reduced in Python (the same percentile on SQLite and PostgreSQ
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import TypeVar
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
@@ -23,6 +25,7 @@ from engine.calendar.durations import hours_between
 from engine.calendar.seasons import Season
 from engine.directives.directives import CANCELLED, COMPLETED, TRACKS, Directive
 from engine.foundation import clock
+from engine.foundation.checks import present
 from engine.people.entities import EntityRef, entity_refs, entity_refs_by_code, unknown_entity
 from engine.reports.common import (
     PERIODIC,
@@ -160,7 +163,9 @@ def periodic(session: Session, start: date, end: date, season: Season | None = N
     )
 
 
-Cells = dict[tuple[int, int, str], dict[str, int]]
+CellKey = tuple[int, int, str]  # (day index, entity id, track)
+Cells = dict[CellKey, dict[str, int]]
+_Group = TypeVar("_Group", int, str)  # what `_trends` groups the cells by: an entity id or a track
 
 
 def _day_cells(session: Session, period: ReportPeriod, season_id: int | None) -> Cells:
@@ -200,7 +205,7 @@ def _day_cells(session: Session, period: ReportPeriod, season_id: int | None) ->
     return dict(cells)
 
 
-def _sum(values) -> dict[str, int]:
+def _sum(values: Iterable[Mapping[str, int]]) -> dict[str, int]:
     sums = dict.fromkeys(MEASURES, 0)
     for value in values:
         for measure in MEASURES:
@@ -208,13 +213,14 @@ def _sum(values) -> dict[str, int]:
     return sums
 
 
-def _trends(cells: Cells, n: int, key_of, entity_of) -> list[TrendRow]:
-    grouped: dict[object, dict[int, dict[str, int]]] = defaultdict(
+def _trends(cells: Cells, n: int, key_of: Callable[[CellKey], _Group],
+            entity_of: Callable[[_Group], EntityRef | None]) -> list[TrendRow]:
+    grouped: dict[_Group, dict[int, dict[str, int]]] = defaultdict(
         lambda: defaultdict(lambda: dict.fromkeys(MEASURES, 0)))
     for key, values in cells.items():
-        per_day = grouped[key_of(key)][key[0]]
+        day = grouped[key_of(key)][key[0]]
         for measure in MEASURES:
-            per_day[measure] += values[measure]
+            day[measure] += values[measure]
     rows = []
     for group, per_day in grouped.items():
         totals = _sum(per_day.values())
@@ -241,13 +247,14 @@ def _durations(session: Session, period: ReportPeriod, season_id: int | None
                within(WorkItem.completed_at, s, e)),
         season_id,
     )
-    ack = [(entity or "-", track, hours_between(created, completed))
+    ack = [(entity or "-", track, hours_between(created, present(completed, "a completed step's completed_at")))
            for entity, track, created, completed in session.execute(ack_query)]
     done_query = scoped(
         select(Directive.responsible_entity_id, Directive.track, Directive.launched_at, Directive.ended_at)
         .where(Directive.status == COMPLETED, Directive.launched_at.is_not(None), within(Directive.ended_at, s, e)),
         season_id,
     )
-    done = [(entity_id, track, hours_between(launched, ended))
+    done = [(entity_id, track, hours_between(present(launched, "a completed directive's launched_at"),
+                                             present(ended, "a completed directive's ended_at")))
             for entity_id, track, launched, ended in session.execute(done_query)]
     return ack, done

@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 from engine.foundation.spreadsheets import safe_cell, safe_row
+from engine.reports.labels import Formatter
 from engine.reports.render_html import formatter
 from engine.reports.settings import ReportSettings
 from engine.reports.tables import Days, Hours, Pct, tables
@@ -62,7 +63,7 @@ def _forecast_line(report: Any, f: Any) -> list[tuple[str, str]]:
     return [(f.t("forecast_moment"), f"{when} — {f.t('forecast_past_short')}" if forecast.past_day else when)]
 
 
-def _text(value: Any, f: Any) -> str:
+def _text(value: Any, f: Formatter) -> str:
     """A cell as CSV text: numbers formatted plainly (a negative one stays "-5"), text neutralised."""
     if isinstance(value, str):
         return safe_cell(value)

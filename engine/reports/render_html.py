@@ -39,7 +39,7 @@ def render_html(report: Any, language: str = "ar", settings: ReportSettings | No
                            css=(TEMPLATES / "report.css").read_text(encoding="utf-8"))
 
 
-class _Keys(dict):
+class _Keys(dict[str, Any]):
     """A dict whose items templates reach as attributes (tables.entities)."""
 
     def __getattr__(self, name: str) -> Any:

@@ -15,4 +15,5 @@ def render_pdf(report: Any, language: str = "ar", settings: ReportSettings | Non
     from weasyprint import HTML  # imported here: it loads pango, which only PDF output needs
 
     html = render_html(report, language, settings)
-    return HTML(string=html, base_url=str(TEMPLATES)).write_pdf()
+    pdf: bytes = HTML(string=html, base_url=str(TEMPLATES)).write_pdf()  # weasyprint has no types
+    return pdf

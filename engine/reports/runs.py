@@ -140,7 +140,7 @@ def count_runs(session: Session, *, kind: str | None = None, status: str | None 
         query = query.where(ReportRun.kind == kind)
     if status is not None:
         query = query.where(ReportRun.status == status)
-    return session.scalar(query)
+    return session.execute(query).scalar_one()
 
 
 def list_runs(session: Session, *, kind: str | None = None, status: str | None = None, limit: int = 50,

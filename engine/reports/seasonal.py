@@ -32,6 +32,7 @@ from engine.directives.directives import (
     Directive,
 )
 from engine.foundation import clock
+from engine.foundation.checks import present
 from engine.insight.obstacles import Obstacle
 from engine.insight.obstacles import recurring as recurring_obstacles
 from engine.people.entities import EntityRef, entity_refs, unknown_entity
@@ -156,6 +157,11 @@ def seasonal(session: Session, season: Season, previous_season: Season | None = 
     )
 
 
+def _entity_of(refs: dict[int, EntityRef], entity_id: object) -> EntityRef:
+    known = refs.get(entity_id) if isinstance(entity_id, int) else None
+    return known or unknown_entity(str(entity_id))
+
+
 def season_figures(session: Session, season: Season, as_of: datetime, refs: dict[int, EntityRef]) -> SeasonFigures:
     escalated_ids = select(Escalation.directive_id).where(Escalation.directive_id.is_not(None)).distinct().subquery()
     status = Directive.status
@@ -178,7 +184,9 @@ def season_figures(session: Session, season: Season, as_of: datetime, refs: dict
     )
     cells = [(tuple(row[:4]), dict(zip(FIGURES, row[4:], strict=True))) for row in session.execute(query)]
     durations = [
-        (entity_id, track, kind, programme, hours_between(launched, ended))
+        (entity_id, track, kind, programme,
+         hours_between(present(launched, "a completed directive's launched_at"),
+                       present(ended, "a completed directive's ended_at")))
         for entity_id, track, kind, programme, launched, ended in session.execute(
             select(Directive.responsible_entity_id, Directive.track, Directive.kind, Directive.programme_track,
                    Directive.launched_at, Directive.ended_at)
@@ -194,11 +202,11 @@ def season_figures(session: Session, season: Season, as_of: datetime, refs: dict
             group = sums[key[position] if position is not None else "all"]
             for name in FIGURES:
                 group[name] += figures[name]
-        for *key, spent in durations:
-            hours[key[position] if position is not None else "all"].append(spent)
+        for *dims, spent in durations:
+            hours[dims[position] if position is not None else "all"].append(spent)
         rows = []
         for group_key, figures in sums.items():
-            entity = (refs.get(group_key) or unknown_entity(str(group_key))) if position == 0 else None
+            entity = _entity_of(refs, group_key) if position == 0 else None
             rows.append(GroupFigures(entity.code if entity else str(group_key), entity, **figures,
                                      completion=DurationStats.of(hours.get(group_key, []))))
         if order is not None:
@@ -209,7 +217,8 @@ def season_figures(session: Session, season: Season, as_of: datetime, refs: dict
     all_hours = [spent for *_, spent in durations]
     return SeasonFigures(
         season=SeasonRef.of(season),
-        totals=totals[0] if totals else GroupFigures("all", None, *(0 for _ in FIGURES), DurationStats.of([])),
+        totals=totals[0] if totals else GroupFigures("all", None, **dict.fromkeys(FIGURES, 0),
+                                                           completion=DurationStats.of([])),
         by_entity=rollup(0), by_track=rollup(1, TRACKS), by_kind=rollup(2, KINDS),
         by_programme_track=rollup(3, PROGRAMME_TRACKS),
         completion_buckets=[

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Any
 
 from engine.reports.common import DurationStats
-from engine.reports.daily import DailyReport
+from engine.reports.daily import DailyReport, OverdueDirective
 from engine.reports.insight import EscalationForecast
 from engine.reports.labels import Formatter
 from engine.reports.periodic import DurationRow, PeriodicReport, TrendRow
@@ -153,7 +153,7 @@ def _forecast_tables(forecast: EscalationForecast, f: Formatter) -> list[Table]:
     return [levels, entities, steps]
 
 
-def _overdue_table(key: str, title: str, rows: list, f: Formatter) -> Table:
+def _overdue_table(key: str, title: str, rows: list[OverdueDirective], f: Formatter) -> Table:
     return Table(key, title, _columns(f, "reference", "title", "entity", "priority", "deadline", "#days_late",
                                       "#level"),
                  [[o.reference, f.title(o.title, o.title_en), f.entity(o.entity), f.value(o.priority), o.deadline_at,
@@ -304,7 +304,7 @@ def _group_table(key: str, groups: list[GroupFigures], previous: dict[str, Group
     columns = _columns(f, first[key], "#total", "#completed", "#on_time_rate", "#cancelled", "#overdue", "#escalated",
                        "#extended", "#mean_completion_hours", "#p90_completion_hours", "#previous_total",
                        "#previous_on_time_rate")
-    rows = []
+    rows: list[list[Cell]] = []
     for g in groups:
         before = previous.get(g.key)
         rows.append([f.entity(g.entity) if g.entity else f.value(g.key), g.total, g.completed, pct(g.on_time_rate),

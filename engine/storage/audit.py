@@ -94,7 +94,8 @@ def discard_since(session: Session, position: int) -> None:
 
 
 def _pending(session: Session) -> list[PendingEvent]:
-    return session.info.setdefault("audit_pending", [])
+    pending: list[PendingEvent] = session.info.setdefault("audit_pending", [])
+    return pending
 
 
 @event.listens_for(Session, "before_commit")

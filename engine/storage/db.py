@@ -27,7 +27,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, CursorResult, Engine, Result, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -176,6 +176,21 @@ _WRITTEN = "tansiq.rows_written"  # session.info key: objects whose row `write_r
 _updates: dict[tuple[Table, str | None], Update] = {}
 
 
+def _row_id(obj: Base) -> int:
+    row_id = getattr(obj, "id", None)
+    if not isinstance(row_id, int):
+        raise TypeError(f"a {type(obj).__name__} has no integer id to write its row by")
+    return row_id
+
+
+def rowcount(result: Result[*tuple[Any, ...]]) -> int:
+    """The rows an INSERT, UPDATE or DELETE run with `Session.execute` matched (its CursorResult is typed
+    as a plain Result)."""
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"a {type(result).__name__} has no row count: not the result of a write")
+    return result.rowcount
+
+
 def write_row(session: Session, obj: Base, changes: dict[str, Any], *, version: str | None = None) -> None:
     """UPDATE the row of a loaded object with `changes` and show them on the object as loaded.
 
@@ -188,13 +203,14 @@ def write_row(session: Session, obj: Base, changes: dict[str, Any], *, version: 
     session.flush()  # returns at once when nothing is pending
     table = obj.__table__
     values = dict(changes)
-    keys: dict[str, Any] = {"row_id": obj.id}
+    row_id = _row_id(obj)
+    keys: dict[str, Any] = {"row_id": row_id}
     if version is not None:
         keys["seen_version"] = getattr(obj, version)
         values[version] = keys["seen_version"] + 1
     written = session.connection().execute(_update_by_id(table, version), {**values, **keys})
     if version is not None and written.rowcount != 1:
-        raise StaleDataError(f"{table.name} {obj.id} is no longer at version {keys['seen_version']}")
+        raise StaleDataError(f"{table.name} {row_id} is no longer at version {keys['seen_version']}")
     for name, value in values.items():
         set_committed_value(obj, name, value)
     session.info.setdefault(_WRITTEN, set()).add(obj)

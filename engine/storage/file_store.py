@@ -34,8 +34,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from engine.foundation import clock
+from engine.foundation.checks import present
 from engine.foundation.errors import N_, InvalidInput, NotFound, Sentence, Term
-from engine.storage.db import Base, UTCDateTime
+from engine.storage.db import Base, UTCDateTime, rowcount
 
 if TYPE_CHECKING:
     from engine.storage.db import Database
@@ -178,7 +179,7 @@ def _put_database(session: Session, source: BinaryIO, sha256: str) -> int:
     if existing is not None:
         return existing
     if not _claim_blob(session, sha256):  # another transaction stored the same content meanwhile
-        return session.scalar(select(FileBlob.size).where(FileBlob.sha256 == sha256))
+        return present(session.scalar(select(FileBlob.size).where(FileBlob.sha256 == sha256)), "a stored blob's size")
     hasher, total, seq = hashlib.sha256(), 0, 0
     for chunk in read_chunks(source):
         hasher.update(chunk)
@@ -197,7 +198,7 @@ def _claim_blob(session: Session, sha256: str) -> bool:
     dialect = session.get_bind().dialect.name
     statement = (pg_insert(FileBlob) if dialect == "postgresql" else sqlite_insert(FileBlob)).values(values)
     result = session.execute(statement.on_conflict_do_nothing(index_elements=["sha256"]))
-    return bool(result.rowcount)
+    return bool(rowcount(result))
 
 
 def put_disk_chunks(home: Path, chunks: Iterable[bytes], sha256: str) -> int:
@@ -300,7 +301,11 @@ def session_chunks(session: Session, sha256: str) -> Iterator[bytes]:
     """A database blob's chunks through an open session, one statement each (for moves and checks)."""
     count = session.scalar(select(FileBlob.chunks).where(FileBlob.sha256 == sha256)) or 0
     for seq in range(count):
-        yield bytes(session.scalar(select(FileChunk.data).where(FileChunk.sha256 == sha256, FileChunk.seq == seq)))
+        chunk = session.scalar(select(FileChunk.data).where(FileChunk.sha256 == sha256, FileChunk.seq == seq))
+        if chunk is None:
+            raise NotFound(N_("chunk %(chunk)s of file %(file)s is missing"),
+                           params={"chunk": str(seq), "file": sha256})
+        yield bytes(chunk)
 
 
 # --- listing, checking, removing (for `tansiq files`) -----------------------------------------------------

@@ -49,7 +49,8 @@ class KeptCounts:
             row[name] = row.get(name, 0) + amount
 
     def pending(self, session: Session) -> Pending:
-        return session.info.setdefault(self._info_key, {})
+        pending: Pending = session.info.setdefault(self._info_key, {})
+        return pending
 
     def write(self, session: Session) -> None:
         pending = session.info.pop(self._info_key, None)

@@ -81,7 +81,7 @@ def _check_against_forms(session: Session, instance_id: int, changed: dict[str, 
     """A variable that a step's form defines must still be what that form accepts."""
     schemas = session.scalars(select(work_items.WorkItem.form_schema).where(
         work_items.WorkItem.instance_id == instance_id, work_items.WorkItem.form_schema.is_not(None)))
-    details = []
+    details: list[dict[str, str]] = []
     for schema in schemas:
         properties = (schema or {}).get("properties") or {}
         for name in sorted(set(properties) & set(changed)):

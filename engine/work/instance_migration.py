@@ -140,14 +140,18 @@ def _refusal(instance: ProcessInstance) -> Sentence | None:
 
 
 def _plan(instance: ProcessInstance, target: ProcessModel, changes: SpecChanges | None = None) -> InstancePlan:
-    base = {"instance_id": instance.id, "business_key": instance.business_key, "from_version": instance.model.version}
     refusal = _refusal(instance)
     if refusal is None and target.version <= instance.model.version:
         refusal = Sentence(N_("the instance is already on version %(version)s"), version=str(instance.model.version))
     if refusal is not None:
-        return InstancePlan(**base, plan=None, refusal=refusal)
+        return _instance_plan(instance, None, refusal)
     runtime = instances.load_runtime(instance)
-    return InstancePlan(**base, plan=runtime.plan_migration(process_models.compiled_model(target), changes))
+    return _instance_plan(instance, runtime.plan_migration(process_models.compiled_model(target), changes))
+
+
+def _instance_plan(instance: ProcessInstance, plan: MigrationPlan | None, refusal: Sentence | None = None
+                   ) -> InstancePlan:
+    return InstancePlan(instance.id, instance.business_key, instance.model.version, plan, refusal)
 
 
 def _instances_of(session: Session, source: ProcessModel, instance_ids: list[int] | None) -> list[ProcessInstance]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, bindparam, event, func, select
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +23,7 @@ from engine.bpmn.bpmn_runtime import Runtime, ServiceCall, ServiceHandler, Workf
 from engine.bpmn.process_models import ProcessModel
 from engine.bpmn.service_tasks import ExecutionContext, handler_for, operation
 from engine.foundation import clock
+from engine.foundation.checks import present
 from engine.foundation.errors import N_, Conflict, InvalidInput, NotFound, Term
 from engine.foundation.settings import get_settings
 from engine.people import users
@@ -92,7 +93,8 @@ class ProcessInstance(Base):
 
     model: Mapped[ProcessModel] = relationship(lazy="joined")
 
-    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": lock_version}
+    # Unannotated, as SQLAlchemy declares it (an instance attribute): the mapper reads it once, at mapping.
+    __mapper_args__ = {"version_id_col": lock_version}  # noqa: RUF012
 
 
 @operation("set_status")
@@ -161,7 +163,7 @@ def complete_task(session: Session, work_item_id: int, data: dict[str, Any], act
                                   "completion_data": None})
         return instance
     step_figures.closed(session, instance.id, item.element_id, item.assignee_entity, item.created_at, item.due_at,
-                        item.completed_at, completed=True)
+                        present(item.completed_at, "a completed step's completed_at"), completed=True)
     for listener in _step_listeners:
         listener(session, instance, item)
     return instance
@@ -280,7 +282,7 @@ def lock(session: Session, instance_id: int) -> ProcessInstance:
     A second call in the same transaction returns the instance already held, without a query. Locks
     taken inside a savepoint are not remembered: rolling the savepoint back may release them.
     """
-    held = session.info.get(_LOCKED, {}).get(instance_id)
+    held: ProcessInstance | None = session.info.get(_LOCKED, {}).get(instance_id)
     if held is not None:
         return held
     instance = session.scalar(_LOCK, {"instance_id": instance_id})
@@ -316,7 +318,7 @@ def lock_item(session: Session, work_item_id: int) -> tuple[work_items.WorkItem,
         return item, lock(session, item.instance_id)
     instance = session.scalar(_LOCK_OF_ITEM, {"item_id": work_item_id})
     item = session.scalar(_READ_ITEM, {"item_id": work_item_id}) if instance is not None else None
-    if item is None:
+    if instance is None or item is None:
         raise NotFound(N_("no step %(step)s"), params={"step": str(work_item_id)})
     if not session.in_nested_transaction():
         session.info.setdefault(_LOCKED, {}).setdefault(instance.id, instance)
@@ -432,6 +434,7 @@ def _advance(session: Session, instance: ProcessInstance, actor: str, action: Ca
     savepoint = _SavepointOnFirstWrite(session, take=savepoints)
     context = ExecutionContext(session, instance, actor)
     audit_mark = audit.mark(session)
+    open_steps: list[work_items.WorkItem] | None
     try:
         handler = savepoint.before(handler_for(context))
         runtime = started(handler) if started is not None else _load(instance, handler)

@@ -70,10 +70,10 @@ def notify(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
     if role is None and entity is None:
         raise WorkflowFailure("notify needs to_role or to_entity", element_id=call.element_id)
     prefix = f"instance:{context.instance.id}:{call.element_id}#"
-    earlier = context.session.scalar(
+    earlier = context.session.execute(
         select(func.count()).select_from(Notification)
         .where(Notification.source_key.startswith(prefix, autoescape=True))
-    )
+    ).scalar_one()
     payload = {k: v for k, v in call.params.items() if k not in {"template", "to_role", "to_entity"}}
     notification_id = queue(context.session, context.instance.id, f"{prefix}{earlier + 1}",  # the n-th firing
                             template, role, entity, payload)
@@ -90,10 +90,11 @@ def queue(session: Session, instance_id: int, source_key: str, template: str, ro
     """Put a notification in the outbox of this transaction; its id. A Core row: the service tasks that
     queue one (on the timer worker's path) never read it back. `source_key` is unique: a replayed firing
     cannot queue the same notification twice."""
-    return session.connection().execute(_QUEUE, {
+    notification_id: int = session.connection().execute(_QUEUE, {
         "instance_id": instance_id, "source_key": source_key, "template": template, "recipient_role": role,
         "recipient_entity": entity, "payload": payload, "status": "pending", "created_at": created_at or clock.now(),
     }).scalar_one()
+    return notification_id
 
 
 def notifications_of(session: Session, instance_id: int) -> list[Notification]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -150,7 +150,7 @@ def _resolve(session: Session, visits: kept_counts.Pending) -> kept_counts.Pendi
 
 
 def _add_visit(rows: kept_counts.Pending, context: _Context, element_id: str, entity: str, opened_at: datetime,
-               due_at: datetime | None, closed_at: datetime | None, changes: dict[str, float]) -> None:
+               due_at: datetime | None, closed_at: datetime | None, changes: Mapping[str, float]) -> None:
     """Add a visit's changes (opened and, with `closed_at`, closed) to the row of its key."""
     row = rows[(context.model_id, context.season_id, element_id, entity, context.track, local_day(opened_at),
                 local_day(due_at) if due_at is not None else NO_DUE)]

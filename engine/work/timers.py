@@ -71,7 +71,7 @@ def _run_batch(db: Database, batch_size: int, moment: datetime,
     return result
 
 
-def due(moment: datetime, batch_size: int, *, skip_locked: bool) -> Select[tuple[ProcessInstance]]:
+def due(moment: datetime, batch_size: int, *, skip_locked: bool) -> Select[ProcessInstance]:
     """The next `batch_size` running instances with a timer due before `moment`, earliest first (read from
     `ix_process_instance_due`); with `skip_locked`, locked for this transaction, skipping those another
     worker holds."""

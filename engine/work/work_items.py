@@ -72,7 +72,7 @@ class WorkItem(Base):
 _OPEN_OF_INSTANCE = select(WorkItem).where(WorkItem.instance_id == bindparam("instance_id"), WorkItem.status == OPEN)
 
 
-def open_of_instance(instance_id: int) -> Select[tuple[WorkItem]]:
+def open_of_instance(instance_id: int) -> Select[WorkItem]:
     return _OPEN_OF_INSTANCE.params(instance_id=instance_id).order_by(WorkItem.id)
 
 
@@ -184,12 +184,12 @@ def check_variables(data: Any, what: str = N_("form data")) -> dict[str, Any]:
 
 def validate_form(item: WorkItem, data: Any) -> dict[str, Any]:
     """Check submitted form data against the step's schema; refuse it whole, with every error."""
-    check_variables(data)
+    variables = check_variables(data)
     if item.form_schema:
-        issues = schema_issues(item.form_schema, data)
+        issues = schema_issues(item.form_schema, variables)
         if issues:
             raise InvalidInput(N_("the form data does not match the step's form"), fields=issues)
-    return data
+    return variables
 
 
 # Due first, undated last. Written NULLS LAST (not `due_at IS NULL, due_at`) so PostgreSQL reads the
