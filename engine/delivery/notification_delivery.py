@@ -84,7 +84,7 @@ from hijridate import Gregorian
 from jinja2 import DictLoader, Environment, Template
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import CursorResult, Result, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -97,7 +97,7 @@ from engine.foundation.settings import get_settings
 from engine.people.entities import Entity
 from engine.people.roles import ENTITY_USER
 from engine.people.users import User, users_for
-from engine.storage.db import Database
+from engine.storage.db import Database, rowcount
 from engine.work.instances import ProcessInstance
 from engine.work.notifications import Delivery, Notification
 from engine.work.work_items import OPEN, WorkItem
@@ -918,7 +918,7 @@ def _record(db: Database, claim: _Claim, settings: SmtpSettings, report: Deliver
     else:
         values = {"next_attempt_at": now + backoff(claim.attempt, settings), "last_error": error[:1000]}
     with db.transaction() as session:
-        changed = _rowcount(session.execute(
+        changed = rowcount(session.execute(
             update(Delivery)
             .where(Delivery.id == claim.delivery_id, Delivery.attempts == claim.attempt, Delivery.status == PENDING)
             .values(**values)
@@ -942,7 +942,7 @@ def _release(db: Database, claims: Iterable[_Claim]) -> int:
     now = clock.now()
     with db.transaction() as session:
         for claim in claims:
-            released += _rowcount(session.execute(
+            released += rowcount(session.execute(
                 update(Delivery)
                 .where(Delivery.id == claim.delivery_id, Delivery.attempts == claim.attempt,
                        Delivery.status == PENDING)
@@ -950,13 +950,6 @@ def _release(db: Database, claims: Iterable[_Claim]) -> int:
                 .execution_options(synchronize_session=False)
             ))
     return released
-
-
-def _rowcount(result: Result[*tuple[Any, ...]]) -> int:
-    """The rows an UPDATE changed: `Session.execute` is typed to give a `Result`, and gives a `CursorResult`."""
-    if not isinstance(result, CursorResult):
-        raise TypeError(f"an UPDATE gave a {type(result).__name__}, which has no row count")
-    return result.rowcount
 
 
 def _describe(error: BaseException) -> str:
@@ -1001,7 +994,7 @@ def requeue_failed(session: Session, *, since: datetime | None = None) -> int:
             select(Delivery.id).join(Notification, Notification.id == Delivery.notification_id)
             .where(Notification.created_at >= since)
         ))
-    return _rowcount(session.execute(
+    return rowcount(session.execute(
         query.values(status=PENDING, attempts=0, next_attempt_at=clock.now(), last_error=None)
         .execution_options(synchronize_session=False)
     ))
@@ -1168,7 +1161,7 @@ def mark_read(session: Session, delivery_id: int, user_id: int) -> Delivery:
 
 
 def mark_all_read(session: Session, user_id: int) -> int:
-    return _rowcount(session.execute(
+    return rowcount(session.execute(
         update(Delivery)
         .where(Delivery.user_id == user_id, Delivery.channel == IN_APP, Delivery.status == SENT)
         .values(status=READ, read_at=clock.now())

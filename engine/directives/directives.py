@@ -48,6 +48,7 @@ from engine.calendar.durations import RIYADH, hours_between, parse_moment
 from engine.directives import meetings, tallies
 from engine.directives.tags import clean_tags
 from engine.foundation import clock, text_search
+from engine.foundation.checks import present
 from engine.foundation.errors import N_, Conflict, FieldIssue, FieldProblems, InvalidInput, Named, NotFound, Term
 from engine.people import entities
 from engine.people.entities import Entity
@@ -395,13 +396,6 @@ def _instance_id(directive: Directive) -> int:
     if directive.instance_id is None:
         raise RuntimeError(f"directive {directive.reference} is {directive.status} and has no process instance")
     return directive.instance_id
-
-
-def _moment(value: datetime | None, what: str) -> datetime:
-    """A moment that is set once a directive or a step has reached the state at hand."""
-    if value is None:
-        raise RuntimeError(f"{what} is not set")
-    return value
 
 
 def get(session: Session, directive_id: int) -> Directive:
@@ -821,7 +815,7 @@ def _count_ending(session: Session, directive: Directive, ending: dict[str, Any]
         _count(session, directive, active=-1)
         return
     _count(session, directive, active=-1, completed=1, on_time=int(ending["completed_on_time"]),
-           completion_hours=hours_between(_moment(directive.launched_at, "an active directive's launch"),
+           completion_hours=hours_between(present(directive.launched_at, "an active directive's launch"),
                                           ending["ended_at"]))
 
 
@@ -839,14 +833,14 @@ def _count_acknowledgement(session: Session, instance: instances.ProcessInstance
     directive = of_instance(session, instance.id, with_lists=False)
     if directive is not None:
         _count(session, directive, item.assignee_entity or tallies.NO_ENTITY, acknowledged=1,
-               acknowledge_hours=hours_between(item.created_at, _moment(item.completed_at, "a completed step's end")))
+               acknowledge_hours=hours_between(item.created_at, present(item.completed_at, "a completed step's end")))
 
 
 def _ending(directive: Directive, instance: instances.ProcessInstance) -> dict[str, Any]:
     """What ends an active directive when its instance ended (nothing while it runs)."""
     if instance.status == instances.COMPLETED:
         status = CANCELLED if instance.business_status == "cancelled" else COMPLETED
-        ended_at = _moment(instance.ended_at, "a completed instance's end")
+        ended_at = present(instance.ended_at, "a completed instance's end")
         return {"status": status, "ended_at": ended_at,
                 "completed_on_time": status == COMPLETED and ended_at <= directive.deadline_at}
     if instance.status == instances.CANCELLED:

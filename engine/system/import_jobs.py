@@ -20,14 +20,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import Boolean, CursorResult, ForeignKey, Index, Integer, Result, String, Text, func, select, update
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from engine.directives.directive_import import ImportReport, RowError, RowResult
 from engine.foundation import clock
 from engine.foundation.errors import N_, Conflict, InvalidInput, NotFound
 from engine.storage import file_store
-from engine.storage.db import Base, Database, GzipJSON, UTCDateTime
+from engine.storage.db import Base, Database, GzipJSON, UTCDateTime, rowcount
 
 VALIDATING, VALIDATED, IMPORTING, DONE, FAILED = "validating", "validated", "importing", "done", "failed"
 RUNNING = (VALIDATING, IMPORTING)
@@ -118,7 +118,7 @@ def close_interrupted(session: Session, job: ImportJob) -> None:
     changed = session.execute(update(ImportJob).where(
         ImportJob.id == job.id, ImportJob.phase == job.phase, ImportJob.updated_at == job.updated_at,
     ).values(phase=FAILED, error=INTERRUPTED, sha256=None, updated_at=clock.now()))
-    if _rowcount(changed) == 0:
+    if rowcount(changed) == 0:
         session.refresh(job)
         return
     release_workbook(session, workbook)
@@ -144,13 +144,6 @@ def _still_used(session: Session, sha256: str) -> bool:
     return any(sha256 in str(files) for files in session.scalars(select(ReportRun.files)))
 
 
-def _rowcount(result: Result[*tuple[Any, ...]]) -> int:
-    """The rows an UPDATE changed: `Session.execute` is typed to give a `Result`, and gives a `CursorResult`."""
-    if not isinstance(result, CursorResult):
-        raise TypeError(f"an UPDATE gave a {type(result).__name__}, which has no row count")
-    return result.rowcount
-
-
 def _set(job: ImportJob, **values: Any) -> None:
     from sqlalchemy.orm.attributes import set_committed_value
 
@@ -162,7 +155,7 @@ def claim_for_import(session: Session, job: ImportJob, mode: str, launch: bool) 
     """Move a validated job to importing, once, whichever node is asked (a second click is refused)."""
     changed = session.execute(update(ImportJob).where(ImportJob.id == job.id, ImportJob.phase == VALIDATED).values(
         phase=IMPORTING, mode=mode, launch=launch, stage="start", done=0, total=0, updated_at=clock.now()))
-    if _rowcount(changed) != 1:
+    if rowcount(changed) != 1:
         raise Conflict("this workbook was imported already, or is still being checked")
 
 
@@ -267,7 +260,7 @@ def _close(session: Session, job_id: str, expected: str, phase: str, **values: A
         values["sha256"] = None
     changed = session.execute(update(ImportJob).where(ImportJob.id == job_id, ImportJob.phase == expected)
                               .values(phase=phase, stage="commit", updated_at=clock.now(), **values))
-    if _rowcount(changed) != 1:
+    if rowcount(changed) != 1:
         raise Conflict("this import was closed as interrupted meanwhile; nothing was imported")
     if phase in (DONE, FAILED):
         release_workbook(session, workbook)
@@ -278,7 +271,7 @@ def _fail(db: Database, job_id: str, message: str) -> None:
         workbook = session.scalar(select(ImportJob.sha256).where(ImportJob.id == job_id))
         changed = session.execute(update(ImportJob).where(ImportJob.id == job_id, ImportJob.phase.in_(RUNNING))
                                   .values(phase=FAILED, error=message, sha256=None, updated_at=clock.now()))
-        if _rowcount(changed):
+        if rowcount(changed):
             release_workbook(session, workbook)
 
 
