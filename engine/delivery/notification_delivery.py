@@ -444,9 +444,9 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "{% if item.due %}{{ item.due|when }}{% else %}غير محدد{% endif %}{% if item.overdue %} — متأخرة"
             "{% endif %}{{ '\\n' }}{% endfor %}"
             "{% if more %}\nمهام أخرى غير معروضة: {{ more }}\n{% endif %}"
-            "{% if forecast %}\nالتصعيدات المتوقعة خلال الـ24 ساعة القادمة: {{ forecast.escalations_24h }}"
-            " (وخلال 72 ساعة: {{ forecast.escalations_72h }})؛ ومن مهامكم المفتوحة {{ forecast.likely_misses }}"
-            " مرجّح أن تتجاوز موعدها النهائي (باحتمال 50٪ فأكثر).\n{% endif %}",
+            "{% if forecast %}\nالتصعيدات المتوقعة خلال الـ٢٤ ساعة القادمة: {{ forecast.escalations_24h }}"
+            " (وخلال ٧٢ ساعة: {{ forecast.escalations_72h }})؛ ومن مهامكم المفتوحة {{ forecast.likely_misses }}"
+            " مرجّح أن تتجاوز موعدها النهائي (باحتمال ٥٠٪ فأكثر).\n{% endif %}",
         ),
         "en": (
             "Daily digest — {{ entity_name }} — {{ day|day_short }}: {{ open_count }} open, "
