@@ -267,13 +267,13 @@ def format_date(value: Any, language: str, *, with_time: bool = True, compact: b
     moment = _as_moment(value)
     if moment is None:
         return "" if value is None else str(value)
-    timed = with_time and isinstance(moment, datetime)
+    timed = moment if with_time and isinstance(moment, datetime) else None
     day = moment.date() if isinstance(moment, datetime) else moment
     if compact:
         text = formatting.short_date(day, language)
-        return f"{text} {formatting.clock_text(moment, language)}" if timed else text
+        return f"{text} {formatting.clock_text(timed, language)}" if timed else text
     if timed:
-        return formatting.long_moment(moment, language)
+        return formatting.long_moment(timed, language)
     return formatting.long_date(day, language)
 
 
