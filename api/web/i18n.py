@@ -21,13 +21,15 @@ from babel.messages.pofile import read_po
 from markupsafe import Markup, escape
 
 from engine.calendar import formatting
-from engine.calendar.formatting import GREGORIAN_MONTHS, HIJRI_MONTHS, WEEKDAYS, gregorian_text, hijri_text
+from engine.calendar.formatting import GREGORIAN_MONTHS as GREGORIAN_MONTHS  # the pages' and inputs.js's words
+from engine.calendar.formatting import HIJRI_MONTHS as HIJRI_MONTHS
+from engine.calendar.formatting import WEEKDAYS as WEEKDAYS
+from engine.calendar.formatting import gregorian_text, hijri_text
 from engine.foundation import clock
 
 LANGUAGES = ("ar", "en")
 DEFAULT_LANGUAGE = "ar"
 TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
-__all__ = ["GREGORIAN_MONTHS", "HIJRI_MONTHS", "WEEKDAYS", "gregorian_text", "hijri_text"]  # re-exported for pages
 
 
 @cache

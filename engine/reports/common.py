@@ -19,7 +19,7 @@ from sqlalchemy import Integer, inspect, literal, select, text, union_all
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Subquery
 
-from engine.calendar.formatting import HijriDate
+from engine.calendar.formatting import HijriDate as HijriDate  # the reports name Hijri days with it
 from engine.calendar.seasons import Season
 from engine.foundation.errors import N_, InvalidInput
 from engine.storage.audit import AuditHead
@@ -27,7 +27,6 @@ from engine.storage.db import UTCDateTime
 
 DAILY, PERIODIC, SEASONAL = "daily", "periodic", "seasonal"
 KINDS = (DAILY, PERIODIC, SEASONAL)
-__all__ = ["HijriDate"]  # the reports name Hijri days with it
 
 
 @dataclass(frozen=True)
