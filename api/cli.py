@@ -22,6 +22,7 @@ from typer.core import TyperGroup
 
 from engine.bpmn import decision_tables, process_models
 from engine.calendar import durations
+from engine.calendar.business_calendar import parse_day
 from engine.delivery import notification_delivery
 from engine.directives import directives, tallies
 from engine.foundation import clock, heap
@@ -409,14 +410,11 @@ def notifications_run(
 
 @notifications_app.command("digest")
 def notifications_digest(
-    day: Annotated[str | None, typer.Option(help="The day (YYYY-MM-DD, Riyadh); today by default.")] = None,
+    day: Annotated[str | None, typer.Option(help="The day (2026-05-20 or Hijri 1447-12-03); today if none.")] = None,
 ) -> None:
     """Queue each entity's daily digest of open steps (once per entity and day)."""
     with _one_line_errors():
-        try:
-            chosen = date.fromisoformat(day) if day else notification_delivery.riyadh_today()
-        except ValueError:
-            raise TansiqError(f"not a date: {day!r}") from None
+        chosen = parse_day(day) if day else notification_delivery.riyadh_today()
         with get_database().transaction() as session:
             queued = notification_delivery.daily_digest(session, chosen)
     typer.echo(f"queued {len(queued)} digests for {chosen.isoformat()}")
@@ -470,21 +468,7 @@ app.add_typer(reports_app, name="reports")
 
 def _report_day(value: str | None) -> date | None:
     """A Gregorian date (2026-05-20) or a Hijri one (1447-12-03, optionally followed by هـ or AH)."""
-    from engine.calendar.business_calendar import hijri_to_gregorian
-
-    if value is None:
-        return None
-    text = value.strip().removesuffix("هـ").removesuffix("AH").strip()
-    try:
-        year, month, day = (int(part) for part in text.replace("/", "-").split("-"))
-    except ValueError:
-        raise TansiqError(f"not a date: {value!r} (use 2026-05-20, or a Hijri date such as 1447-12-03)") from None
-    if year <= 1500:
-        return hijri_to_gregorian(year, month, day)
-    try:
-        return date(year, month, day)
-    except ValueError as exc:
-        raise TansiqError(f"not a date: {value!r} ({exc})") from None
+    return None if value is None else parse_day(value)
 
 
 class ReportOptions(TypedDict):

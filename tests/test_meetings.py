@@ -14,6 +14,7 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select
 
 from engine.calendar import seasons
+from engine.calendar.business_calendar import parse_day
 from engine.directives import directives, evidence_store, meetings
 from engine.directives.directives import Directive, NewDirective
 from engine.foundation import clock
@@ -335,10 +336,10 @@ def test_a_recommendation_belongs_to_its_meetings_season(db):
         meetings.add_recommendation(session, 999_999, recommendation(), "secretariat")
 
 
-def test_parse_date_reads_hijri_and_gregorian():
-    assert meetings.parse_date("1447-12-10") == date(2026, 5, 27)
-    assert meetings.parse_date("1447/12/10 AH") == date(2026, 5, 27)
-    assert meetings.parse_date("2026-05-27") == date(2026, 5, 27)
-    assert meetings.parse_date(datetime(2026, 5, 26, 22, tzinfo=UTC)) == date(2026, 5, 27)  # 01:00 in Riyadh
+def test_parse_day_reads_hijri_and_gregorian():
+    assert parse_day("1447-12-10") == date(2026, 5, 27)
+    assert parse_day("1447/12/10 AH") == date(2026, 5, 27)
+    assert parse_day("2026-05-27") == date(2026, 5, 27)
+    assert parse_day(datetime(2026, 5, 26, 22, tzinfo=UTC)) == date(2026, 5, 27)  # 01:00 in Riyadh
     with pytest.raises(InvalidInput):
-        meetings.parse_date("27/05/2026")
+        parse_day("27/05/2026")

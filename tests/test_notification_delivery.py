@@ -183,10 +183,10 @@ def test_a_reminder_from_a_process_reaches_each_user_in_their_language(db, smtp)
     [arabic] = server.mailbox.to("saad@housing.example")
     assert arabic.mail_from == "tansiq@hajj.example"
     assert arabic.subject.startswith("تذكير: التوجيه 1447/0042")
-    assert "15 ذو الحجة 1447هـ (1 يونيو 2026م) 14:00" in arabic.subject
+    assert "١٥ ذو الحجة ١٤٤٧هـ (١ يونيو ٢٠٢٦م) ١٤:٠٠" in arabic.subject
     assert "السلام عليكم سعد الحربي" in arabic.text
     assert "للمهمة «Acknowledge» ضمن التوجيه «تجهيز مساكن الحجاج قبل وصولهم»" in arabic.text
-    assert "الإثنين 15 ذو الحجة 1447هـ الموافق 1 يونيو 2026م، الساعة 14:00 بتوقيت الرياض" in arabic.text
+    assert "الاثنين ١٥ ذو الحجة ١٤٤٧هـ الموافق ١ يونيو ٢٠٢٦م، الساعة ١٤:٠٠ بتوقيت الرياض" in arabic.text
     assert "• الجهة: الإسكان" in arabic.text
     assert '<html lang="ar" dir="rtl">' in arabic.html and "<li>الجهة: الإسكان</li>" in arabic.html
     assert arabic.message["Content-Language"] == "ar"
@@ -211,7 +211,7 @@ def test_every_template_renders_and_an_unknown_one_falls_back_to_a_generic_messa
                "decision": "granted", "new_due": "2026-06-03T09:00:00Z", "day": "2026-06-01",
                "open_count": 1, "overdue_count": 0, "items": [{"name": "S", "due": None, "overdue": False}]}
     expected = {
-        "ar": {"reminder": "تذكير", "escalation": "تصعيد من المستوى 2", "submitted": "بانتظار التحقق",
+        "ar": {"reminder": "تذكير", "escalation": "تصعيد من المستوى ٢", "submitted": "بانتظار التحقق",
                "returned_for_rework": "أُعيد للاستكمال", "extension_decided": "تمت الموافقة على طلب التمديد",
                "assigned": "مهمة جديدة", "daily_digest": "الملخص اليومي"},
         "en": {"reminder": "Reminder", "escalation": "Escalation, level 2", "submitted": "Awaiting verification",
@@ -221,12 +221,14 @@ def test_every_template_renders_and_an_unknown_one_falls_back_to_a_generic_messa
     for key, words in expected.items():
         message = nd.render(key, context, language)
         assert message.subject.startswith(words), (key, message.subject)
-        assert "1447" in message.text and "2026" in message.text
+        assert (("١٤٤٧" in message.text and "٢٠٢٦" in message.text) if language == "ar"
+                else ("1447" in message.text and "2026" in message.text))
     assert "عدم الإقرار بالاستلام في الموعد" in nd.render("escalation", context, "ar").text
     extended = nd.render("extension_decided", context, language).text
-    assert ("17 ذو الحجة 1447هـ" if language == "ar" else "17 Dhu al-Hijjah 1447 AH") in extended
+    assert ("١٧ ذو الحجة ١٤٤٧هـ" if language == "ar" else "17 Dhu al-Hijjah 1447 AH") in extended
     unknown = nd.render("pilgrim_feedback_received", {"payload": {"score": 4}}, language)
-    assert "pilgrim_feedback_received" in unknown.subject and "• score: 4" in unknown.text
+    assert "pilgrim_feedback_received" in unknown.subject
+    assert ("• score: ٤" if language == "ar" else "• score: 4") in unknown.text
     broken = nd.render("daily_digest", {**context, "items": 5}, language)  # a payload the template cannot read
     assert "daily_digest" in broken.subject
 
@@ -518,8 +520,8 @@ def test_the_daily_digest_lists_each_entitys_open_steps_once_per_day(db, smtp):
     assert english.subject == "Daily digest — Housing — 15 Dhu al-Hijjah 1447 AH (1 June 2026): 2 open, 1 overdue"
     assert english.text.count("• Acknowledge — deadline: ") == 2 and english.text.count("— OVERDUE") == 1
     [arabic] = server.mailbox.to("saad@housing.example")
-    assert "الملخص اليومي — الإسكان — 15 ذو الحجة 1447هـ (1 يونيو 2026م)" in arabic.subject
-    assert "المهام المفتوحة: 2 — المتأخرة منها: 1" in arabic.text and "— متأخرة" in arabic.text
+    assert "الملخص اليومي — الإسكان — ١٥ ذو الحجة ١٤٤٧هـ (١ يونيو ٢٠٢٦م)" in arabic.subject
+    assert "المهام المفتوحة: ٢ — المتأخرة منها: ١" in arabic.text and "— متأخرة" in arabic.text
     assert len(server.mailbox.to("t@transport.example")) == 1
 
     with db.transaction() as session:

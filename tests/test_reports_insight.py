@@ -269,8 +269,8 @@ def test_each_entitys_digest_carries_its_forecast_line(world):
                         "en").text
     assert "0 escalations expected in the next 24 hours (10 in 72 hours); 3 of your open steps are likely" in housing
     arabic = nd.render("daily_digest", {**created["housing"], "user_name": "سعد", "entity_name": "الإسكان"}, "ar")
-    assert ("التصعيدات المتوقعة خلال الـ24 ساعة القادمة: 0 (وخلال 72 ساعة: 10)؛ ومن مهامكم المفتوحة 3 مرجّح أن "
-            "تتجاوز موعدها النهائي (باحتمال 50٪ فأكثر).") in arabic.text
+    assert ("التصعيدات المتوقعة خلال الـ٢٤ ساعة القادمة: ٠ (وخلال ٧٢ ساعة: ١٠)؛ ومن مهامكم المفتوحة ٣ مرجّح أن "
+            "تتجاوز موعدها النهائي (باحتمال ٥٠٪ فأكثر).") in arabic.text
     assert "التصعيدات المتوقعة" in arabic.html and 'dir="rtl"' in arabic.html
 
 

@@ -589,7 +589,7 @@ def test_late_the_entity_is_reminded_and_each_level_told_by_email(world, smtp, m
     [first] = server.mailbox.to("supervisor@unit.example")
     assert first.subject == f"Escalation, level 1: directive {reference}"
     [second] = server.mailbox.to("leader@unit.example")
-    assert second.subject == f"تصعيد من المستوى 2: التوجيه {reference}"
+    assert second.subject == f"تصعيد من المستوى ٢: التوجيه {reference}"
     assert notification_delivery.run_once(world, server.settings()).sent == 0
     assert len(server.mailbox.received) == 3
 

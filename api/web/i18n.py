@@ -4,7 +4,8 @@
 Source strings (msgids) are English. `api/translations/ar/LC_MESSAGES/messages.po` holds Arabic with its
 six plural forms; the English catalogue is empty (the msgids are the English text). Dates are always
 shown in both calendars (Hijri Umm al-Qura, computed on the server with hijridate, and Gregorian), times
-in Asia/Riyadh; Arabic pages use Eastern Arabic digits.
+in Asia/Riyadh; Arabic pages use Eastern Arabic digits. The names, digits and separators are those of
+`engine.calendar.formatting`, which emails and reports use too.
 """
 
 from __future__ import annotations
@@ -19,29 +20,16 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from markupsafe import Markup, escape
 
-from engine.calendar.durations import RIYADH
+from engine.calendar import formatting
+from engine.calendar.formatting import GREGORIAN_MONTHS as GREGORIAN_MONTHS  # the pages' and inputs.js's words
+from engine.calendar.formatting import HIJRI_MONTHS as HIJRI_MONTHS
+from engine.calendar.formatting import WEEKDAYS as WEEKDAYS
+from engine.calendar.formatting import gregorian_text, hijri_text
 from engine.foundation import clock
-from engine.reports.common import HijriDate
 
 LANGUAGES = ("ar", "en")
 DEFAULT_LANGUAGE = "ar"
 TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
-_EASTERN = str.maketrans("0123456789%", "٠١٢٣٤٥٦٧٨٩٪")
-HIJRI_MONTHS = {
-    "ar": ("محرم", "صفر", "ربيع الأول", "ربيع الآخر", "جمادى الأولى", "جمادى الآخرة", "رجب", "شعبان", "رمضان",
-           "شوال", "ذو القعدة", "ذو الحجة"),
-    "en": ("Muharram", "Safar", "Rabi' al-Awwal", "Rabi' al-Thani", "Jumada al-Ula", "Jumada al-Akhirah", "Rajab",
-           "Sha'ban", "Ramadan", "Shawwal", "Dhu al-Qa'dah", "Dhu al-Hijjah"),
-}
-GREGORIAN_MONTHS = {
-    "ar": ("يناير", "فبراير", "مارس", "أبريل", "مايو", "يونيو", "يوليو", "أغسطس", "سبتمبر", "أكتوبر", "نوفمبر",
-           "ديسمبر"),
-    "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
-}
-WEEKDAYS = {
-    "ar": ("الإثنين", "الثلاثاء", "الأربعاء", "الخميس", "الجمعة", "السبت", "الأحد"),
-    "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
-}
 
 
 @cache
@@ -71,42 +59,19 @@ def direction(language: str) -> str:
 
 def digits(value: object, language: str) -> str:
     """Eastern Arabic digits in Arabic; unchanged in English."""
-    text = "" if value is None else str(value)
-    return text.translate(_EASTERN) if language == "ar" else text
+    return formatting.digits(value, language)
 
 
 def number(value: float | int | None, language: str, decimals: int = 0) -> str:
-    if value is None:
-        return "—"
-    text = f"{value:,.{decimals}f}"
-    if language == "ar":
-        text = text.replace(",", "٬").replace(".", "٫")
-    return digits(text, language)
+    return formatting.number(value, language, decimals)
 
 
 def percent(fraction: float | None, language: str) -> str:
-    if fraction is None:
-        return "—"
-    return digits(f"{fraction * 100:.0f}%", language)
+    return formatting.percent(fraction, language)
 
 
 def local(moment: datetime) -> datetime:
-    return clock.as_utc(moment).astimezone(RIYADH)
-
-
-def hijri_text(day: date, language: str) -> str:
-    hijri = HijriDate.of(day)
-    month = HIJRI_MONTHS[language][hijri.month - 1]
-    if language == "ar":
-        return digits(f"{hijri.day} {month} {hijri.year}هـ", language)
-    return f"{hijri.day} {month} {hijri.year} AH"
-
-
-def gregorian_text(day: date, language: str) -> str:
-    month = GREGORIAN_MONTHS[language][day.month - 1]
-    if language == "ar":
-        return digits(f"{day.day} {month} {day.year}م", language)
-    return f"{day.day} {month} {day.year}"
+    return formatting.local(clock.as_utc(moment))
 
 
 def _day(value: date | datetime) -> tuple[date, str | None]:
@@ -133,19 +98,17 @@ def both_calendars(value: object, language: str, *, with_time: bool = True,
                    weekday: bool = False) -> Markup:
     """A `<time>` element: the Hijri date, then the Gregorian one, then the Riyadh time.
 
-    e.g. "٣ ذو الحجة ١٤٤٧هـ · ٢٠ مايو ٢٠٢٦م · ٠٩:٠٠" / "3 Dhu al-Hijjah 1447 AH · 20 May 2026 · 09:00".
+    e.g. "٣ ذو الحجة ١٤٤٧هـ (٢٠ مايو ٢٠٢٦م)، ٠٩:٠٠" / "3 Dhu al-Hijjah 1447 AH (20 May 2026), 09:00"; the
+    words and digits are `engine.calendar.formatting`'s, as in emails and reports.
     """
     value = _parsed(value)
     if value is None:
         return Markup("—")
     day, clock_text = _day(value)
-    try:
-        hijri = hijri_text(day, language)
-    except Exception:  # outside the Umm al-Qura table: the Gregorian date alone
-        hijri = ""
+    hijri = hijri_text(day, language) if formatting.in_hijri_range(day) else ""  # else the Gregorian date alone
     parts = []
     if weekday:
-        parts.append(f'<span class="weekday">{escape(WEEKDAYS[language][day.weekday()])}</span> ')
+        parts.append(f'<span class="weekday">{escape(formatting.weekday(day, language))}</span> ')
     gregorian = escape(gregorian_text(day, language))
     if hijri:
         parts.append(f'<span class="hijri">{escape(hijri)}</span> <span class="gregorian">({gregorian})</span>')

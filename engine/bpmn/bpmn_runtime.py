@@ -37,6 +37,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.bpmn import expressions, state_codec
+from engine.calendar.business_calendar import WORKWEEK, BusinessCalendar
 from engine.foundation import clock
 from engine.foundation.errors import N_, Conflict, ExpressionError, ModelRejected, Sentence, TansiqError, Term
 
@@ -254,15 +255,28 @@ def parse_model(document: etree._Element, filename: str, process_id: str,
     return CompiledModel(process_id, getattr(spec, "description", None) or process_id, spec, subprocess_specs)
 
 
+# Where an instance's expressions find their business calendar (`add_working_days`): called when the
+# function is, so a directive linked after the instance was made is found. Without one: `WORKWEEK`.
+CalendarSource = Callable[[], BusinessCalendar]
+
+
+def _workweek() -> BusinessCalendar:
+    return WORKWEEK
+
+
 class _RestrictedEnvironment(BasePythonScriptEngineEnvironment):  # type: ignore[misc]  # SpiffWorkflow has no types
     """SpiffWorkflow also calls `script_engine.environment` directly (message correlations, ad-hoc
     completion): the default environment there is plain `eval`, so it must be replaced too."""
 
+    def __init__(self, calendar: CalendarSource) -> None:
+        super().__init__()
+        self._functions = {"add_working_days": expressions.working_days(calendar)}
+
     def evaluate(self, expression: str, context: dict[str, Any], external_context: Any = None) -> Any:
-        return expressions.evaluate(expression, context)
+        return expressions.evaluate(expression, context, self._functions)
 
     def execute(self, script: str, context: dict[str, Any], external_context: Any = None) -> bool:
-        expressions.execute(script, context)
+        expressions.execute(script, context, self._functions)
         return True
 
     def call_service(self, context: Any, **kwargs: Any) -> Any:
@@ -272,8 +286,9 @@ class _RestrictedEnvironment(BasePythonScriptEngineEnvironment):  # type: ignore
 class _RestrictedScriptEngine(PythonScriptEngine):  # type: ignore[misc]  # SpiffWorkflow has no types
     """Every expression, condition, timer value and script goes through `engine.bpmn.expressions`."""
 
-    def __init__(self, service_handler: ServiceHandler | None) -> None:
-        super().__init__(environment=_RestrictedEnvironment())
+    def __init__(self, service_handler: ServiceHandler | None, calendar: CalendarSource | None = None) -> None:
+        self._calendar = calendar or _workweek
+        super().__init__(environment=_RestrictedEnvironment(self._calendar))
         self._service_handler = service_handler
 
     def validate(self, expression: str) -> None:
@@ -283,13 +298,13 @@ class _RestrictedScriptEngine(PythonScriptEngine):  # type: ignore[misc]  # Spif
     def evaluate(self, task: Any, expression: str, external_context: Any = None) -> Any:
         data = {**task.data, **external_context} if external_context else task.data  # a DMN test's `?`
         try:
-            return expressions.evaluate(expression, data, _runtime_functions(task))
+            return expressions.evaluate(expression, data, _runtime_functions(task, self._calendar))
         except ExpressionError as exc:
             raise WorkflowFailure(exc.message, element_id=task.task_spec.bpmn_id) from None
 
     def execute(self, task: Any, script: str, external_context: Any = None) -> bool:
         try:
-            expressions.execute(script, task.data, _runtime_functions(task))
+            expressions.execute(script, task.data, _runtime_functions(task, self._calendar))
         except ExpressionError as exc:
             raise WorkflowFailure(exc.message, element_id=task.task_spec.bpmn_id) from None
         return True
@@ -393,11 +408,11 @@ def _waiting_task(task: Any) -> WaitingTask:
                        state=TaskState.get_name(task.state).lower(), kind=type(spec).__name__)
 
 
-def _runtime_functions(task: Any) -> dict[str, Callable[..., Any]]:
+def _runtime_functions(task: Any, calendar: CalendarSource) -> dict[str, Callable[..., Any]]:
     def visits(element_id: str) -> int:
         return sum(1 for t in _completed(task.workflow.top_workflow) if t.task_spec.bpmn_id == element_id)
 
-    return {"visits": visits}
+    return {"visits": visits, "add_working_days": expressions.working_days(calendar)}
 
 
 class Runtime:
@@ -411,17 +426,18 @@ class Runtime:
 
     @classmethod
     def start(cls, model: CompiledModel, data: dict[str, Any], handler: ServiceHandler | None,
-              max_visits: int, max_tasks: int) -> Runtime:
-        workflow = BpmnWorkflow(model.spec, model.subprocess_specs, script_engine=_RestrictedScriptEngine(handler))
+              max_visits: int, max_tasks: int, calendar: CalendarSource | None = None) -> Runtime:
+        workflow = BpmnWorkflow(model.spec, model.subprocess_specs,
+                                script_engine=_RestrictedScriptEngine(handler, calendar))
         for task in workflow.get_tasks(state=TaskState.READY):  # the start task: its data flows onward
             task.data.update(data)
         return cls(model, workflow, max_visits, max_tasks)
 
     @classmethod
     def load(cls, model: CompiledModel, state: dict[str, Any], handler: ServiceHandler | None,
-             max_visits: int, max_tasks: int) -> Runtime:
+             max_visits: int, max_tasks: int, calendar: CalendarSource | None = None) -> Runtime:
         workflow = _registry.restore(_restorable(state_codec.unpack(state), model))
-        workflow.script_engine = _RestrictedScriptEngine(handler)  # never the unrestricted default
+        workflow.script_engine = _RestrictedScriptEngine(handler, calendar)  # never the unrestricted default
         return cls(model, workflow, max_visits, max_tasks)
 
     def dump(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import Any, Literal, SupportsAbs, cast, overload
 import simpleeval
 
 from engine.calendar import durations
+from engine.calendar.business_calendar import WORKWEEK, BusinessCalendar
 from engine.foundation import clock
 from engine.foundation.errors import N_, ExpressionError, InvalidInput, Sentence
 
@@ -39,6 +40,16 @@ def _is_past(moment: str) -> bool:
 
 def _seconds_until(moment: str) -> float:
     return (durations.parse_moment(moment) - clock.now()).total_seconds()
+
+
+def working_days(calendar: Callable[[], BusinessCalendar]) -> Callable[[Any, int], str]:
+    """`add_working_days(moment, days)` counted in the calendar `calendar()` gives when it is called: the
+    running instance's season's (its mode and holidays), or `WORKWEEK` (Sunday to Thursday) without one."""
+
+    def add_working_days(start: Any, days: int) -> str:
+        return durations.iso(calendar().add_working_days(durations.parse_moment(start), days))
+
+    return add_working_days
 
 
 def _refuse_big(value: Any) -> Any:
@@ -114,7 +125,7 @@ LIBRARY: dict[str, Callable[..., Any]] = {
     "now": _now,
     "add_duration": durations.add_duration,
     "subtract_duration": durations.subtract_duration,
-    "add_working_days": durations.add_working_days,
+    "add_working_days": working_days(lambda: WORKWEEK),  # the runtime passes the instance's own
     "earliest": durations.earliest,
     "is_past": _is_past,
     "seconds_until": _seconds_until,

@@ -19,8 +19,8 @@ SEASON, WORKING_DAYS = "season", "working_days"
 MODES = (SEASON, WORKING_DAYS)
 END_OF_DAY = time(23, 59)
 
-_HIJRI_DATE = re.compile(r"^\s*(\d{4})[-/](\d{1,2})[-/](\d{1,2})\s*(?:هـ|ه|AH|H)\s*$", re.IGNORECASE)
-_PLAIN_DATE = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})\s*$")
+_DAY = re.compile(r"^\s*(\d{4})[-/](\d{1,2})[-/](\d{1,2})\s*(هـ|ه|AH|H)?\s*$", re.IGNORECASE)
+LAST_HIJRI_YEAR = 1500  # a day of a year up to this one is Hijri (Umm al-Qura's table ends there), later Gregorian
 _UNITS_PATTERN = "working days?|business days?|أيام عمل|يوم عمل|days?|أيام|يوم|hours?|ساعات|ساعة|minutes?|دقائق|دقيقة"
 _COUNTED = re.compile(rf"^\s*(\d{{1,4}})\s*({_UNITS_PATTERN})\s*$", re.IGNORECASE)
 _UNIT = {
@@ -43,6 +43,10 @@ class BusinessCalendar:
         return day.weekday() in WORKING_WEEKDAYS and day not in self.holidays
 
     def add_working_days(self, start: datetime, days: int) -> datetime:
+        """`days` working days after `start` (Riyadh days), keeping the time of day."""
+        if isinstance(days, bool) or not isinstance(days, int) or days < 0 or days > 3650:
+            raise InvalidInput(N_("working days must be a whole number from 0 to 3650, not %(value)s"),
+                               params={"value": repr(days)})
         local = start.astimezone(RIYADH)
         while days > 0:
             local += timedelta(days=1)
@@ -59,6 +63,11 @@ class BusinessCalendar:
                 return self.add_working_days(start, amount)
             return start + timedelta(**{unit: amount})
         return start + parse_duration(duration)
+
+
+# The calendar of a workflow that belongs to no season (a bare process, a directive without a season):
+# Sunday to Thursday, no holidays.
+WORKWEEK = BusinessCalendar(WORKING_DAYS)
 
 
 def calendar_of(mode: str | None, holidays: list[str] | None) -> BusinessCalendar:
@@ -84,6 +93,32 @@ def gregorian_to_hijri(day: date) -> tuple[int, int, int]:
                            params={"date": day.isoformat(), "reason": str(exc)}) from None
 
 
+def parse_day(value: str | date | datetime) -> date:
+    """The one reading of a day people type, everywhere (deadlines, meetings, imports, the CLI, forms):
+    Gregorian `2026-05-22` or Hijri `1447-12-05`, `1447-12-05 هـ`, `1447/12/5 AH`. A year up to 1500 is
+    Hijri (Umm al-Qura), a later one Gregorian; a datetime gives its Riyadh day (naive: Riyadh time)."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=RIYADH)).astimezone(RIYADH).date()
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not (match := _DAY.match(value)):
+        raise InvalidInput(N_("not a date: %(value)s; use 2026-05-08 or a Hijri date such as 1447-11-21 هـ"),
+                           params={"value": repr(value)})
+    year, month, day = (int(g) for g in match.groups()[:3])
+    if match.group(4) or year <= LAST_HIJRI_YEAR:
+        return hijri_to_gregorian(year, month, day)
+    try:
+        return date(year, month, day)
+    except ValueError as exc:
+        raise InvalidInput(N_("not a date: %(value)s (%(reason)s)"),
+                           params={"value": repr(value), "reason": str(exc)}) from None
+
+
+def is_day(text: str) -> bool:
+    """Whether `text` is written as a day (what `parse_day` reads), valid or not."""
+    return bool(_DAY.match(text))
+
+
 def parse_deadline(value: str | datetime, now: datetime, calendar: BusinessCalendar) -> datetime:
     """A deadline as a UTC moment; it must lie in the future."""
     moment = _parse_deadline(value, now, calendar)
@@ -99,15 +134,8 @@ def _parse_deadline(value: str | datetime, now: datetime, calendar: BusinessCale
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(N_("a deadline is a moment, a Hijri or Gregorian date, or a duration"))
     text = value.strip()
-    if hijri := _HIJRI_DATE.match(text):
-        year, month, day = (int(g) for g in hijri.groups())
-        return _end_of_local_day(hijri_to_gregorian(year, month, day))
-    if plain := _PLAIN_DATE.match(text):
-        try:
-            return _end_of_local_day(date(*(int(g) for g in plain.groups())))
-        except ValueError as exc:
-            raise InvalidInput(N_("not a date: %(value)s (%(reason)s)"),
-                               params={"value": repr(text), "reason": str(exc)}) from None
+    if is_day(text):
+        return _end_of_local_day(parse_day(text))
     if text[:1].upper() == "P" or _COUNTED.match(text):
         return calendar.add(now, text)
     try:

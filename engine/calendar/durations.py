@@ -54,19 +54,6 @@ def subtract_duration(moment: str | datetime, duration: str) -> str:
     return iso(parse_moment(moment) - parse_duration(duration))
 
 
-def add_working_days(start: str | datetime, days: int) -> str:
-    """Move `days` working days (Sunday to Thursday, Riyadh time) forward, keeping the time of day."""
-    if not isinstance(days, int) or days < 0 or days > 3650:
-        raise InvalidInput(N_("working days must be a whole number from 0 to 3650, not %(value)s"),
-                           params={"value": repr(days)})
-    local = parse_moment(start).astimezone(RIYADH)
-    while days > 0:
-        local += timedelta(days=1)
-        if local.weekday() in WORKING_WEEKDAYS:
-            days -= 1
-    return iso(local)
-
-
 def earliest(*moments: str | None) -> str | None:
     present = [parse_moment(m) for m in moments if m]
     return iso(min(present)) if present else None

@@ -80,7 +80,6 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from hijridate import Gregorian
 from jinja2 import DictLoader, Environment, Template
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -88,6 +87,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from engine.calendar import formatting
 from engine.directives import access
 from engine.directives.directives import Directive
 from engine.foundation import clock
@@ -234,14 +234,6 @@ def _is_postgresql(session: Session) -> bool:
 # Dates: Hijri (Umm al-Qura) and Gregorian, times in Asia/Riyadh
 # --------------------------------------------------------------------------------------------------
 
-_GREGORIAN_MONTHS = {
-    "ar": ("يناير", "فبراير", "مارس", "أبريل", "مايو", "يونيو", "يوليو", "أغسطس", "سبتمبر", "أكتوبر", "نوفمبر",
-           "ديسمبر"),
-    "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-           "November", "December"),
-}
-
-
 def _as_moment(value: Any) -> datetime | date | None:
     if isinstance(value, datetime):
         return clock.as_utc(value).astimezone(RIYADH)
@@ -258,38 +250,31 @@ def _as_moment(value: Any) -> datetime | date | None:
     return None
 
 
+def _figure(value: Any, language: str) -> Any:
+    """A count or level written into an email in the email's digits (Eastern Arabic in Arabic)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return formatting.number(value, language)
+    if isinstance(value, float):  # as given (a payload's figure): only the digits and the decimal sign change
+        return formatting.digits(repr(value), language).replace(".", "٫" if language == "ar" else ".")
+    return value
+
+
 def format_date(value: Any, language: str, *, with_time: bool = True, compact: bool = False) -> str:
-    """A moment in both calendars, e.g. "الإثنين 15 ذو الحجة 1447هـ الموافق 1 يونيو 2026م، الساعة 14:00
-    بتوقيت الرياض" or "Monday 15 Dhu al-Hijjah 1447 AH (1 June 2026), 14:00 Riyadh time"; `compact`
-    (for subjects) gives "15 ذو الحجة 1447هـ (1 يونيو 2026م) 14:00". Anything else is returned as text."""
+    """A moment in both calendars, in `engine.calendar.formatting`'s words and digits (as on pages and in
+    reports), e.g. "الاثنين ١٥ ذو الحجة ١٤٤٧هـ الموافق ١ يونيو ٢٠٢٦م، الساعة ١٤:٠٠ بتوقيت الرياض" or "Monday 15
+    Dhu al-Hijjah 1447 AH (1 June 2026), 14:00 Riyadh time"; `compact` (for subjects) gives
+    "١٥ ذو الحجة ١٤٤٧هـ (١ يونيو ٢٠٢٦م) ١٤:٠٠". Anything else is returned as text."""
     moment = _as_moment(value)
     if moment is None:
         return "" if value is None else str(value)
+    timed = moment if with_time and isinstance(moment, datetime) else None
     day = moment.date() if isinstance(moment, datetime) else moment
-    clock_time = f"{moment:%H:%M}" if with_time and isinstance(moment, datetime) else None
-    ar = language == "ar"
-    gregorian = f"{day.day} {_GREGORIAN_MONTHS['ar' if ar else 'en'][day.month - 1]} {day.year}{'م' if ar else ''}"
-    try:
-        hijri = Gregorian(day.year, day.month, day.day).to_hijri()
-    except (OverflowError, ValueError):  # outside the Umm al-Qura table (1343-1500 AH)
-        hijri = None
-    if hijri is None:
-        text = gregorian
-    else:
-        hijri_text = (f"{hijri.day} {hijri.month_name('ar')} {hijri.year}هـ" if ar
-                      else f"{hijri.day} {hijri.month_name('en')} {hijri.year} AH")
-        if compact:
-            text = f"{hijri_text} ({gregorian})"
-        elif ar:
-            text = f"{hijri.day_name('ar')} {hijri_text} الموافق {gregorian}"
-        else:
-            text = f"{hijri.day_name('en')} {hijri_text} ({gregorian})"
-    if clock_time:
-        if compact:
-            text += f" {clock_time}"
-        else:
-            text += f"، الساعة {clock_time} بتوقيت الرياض" if ar else f", {clock_time} Riyadh time"
-    return text
+    if compact:
+        text = formatting.short_date(day, language)
+        return f"{text} {formatting.clock_text(timed, language)}" if timed else text
+    if timed:
+        return formatting.long_moment(timed, language)
+    return formatting.long_date(day, language)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -459,9 +444,9 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "{% if item.due %}{{ item.due|when }}{% else %}غير محدد{% endif %}{% if item.overdue %} — متأخرة"
             "{% endif %}{{ '\\n' }}{% endfor %}"
             "{% if more %}\nمهام أخرى غير معروضة: {{ more }}\n{% endif %}"
-            "{% if forecast %}\nالتصعيدات المتوقعة خلال الـ24 ساعة القادمة: {{ forecast.escalations_24h }}"
-            " (وخلال 72 ساعة: {{ forecast.escalations_72h }})؛ ومن مهامكم المفتوحة {{ forecast.likely_misses }}"
-            " مرجّح أن تتجاوز موعدها النهائي (باحتمال 50٪ فأكثر).\n{% endif %}",
+            "{% if forecast %}\nالتصعيدات المتوقعة خلال الـ٢٤ ساعة القادمة: {{ forecast.escalations_24h }}"
+            " (وخلال ٧٢ ساعة: {{ forecast.escalations_72h }})؛ ومن مهامكم المفتوحة {{ forecast.likely_misses }}"
+            " مرجّح أن تتجاوز موعدها النهائي (باحتمال ٥٠٪ فأكثر).\n{% endif %}",
         ),
         "en": (
             "Daily digest — {{ entity_name }} — {{ day|day_short }}: {{ open_count }} open, "
@@ -546,7 +531,8 @@ def _template_sources() -> dict[str, str]:
 @lru_cache(maxsize=4)
 def _environment(language: str) -> Environment:
     env = Environment(loader=DictLoader(_template_sources()), autoescape=False, trim_blocks=True,
-                      lstrip_blocks=True, keep_trailing_newline=True)
+                      lstrip_blocks=True, keep_trailing_newline=True,
+                      finalize=lambda value: _figure(value, language))
     env.filters["when"] = lambda value: format_date(value, language)
     env.filters["day"] = lambda value: format_date(value, language, with_time=False)
     env.filters["short"] = lambda value: format_date(value, language, compact=True)

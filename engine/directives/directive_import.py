@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from engine.bpmn.process_models import ProcessModel
 from engine.calendar import seasons
-from engine.calendar.business_calendar import parse_deadline
+from engine.calendar.business_calendar import parse_day, parse_deadline
 from engine.calendar.durations import RIYADH
 from engine.directives import directives, evidence_store
 from engine.directives.directives import (
@@ -52,7 +52,7 @@ from engine.directives.directives import (
     DirectiveTag,
     directive_supporting_entity,
 )
-from engine.directives.meetings import Meeting, parse_date
+from engine.directives.meetings import Meeting
 from engine.directives.tags import clean_tags, split_tags
 from engine.foundation import clock
 from engine.foundation.errors import N_, InvalidInput, TansiqError
@@ -492,7 +492,7 @@ def _validate(session: Session, sheet: _Sheet, season: seasons.Season, report: I
             fail("deadline", code, exc.message, _text(cell("deadline")))
         issued = cell("issued_on")
         try:
-            out["issued_on"] = parse_date(issued) if issued not in (None, "") else now.astimezone(RIYADH).date()
+            out["issued_on"] = parse_day(issued) if issued not in (None, "") else now.astimezone(RIYADH).date()
         except InvalidInput as exc:
             fail("issued_on", "bad_date", exc.message, _text(issued))
         meeting_value = _text(cell("meeting"))

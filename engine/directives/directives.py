@@ -43,7 +43,7 @@ from engine.bpmn import process_models
 from engine.bpmn.bpmn_runtime import ServiceCall, WorkflowFailure
 from engine.bpmn.service_tasks import ExecutionContext, operation
 from engine.calendar import seasons
-from engine.calendar.business_calendar import BusinessCalendar, parse_deadline
+from engine.calendar.business_calendar import BusinessCalendar, calendar_of, parse_deadline
 from engine.calendar.durations import RIYADH, hours_between, parse_moment
 from engine.directives import meetings, tallies
 from engine.directives.tags import clean_tags
@@ -396,6 +396,20 @@ def _instance_id(directive: Directive) -> int:
     if directive.instance_id is None:
         raise RuntimeError(f"directive {directive.reference} is {directive.status} and has no process instance")
     return directive.instance_id
+
+
+_SEASON_OF_INSTANCE = (select(seasons.Season.calendar_mode, seasons.Season.holidays)
+                       .join(Directive, Directive.season_id == seasons.Season.id)
+                       .where(Directive.instance_id == bindparam("instance_id")))
+
+
+def _instance_calendar(session: Session, instance_id: int) -> BusinessCalendar | None:
+    """The calendar of the season of the directive that `instance_id` carries out (None: no directive)."""
+    row = session.execute(_SEASON_OF_INSTANCE, {"instance_id": instance_id}).first()
+    return calendar_of(row.calendar_mode, row.holidays) if row is not None else None
+
+
+instances.find_calendars_with(_instance_calendar)  # the expressions of a directive's workflow count its season's days
 
 
 def get(session: Session, directive_id: int) -> Directive:

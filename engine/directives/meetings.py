@@ -40,7 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from engine.calendar import seasons
-from engine.calendar.business_calendar import gregorian_to_hijri, hijri_to_gregorian
+from engine.calendar.business_calendar import gregorian_to_hijri, parse_day
 from engine.calendar.durations import RIYADH
 from engine.directives import directives, evidence_store
 from engine.foundation import clock, text_search
@@ -131,7 +131,6 @@ MANAGE_ACTION = "directive.create"
 OPEN_STATUSES = ("draft", "active")  # directives.DRAFT, directives.ACTIVE
 _ENTITY_CODE = re.compile(r"^[a-z][a-z0-9_]{1,49}$")
 _MOMENT = re.compile(r"^\s*\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
-_DATE = re.compile(r"^\s*(\d{4})[-/](\d{1,2})[-/](\d{1,2})\s*(هـ|ه|AH|H)?\s*$", re.IGNORECASE)
 
 
 def subject(meeting_id: int) -> str:
@@ -139,26 +138,6 @@ def subject(meeting_id: int) -> str:
 
 
 # --- dates ------------------------------------------------------------------------------------------------
-
-def parse_date(value: str | date | datetime) -> date:
-    """A calendar day given in Gregorian (2026-05-08) or Hijri (1447-11-21, 1447-11-21 هـ): years up to
-    1500 are Hijri, later ones Gregorian. A datetime gives its Riyadh day."""
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=RIYADH)).astimezone(RIYADH).date()
-    if isinstance(value, date):
-        return value
-    if not isinstance(value, str) or not (match := _DATE.match(value)):
-        raise InvalidInput(N_("not a date: %(value)s; use 2026-05-08 or a Hijri date such as 1447-11-21 هـ"),
-                           params={"value": repr(value)})
-    year, month, day = (int(g) for g in match.groups()[:3])
-    if match.group(4) or year <= 1500:
-        return hijri_to_gregorian(year, month, day)
-    try:
-        return date(year, month, day)
-    except ValueError as exc:
-        raise InvalidInput(N_("not a date: %(value)s (%(reason)s)"),
-                           params={"value": repr(value), "reason": str(exc)}) from None
-
 
 def parse_held_at(value: str | date | datetime) -> datetime:
     """When a meeting was held: a moment (ISO 8601; without an offset it is Riyadh time), or a day in
@@ -171,7 +150,7 @@ def parse_held_at(value: str | date | datetime) -> datetime:
         except ValueError:
             raise InvalidInput(N_("not a moment: %(value)s"), params={"value": repr(value)}) from None
         return parse_held_at(moment)
-    return datetime.combine(parse_date(value), time(0), tzinfo=RIYADH).astimezone(UTC)
+    return datetime.combine(parse_day(value), time(0), tzinfo=RIYADH).astimezone(UTC)
 
 
 # --- access -----------------------------------------------------------------------------------------------

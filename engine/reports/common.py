@@ -19,7 +19,7 @@ from sqlalchemy import Integer, inspect, literal, select, text, union_all
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Subquery
 
-from engine.calendar.business_calendar import gregorian_to_hijri
+from engine.calendar.formatting import HijriDate as HijriDate  # the reports name Hijri days with it
 from engine.calendar.seasons import Season
 from engine.foundation.errors import N_, InvalidInput
 from engine.storage.audit import AuditHead
@@ -27,21 +27,6 @@ from engine.storage.db import UTCDateTime
 
 DAILY, PERIODIC, SEASONAL = "daily", "periodic", "seasonal"
 KINDS = (DAILY, PERIODIC, SEASONAL)
-
-
-@dataclass(frozen=True)
-class HijriDate:
-    year: int
-    month: int
-    day: int
-
-    @classmethod
-    def of(cls, day: date) -> HijriDate:
-        return cls(*gregorian_to_hijri(day))
-
-    @property
-    def iso(self) -> str:
-        return f"{self.year:04d}-{self.month:02d}-{self.day:02d}"
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Words and number/date formats of the reports, in Arabic (first) and English.
 
-Babel cannot format Hijri dates and the reports need only a fixed vocabulary, so the words live here
-as (Arabic, English) pairs in the glossary's terms (shared/DOMAIN.md). Arabic documents use Eastern
-Arabic digits (٠١٢٣٤٥٦٧٨٩) unless TANSIQ_REPORTS_DIGITS=latn; XLSX and CSV cells keep real numbers.
+The reports need only a fixed vocabulary, so the words live here as (Arabic, English) pairs in the
+glossary's terms (shared/DOMAIN.md). Dates, month and weekday names, digits and separators are
+`engine.calendar.formatting`'s, as on pages and in emails. Arabic documents use Eastern Arabic digits
+(٠١٢٣٤٥٦٧٨٩) unless TANSIQ_REPORTS_DIGITS=latn; XLSX and CSV cells keep real numbers.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from engine.calendar import formatting
+from engine.calendar.formatting import HijriDate
 from engine.directives.tags import tag_name
 from engine.people.entities import EntityRef
-from engine.reports.common import HijriDate, ReportPeriod, SeasonRef
+from engine.reports.common import ReportPeriod, SeasonRef
 
 WORDS: dict[str, tuple[str, str]] = {
     # organisation and titles
@@ -212,19 +215,6 @@ VALUES: dict[str, tuple[str, str]] = {
     "leadership": ("قيادة اللجنة", "Leadership"),
 }
 
-HIJRI_MONTHS = (
-    ("محرم", "Muharram"), ("صفر", "Safar"), ("ربيع الأول", "Rabi' al-Awwal"), ("ربيع الآخر", "Rabi' al-Thani"),
-    ("جمادى الأولى", "Jumada al-Ula"), ("جمادى الآخرة", "Jumada al-Akhirah"), ("رجب", "Rajab"),
-    ("شعبان", "Sha'ban"), ("رمضان", "Ramadan"), ("شوال", "Shawwal"), ("ذو القعدة", "Dhu al-Qa'dah"),
-    ("ذو الحجة", "Dhu al-Hijjah"),
-)
-GREGORIAN_MONTHS_AR = ("يناير", "فبراير", "مارس", "أبريل", "مايو", "يونيو", "يوليو", "أغسطس", "سبتمبر", "أكتوبر",
-                       "نوفمبر", "ديسمبر")
-WEEKDAYS = (("الاثنين", "Monday"), ("الثلاثاء", "Tuesday"), ("الأربعاء", "Wednesday"), ("الخميس", "Thursday"),
-            ("الجمعة", "Friday"), ("السبت", "Saturday"), ("الأحد", "Sunday"))
-_EASTERN = str.maketrans("0123456789.,%", "٠١٢٣٤٥٦٧٨٩٫٬٪")
-
-
 class Formatter:
     """Words, numbers and dates in one language; templates get one as `f`."""
 
@@ -264,18 +254,13 @@ class Formatter:
 
     # numbers
     def digits(self, text: object) -> str:
-        text = str(text)
-        return text.translate(_EASTERN) if self.eastern else text
+        return formatting.digits(text, self.language, eastern=self.eastern)
 
     def num(self, value: float | int | None, decimals: int = 0) -> str:
-        if value is None:
-            return "—"
-        return self.digits(f"{value:,.{decimals}f}")
+        return formatting.number(value, self.language, decimals, eastern=self.eastern)
 
     def pct(self, fraction: float | None) -> str:
-        if fraction is None:
-            return "—"
-        return self.digits(f"{fraction * 100:.0f}%")
+        return formatting.percent(fraction, self.language, eastern=self.eastern)
 
     def hours(self, value: float | None) -> str:
         if value is None:
@@ -307,36 +292,24 @@ class Formatter:
         return str(value)
 
     def signed(self, value: float | int | None, decimals: int = 0) -> str:
-        if value is None:
-            return "—"
-        text = f"{value:+,.{decimals}f}"
-        return self.digits(text)
+        return formatting.number(value, self.language, decimals, signed=True, eastern=self.eastern)
 
     # dates
     def gdate(self, day: date) -> str:
-        if self.rtl:
-            return self.digits(f"{day.day} {GREGORIAN_MONTHS_AR[day.month - 1]} {day.year}م")
-        return f"{day.day} {day.strftime('%B')} {day.year}"
+        return formatting.gregorian_text(day, self.language, eastern=self.eastern)
 
     def hdate(self, hijri: HijriDate | date) -> str:
-        if isinstance(hijri, date):
-            hijri = HijriDate.of(hijri)
-        month = HIJRI_MONTHS[hijri.month - 1][self._i]
-        if self.rtl:
-            return self.digits(f"{hijri.day} {month} {hijri.year}هـ")
-        return f"{hijri.day} {month} {hijri.year} AH"
+        return formatting.hijri_text(hijri, self.language, eastern=self.eastern)
 
     def weekday(self, day: date) -> str:
-        return WEEKDAYS[day.weekday()][self._i]
+        return formatting.weekday(day, self.language)
 
     def both_dates(self, day: date) -> str:
         """'الأربعاء 3 ذو الحجة 1447هـ الموافق 20 مايو 2026م' / 'Wednesday 3 Dhu al-Hijjah 1447 AH (20 May 2026)'."""
-        if self.rtl:
-            return f"{self.weekday(day)} {self.hdate(day)} {self.t('corresponding')} {self.gdate(day)}"
-        return f"{self.weekday(day)} {self.hdate(day)} ({self.gdate(day)})"
+        return formatting.long_date(day, self.language, eastern=self.eastern)
 
     def local(self, moment: datetime) -> datetime:
-        return moment.astimezone(self.zone)
+        return formatting.local(moment, self.zone)
 
     def moment(self, moment: datetime | None) -> str:
         """A moment in local time, short: '2 ذو الحجة 18:00' in Arabic (Hijri), '19 May 18:00' in English.
@@ -346,20 +319,17 @@ class Formatter:
         if moment is None:
             return "—"
         local = self.local(moment)
+        clock_text = formatting.clock_text(moment, self.language, zone=self.zone, eastern=self.eastern)
         if self.rtl:
             hijri = HijriDate.of(local.date())
-            return self.digits(f"{hijri.day} {HIJRI_MONTHS[hijri.month - 1][0]} {local:%H:%M}")
-        return f"{local.day} {local:%b %H:%M}"
+            return f"{self.digits(hijri.day)} {formatting.hijri_month(hijri.month, 'ar')} {clock_text}"
+        return f"{local.day} {formatting.gregorian_month(local.month, 'en')[:3]} {clock_text}"
 
     def moment_long(self, moment: datetime) -> str:
-        local = self.local(moment)
-        clock_text = self.digits(local.strftime("%H:%M"))
-        if self.rtl:
-            return f"{self.both_dates(local.date())}، الساعة {clock_text} {self.zone_label()}"
-        return f"{self.both_dates(local.date())}, {clock_text} {self.zone_label()}"
+        return formatting.long_moment(moment, self.language, zone=self.zone, eastern=self.eastern)
 
     def zone_label(self) -> str:
-        return self.t("riyadh_time") if self.zone.key == "Asia/Riyadh" else f"({self.zone.key})"
+        return formatting.zone_label(self.zone, self.language)
 
     def short_day(self, day: date) -> str:
         """For chart axes: '3 ذو الحجة' and '20/5'."""

@@ -22,6 +22,7 @@ from engine.bpmn import decision_tables, process_models
 from engine.bpmn.bpmn_runtime import Runtime, ServiceCall, ServiceHandler, WorkflowFailure
 from engine.bpmn.process_models import ProcessModel
 from engine.bpmn.service_tasks import ExecutionContext, handler_for, operation
+from engine.calendar.business_calendar import WORKWEEK, BusinessCalendar
 from engine.foundation import clock
 from engine.foundation.checks import present
 from engine.foundation.errors import N_, Conflict, InvalidInput, NotFound, Term
@@ -106,6 +107,42 @@ def set_status(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
     return {"status": status}
 
 
+# The business calendar an instance's expressions count working days in (`add_working_days`) is its
+# directive's season's: the directives layer, above this one, registers how to find it. An instance that
+# belongs to no season counts in `WORKWEEK` (Sunday to Thursday, no holidays).
+CalendarFinder = Callable[[Session, int], BusinessCalendar | None]
+_calendar_finders: list[CalendarFinder] = []
+
+
+def find_calendars_with(finder: CalendarFinder) -> None:
+    """Register `finder(session, instance_id)`: the calendar of the instance, or None when it has none."""
+    if finder not in _calendar_finders:
+        _calendar_finders.append(finder)
+
+
+def calendar_of_instance(session: Session, instance_id: int) -> BusinessCalendar:
+    for finder in _calendar_finders:
+        found = finder(session, instance_id)
+        if found is not None:
+            return found
+    return WORKWEEK
+
+
+def _calendar_source(instance: ProcessInstance) -> Callable[[], BusinessCalendar]:
+    """The instance's calendar, found when an expression first asks for it (its directive may be linked
+    after the runtime is made) and kept for the unit of work."""
+    found: list[BusinessCalendar] = []
+
+    def calendar() -> BusinessCalendar:
+        if not found:
+            session = object_session(instance)
+            found.append(calendar_of_instance(session, instance.id) if session is not None and instance.id
+                         else WORKWEEK)
+        return found[0]
+
+    return calendar
+
+
 def start(session: Session, model_key: str, data: dict[str, Any], actor: str, *,
           version: int | None = None, business_key: str | None = None,
           on_created: Callable[[ProcessInstance], None] | None = None) -> ProcessInstance:
@@ -118,7 +155,8 @@ def start(session: Session, model_key: str, data: dict[str, Any], actor: str, *,
     compiled = process_models.compiled_with_decisions(session, model, decisions)
 
     def started(handler: ServiceHandler | None) -> Runtime:
-        return Runtime.start(compiled, data, handler, settings.max_loop_visits, settings.max_instance_tasks)
+        return Runtime.start(compiled, data, handler, settings.max_loop_visits, settings.max_instance_tasks,
+                             _calendar_source(instance))
 
     now = clock.now()
     instance = ProcessInstance(  # its state is written by its first run (or by its incident, below)
@@ -420,7 +458,8 @@ def _load(instance: ProcessInstance, handler: ServiceHandler | None) -> Runtime:
     settings = get_settings()
     compiled = process_models.compiled_with_decisions(object_session(instance), instance.model,
                                                       instance.decision_versions)
-    return Runtime.load(compiled, instance.state, handler, settings.max_loop_visits, settings.max_instance_tasks)
+    return Runtime.load(compiled, instance.state, handler, settings.max_loop_visits, settings.max_instance_tasks,
+                        _calendar_source(instance))
 
 
 def _advance(session: Session, instance: ProcessInstance, actor: str, action: Callable[[Runtime], None],
