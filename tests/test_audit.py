@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from engine.storage import audit
 from engine.storage.db import Database
@@ -34,6 +34,20 @@ def test_an_untouched_chain_verifies(db):
     _seed(db)
     result = _verify(db)
     assert result.ok and result.checked == 6
+
+
+def test_several_events_of_one_commit_are_chained_in_their_order(db):
+    _seed(db, events=2)
+    with db.transaction() as session:  # on PostgreSQL, one multi-row INSERT inside the head's UPDATE
+        for n in range(5):
+            audit.record(session, "officer", "step.completed", f"directive:{n}", {"n": n, "نص": "تم"})
+    result = _verify(db)
+    assert result.ok and result.checked == 7
+    with db.reading() as session:
+        events = session.scalars(select(audit.AuditEvent).order_by(audit.AuditEvent.id)).all()
+        head = session.get(audit.AuditHead, 1)
+    assert [e.payload["n"] for e in events[2:]] == [0, 1, 2, 3, 4]
+    assert (head.last_id, head.last_hash) == (events[-1].id, events[-1].hash)
 
 
 @pytest.mark.parametrize("column_change", [

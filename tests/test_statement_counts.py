@@ -18,11 +18,12 @@ from sqlalchemy import event
 from tests.test_api_support import World, open_world
 
 # operation -> statements at most, on (SQLite, PostgreSQL)
-# (SQLite counts its BEGIN and BEGIN IMMEDIATE, PostgreSQL's BEGIN is implicit in the driver.)
+# (SQLite counts its BEGIN and BEGIN IMMEDIATE, PostgreSQL's BEGIN is implicit in the driver. On PostgreSQL
+# the audit chain's events and head move in one statement, a data-modifying WITH: one fewer a write.)
 BUDGETS = {
-    "launch": {"sqlite": 22, "postgresql": 20},
-    "complete the first step": {"sqlite": 18, "postgresql": 16},
-    "complete the last step": {"sqlite": 18, "postgresql": 16},
+    "launch": {"sqlite": 22, "postgresql": 19},
+    "complete the first step": {"sqlite": 18, "postgresql": 15},
+    "complete the last step": {"sqlite": 18, "postgresql": 15},
     "read the inbox": {"sqlite": 5, "postgresql": 3},
 }
 

@@ -117,8 +117,14 @@ def _write_pending(session: Session) -> None:
     # Core statements on the transaction's connection, not ORM objects: nothing reads these rows back in
     # this unit of work, and the ORM's bulk path cost four times as much per statement.
     connection = session.connection()
+    head = {"last_id": last_id, "last_hash": last_hash}
+    if connection.dialect.name == "postgresql":
+        # One round trip: PostgreSQL runs a data-modifying WITH to completion whether or not the UPDATE
+        # reads it. (SQLite has no INSERT inside WITH: two statements there.)
+        connection.execute(_MOVE_HEAD.values(head).add_cte(insert(AuditEvent.__table__).values(rows).cte()))
+        return
     connection.execute(_INSERT_EVENTS, rows)
-    connection.execute(_MOVE_HEAD, {"last_id": last_id, "last_hash": last_hash})
+    connection.execute(_MOVE_HEAD, head)
 
 
 @event.listens_for(Session, "after_rollback")
