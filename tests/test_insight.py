@@ -97,6 +97,18 @@ def test_each_steps_time_open_overdue_share_and_rework_are_kept(world):
     assert _kept(world) == _recounted(world)
 
 
+def test_kept_hours_count_a_working_days_seasons_days_as_the_recount_does(world):
+    """The commit takes the season's calendar from the objects the operation holds (no query): a working-days
+    season with a holiday on the day the work crosses gives the recount's figures."""
+    with world.transaction() as session:
+        seasons.update_season(session, seasons.get_season(session, 1447), calendar_mode="working_days",
+                              holidays=["2026-05-21"])
+    _worked_with_a_return(world)
+    heat = _heat(world)
+    assert heat["execute"].hours < 7 + 49  # the Friday, the Saturday and the holiday are not working hours
+    assert _kept(world) == _recounted(world)
+
+
 def test_an_open_step_past_due_counts_as_overdue_now(world):
     launch(world, STANDARD)
     clock.set_now(DEADLINE + HOUR)  # nobody acknowledged; the timers are not run: only the clock moved

@@ -27,6 +27,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     not_,
     or_,
     select,
@@ -34,8 +35,17 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, SessionTransaction, lazyload, mapped_column, relationship
+from sqlalchemy.orm import (
+    Mapped,
+    Session,
+    SessionTransaction,
+    joinedload,
+    lazyload,
+    mapped_column,
+    relationship,
+)
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import Date
 
@@ -54,7 +64,7 @@ from engine.people import entities
 from engine.people.entities import Entity
 from engine.storage import audit
 from engine.storage.db import Base, JSONType, UTCDateTime, write_row
-from engine.work import escalations, instances
+from engine.work import escalations, instances, step_figures
 from engine.work.escalations import MAX_ESCALATION_LEVEL, Escalation
 from engine.work.work_items import OPEN, WorkItem
 
@@ -412,6 +422,31 @@ def _instance_calendar(session: Session, instance_id: int) -> BusinessCalendar |
 instances.find_calendars_with(_instance_calendar)  # the expressions of a directive's workflow count its season's days
 
 
+def _held_figures_context(session: Session, instance_id: int) -> step_figures.ContextRow | None:
+    """The step figures' context of an instance whose directive this transaction holds, when the instance and
+    the season are loaded in the session too (a launch and a completion): no statement at the commit."""
+    directive = _held(session, instance_id)
+    if directive is None:
+        return None
+    instance = session.identity_map.get(identity_key(instances.ProcessInstance, instance_id))
+    season = session.identity_map.get(identity_key(seasons.Season, directive.season_id))
+    if instance is None or season is None:
+        return None
+    if not (_loaded(instance, "model_id") and _loaded(season, "calendar_mode", "holidays")
+            and _loaded(directive, "season_id", "track")):
+        return None
+    return step_figures.ContextRow(instance_id, instance.model_id, directive.season_id, directive.track,
+                                   season.calendar_mode, season.holidays)
+
+
+def _loaded(obj: object, *names: str) -> bool:
+    """Whether `names` are loaded on `obj` (reading an expired attribute would send a statement)."""
+    return not set(names) & inspect(obj).unloaded
+
+
+step_figures.find_contexts_with(_held_figures_context)
+
+
 def get(session: Session, directive_id: int) -> Directive:
     directive = session.get(Directive, directive_id)
     if directive is None:
@@ -749,8 +784,9 @@ def _sync(session: Session, instance: instances.ProcessInstance, open_steps: lis
                  escalations_changed=escalations.changed(session, instance.id))
 
 
-_FRESH = (
-    select(Directive).options(lazyload(Directive.supporting_entities), lazyload(Directive.tags))
+_FRESH = (  # with its season, which the step figures' context reads at the commit (no statement of its own)
+    select(Directive).options(lazyload(Directive.supporting_entities), lazyload(Directive.tags),
+                              joinedload(Directive.season))
     .execution_options(populate_existing=True)
 )
 _FRESH_OF_INSTANCE = _FRESH.where(Directive.instance_id == bindparam("instance_id"))

@@ -10,7 +10,8 @@ of the season's business calendar (every hour in season mode), so the forecast c
 Percentiles come from the buckets: a median is not a sum, a histogram is.
 
 `engine.work.work_items` and `engine.work.instances` report the visits; the additions are resolved (model version,
-the directive's season and track, the season's calendar: one query per commit) and written when the
+the directive's season and track, the season's calendar: from the objects the transaction holds, else one
+query per commit) and written when the
 transaction commits (`engine.storage.kept_counts`). `recount` computes every row again from the steps.
 """
 
@@ -18,9 +19,9 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Date, Index, Integer, String, bindparam, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -130,17 +131,58 @@ def _context_query() -> Any:
     return _CONTEXT
 
 
+class ContextRow(NamedTuple):
+    """What a visit's row is keyed and timed by: a row of `_context_query`, or the same found in the session."""
+
+    id: int
+    model_id: int
+    season_id: int | None
+    track: str | None
+    calendar_mode: str | None
+    holidays: list[str] | None
+
+
+# Where an instance's context is found among the objects this transaction holds, without a statement: the
+# directives layer, above this one, registers how (its held directive and that directive's season). None:
+# not all of it is held, and the commit's one query reads it.
+ContextFinder = Callable[[Session, int], ContextRow | None]
+_context_finders: list[ContextFinder] = []
+
+
+def find_contexts_with(finder: ContextFinder) -> None:
+    if finder not in _context_finders:
+        _context_finders.append(finder)
+
+
+def _held_context(session: Session, instance_id: int) -> ContextRow | None:
+    for finder in _context_finders:
+        found = finder(session, instance_id)
+        if found is not None:
+            return found
+    return None
+
+
 class _Context:
-    def __init__(self, row: Any) -> None:
+    def __init__(self, row: ContextRow | Any) -> None:
         self.model_id: int = row.model_id
         self.season_id: int = row.season_id or NO_SEASON
         self.track: str = row.track or NONE
         self.calendar = calendar_of(row.calendar_mode, row.holidays)
 
 
+def _contexts(session: Session, ids: list[int]) -> dict[int, _Context]:
+    """Each instance's context: from the session where it holds it all, the rest in one query."""
+    held = {instance_id: _held_context(session, instance_id) for instance_id in ids}
+    contexts = {instance_id: _Context(row) for instance_id, row in held.items() if row is not None}
+    missing = [instance_id for instance_id, row in held.items() if row is None]
+    if missing:
+        rows = session.connection().execute(_context_query(), {"ids": missing})
+        contexts |= {row.id: _Context(row) for row in rows}
+    return contexts
+
+
 def _resolve(session: Session, visits: kept_counts.Pending) -> kept_counts.Pending:
-    ids = sorted({key[0] for key in visits})
-    contexts = {row.id: _Context(row) for row in session.connection().execute(_context_query(), {"ids": ids})}
+    contexts = _contexts(session, sorted({key[0] for key in visits}))
     rows: kept_counts.Pending = defaultdict(lambda: defaultdict(float))
     for (instance_id, element_id, entity, opened_at, due_at, closed_at), changes in visits.items():
         context = contexts.get(instance_id)
