@@ -36,17 +36,20 @@ def test_an_untouched_chain_verifies(db):
     assert result.ok and result.checked == 6
 
 
-def test_several_events_of_one_commit_are_chained_in_their_order(db):
+@pytest.mark.parametrize("count", [5, audit._EVENTS_IN_ONE_STATEMENT + 1, 9000])
+def test_several_events_of_one_commit_are_chained_in_their_order(db, count):
+    """A few events go in one multi-row INSERT inside the head's UPDATE (PostgreSQL); more, in the batched
+    INSERT (9,000 events are 72,000 values: past PostgreSQL's 65,535 parameters for one statement)."""
     _seed(db, events=2)
-    with db.transaction() as session:  # on PostgreSQL, one multi-row INSERT inside the head's UPDATE
-        for n in range(5):
+    with db.transaction() as session:
+        for n in range(count):
             audit.record(session, "officer", "step.completed", f"directive:{n}", {"n": n, "نص": "تم"})
     result = _verify(db)
-    assert result.ok and result.checked == 7
+    assert result.ok and result.checked == count + 2
     with db.reading() as session:
         events = session.scalars(select(audit.AuditEvent).order_by(audit.AuditEvent.id)).all()
         head = session.get(audit.AuditHead, 1)
-    assert [e.payload["n"] for e in events[2:]] == [0, 1, 2, 3, 4]
+    assert [e.payload["n"] for e in events[2:]] == list(range(count))
     assert (head.last_id, head.last_hash) == (events[-1].id, events[-1].hash)
 
 

@@ -118,7 +118,7 @@ def _write_pending(session: Session) -> None:
     # this unit of work, and the ORM's bulk path cost four times as much per statement.
     connection = session.connection()
     head = {"last_id": last_id, "last_hash": last_hash}
-    if connection.dialect.name == "postgresql":
+    if connection.dialect.name == "postgresql" and len(rows) <= _EVENTS_IN_ONE_STATEMENT:
         # One round trip: PostgreSQL runs a data-modifying WITH to completion whether or not the UPDATE
         # reads it. (SQLite has no INSERT inside WITH: two statements there.)
         connection.execute(_MOVE_HEAD.values(head).add_cte(insert(AuditEvent.__table__).values(rows).cte()))
@@ -133,6 +133,9 @@ def _drop_pending(session: Session) -> None:
         session.info.pop("audit_pending", None)
 
 
+# A request records a few events; an import or a bulk action thousands, whose one multi-row VALUES would pass
+# PostgreSQL's 65,535 parameters (8 an event) and compile anew for each count: those take the batched INSERT.
+_EVENTS_IN_ONE_STATEMENT = 16
 _INSERT_EVENTS = insert(AuditEvent.__table__)
 _LOCK_HEAD = select(AuditHead.last_id, AuditHead.last_hash).where(AuditHead.id == 1).with_for_update()
 _MOVE_HEAD = update(AuditHead.__table__).where(AuditHead.id == 1)
