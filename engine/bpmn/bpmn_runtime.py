@@ -268,9 +268,9 @@ class _RestrictedEnvironment(BasePythonScriptEngineEnvironment):  # type: ignore
     """SpiffWorkflow also calls `script_engine.environment` directly (message correlations, ad-hoc
     completion): the default environment there is plain `eval`, so it must be replaced too."""
 
-    def __init__(self, calendar: CalendarSource) -> None:
+    def __init__(self, functions: dict[str, Callable[..., Any]]) -> None:
         super().__init__()
-        self._functions = {"add_working_days": expressions.working_days(calendar)}
+        self._functions = functions
 
     def evaluate(self, expression: str, context: dict[str, Any], external_context: Any = None) -> Any:
         return expressions.evaluate(expression, context, self._functions)
@@ -287,8 +287,9 @@ class _RestrictedScriptEngine(PythonScriptEngine):  # type: ignore[misc]  # Spif
     """Every expression, condition, timer value and script goes through `engine.bpmn.expressions`."""
 
     def __init__(self, service_handler: ServiceHandler | None, calendar: CalendarSource | None = None) -> None:
-        self._calendar = calendar or _workweek
-        super().__init__(environment=_RestrictedEnvironment(self._calendar))
+        # The instance's own functions, built once: every expression and script of the run gets them.
+        self._functions = {"add_working_days": expressions.working_days(calendar or _workweek)}
+        super().__init__(environment=_RestrictedEnvironment(self._functions))
         self._service_handler = service_handler
 
     def validate(self, expression: str) -> None:
@@ -298,13 +299,13 @@ class _RestrictedScriptEngine(PythonScriptEngine):  # type: ignore[misc]  # Spif
     def evaluate(self, task: Any, expression: str, external_context: Any = None) -> Any:
         data = {**task.data, **external_context} if external_context else task.data  # a DMN test's `?`
         try:
-            return expressions.evaluate(expression, data, _runtime_functions(task, self._calendar))
+            return expressions.evaluate(expression, data, _runtime_functions(task, self._functions))
         except ExpressionError as exc:
             raise WorkflowFailure(exc.message, element_id=task.task_spec.bpmn_id) from None
 
     def execute(self, task: Any, script: str, external_context: Any = None) -> bool:
         try:
-            expressions.execute(script, task.data, _runtime_functions(task, self._calendar))
+            expressions.execute(script, task.data, _runtime_functions(task, self._functions))
         except ExpressionError as exc:
             raise WorkflowFailure(exc.message, element_id=task.task_spec.bpmn_id) from None
         return True
@@ -408,11 +409,11 @@ def _waiting_task(task: Any) -> WaitingTask:
                        state=TaskState.get_name(task.state).lower(), kind=type(spec).__name__)
 
 
-def _runtime_functions(task: Any, calendar: CalendarSource) -> dict[str, Callable[..., Any]]:
+def _runtime_functions(task: Any, functions: dict[str, Callable[..., Any]]) -> dict[str, Callable[..., Any]]:
     def visits(element_id: str) -> int:
         return sum(1 for t in _completed(task.workflow.top_workflow) if t.task_spec.bpmn_id == element_id)
 
-    return {"visits": visits, "add_working_days": expressions.working_days(calendar)}
+    return {**functions, "visits": visits}
 
 
 class Runtime:
