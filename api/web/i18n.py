@@ -105,7 +105,8 @@ def both_calendars(value: object, language: str, *, with_time: bool = True,
     if value is None:
         return Markup("—")
     day, clock_text = _day(value)
-    hijri = hijri_text(day, language) if formatting.in_hijri_range(day) else ""  # else the Gregorian date alone
+    hijri_day = formatting.hijri_or_none(day)
+    hijri = hijri_text(hijri_day, language) if hijri_day is not None else ""  # else the Gregorian date alone
     parts = []
     if weekday:
         parts.append(f'<span class="weekday">{escape(formatting.weekday(day, language))}</span> ')

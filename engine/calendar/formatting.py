@@ -148,12 +148,12 @@ def clock_text(moment: datetime, language: str, *, zone: ZoneInfo = RIYADH, east
     return digits(f"{local(moment, zone):%H:%M}", language, eastern=eastern)
 
 
-def in_hijri_range(day: date) -> bool:
+def hijri_or_none(day: date) -> HijriDate | None:
+    """The Hijri date of `day`, or None outside the Umm al-Qura table (1343-1500 AH)."""
     try:
-        HijriDate.of(day)
+        return HijriDate.of(day)
     except InvalidInput:
-        return False
-    return True
+        return None
 
 
 def long_date(day: date, language: str, *, with_weekday: bool = True, eastern: bool | None = None) -> str:
@@ -161,9 +161,10 @@ def long_date(day: date, language: str, *, with_weekday: bool = True, eastern: b
     outside the Umm al-Qura table, the weekday and the Gregorian date."""
     gregorian = gregorian_text(day, language, eastern=eastern)
     named = f"{weekday(day, language)} " if with_weekday else ""
-    if not in_hijri_range(day):
+    hijri_day = hijri_or_none(day)
+    if hijri_day is None:
         return f"{named}{gregorian}"
-    hijri = hijri_text(day, language, eastern=eastern)
+    hijri = hijri_text(hijri_day, language, eastern=eastern)
     if language == "ar":
         return f"{named}{hijri} {_WORDS['corresponding'][0]} {gregorian}"
     return f"{named}{hijri} ({gregorian})"
@@ -172,9 +173,10 @@ def long_date(day: date, language: str, *, with_weekday: bool = True, eastern: b
 def short_date(day: date, language: str, *, eastern: bool | None = None) -> str:
     """"٣ ذو الحجة ١٤٤٧هـ (٢٠ مايو ٢٠٢٦م)" / "3 Dhu al-Hijjah 1447 AH (20 May 2026)": for subjects and titles."""
     gregorian = gregorian_text(day, language, eastern=eastern)
-    if not in_hijri_range(day):
+    hijri = hijri_or_none(day)
+    if hijri is None:
         return gregorian
-    return f"{hijri_text(day, language, eastern=eastern)} ({gregorian})"
+    return f"{hijri_text(hijri, language, eastern=eastern)} ({gregorian})"
 
 
 def zone_label(zone: ZoneInfo, language: str) -> str:
