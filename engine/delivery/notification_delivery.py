@@ -255,7 +255,8 @@ def _figure(value: Any, language: str) -> Any:
     if isinstance(value, int) and not isinstance(value, bool):
         return formatting.number(value, language)
     if isinstance(value, float):  # as given (a payload's figure): only the digits and the decimal sign change
-        return formatting.digits(repr(value), language).replace(".", "٫" if language == "ar" else ".")
+        text = formatting.digits(repr(value), language)
+        return text.replace(".", "٫") if language == "ar" else text
     return value
 
 
