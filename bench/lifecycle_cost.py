@@ -34,6 +34,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -88,8 +89,7 @@ def probe(backend: str, n: int, shapes: list[int]) -> list[dict[str, Any]]:
 
 def _measure(client: Any, pid: int, counts_file: Path, n: int, requests: int) -> dict[str, Any]:
     timings: dict[str, list[float]] = {"launch": [], "inbox": [], "complete": []}
-    lifecycle = client._five_request_lifecycle if requests == 5 and hasattr(client, "_five_request_lifecycle") \
-        else (lambda t: client.lifecycle(t, requests)) if requests == 3 else client.lifecycle
+    lifecycle = _lifecycle(client, requests)
     for _ in range(5):
         lifecycle(timings)
     counts_before, cpu_before, began = _counts(pid, counts_file), _cpu_seconds(pid), time.perf_counter()
@@ -101,6 +101,15 @@ def _measure(client: Any, pid: int, counts_file: Path, n: int, requests: int) ->
     commits = counts_after["commits"] - counts_before["commits"]
     return {"requests": requests, "rate": n / seconds, "cpu_ms": 1000 * cpu / n,
             "statements": (executions + commits) / n, "commits": commits / n}
+
+
+def _lifecycle(client: Any, requests: int) -> Callable[[dict[str, list[float]]], None]:
+    """The tree's own lifecycle of `requests` requests: the code before issue 23 has only the five-request
+    one, as `lifecycle`; after, `lifecycle` takes the number and `_five_request_lifecycle` is the old form."""
+    if requests == 3:
+        return lambda timings: client.lifecycle(timings, 3)
+    five: Callable[[dict[str, list[float]]], None] = getattr(client, "_five_request_lifecycle", client.lifecycle)
+    return five
 
 
 @contextmanager
@@ -185,16 +194,6 @@ def escalation_round(tree: Path, due: int) -> dict[str, float]:
             "ceiling": figure("ceiling: SpiffWorkflow alone")}
 
 
-STATE_DATA = {
-    "directive_id": 7, "reference": "1448/0007", "title": "تجهيز مراكز الاستقبال قبل وصول الحجاج",
-    "kind": "decision", "priority": "normal", "responsible_entity": "housing",
-    "supporting_entities": ["transport", "reception"], "addressed_entities": ["housing", "transport", "reception"],
-    "deadline": "2027-05-20T21:00:00+00:00", "reminder_lead": "P1D", "grace": "P1D", "max_returns": 3,
-}
-STATE_FORM = {"summary": "تم التنفيذ", "evidence": [], "accepted": True, "approved": True, "decision": "approve",
-              "note": "done"}
-
-
 def state_sizes() -> list[dict[str, Any]]:
     """Per shipped model, launched and after each of its first three steps: SpiffWorkflow's conversion (what
     the code before stored) and the packed form stored now, in bytes of UTF-8 JSON."""
@@ -203,6 +202,7 @@ def state_sizes() -> list[dict[str, Any]]:
     from lxml import etree
 
     from engine.bpmn import bpmn_runtime
+    from tests.test_runtime_state import DATA, FORM  # the state tests' directive and answers
 
     def answer(call: bpmn_runtime.ServiceCall) -> dict[str, Any]:
         return {"called": call.operation}
@@ -216,7 +216,7 @@ def state_sizes() -> list[dict[str, Any]]:
         process = document.find("{http://www.omg.org/spec/BPMN/20100524/MODEL}process[@isExecutable='true']")
         tables = [etree.fromstring(table.read_bytes()) for table in sorted(path.parent.glob("*.dmn"))]
         model = bpmn_runtime.parse_model(document, path.name, process.get("id"), tables)
-        runtime = bpmn_runtime.Runtime.start(model, dict(STATE_DATA), answer, 50, 2000)
+        runtime = bpmn_runtime.Runtime.start(model, dict(DATA), answer, 50, 2000)
         runtime.run_engine()
         for moment in ("launched", "after step 1", "after step 2", "after step 3"):
             converted, packed = text(runtime.dump()), text(runtime.stored())
@@ -228,7 +228,7 @@ def state_sizes() -> list[dict[str, Any]]:
                 break
             # As a completion does it: loaded from the stored state, the step completed, the engine run.
             runtime = bpmn_runtime.Runtime.load(model, json.loads(packed), answer, 50, 2000)
-            runtime.complete_user_task(views[0].task_id, dict(STATE_FORM))
+            runtime.complete_user_task(views[0].task_id, dict(FORM))
             runtime.run_engine()
     return rows
 
