@@ -8,15 +8,30 @@ the model fails, nothing it did is kept: the instance stops at the last clean po
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, bindparam, event, func, select
+from sqlalchemy import (
+    ColumnElement,
+    ForeignKey,
+    Index,
+    Integer,
+    Row,
+    Select,
+    String,
+    Text,
+    bindparam,
+    event,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column, object_session, relationship
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.orm.interfaces import ORMOption
 
 from engine.bpmn import decision_tables, process_models
 from engine.bpmn.bpmn_runtime import Runtime, ServiceCall, ServiceHandler, WorkflowFailure
@@ -286,7 +301,7 @@ def retry(session: Session, instance_id: int, actor: str) -> ProcessInstance:
 
 _LOCKED = "tansiq.locked_instances"  # session.info key: instances locked by this session's open transaction
 _FRESH_ITEMS = "tansiq.fresh_work_items"  # session.info key: work items read afresh under those locks
-_OPEN_STEPS = "tansiq.open_steps"  # session.info key: instance id -> its open steps after its last run here
+_OPEN_STEPS = "tansiq.open_steps"  # session.info key: instance id -> its open steps as this transaction holds them
 
 
 @event.listens_for(Session, "after_transaction_end")
@@ -308,6 +323,77 @@ def open_steps(session: Session, instance_id: int) -> list[work_items.WorkItem]:
     return sorted((item for item in remembered if item.status == work_items.OPEN), key=lambda item: item.id)
 
 
+@dataclass(frozen=True)
+class LockCompanion:
+    """A row a layer above reads with every lock of an instance, outer-joined in the same statement (the
+    directives layer: the instance's directive, which its projection writes after each change). `held`
+    gets each row found, read afresh under the instance's lock, outside savepoints."""
+
+    entity: type[Base]
+    onclause: ColumnElement[bool]
+    options: tuple[ORMOption, ...]
+    held: Callable[[Session, ProcessInstance, Any], None]
+
+
+_companions: list[LockCompanion] = []
+_lock_statements: dict[str, Select[Any]] = {}
+
+
+def lock_with(companion: LockCompanion) -> None:
+    if companion not in _companions:
+        _companions.append(companion)
+        _lock_statements.clear()
+
+
+def locking(query: Select[Any]) -> Select[Any]:
+    """`query`, a lock of instances, with the companions' rows: read its rows with `locked_instances`."""
+    for companion in _companions:
+        query = query.add_columns(companion.entity).outerjoin(companion.entity, companion.onclause)
+        query = query.options(*companion.options)
+    return query
+
+
+def locked_instances(session: Session, rows: Sequence[Row[Any]]) -> list[ProcessInstance]:
+    """The instances of rows read with `locking`, their companions handed to whoever registered them."""
+    found: list[ProcessInstance] = [row[0] for row in rows]
+    if not session.in_nested_transaction():
+        for row in rows:
+            companion_rows: tuple[Any, ...] = tuple(row[1:])
+            for companion, companion_row in zip(_companions, companion_rows, strict=True):
+                if companion_row is not None:
+                    companion.held(session, row[0], companion_row)
+    return found
+
+
+def hold_open_steps(session: Session, instance_ids: list[int]) -> None:
+    """Read the open steps of instances this transaction has locked, in one statement, for their runs here
+    to project onto (a batch of timers)."""
+    if not instance_ids or session.in_nested_transaction():
+        return
+    held = session.info.setdefault(_OPEN_STEPS, {})
+    read: dict[int, list[work_items.WorkItem]] = {instance_id: [] for instance_id in instance_ids}
+    for item in session.scalars(_OPEN_OF_INSTANCES, {"instance_ids": instance_ids}):
+        read[item.instance_id].append(item)
+    for instance_id, items in read.items():
+        held.setdefault(instance_id, items)
+
+
+_OPEN_OF_INSTANCES = (
+    select(work_items.WorkItem)
+    .where(work_items.WorkItem.instance_id.in_(bindparam("instance_ids", expanding=True)),
+           work_items.WorkItem.status == work_items.OPEN)
+    .execution_options(populate_existing=True)
+)
+
+
+def _lock_one(session: Session, query: Select[Any], name: str, params: dict[str, Any]) -> ProcessInstance | None:
+    statement = _lock_statements.get(name)
+    if statement is None:
+        statement = _lock_statements[name] = locking(query)
+    row = session.execute(statement, params).first()
+    return None if row is None else locked_instances(session, [row])[0]
+
+
 _LOCK = (
     select(ProcessInstance).where(ProcessInstance.id == bindparam("instance_id"))
     .with_for_update(of=ProcessInstance).execution_options(populate_existing=True)
@@ -323,7 +409,7 @@ def lock(session: Session, instance_id: int) -> ProcessInstance:
     held: ProcessInstance | None = session.info.get(_LOCKED, {}).get(instance_id)
     if held is not None:
         return held
-    instance = session.scalar(_LOCK, {"instance_id": instance_id})
+    instance = _lock_one(session, _LOCK, "lock", {"instance_id": instance_id})
     if instance is None:
         raise NotFound(N_("no process instance %(instance)s"), params={"instance": str(instance_id)})
     if not session.in_nested_transaction():
@@ -338,8 +424,10 @@ _LOCK_OF_ITEM = (
     .with_for_update(of=ProcessInstance)
     .execution_options(populate_existing=True)
 )
-_READ_ITEM = (
-    select(work_items.WorkItem).where(work_items.WorkItem.id == bindparam("item_id"))
+_READ_ITEM_AND_OPEN = (  # the step, and the instance's open steps that its run will project onto
+    select(work_items.WorkItem)
+    .where(work_items.WorkItem.instance_id == bindparam("instance_id"),
+           or_(work_items.WorkItem.id == bindparam("item_id"), work_items.WorkItem.status == work_items.OPEN))
     .execution_options(populate_existing=True)
 )
 
@@ -348,19 +436,25 @@ def lock_item(session: Session, work_item_id: int) -> tuple[work_items.WorkItem,
     """A step read afresh under its instance's lock, and the instance: what a writer of a step starts with.
 
     The instance is locked through the step (a step never moves to another instance), then the step is
-    read: two statements, once per transaction; after that, this transaction is its only writer.
+    read with the instance's other open steps, which the run after a completion projects onto (no
+    statement of its own): two statements, once per transaction; after that, this transaction is its only
+    writer.
     """
     fresh = session.info.get(_FRESH_ITEMS, {})
     if work_item_id in fresh:
         item = fresh[work_item_id]
         return item, lock(session, item.instance_id)
-    instance = session.scalar(_LOCK_OF_ITEM, {"item_id": work_item_id})
-    item = session.scalar(_READ_ITEM, {"item_id": work_item_id}) if instance is not None else None
+    instance = _lock_one(session, _LOCK_OF_ITEM, "lock of item", {"item_id": work_item_id})
+    read = [] if instance is None else list(
+        session.scalars(_READ_ITEM_AND_OPEN, {"instance_id": instance.id, "item_id": work_item_id}))
+    item = next((step for step in read if step.id == work_item_id), None)
     if instance is None or item is None:
         raise NotFound(N_("no step %(step)s"), params={"step": str(work_item_id)})
     if not session.in_nested_transaction():
         session.info.setdefault(_LOCKED, {}).setdefault(instance.id, instance)
         session.info.setdefault(_FRESH_ITEMS, {})[work_item_id] = item
+        session.info.setdefault(_OPEN_STEPS, {}).setdefault(
+            instance.id, [step for step in read if step.status == work_items.OPEN])
     return item, instance
 
 
@@ -562,12 +656,13 @@ def _save(session: Session, instance: ProcessInstance, runtime: Runtime, actor: 
           has_steps: bool = True) -> list[work_items.WorkItem]:
     """Project the runtime's steps and store its state; return the open steps."""
     now = clock.now()
+    known_open = _known_open_steps(session, instance.id)
     if runtime.completed:
-        open_steps = work_items.project(session, instance.id, [], has_steps)
+        open_steps = work_items.project(session, instance.id, [], has_steps, known_open)
         changes = _ended(COMPLETED, now)
         audit.record(session, actor, "instance.completed", subject(instance.id), {})
     else:
-        open_steps = work_items.project(session, instance.id, runtime.ready_user_tasks(), has_steps)
+        open_steps = work_items.project(session, instance.id, runtime.ready_user_tasks(), has_steps, known_open)
         changes = {"next_timer_at": runtime.next_timer_at(), "waiting_messages": _waiting_column(runtime)}
     changes["waiting_escalations"] = escalation_timers.sync(
         session, instance.id, instance.waiting_escalations, [] if runtime.completed else runtime.waiting_escalations())
@@ -579,6 +674,15 @@ def _save(session: Session, instance: ProcessInstance, runtime: Runtime, actor: 
     else:
         session.info.setdefault(_OPEN_STEPS, {})[instance.id] = open_steps
     return open_steps
+
+
+def _known_open_steps(session: Session, instance_id: int) -> list[work_items.WorkItem] | None:
+    """The instance's open steps as this transaction holds them (read under its lock, or left by its last
+    run here), or None: inside a savepoint, which could roll back what they show, they are read."""
+    if session.in_nested_transaction():
+        return None
+    remembered: list[work_items.WorkItem] | None = session.info.get(_OPEN_STEPS, {}).get(instance_id)
+    return None if remembered is None else [item for item in remembered if item.status == work_items.OPEN]
 
 
 _WAITING_COLUMN_SIZE = 1000

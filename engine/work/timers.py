@@ -61,7 +61,10 @@ def _run_batch(db: Database, batch_size: int, moment: datetime,
                fire: Callable[[Session, ProcessInstance], bool]) -> BatchResult:
     result = BatchResult()
     with db.transaction() as session:
-        for instance in session.scalars(due(moment, batch_size, skip_locked=db.is_postgresql)).all():
+        batch = instances.locked_instances(
+            session, session.execute(instances.locking(due(moment, batch_size, skip_locked=db.is_postgresql))).all())
+        instances.hold_open_steps(session, [instance.id for instance in batch])
+        for instance in batch:
             if not fire(session, instance):
                 continue
             if instance.status == instances.INCIDENT:

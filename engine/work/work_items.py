@@ -76,11 +76,15 @@ def open_of_instance(instance_id: int) -> Select[WorkItem]:
     return _OPEN_OF_INSTANCE.params(instance_id=instance_id).order_by(WorkItem.id)
 
 
-def project(session: Session, instance_id: int, views: list[UserTaskView], has_steps: bool = True) -> list[WorkItem]:
+def project(session: Session, instance_id: int, views: list[UserTaskView], has_steps: bool = True,
+            known_open: list[WorkItem] | None = None) -> list[WorkItem]:
     """Make the open work items of an instance match its READY user tasks; return them (open, unflushed).
-    `has_steps=False` says the instance has no step yet (it was just created): nothing to read."""
+    `has_steps=False` says the instance has no step yet (it was just created): nothing to read;
+    `known_open` are its open items as the caller holds them under the instance's lock (else read)."""
     open_items = {}
-    if has_steps:
+    if known_open is not None:
+        open_items = {item.task_id: item for item in known_open}
+    elif has_steps:
         open_items = {item.task_id: item for item in session.scalars(_OPEN_OF_INSTANCE, {"instance_id": instance_id})}
     new_views = [view for view in views if view.task_id not in open_items]
     new_items = [_new_item(instance_id, view) for view in new_views]
