@@ -156,6 +156,20 @@ def test_generated_references_skip_ones_taken_by_hand(world):
     assert _create(world).reference == "1447/0002"
 
 
+@pytest.mark.parametrize(("last_number", "taken", "expected"), [
+    (8, "1447/0009", "1447/0010"), (98, "1447/0099", "1447/0100"), (998, "1447/0999", "1447/1000"),
+    (9998, "1447/9999", "1447/10000"), (9999, "1447/10000", "1447/10001"),
+])
+def test_the_database_writes_a_number_as_the_reference_it_gives(world, last_number, taken, expected):
+    """The sequence's UPDATE says whether the next number's reference is taken: the database pads it to
+    four digits as Python does, or the one taken by hand would be given again."""
+    _create(world)  # the season's year has its sequence row from here
+    with world.transaction() as session:
+        session.execute(update(directives.DirectiveSequence).values(last_number=last_number))
+    _create(world, reference=taken)
+    assert _create(world).reference == expected
+
+
 def test_a_failed_launch_leaves_the_draft_as_it_was(world):
     directive = _create(world, deadline="PT1H")
     clock.set_now(NOW + timedelta(hours=2))

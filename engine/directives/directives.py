@@ -23,8 +23,10 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    cast,
     delete,
     event,
+    exists,
     func,
     insert,
     inspect,
@@ -282,10 +284,12 @@ def _launch(session: Session, directive: Directive, actor: str) -> Directive:
         raise InvalidInput(N_("the deadline of %(reference)s has passed; set a new one before launching"),
                            params=_named(directive))
 
-    def link(instance: instances.ProcessInstance) -> None:  # before the first run, which projects onto it
-        write_row(session, directive, {"instance_id": instance.id, "status": ACTIVE, "launched_by": actor,
-                                       "launched_at": clock.now()})
+    def link(instance: instances.ProcessInstance) -> None:
+        """Before the first run: its projection writes the link (`_launched`), one UPDATE with the steps. Inside a
+        savepoint (an import's launch) nothing is held, so the projection finds the directive by its row."""
         _count(session, directive, active=1)
+        if session.in_nested_transaction():
+            write_row(session, directive, _launched(directive, instance))
         _hold(session, instance.id, directive)
 
     instance = instances.start(
@@ -415,6 +419,9 @@ _SEASON_OF_INSTANCE = (select(seasons.Season.calendar_mode, seasons.Season.holid
 
 def _instance_calendar(session: Session, instance_id: int) -> BusinessCalendar | None:
     """The calendar of the season of the directive that `instance_id` carries out (None: no directive)."""
+    held = _held(session, instance_id)
+    if held is not None:
+        return directive_calendar(session, held)
     row = session.execute(_SEASON_OF_INSTANCE, {"instance_id": instance_id}).first()
     return calendar_of(row.calendar_mode, row.holidays) if row is not None else None
 
@@ -713,24 +720,32 @@ def _reference(session: Session, given: str | None, hijri_year: int) -> str:
             raise Conflict(N_("the reference %(reference)s is taken"), params={"reference": given})
         return given
     while True:
-        candidate = f"{hijri_year}/{_next_number(session, hijri_year):04d}"
-        if session.scalar(_REFERENCE_TAKEN, {"reference": candidate}) is None:
-            return candidate
+        number, taken = _next_number(session, hijri_year)
+        if not taken:
+            return f"{hijri_year}/{number:04d}"
 
 
 _SEQUENCE = DirectiveSequence.__table__
-# One statement takes the next number and the row's lock (held to commit: numbers are given without gaps).
+_NUMBER_TEXT: ColumnElement[str] = cast(_SEQUENCE.c.last_number, String)
+# The reference a number gives ("1448/0007": four digits at least), written in SQL as in Python above.
+_NUMBERED: ColumnElement[str] = bindparam("prefix", type_=String) + case(
+    {1: "000" + _NUMBER_TEXT, 2: "00" + _NUMBER_TEXT, 3: "0" + _NUMBER_TEXT},
+    value=func.length(_NUMBER_TEXT), else_=_NUMBER_TEXT)
+# One statement takes the next number and the row's lock (held to commit: numbers are given without gaps),
+# and says whether a directive holds its reference already (one given by hand, or imported).
 _TAKE_NUMBER = (
     update(_SEQUENCE).where(_SEQUENCE.c.hijri_year == bindparam("year"))
-    .values(last_number=_SEQUENCE.c.last_number + 1).returning(_SEQUENCE.c.last_number)
+    .values(last_number=_SEQUENCE.c.last_number + 1)
+    .returning(_SEQUENCE.c.last_number, exists().where(Directive.reference == _NUMBERED))
 )
 _REFERENCE_TAKEN = select(Directive.id).where(Directive.reference == bindparam("reference"))
 
 
-def _next_number(session: Session, hijri_year: int) -> int:
-    number: int | None = session.connection().execute(_TAKE_NUMBER, {"year": hijri_year}).scalar_one_or_none()
-    if number is not None:
-        return number
+def _next_number(session: Session, hijri_year: int) -> tuple[int, bool]:
+    """The year's next number, and whether its reference is taken."""
+    row = session.connection().execute(_TAKE_NUMBER, {"year": hijri_year, "prefix": f"{hijri_year}/"}).first()
+    if row is not None:
+        return row[0], bool(row[1])
     try:
         with session.begin_nested():
             session.connection().execute(_SEQUENCE.insert().values(hijri_year=hijri_year, last_number=0))
@@ -790,6 +805,12 @@ _FRESH = (  # with its season, which the step figures' context reads at the comm
     .execution_options(populate_existing=True)
 )
 _FRESH_OF_INSTANCE = _FRESH.where(Directive.instance_id == bindparam("instance_id"))
+# Every lock of an instance reads its directive too, in the same statement, and holds it.
+instances.lock_with(instances.LockCompanion(
+    Directive, Directive.instance_id == instances.ProcessInstance.id,
+    (lazyload(Directive.supporting_entities), lazyload(Directive.tags), joinedload(Directive.season)),
+    lambda session, instance, directive: _hold(session, instance.id, directive),
+))
 
 
 def _fresh(session: Session, condition: ColumnElement[bool]) -> Directive | None:
@@ -832,6 +853,7 @@ def _project(session: Session, directive: Directive, instance: instances.Process
     steps: Sequence[_OpenStep] = _open_steps(session, instance.id) if open_steps is None else open_steps
     dues = [step.due_at for step in steps if step.due_at is not None]
     projected: dict[str, Any] = {
+        **_launched(directive, instance),
         "current_steps": sorted({step.element_id for step in steps}),
         "current_due_at": min(dues) if dues else None,
         "incident": (instance.incident_message or "")[:500] or None,
@@ -842,15 +864,23 @@ def _project(session: Session, directive: Directive, instance: instances.Process
                                                          "claiming_directive": directive.id}).all()
         count_escalations(session, directive, raised, 1)
         projected["escalation_level"] = connection.execute(_OPEN_LEVEL, {"instance_id": instance.id}).scalar_one()
-    if directive.status == ACTIVE:
+    if projected.get("status", directive.status) == ACTIVE:
         projected |= _ending(directive, instance)
     if projected.get("status", directive.status) in (COMPLETED, CANCELLED):
         projected["current_due_at"] = None
     changed = {name: value for name, value in projected.items() if getattr(directive, name) != value}
-    if "status" in changed:
+    if changed.get("status", ACTIVE) != ACTIVE:
         _count_ending(session, directive, changed)
     if changed:
         write_row(session, directive, changed)
+
+
+def _launched(directive: Directive, instance: instances.ProcessInstance) -> dict[str, Any]:
+    """A draft's link to the instance its launch started, written with the first projection (one UPDATE)."""
+    if directive.status != DRAFT:
+        return {}
+    return {"instance_id": instance.id, "status": ACTIVE, "launched_by": instance.started_by,
+            "launched_at": instance.started_at}
 
 
 def _count(session: Session, directive: Directive, entity: str | None = None, **changes: float) -> None:
@@ -860,13 +890,14 @@ def _count(session: Session, directive: Directive, entity: str | None = None, **
 
 
 def _count_ending(session: Session, directive: Directive, ending: dict[str, Any]) -> None:
-    """An active directive ends (`ending` as `_ending` gives it; the directive is not yet changed)."""
+    """An active directive ends (`ending` as `_ending` gives it, with the launch when it ends in the run that
+    launched it; the directive is not yet changed)."""
     if ending["status"] != COMPLETED:
         _count(session, directive, active=-1)
         return
+    launched_at = ending.get("launched_at", directive.launched_at)
     _count(session, directive, active=-1, completed=1, on_time=int(ending["completed_on_time"]),
-           completion_hours=hours_between(present(directive.launched_at, "an active directive's launch"),
-                                          ending["ended_at"]))
+           completion_hours=hours_between(present(launched_at, "an active directive's launch"), ending["ended_at"]))
 
 
 def count_escalations(session: Session, directive: Directive, escalated: Sequence[tuple[str | None, int]],
@@ -901,7 +932,8 @@ def _ending(directive: Directive, instance: instances.ProcessInstance) -> dict[s
 # --- operations a directive's model calls ----------------------------------------------------------
 
 def _directive_of(context: ExecutionContext, call: ServiceCall) -> Directive:
-    directive = context.session.scalar(  # read afresh under the instance's lock, never a copy read before it
+    # held (read afresh under the instance's lock, or being launched), else read afresh: never a copy read before it
+    directive = _held(context.session, context.instance.id) or context.session.scalar(
         select(Directive).where(Directive.instance_id == context.instance.id)
         .execution_options(populate_existing=True)
     )
