@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, event, insert, select, update
+from sqlalchemy import CTE, Connection, Integer, String, Update, event, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from engine.foundation import clock
@@ -66,8 +66,8 @@ def record(
 ) -> PendingEvent:
     """Add an event to the caller's transaction; it is chained and written when the transaction commits.
 
-    Writing at commit keeps the head's lock as short as possible, and always last, after every lock
-    on instances, so it cannot take part in a deadlock.
+    Writing at commit keeps the head's lock as short as possible, after every lock on instances, before
+    only the kept counts' rows (`engine.storage.commit_writes`), so it cannot take part in a deadlock.
     """
     clean = json.loads(json.dumps(payload or {}, default=str, ensure_ascii=False))
     pending = PendingEvent(clock.now(), actor[:200], action, subject, clean)
@@ -98,14 +98,42 @@ def _pending(session: Session) -> list[PendingEvent]:
     return pending
 
 
-@event.listens_for(Session, "before_commit")
-def _write_pending(session: Session) -> None:
-    if session.in_nested_transaction():
-        return  # SQLAlchemy also calls this when a savepoint is released: write only at the real commit
-    pending = session.info.pop("audit_pending", None)
-    if not pending:
-        return
-    session.flush()  # every other change first: the head's lock is the last one taken
+def take_pending(session: Session) -> list[PendingEvent]:
+    """The events waiting in `session`, no longer waiting (`engine.storage.commit_writes` chains them)."""
+    pending: list[PendingEvent] = session.info.pop("audit_pending", None) or []
+    return pending
+
+
+@dataclass(frozen=True)
+class Chained:
+    """Events chained on the head, whose row lock this transaction holds: their rows and where the head moves."""
+
+    rows: list[dict[str, Any]]
+    head: dict[str, Any]
+
+    def fits_one_statement(self, dialect: str) -> bool:
+        return dialect == "postgresql" and len(self.rows) <= _EVENTS_IN_ONE_STATEMENT
+
+    def one_statement(self, *also: CTE) -> Update:
+        """The head's UPDATE with the events' INSERT, and `also`, as data-modifying WITHs: one round trip.
+        PostgreSQL runs each to completion whether or not the UPDATE reads it, after the UPDATE and the last
+        first. (SQLite has no INSERT inside WITH.)"""
+        events = insert(AuditEvent.__table__).values(self.rows).cte("audit_events")
+        return _MOVE_HEAD.values(self.head).add_cte(events, *also)
+
+    def write(self, connection: Connection) -> None:
+        # Core statements on the transaction's connection, not ORM objects: nothing reads these rows back in
+        # this unit of work, and the ORM's bulk path cost four times as much per statement.
+        if self.fits_one_statement(connection.dialect.name):
+            connection.execute(self.one_statement())
+            return
+        connection.execute(_INSERT_EVENTS, self.rows)
+        connection.execute(_MOVE_HEAD, self.head)
+
+
+def chain(session: Session, pending: list[PendingEvent]) -> Chained:
+    """Chain `pending` on the head, taking the head's row lock (held to commit): the chain has one order, the
+    order of commits."""
     last_id, last_hash = _locked_head(session)
     rows = []
     for item in pending:
@@ -114,17 +142,7 @@ def _write_pending(session: Session) -> None:
         rows.append({"id": event_id, "at": item.at, "actor": item.actor, "action": item.action,
                      "subject": item.subject, "payload": item.payload, "prev_hash": last_hash, "hash": digest})
         last_id, last_hash = event_id, digest
-    # Core statements on the transaction's connection, not ORM objects: nothing reads these rows back in
-    # this unit of work, and the ORM's bulk path cost four times as much per statement.
-    connection = session.connection()
-    head = {"last_id": last_id, "last_hash": last_hash}
-    if connection.dialect.name == "postgresql" and len(rows) <= _EVENTS_IN_ONE_STATEMENT:
-        # One round trip: PostgreSQL runs a data-modifying WITH to completion whether or not the UPDATE
-        # reads it. (SQLite has no INSERT inside WITH: two statements there.)
-        connection.execute(_MOVE_HEAD.values(head).add_cte(insert(AuditEvent.__table__).values(rows).cte()))
-        return
-    connection.execute(_INSERT_EVENTS, rows)
-    connection.execute(_MOVE_HEAD, head)
+    return Chained(rows, {"last_id": last_id, "last_hash": last_hash})
 
 
 @event.listens_for(Session, "after_rollback")

@@ -1,11 +1,11 @@
 """Counts kept in the transaction of each change: additions that wait in the session and are written at
-its commit, one upsert per row.
+its commit, one upsert per table.
 
 A table of kept counts (`engine.directives.tallies` for the dashboard, `engine.work.step_figures` for the heatmap
 and the forecast) has key columns and additive figures. Additions wait in `session.info` and are written when the
-transaction commits, row by row in key order, just before the audit chain: a row's lock is held only for
-the commit (a bulk import does not hold its rows for its whole run) and two writers cannot deadlock on
-them. What a savepoint added is taken back when it rolls back.
+transaction commits (`engine.storage.commit_writes`, with the audit chain), rows in key order and tables in name
+order: a row's lock is held only for the commit (a bulk import does not hold its rows for its whole run) and two
+writers cannot deadlock on them. What a savepoint added is taken back when it rolls back.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, event
+from sqlalchemy import CTE, Connection, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -52,22 +52,19 @@ class KeptCounts:
         pending: Pending = session.info.setdefault(self._info_key, {})
         return pending
 
-    def write(self, session: Session) -> None:
+    def take(self, session: Session) -> Upsert | None:
+        """The additions waiting in `session` (turned by `before_write`) as one upsert, no longer waiting; None
+        when they add nothing."""
         pending = session.info.pop(self._info_key, None)
         if pending and self.before_write is not None:
             pending = self.before_write(session, pending)
         if not pending:
-            return
+            return None
         rows = [{**dict(zip(self.keys, key, strict=True)), **{name: changes.get(name, 0) for name in self.figures}}
                 for key, changes in sorted(pending.items()) if any(changes.values())]
         if not rows:
-            return
-        changed = tuple(sorted({name for row in rows for name in self.figures if row[name]}))
-        connection = session.connection()
-        if len(rows) == 1:
-            connection.execute(self._upsert(connection.dialect.name, changed), rows[0])
-        else:  # one statement for every row (in key order, as every writer takes them: no deadlock)
-            connection.execute(self._upsert_many(connection.dialect.name, changed, rows))
+            return None
+        return Upsert(self, rows, tuple(sorted({name for row in rows for name in self.figures if row[name]})))
 
     def _upsert(self, dialect: str, changed: tuple[str, ...]) -> Any:
         """INSERT the row, or add to the figures of the one there: one statement, built once per shape."""
@@ -82,6 +79,36 @@ class KeptCounts:
     def _adding(self, insert: Any, changed: tuple[str, ...]) -> Any:
         return insert.on_conflict_do_update(index_elements=[self.table.c[name] for name in self.keys],
                                             set_={name: self.table.c[name] + insert.excluded[name] for name in changed})
+
+
+@dataclass(frozen=True)
+class Upsert:
+    """One table's additions of a commit, in key order (as every writer takes its rows: no deadlock on them),
+    with the figures they change."""
+
+    counts: KeptCounts
+    rows: list[dict[str, Any]]
+    changed: tuple[str, ...]
+
+    def execute(self, connection: Connection) -> None:
+        """Write the rows: one statement (one row: the statement built once for its shape)."""
+        dialect = connection.dialect.name
+        if len(self.rows) == 1:
+            connection.execute(self.counts._upsert(dialect, self.changed), self.rows[0])
+        else:
+            connection.execute(self.counts._upsert_many(dialect, self.changed, self.rows))
+
+    def as_cte(self) -> CTE:
+        """The upsert as a data-modifying WITH of another PostgreSQL statement, named after its table."""
+        cte: CTE = self.counts._upsert_many("postgresql", self.changed, self.rows).cte(f"kept_{self.counts.table.name}")
+        return cte
+
+
+def take_all(session: Session) -> list[Upsert]:
+    """Every table's additions waiting in `session`, in the order of their tables' names (every writer takes
+    the tables in this order, whatever order this process imported them in)."""
+    upserts = (counts.take(session) for counts in sorted(_REGISTERED, key=lambda counts: counts.table.name))
+    return [upsert for upsert in upserts if upsert is not None]
 
 
 def _insert(dialect: str, table: Table) -> Any:
@@ -100,14 +127,6 @@ def register(counts: KeptCounts) -> KeptCounts:
 
 def _all_pending(session: Session) -> dict[str, Pending]:
     return {counts._info_key: copy.deepcopy(session.info.get(counts._info_key, {})) for counts in _REGISTERED}
-
-
-@event.listens_for(Session, "before_commit", insert=True)  # before the audit chain's head: its lock is last
-def _write_pending(session: Session) -> None:
-    if session.in_nested_transaction():
-        return  # a savepoint released: write at the real commit
-    for counts in _REGISTERED:
-        counts.write(session)
 
 
 @event.listens_for(Session, "after_transaction_create")
