@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -14,6 +16,7 @@ from engine.foundation import clock
 from engine.foundation.errors import Conflict, InvalidInput, NotFound
 from engine.storage import audit
 from engine.storage.audit import AuditEvent
+from engine.storage.db import write_row
 from engine.work import instances, timers
 from tests.helpers import complete, count, deploy, season_1447, the_open_item
 
@@ -97,6 +100,33 @@ def test_the_projection_is_written_from_a_fresh_copy_of_the_directive(world):
         directives._sync(session, instance, None)
     with world.reading() as session:
         assert directives.get(session, directive.id).current_steps == ["acknowledge"]
+
+
+def test_a_lock_that_waited_for_a_writer_does_not_hold_the_directive_as_its_snapshot_saw_it(world):
+    """The lock of an instance reads its directive in the same statement. On PostgreSQL, a lock that waits
+    for another writer gets the instance as that writer left it but the directive as the statement's
+    snapshot saw it, before that writer committed (found by tests/test_lost_updates.py): such a copy is
+    not held, and what the directive's layer reads next is current."""
+    if world.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite has one writer at a time: a lock never waits inside a statement")
+    directive = _create(world, launch=True, deadline="PT6H")
+    later = directive.deadline_at + timedelta(days=1)
+    with world.transaction() as writer:
+        held = instances.lock(writer, directive.instance_id)
+        write_row(writer, held, {"updated_at": clock.now()}, version="lock_version")
+        writer.execute(update(Directive).where(Directive.id == directive.id).values(deadline_at=later))
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(_locked_directive_deadline, world, directive.instance_id)
+            time.sleep(0.5)  # the other lock is waiting for this transaction
+            assert not waiting.done()
+            writer.commit()
+            assert waiting.result(timeout=10) == later
+
+
+def _locked_directive_deadline(world, instance_id: int) -> datetime:
+    with world.transaction() as session:
+        instances.lock(session, instance_id)
+        return directives.of_instance(session, instance_id).deadline_at
 
 
 def test_completion_closes_the_directive_on_time(world):

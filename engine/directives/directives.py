@@ -489,7 +489,7 @@ def refresh(session: Session, directive: Directive) -> None:
         if fresh is None:
             raise NotFound(N_("no directive %(directive)s"), params={"directive": str(directive.id)})
         _project(session, fresh, instances.get_instance(session, directive.instance_id), None,
-                 escalations_changed=True)
+                 escalations_raised=True, escalations_resolved=True)
 
 
 def register(session: Session, *, status: str | None = None, limit: int = 50, offset: int = 0) -> list[Directive]:
@@ -795,8 +795,7 @@ def _sync(session: Session, instance: instances.ProcessInstance, open_steps: lis
     directive = _held(session, instance.id) or session.scalar(_FRESH_OF_INSTANCE, {"instance_id": instance.id})
     if directive is not None:
         _hold(session, instance.id, directive)
-        _project(session, directive, instance, open_steps,
-                 escalations_changed=escalations.changed(session, instance.id))
+        _project(session, directive, instance, open_steps, escalations_raised=escalations.raised(session, instance.id))
 
 
 _FRESH = (  # with its season, which the step figures' context reads at the commit (no statement of its own)
@@ -846,10 +845,11 @@ def _open_steps(session: Session, instance_id: int) -> Sequence[Row[str, datetim
 
 
 def _project(session: Session, directive: Directive, instance: instances.ProcessInstance,
-             open_steps: list[WorkItem] | None, *, escalations_changed: bool) -> None:
+             open_steps: list[WorkItem] | None, *, escalations_raised: bool,
+             escalations_resolved: bool = False) -> None:
     """Copy what the directive's pages show from its instance: open steps (read when not given), earliest
-    due, escalation level, incident and end. The escalation queries run only when escalations changed in
-    this unit of work."""
+    due, escalation level, incident and end. The escalation queries run only when escalations were raised
+    or resolved in this unit of work; the open level is read again only when one was resolved."""
     steps: Sequence[_OpenStep] = _open_steps(session, instance.id) if open_steps is None else open_steps
     dues = [step.due_at for step in steps if step.due_at is not None]
     projected: dict[str, Any] = {
@@ -858,12 +858,14 @@ def _project(session: Session, directive: Directive, instance: instances.Process
         "current_due_at": min(dues) if dues else None,
         "incident": (instance.incident_message or "")[:500] or None,
     }
-    if escalations_changed:
+    if escalations_raised or escalations_resolved:
         connection = session.connection()
         raised = connection.execute(_CLAIM_ESCALATIONS, {"of_instance": instance.id,
                                                          "claiming_directive": directive.id}).all()
         count_escalations(session, directive, raised, 1)
-        projected["escalation_level"] = connection.execute(_OPEN_LEVEL, {"instance_id": instance.id}).scalar_one()
+        projected["escalation_level"] = (  # raised only: the level read under the lock is still the open ones'
+            connection.execute(_OPEN_LEVEL, {"instance_id": instance.id}).scalar_one() if escalations_resolved
+            else max([directive.escalation_level, *(level for _, level in raised)]))
     if projected.get("status", directive.status) == ACTIVE:
         projected |= _ending(directive, instance)
     if projected.get("status", directive.status) in (COMPLETED, CANCELLED):

@@ -9,8 +9,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, bindparam, func, insert, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import (
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    bindparam,
+    cast,
+    event,
+    func,
+    insert,
+    literal,
+    select,
+)
+from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
 from engine.bpmn.bpmn_runtime import ServiceCall, WorkflowFailure
 from engine.bpmn.service_tasks import ExecutionContext, operation
@@ -24,16 +37,24 @@ from engine.work import notifications
 REASONS = ("overdue", "unacknowledged", "loop_cap", "manual")
 MAX_ESCALATION_LEVEL = 5
 DEFAULT_TARGETS = {1: SUPERVISOR, 2: LEADERSHIP}
-_CHANGED = "tansiq.escalations_changed"  # session.info key: instances whose escalations changed in this session
+_RAISED = "tansiq.escalations_raised"  # session.info key: instances that raised escalations in this session
+_KNOWN_ENTITIES = "tansiq.known_entities"  # session.info key: entity codes found in this transaction
 
 
-def note_change(session: Session, instance_id: int) -> None:
-    """Say that an instance's escalations were raised or resolved, so its directive's level is recomputed."""
-    session.info.setdefault(_CHANGED, set()).add(instance_id)
+def note_raised(session: Session, instance_id: int) -> None:
+    """Say that an instance raised escalations, so its directive's projection takes them (resolving one
+    recomputes the projection itself: `engine.directives.directives.refresh`)."""
+    session.info.setdefault(_RAISED, set()).add(instance_id)
 
 
-def changed(session: Session, instance_id: int) -> bool:
-    return instance_id in session.info.get(_CHANGED, ())
+def raised(session: Session, instance_id: int) -> bool:
+    return instance_id in session.info.get(_RAISED, ())
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_entities(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_KNOWN_ENTITIES, None)
 
 
 class Escalation(Base):
@@ -74,19 +95,13 @@ def escalate(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
     if entity is not None and not _entity_exists(context.session, entity):
         raise WorkflowFailure(f"escalation to an unknown entity {entity!r}", element_id=call.element_id)
     instance_id = context.instance.id
-    connection = context.session.connection()  # Core rows: the timer worker's hot path reads none of them back
-    earlier = connection.execute(_EARLIER, {"instance_id": instance_id, "element_id": call.element_id}).scalar_one()
     escalation = {
-        "instance_id": instance_id,
-        # The n-th firing of this element in this instance: two workers replaying one saved state would
-        # compute the same key, and the unique constraint lets only one of them commit.
-        "source_key": f"{call.element_id}#{earlier + 1}",
-        "element_id": call.element_id, "level": level, "reason": reason, "target_role": target,
-        "entity": entity, "note": call.params.get("note"), "status": "open",
-        "raised_at": clock.now(),
+        "instance_id": instance_id, "element_id": call.element_id, "level": level, "reason": reason,
+        "target_role": target, "entity": entity, "note": call.params.get("note"), "raised_at": clock.now(),
     }
-    escalation_id = connection.execute(_INSERT, escalation).scalar_one()
-    note_change(context.session, instance_id)
+    # Core rows: the timer worker's hot path reads none of them back
+    escalation_id, escalation["source_key"] = context.session.connection().execute(_RAISE, escalation).one()
+    note_raised(context.session, instance_id)
     _tell(context, escalation)
     audit.record(context.session, context.actor, "escalation.raised", f"instance:{instance_id}",
                  {"escalation": escalation_id, "level": level, "reason": reason, "to": target,
@@ -94,14 +109,36 @@ def escalate(context: ExecutionContext, call: ServiceCall) -> dict[str, Any]:
     return {"escalation_id": escalation_id, "level": level}
 
 
-_EARLIER = select(func.count()).select_from(Escalation).where(
-    Escalation.instance_id == bindparam("instance_id"), Escalation.element_id == bindparam("element_id"))
+_TABLE = Escalation.__table__
+# One statement: the escalation, keyed as the n-th firing of its element in its instance. Two workers
+# replaying one saved state would compute the same key, and the unique constraint lets only one commit.
+_RAISE = insert(_TABLE).from_select(
+    ["instance_id", "source_key", "element_id", "level", "reason", "target_role", "entity", "note", "status",
+     "raised_at"],
+    select(bindparam("instance_id", type_=Integer),
+           bindparam("element_id", type_=String) + "#" + cast(func.count() + 1, String),
+           bindparam("element_id", type_=String), bindparam("level", type_=Integer),
+           bindparam("reason", type_=String), bindparam("target_role", type_=String),
+           bindparam("entity", type_=String), bindparam("note", type_=Text), literal("open", String),
+           bindparam("raised_at", type_=UTCDateTime))
+    .select_from(_TABLE)
+    .where(_TABLE.c.instance_id == bindparam("instance_id", type_=Integer),
+           _TABLE.c.element_id == bindparam("element_id", type_=String)),
+).returning(_TABLE.c.id, _TABLE.c.source_key)
 _ENTITY_EXISTS = select(Entity.id).where(Entity.code == bindparam("code"))
-_INSERT = insert(Escalation.__table__).returning(Escalation.__table__.c.id)
 
 
 def _entity_exists(session: Session, code: Any) -> bool:
-    return isinstance(code, str) and session.execute(_ENTITY_EXISTS, {"code": code}).first() is not None
+    """Whether an entity has the code: looked up once a transaction (a timer batch escalates to a few)."""
+    if not isinstance(code, str):
+        return False
+    known: set[str] = session.info.setdefault(_KNOWN_ENTITIES, set())
+    if code in known:
+        return True
+    found = session.execute(_ENTITY_EXISTS, {"code": code}).first() is not None
+    if found and not session.in_nested_transaction():  # entities are never deleted; a savepoint's could be
+        known.add(code)
+    return found
 
 
 def _tell(context: ExecutionContext, escalation: dict[str, Any]) -> None:

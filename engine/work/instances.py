@@ -29,7 +29,15 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column, object_session, relationship
+from sqlalchemy.orm import (
+    Mapped,
+    Session,
+    SessionTransaction,
+    aliased,
+    mapped_column,
+    object_session,
+    relationship,
+)
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm.interfaces import ORMOption
 
@@ -327,7 +335,7 @@ def open_steps(session: Session, instance_id: int) -> list[work_items.WorkItem]:
 class LockCompanion:
     """A row a layer above reads with every lock of an instance, outer-joined in the same statement (the
     directives layer: the instance's directive, which its projection writes after each change). `held`
-    gets each row found, read afresh under the instance's lock, outside savepoints."""
+    gets each row found current, outside savepoints."""
 
     entity: type[Base]
     onclause: ColumnElement[bool]
@@ -337,6 +345,7 @@ class LockCompanion:
 
 _companions: list[LockCompanion] = []
 _lock_statements: dict[str, Select[Any]] = {}
+_SNAPSHOT = aliased(ProcessInstance)
 
 
 def lock_with(companion: LockCompanion) -> None:
@@ -346,7 +355,14 @@ def lock_with(companion: LockCompanion) -> None:
 
 
 def locking(query: Select[Any]) -> Select[Any]:
-    """`query`, a lock of instances, with the companions' rows: read its rows with `locked_instances`."""
+    """`query`, a lock of instances, with the companions' rows: read its rows with `locked_instances`.
+
+    PostgreSQL returns the locked row as it is once the lock is granted, but every other row of the
+    statement as its snapshot saw it, before the writer it waited for committed. So the statement also
+    reads the instance's version in its snapshot: where it differs from the locked row's, the companions
+    may be stale and are not handed over (their layer reads them again)."""
+    query = query.add_columns(select(_SNAPSHOT.lock_version).where(_SNAPSHOT.id == ProcessInstance.id)
+                              .scalar_subquery())
     for companion in _companions:
         query = query.add_columns(companion.entity).outerjoin(companion.entity, companion.onclause)
         query = query.options(*companion.options)
@@ -354,14 +370,18 @@ def locking(query: Select[Any]) -> Select[Any]:
 
 
 def locked_instances(session: Session, rows: Sequence[Row[Any]]) -> list[ProcessInstance]:
-    """The instances of rows read with `locking`, their companions handed to whoever registered them."""
+    """The instances of rows read with `locking`, their current companions handed to whoever registered them."""
     found: list[ProcessInstance] = [row[0] for row in rows]
-    if not session.in_nested_transaction():
-        for row in rows:
-            companion_rows: tuple[Any, ...] = tuple(row[1:])
-            for companion, companion_row in zip(_companions, companion_rows, strict=True):
-                if companion_row is not None:
-                    companion.held(session, row[0], companion_row)
+    for row in rows:
+        instance, snapshot_version, *companion_rows = tuple(row)
+        current = snapshot_version == instance.lock_version and not session.in_nested_transaction()
+        for companion, companion_row in zip(_companions, companion_rows, strict=True):
+            if companion_row is None:
+                continue
+            if current:
+                companion.held(session, instance, companion_row)
+            else:
+                session.expire(companion_row)  # read again when next used
     return found
 
 
