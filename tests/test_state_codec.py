@@ -1,5 +1,6 @@
 """The packed state (engine.bpmn.state_codec): exact times, values given out as their own copies, shapes it
-does not know kept as they are, and states stored by earlier versions (format 2, unpacked) read and run on.
+does not know kept as they are, and format-2 states stored by the code before read and run on (the unpacked
+form of before issue 23: tests/test_runtime_state.py).
 
 tests/states/format-2.json holds, per shipped model, the state launched and after its first step as the
 code before format 3 stored it (made with that code, from the state tests' directive and answers).

@@ -1,5 +1,5 @@
-"""An instance's stored state, packed: SpiffWorkflow's conversion of the workflow, written in a fifth of
-its size, and read back to exactly that conversion.
+"""An instance's stored state, packed: SpiffWorkflow's conversion of the workflow, written in a fifth to a
+quarter of its size, and read back to exactly that conversion.
 
 SpiffWorkflow converts a workflow to one dictionary per task, keyed by the task's UUID and naming its parent
 and children by theirs, with every field written even when it holds its default. On the shipped models that
@@ -17,18 +17,20 @@ is ~30 kB a directive, three quarters of it UUIDs, field names, defaults and tim
   same ones recur (the directive's data on each start task, the same deletions on every task that leaves a
   sub-process or a branch); each task that names one is given its own copy;
 - `last_state_change` (SpiffWorkflow's `time.time()`, a float) is written as an integer: with `clock` =
-  `[e, k0]`, a task's value is `(k_previous + n) / 2**e` where `n` is what the task holds and `k_previous`
-  is the integer of the task before it in its workflow (`k0` for a workflow's first). A float is an
-  integer over a power of two, so this is exact, bit for bit; a state whose times are not all positive
-  floats that are integers of at most 53 bits over one power of two keeps its floats, and has no `clock`.
+  `[e, k0]`, a task's time is `k / 2**e`, its `k` being the previous task's `k` (in a workflow's first
+  task, `k0`) plus the integer the task holds. `e` is 53 less the binary exponent of the smallest time, so
+  every time is an integer `k` over `2**e`, and a float again exactly, bit for bit, while `k` has at most
+  53 bits (all times between the same two powers of two: `time.time()` is between 2**30 and 2**31 from 2004
+  to 2038); a state with a time that is not a positive finite float, or with times further apart, keeps
+  its floats and has no `clock`.
 
 The process data, internal data and other workflow fields are written as SpiffWorkflow gave them.
 
-Format 2 (issue 23, the first packing) wrote all of a state this way but its times as floats, its data
-inline, and every UUID anywhere, even in the process data, as the string `"~N"` (a text beginning with `~`
-with one more `~` in front); it is still read. A state without `format` is SpiffWorkflow's own conversion,
-as Tansiq stored it before issue 23: it is read as it is. This module knows nothing of SpiffWorkflow beyond
-the shape of that dictionary.
+Format 2 (issue 23, the first packing) wrote the tasks this way but their times as floats and their data
+inline (deltas alone shared, in `deltas`), and every UUID anywhere, even in the process data, as the
+string `"~N"` (a text beginning with `~` with one more `~` in front); it is still read. A state without
+`format` is SpiffWorkflow's own conversion, as Tansiq stored it before issue 23: it is read as it is.
+This module knows nothing of SpiffWorkflow beyond the shape of that dictionary.
 """
 
 from __future__ import annotations
