@@ -164,20 +164,16 @@ class _Copies:
     def __init__(self, values: list[Any]) -> None:
         self._values = values
         self._given: set[int] = set()
+        self._written: dict[int, bytes] = {}  # what is given more than once, marshalled once (copies faster)
 
     def get(self, position: int) -> Any:
-        if position in self._given:
-            return _copy(self._values[position])
-        self._given.add(position)
-        return self._values[position]
-
-
-def _copy(value: Any) -> Any:
-    if type(value) is dict:
-        return {key: _copy(item) for key, item in value.items()}
-    if type(value) is list:
-        return [_copy(item) for item in value]
-    return value
+        if position not in self._given:
+            self._given.add(position)
+            return self._values[position]
+        written = self._written.get(position)
+        if written is None:
+            written = self._written[position] = marshal.dumps(self._values[position])
+        return marshal.loads(written)
 
 
 # --- workflows and tasks --------------------------------------------------------------------------------
@@ -245,35 +241,38 @@ def _unpack_workflow(packed: dict[str, Any], ids: list[str], values: _Copies,
     for key in _REFERRING:
         if workflow.get(key) is not None:
             workflow[key] = ids[workflow[key]]
-    if clock is None:
-        times = [task[3] for task in tasks]
-    else:
-        scale = 2.0 ** -clock[0]
-        integers = accumulate((task[3] for task in tasks), initial=clock[1])
-        next(integers)  # the state's first time, from which the first task's is written
-        times = [integer * scale for integer in integers]
-    parents: dict[int, str] = {}
-    for position, task in enumerate(tasks, offset):
-        for child in task[2]:
-            parents[child] = ids[position]
-    workflow["tasks"] = {ids[position]: _unpack_task(task, ids, ids[position], parents.get(position), values, time)
-                         for (position, task), time in zip(enumerate(tasks, offset), times, strict=True)}
+    own = ids[offset:offset + len(tasks)]
+    unpacked = [{"id": task_id, "parent": None, "children": list(map(ids.__getitem__, task[2])),
+                 "last_state_change": time, "state": task[1], "task_spec": task[0], "triggered": False,
+                 "internal_data": {}, "data": {}, "delta": {"updates": {}, "deletions": []}, "typename": "Task"}
+                for task_id, task, time in zip(own, tasks, _unpacked_times(tasks, clock), strict=True)]
+    _fill(unpacked, tasks, offset, values)
+    workflow["tasks"] = dict(zip(own, unpacked, strict=True))
     return workflow
 
 
-def _unpack_task(packed: list[Any], ids: list[str], task_id: str, parent: str | None, values: _Copies,
-                 time: Any) -> dict[str, Any]:
-    task: dict[str, Any] = {"id": task_id, "parent": parent, "children": list(map(ids.__getitem__, packed[2])),
-                            "last_state_change": time, "state": packed[1], "task_spec": packed[0],
-                            "triggered": False, "internal_data": {}, "data": {},
-                            "delta": {"updates": {}, "deletions": []}, "typename": "Task"}
-    if len(packed) > 4:
-        for short, value in packed[4].items():
-            if value is None:
-                del task[_LONG[short]]
-            else:
-                task[_LONG[short]] = values.get(value) if short in _SHARED else value
-    return task
+def _unpacked_times(tasks: list[list[Any]], clock: list[int] | None) -> list[Any]:
+    if clock is None:
+        return [task[3] for task in tasks]
+    scale = 2.0 ** -clock[0]
+    integers = accumulate((task[3] for task in tasks), initial=clock[1])
+    next(integers)  # the state's first time, from which the first task's is written
+    return [integer * scale for integer in integers]
+
+
+def _fill(unpacked: list[dict[str, Any]], tasks: list[list[Any]], offset: int, values: _Copies) -> None:
+    """Each task's parent (a task of the same workflow that names it a child) and its fields not defaulted."""
+    end = offset + len(tasks)
+    for task, packed in zip(unpacked, tasks, strict=True):
+        for child in packed[2]:
+            if offset <= child < end:
+                unpacked[child - offset]["parent"] = task["id"]
+        if len(packed) > 4:
+            for short, value in packed[4].items():
+                if value is None:
+                    del task[_LONG[short]]
+                else:
+                    task[_LONG[short]] = values.get(value) if short in _SHARED else value
 
 
 # --- format 2, as stored before (read only) ---------------------------------------------------------------
@@ -320,6 +319,14 @@ def _unpack_task_2(packed: list[Any], task_id: str, parent: str | None, ids: lis
         elif extras[short] is not None:
             task[name] = _unpack_value_2(extras[short], ids)
     return task
+
+
+def _copy(value: Any) -> Any:
+    if type(value) is dict:
+        return {key: _copy(item) for key, item in value.items()}
+    if type(value) is list:
+        return [_copy(item) for item in value]
+    return value
 
 
 def _unpack_value_2(value: Any, ids: list[str]) -> Any:
