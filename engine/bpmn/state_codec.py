@@ -38,6 +38,7 @@ from __future__ import annotations
 import base64
 import marshal
 import math
+import re
 from itertools import accumulate, chain, pairwise
 from typing import Any
 
@@ -50,6 +51,7 @@ _PACKED_ONLY = frozenset({"format", "ids", "subprocesses", "values", "clock"})
 _EMPTY_DELTA: dict[str, Any] = {"updates": {}, "deletions": []}
 _LONG = {"t": "triggered", "i": "internal_data", "d": "data", "D": "delta", "y": "typename"}
 _SHARED = frozenset("idD")  # the fields written in `values`
+_UUID_GROUPS = re.compile("(.{8})(.{4})(.{4})(.{4})(.{12})")  # a UUID's hex digits, 8-4-4-4-12
 _BITS = 53  # a float's integers: exact up to 2**53
 _MAX_EXPONENT = 900  # times of less than 2**-847 s: kept as floats (2.0**exponent overflows at 1024)
 
@@ -123,9 +125,7 @@ def _encoded_ids(ids: list[str]) -> str:
 
 
 def _decoded_ids(encoded: str) -> list[str]:
-    digits = base64.b64decode(encoded).hex()
-    return [f"{digits[at:at + 8]}-{digits[at + 8:at + 12]}-{digits[at + 12:at + 16]}-{digits[at + 16:at + 20]}-"
-            f"{digits[at + 20:at + 32]}" for at in range(0, len(digits), 32)]
+    return list(map("-".join, _UUID_GROUPS.findall(base64.b64decode(encoded).hex())))
 
 
 def _clock(times: list[Any]) -> tuple[int, list[int]] | None:
