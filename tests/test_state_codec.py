@@ -141,7 +141,7 @@ def test_a_task_without_some_fields_comes_back_without_them():
 
 
 @pytest.mark.parametrize("change", ["extra field", "no id", "short id", "upper-case id", "triggered null",
-                                    "a field of the packing"])
+                                    "a field of the packing", "id not its key", "parent not naming it"])
 def test_a_shape_the_codec_does_not_know_is_kept_as_it_is(change):
     state = _standard_state()
     task_id, task = next(iter(state["tasks"].items()))
@@ -155,6 +155,10 @@ def test_a_shape_the_codec_does_not_know_is_kept_as_it_is(change):
         state["tasks"] = {(key.upper() if key == task_id else key): value for key, value in state["tasks"].items()}
     elif change == "triggered null":
         task["triggered"] = None
+    elif change == "id not its key":
+        task["id"] = list(state["tasks"])[1]
+    elif change == "parent not naming it":
+        list(state["tasks"].values())[2]["parent"] = task_id
     else:
         state["values"] = []
     before = copy.deepcopy(state)

@@ -53,7 +53,7 @@ _LONG = {"t": "triggered", "i": "internal_data", "d": "data", "D": "delta", "y":
 _SHARED = frozenset("idD")  # the fields written in `values`
 _UUID_GROUPS = re.compile("(.{8})(.{4})(.{4})(.{4})(.{12})")  # a UUID's hex digits, 8-4-4-4-12
 _BITS = 53  # a float's integers: exact up to 2**53
-_MAX_EXPONENT = 900  # times of less than 2**-847 s: kept as floats (2.0**exponent overflows at 1024)
+_MAX_EXPONENT = 900  # times below 2**-848 s: kept as floats (2.0**exponent overflows at 1024)
 
 
 class _Unknown(Exception):
@@ -180,6 +180,7 @@ class _Copies:
 
 def _pack_workflow(workflow: dict[str, Any], index: dict[str, int], values: _Values,
                    clock: tuple[int, list[int]] | None, offset: int) -> dict[str, Any]:
+    _check_tree(workflow.get("tasks", {}))
     tasks = list(workflow.get("tasks", {}).values())
     packed = {key: value for key, value in workflow.items() if key not in ("tasks", "subprocesses")}
     for key in _REFERRING:
@@ -193,6 +194,13 @@ def _pack_workflow(workflow: dict[str, Any], index: dict[str, int], values: _Val
         times = [later - earlier for earlier, later in pairwise([clock[1][0], *integers])]
     packed["tasks"] = [_pack_task(task, index, values, time) for task, time in zip(tasks, times, strict=True)]
     return packed
+
+
+def _check_tree(tasks: dict[str, dict[str, Any]]) -> None:
+    """Each task's id its key, and its parent the task of its workflow that names it a child (as unpacked)."""
+    parents = {child: task_id for task_id, task in tasks.items() for child in task["children"]}
+    if any(task["id"] != task_id or task["parent"] != parents.get(task_id) for task_id, task in tasks.items()):
+        raise _Unknown
 
 
 def _pack_task(task: dict[str, Any], index: dict[str, int], values: _Values, time: Any) -> list[Any]:
