@@ -82,7 +82,7 @@ def test_a_few_events_and_kept_counts_go_in_one_statement_after_the_heads_lock(d
         head, [folded] = sent[0], sent[1:]
         assert _is_head_lock(head)
         assert folded.startswith("WITH audit_events AS (INSERT INTO audit_event")
-        assert "kept_tally AS (INSERT INTO tally" in folded
+        assert "kept_tally_0 AS (INSERT INTO tally" in folded
         assert folded.endswith("WHERE audit_head.id = %(id_1)s::INTEGER")
     else:  # no INSERT inside WITH: the head, the upsert, the events and the head's move
         assert len(sent) == 4 and sent[1].startswith("INSERT INTO tally") and sent[2].startswith("INSERT INTO audit")
@@ -104,7 +104,7 @@ def test_a_launch_writes_both_tables_of_kept_counts_in_the_heads_statement_as_th
         [folded] = kept_rows
         assert folded.startswith("WITH audit_events AS")
         # given in reverse: PostgreSQL runs them the last first, in the tables' name order as every writer
-        assert folded.index("kept_tally AS") < folded.index("kept_step_tally AS")
+        assert folded.index("kept_tally_0 AS") < folded.index("kept_step_tally_0 AS")
     else:
         assert _written(kept_rows) == ["step_tally", "tally"]
     assert _kept_step_figures(db) == _recounted_step_figures(db) != {}
@@ -150,7 +150,7 @@ def test_a_rolled_back_savepoint_is_taken_back_from_the_one_statement(db):
         with session.begin_nested():
             tallies.add(session, *key, completed=1, completion_hours=2.5)
     if db.is_postgresql:
-        assert sum("kept_tally AS" in s for s in sent) == 1
+        assert sum("kept_tally_0 AS" in s for s in sent) == 1
     assert _kept(db) == {key: {**dict.fromkeys(FIGURES, 0), "active": 1, "completed": 1, "completion_hours": 2.5}}
     assert _chained(db) == before + 1
 

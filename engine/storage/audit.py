@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CTE, Connection, Integer, String, Update, event, insert, select, update
+from sqlalchemy import CTE, Connection, Integer, String, Update, bindparam, event, insert, select, union_all, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from engine.foundation import clock
@@ -114,18 +114,23 @@ class Chained:
     def fits_one_statement(self, dialect: str) -> bool:
         return dialect == "postgresql" and len(self.rows) <= _EVENTS_IN_ONE_STATEMENT
 
-    def one_statement(self, *also: CTE) -> Update:
-        """The head's UPDATE with the events' INSERT, and `also`, as data-modifying WITHs: one round trip.
-        PostgreSQL runs each to completion whether or not the UPDATE reads it, after the UPDATE and the last
-        first. (SQLite has no INSERT inside WITH.)"""
-        events = insert(AuditEvent.__table__).values(self.rows).cte("audit_events")
-        return _MOVE_HEAD.values(self.head).add_cte(events, *also)
+    def one_statement(self, *also: tuple[CTE, dict[str, Any]]) -> tuple[Update, dict[str, Any]]:
+        """The head's UPDATE with the events' INSERT, and `also` (CTEs with their parameters), as data-modifying
+        WITHs: one round trip, and its parameters. PostgreSQL runs each to completion whether or not the UPDATE
+        reads it, after the UPDATE and the last first. (SQLite has no INSERT inside WITH.) Every value is a
+        named parameter: a multi-row VALUES has no cache key, and was compiled anew at every commit."""
+        params = {f"e{position}_{name}": value for position, row in enumerate(self.rows) for name, value in row.items()}
+        params |= {"head_last_id": self.head["last_id"], "head_last_hash": self.head["last_hash"]}
+        for _, cte_params in also:
+            params |= cte_params
+        statement = _MOVE_BOUND_HEAD.add_cte(_events_insert(len(self.rows)), *(cte for cte, _ in also))
+        return statement, params
 
     def write(self, connection: Connection) -> None:
         # Core statements on the transaction's connection, not ORM objects: nothing reads these rows back in
         # this unit of work, and the ORM's bulk path cost four times as much per statement.
         if self.fits_one_statement(connection.dialect.name):
-            connection.execute(self.one_statement())
+            connection.execute(*self.one_statement())
             return
         connection.execute(_INSERT_EVENTS, self.rows)
         connection.execute(_MOVE_HEAD, self.head)
@@ -157,6 +162,21 @@ _EVENTS_IN_ONE_STATEMENT = 16
 _INSERT_EVENTS = insert(AuditEvent.__table__)
 _LOCK_HEAD = select(AuditHead.last_id, AuditHead.last_hash).where(AuditHead.id == 1).with_for_update()
 _MOVE_HEAD = update(AuditHead.__table__).where(AuditHead.id == 1)
+_MOVE_BOUND_HEAD = _MOVE_HEAD.values(last_id=bindparam("head_last_id"), last_hash=bindparam("head_last_hash"))
+_EVENT_COLUMNS = ("id", "at", "actor", "action", "subject", "payload", "prev_hash", "hash")
+_EVENTS_INSERTS: dict[int, CTE] = {}
+
+
+def _events_insert(count: int) -> CTE:
+    """`INSERT INTO audit_event SELECT <event 0's parameters> UNION ALL ...` as a WITH, built once per count."""
+    cte = _EVENTS_INSERTS.get(count)
+    if cte is None:
+        table = AuditEvent.__table__
+        rows = [select(*(bindparam(f"e{position}_{name}", type_=table.c[name].type) for name in _EVENT_COLUMNS))
+                for position in range(count)]
+        source = rows[0] if count == 1 else union_all(*rows)
+        cte = _EVENTS_INSERTS[count] = insert(table).from_select(list(_EVENT_COLUMNS), source).cte("audit_events")
+    return cte
 
 
 def _locked_head(session: Session) -> tuple[int, str]:

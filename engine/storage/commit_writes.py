@@ -37,7 +37,8 @@ def _write_at_commit(session: Session) -> None:
     chained = audit.chain(session, pending)
     connection = session.connection()
     if upserts and _fold(connection, chained, upserts):
-        connection.execute(chained.one_statement(*(upsert.as_cte() for upsert in reversed(upserts))))
+        parts = [part for upsert in upserts for part in upsert.as_ctes()]  # tables by name, rows by key
+        connection.execute(*chained.one_statement(*reversed(parts)))  # run last first: in that order
         return
     _write_each(session, upserts)
     chained.write(connection)

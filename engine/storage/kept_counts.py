@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import CTE, Connection, Table, event
+from sqlalchemy import CTE, Connection, Table, bindparam, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -98,10 +98,21 @@ class Upsert:
         else:
             connection.execute(self.counts._upsert_many(dialect, self.changed, self.rows))
 
-    def as_cte(self) -> CTE:
-        """The upsert as a data-modifying WITH of another PostgreSQL statement, named after its table."""
-        cte: CTE = self.counts._upsert_many("postgresql", self.changed, self.rows).cte(f"kept_{self.counts.table.name}")
-        return cte
+    def as_ctes(self) -> list[tuple[CTE, dict[str, Any]]]:
+        """The upsert as data-modifying WITHs of another PostgreSQL statement, one a row in key order, each
+        with its parameters: built once for their shape and position, their values named parameters (a
+        multi-row VALUES has no cache key, and was compiled at every commit)."""
+        table, ctes = self.counts.table, []
+        for position, row in enumerate(self.rows):
+            name = f"kept_{table.name}_{position}"
+            key = (self.counts.name, self.changed, position)
+            cte = _BOUND_UPSERTS.get(key)
+            if cte is None:
+                insert = _insert("postgresql", table).values(
+                    {column: bindparam(f"{name}_{column}", type_=table.c[column].type) for column in row})
+                cte = _BOUND_UPSERTS[key] = self.counts._adding(insert, self.changed).cte(name)
+            ctes.append((cte, {f"{name}_{column}": value for column, value in row.items()}))
+        return ctes
 
 
 def take_all(session: Session) -> list[Upsert]:
@@ -116,6 +127,7 @@ def _insert(dialect: str, table: Table) -> Any:
 
 
 _UPSERTS: dict[tuple[str, str, tuple[str, ...]], Any] = {}
+_BOUND_UPSERTS: dict[tuple[str, tuple[str, ...], int], CTE] = {}
 _REGISTERED: list[KeptCounts] = []
 _SAVED = "tansiq.kept.saved"  # session.info: open savepoint -> every table's pending additions when it began
 
