@@ -156,8 +156,8 @@ def _drop_pending(session: Session) -> None:
         session.info.pop("audit_pending", None)
 
 
-# A request records a few events; an import or a bulk action thousands, whose one multi-row VALUES would pass
-# PostgreSQL's 65,535 parameters (8 an event) and compile anew for each count: those take the batched INSERT.
+# A request records a few events; an import or a bulk action thousands, which in one statement would pass
+# PostgreSQL's 65,535 parameters (8 an event) and build a statement for each count: those take the batched INSERT.
 _EVENTS_IN_ONE_STATEMENT = 16
 _INSERT_EVENTS = insert(AuditEvent.__table__)
 _LOCK_HEAD = select(AuditHead.last_id, AuditHead.last_hash).where(AuditHead.id == 1).with_for_update()

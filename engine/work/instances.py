@@ -344,7 +344,7 @@ class LockCompanion:
 
 
 _companions: list[LockCompanion] = []
-_lock_statements: dict[str, Select[Any]] = {}
+_lock_statements: dict[Select[Any], Select[Any]] = {}  # a lock -> it with the companions
 _SNAPSHOT = aliased(ProcessInstance)
 
 
@@ -371,9 +371,10 @@ def locking(query: Select[Any]) -> Select[Any]:
 
 def locked_instances(session: Session, rows: Sequence[Row[Any]]) -> list[ProcessInstance]:
     """The instances of rows read with `locking`, their current companions handed to whoever registered them."""
-    found: list[ProcessInstance] = [row[0] for row in rows]
+    found: list[ProcessInstance] = []
     for row in rows:
         instance, snapshot_version, *companion_rows = tuple(row)
+        found.append(instance)
         current = snapshot_version == instance.lock_version and not session.in_nested_transaction()
         for companion, companion_row in zip(_companions, companion_rows, strict=True):
             if companion_row is None:
@@ -406,10 +407,10 @@ _OPEN_OF_INSTANCES = (
 )
 
 
-def _lock_one(session: Session, query: Select[Any], name: str, params: dict[str, Any]) -> ProcessInstance | None:
-    statement = _lock_statements.get(name)
+def _lock_one(session: Session, query: Select[Any], params: dict[str, Any]) -> ProcessInstance | None:
+    statement = _lock_statements.get(query)
     if statement is None:
-        statement = _lock_statements[name] = locking(query)
+        statement = _lock_statements[query] = locking(query)
     row = session.execute(statement, params).first()
     return None if row is None else locked_instances(session, [row])[0]
 
@@ -429,7 +430,7 @@ def lock(session: Session, instance_id: int) -> ProcessInstance:
     held: ProcessInstance | None = session.info.get(_LOCKED, {}).get(instance_id)
     if held is not None:
         return held
-    instance = _lock_one(session, _LOCK, "lock", {"instance_id": instance_id})
+    instance = _lock_one(session, _LOCK, {"instance_id": instance_id})
     if instance is None:
         raise NotFound(N_("no process instance %(instance)s"), params={"instance": str(instance_id)})
     if not session.in_nested_transaction():
@@ -464,7 +465,7 @@ def lock_item(session: Session, work_item_id: int) -> tuple[work_items.WorkItem,
     if work_item_id in fresh:
         item = fresh[work_item_id]
         return item, lock(session, item.instance_id)
-    instance = _lock_one(session, _LOCK_OF_ITEM, "lock of item", {"item_id": work_item_id})
+    instance = _lock_one(session, _LOCK_OF_ITEM, {"item_id": work_item_id})
     read = [] if instance is None else list(
         session.scalars(_READ_ITEM_AND_OPEN, {"instance_id": instance.id, "item_id": work_item_id}))
     item = next((step for step in read if step.id == work_item_id), None)
